@@ -1,0 +1,26 @@
+# Two commands on a fresh machine:  `make quickstart` (the main job) and `make test` (the tests).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install test test-all quickstart clean
+
+# torch==2.13.0 is named in the same pip command as everything else: alone, a dependency's
+# plain "torch" could pull a multi-GB CUDA build. torchvision is never installed.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt "torch==2.13.0" -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m ""
+
+clean:
+	rm -rf $(VENV) outputs

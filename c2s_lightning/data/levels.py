@@ -1,0 +1,45 @@
+"""The five comparison levels and the rule that assigns one to a pair of images."""
+
+from __future__ import annotations
+
+import math
+
+from c2s_lightning.data.records import IQARecord
+
+LEVELS = ("inferior", "worse", "similar", "better", "superior")
+"""Level of the SECOND image relative to the FIRST, worst to best."""
+
+LEVEL_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+"""Probability that the second image is better, for each level in ``LEVELS`` order."""
+
+
+def level_from_scores(mos_first: float, mos_second: float, std_first: float, std_second: float) -> str:
+    """Level of the second image from the two scores and stds (Compare2Score's rule).
+
+    With ``q = mos_first - mos_second`` and ``s = sqrt(std_first**2 + std_second**2)``:
+    inferior if ``q > 2s``; worse if ``s < q <= 2s``; similar if ``-s < q <= s``;
+    better if ``-2s < q <= -s``; superior if ``q <= -2s``.
+    """
+    s = math.sqrt(std_first**2 + std_second**2)
+    if not s > 0:
+        raise ValueError(f"combined std must be positive, got {s} (std {std_first}, {std_second})")
+    q = mos_first - mos_second
+    if q > 2 * s:
+        return "inferior"
+    if q > s:
+        return "worse"
+    if q > -s:
+        return "similar"
+    if q > -2 * s:
+        return "better"
+    return "superior"
+
+
+def comparison_level(first: IQARecord, second: IQARecord) -> str:
+    """Level of ``second`` relative to ``first``; both must be from one dataset and carry a std."""
+    if first.dataset != second.dataset:
+        raise ValueError(f"pairs never cross datasets: {first.dataset!r} vs {second.dataset!r}")
+    if first.std is None or second.std is None:
+        missing = first.path if first.std is None else second.path
+        raise ValueError(f"{missing}: record has no std; give the dataset a std fallback first")
+    return level_from_scores(first.mos, second.mos, first.std, second.std)
