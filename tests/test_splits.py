@@ -201,6 +201,9 @@ def test_official_split_reads_the_sets_file_next_to_the_images(tmp_path):
     for n, s in sets.items():
         by_part[s].add("1024x768/" + n)
     assert split_records(records, "official", sets=by_part) == split
+    # the readers' koniq_official_sets form: {record name: set}
+    by_name = {"1024x768/" + n: s for n, s in sets.items()}
+    assert split_records(records, "official", sets=by_name) == split
 
 
 def test_official_split_incomplete_data_raises(tmp_path):
@@ -210,6 +213,10 @@ def test_official_split_incomplete_data_raises(tmp_path):
     with pytest.raises(DatasetError, match="1 images of the official split are not among"):
         split_records(records[1:], "official")
     assert len(split_records(records[1:], "official", allow_partial=True).test) == 9
+    extra = IQARecord(tmp_path / "1024x768/new.jpg", 3.0, 0.4, None, "koniq10k", "1024x768/new.jpg")
+    with pytest.raises(DatasetError, match="1 records are not in the official split"):
+        split_records([*records, extra], "official")
+    assert extra in split_records([*records, extra], "official", allow_partial=True).train
 
 
 def test_describe_counts_images_and_contents():

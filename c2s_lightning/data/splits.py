@@ -69,9 +69,13 @@ def split_records(records: Sequence[IQARecord], protocol: str, index: int = 1, s
         seed: Random seed (``"random"``, and val carving under ``"paper"``).
         **options: ``paper``: ``val_fraction`` (float, carved from train by content),
             ``allow_partial`` (bool: log, instead of raising, when test images are missing).
-            ``official``: ``sets`` (``{image: set}`` or ``{set: images}``), ``sets_file`` (path of
-            ``koniq10k_distributions_sets.csv``; default: next to the images), ``allow_partial``.
-            ``random``: ``fractions`` (train, val, test), ``test_refs`` (contents pinned to test).
+            ``official``: ``sets`` (``{image: set}`` or ``{set: images}``, e.g. from
+            ``koniq_official_sets``; images match on their file name), ``sets_file`` (path of
+            ``koniq10k_distributions_sets.csv``; default: in the KonIQ root), ``allow_partial``
+            (log, instead of raising, when records and sets differ; unlisted records are train).
+            ``random``: ``fractions`` (train, val, test); ``test_refs`` (content ids; ``"I01"``
+            also names ``"I01.png"``): a dataset holding any of them has exactly those contents
+            as its test part, and its other contents are split train:val in the given ratio.
 
     Returns:
         The split; within each part, records keep their input order.
@@ -182,8 +186,9 @@ def read_koniq_sets(path: str | Path) -> dict[str, str]:
 def _official(records: list[IQARecord], index: int, seed: int,
               sets: Mapping[str, str] | Mapping[str, Iterable[str]] | None = None,
               sets_file: str | Path | None = None, allow_partial: bool = False) -> Split:
-    if records[0].dataset != "koniq10k":
-        raise DatasetError(f"the official protocol is KonIQ-10k's; got {records[0].dataset} records")
+    if sets is None and sets_file is None and records[0].dataset != "koniq10k":
+        raise DatasetError(f"the official protocol is KonIQ-10k's; for {records[0].dataset} "
+                           "records pass its sets (sets= or sets_file=)")
     if sets is None:
         sets = read_koniq_sets(sets_file or _dataset_root(records[0]) / KONIQ_SETS_FILE)
     assignment = _normalise_sets(sets)
@@ -202,8 +207,8 @@ def _official(records: list[IQARecord], index: int, seed: int,
         message = f"KonIQ-10k official split: {'; '.join(problems)}"
         if not allow_partial:
             raise DatasetError(message + "; pass allow_partial=True to use the images present")
-        log.warning("%s; allow_partial is set: unlisted records are dropped", message)
-    return Split(parts["train"], parts["val"], parts["test"])
+        log.warning("%s; allow_partial is set: unlisted records go to train", message)
+    return Split(parts["train"] + unlisted, parts["val"], parts["test"])
 
 
 def _normalise_sets(sets: Mapping) -> dict[str, str]:
@@ -245,7 +250,8 @@ def _random(records: list[IQARecord], index: int, seed: int,
     else:
         n_test, n_val = round(len(groups) * f_test), round(len(groups) * f_val)
         test_groups, val_groups = set(groups[:n_test]), set(groups[n_test:n_test + n_val])
-    return Split([r for r in records if key(r) not in test_groups | val_groups],
+    held_out = test_groups | val_groups
+    return Split([r for r in records if key(r) not in held_out],
                  [r for r in records if key(r) in val_groups],
                  [r for r in records if key(r) in test_groups])
 

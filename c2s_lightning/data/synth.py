@@ -1,0 +1,219 @@
+"""A small synthetic IQA dataset in KADID-10k's native layout, for the quickstart and the tests.
+
+Reference contents are scikit-image's bundled photos (no download), centre-cropped and resized to
+``size`` pixels. Each is distorted at ``levels`` strengths per distortion type, and the MOS falls
+by one per level (5 for the mildest, 1 for the strongest) plus a small seeded jitter, so quality is
+a simple, learnable function of the image. The folder is read by the real KADID-10k reader::
+
+    out/images/I01.png             reference of content 1
+    out/images/I01_11_01.png       content 1, distortion type 11 (KADID's white noise), level 1
+    out/dmos.csv                   dist_img,ref_img,dmos,var  ('dmos' is a MOS, 'var' a variance)
+    out/contents.json              {"I01": "astronaut", ...}
+    out/synth.json                 the parameters, so that regenerating can be skipped
+
+Distortion type numbers are KADID-10k's own (01 Gaussian blur, 10 JPEG, 11 white noise).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+log = logging.getLogger(__name__)
+
+#: Content order fixes the Ixx ids: astronaut is I01, chelsea I04, page I08, ...
+CONTENTS = ("astronaut", "camera", "coffee", "chelsea", "moon", "gravel", "clock", "page",
+            "rocket", "coins", "hubble_deep_field", "immunohistochemistry", "brick", "grass",
+            "retina", "cell")
+#: Contents the quickstart holds out as its test set (I04..I08 under the default order).
+HELD_OUT = ("chelsea", "moon", "gravel", "clock", "page")
+#: name -> (KADID-10k type number, strengths of the 5 levels: noise sigma /255, blur sigma in
+#: pixels, JPEG quality). Level 1 of noise and blur is the undistorted image.
+DISTORTIONS = {
+    "blur": (1, (0.0, 0.7, 1.4, 2.4, 4.0)),
+    "jpeg": (10, (95, 50, 25, 12, 5)),
+    "noise": (11, (0.0, 8.0, 18.0, 32.0, 55.0)),
+}
+STD_RANGE = (0.3, 0.5)
+JITTER = 0.15
+_VERSION = 1
+
+
+def content_ids(contents: Sequence[str] | None = None) -> dict[str, str]:
+    """``{"I01": name, ...}`` in the given (default: ``CONTENTS``) order."""
+    return {f"I{i:02d}": name for i, name in enumerate(contents or CONTENTS, start=1)}
+
+
+def held_out_refs(names: Sequence[str] = HELD_OUT, contents: Sequence[str] | None = None) -> list[str]:
+    """The Ixx ids of the named contents, e.g. for the ``test_refs`` split option."""
+    ids = {name: ref for ref, name in content_ids(contents).items()}
+    return [ids[name] for name in names]
+
+
+def load_content(name: str, size: int) -> np.ndarray:
+    """A scikit-image sample photo as ``size`` x ``size`` x 3 uint8 (centre crop, then resize)."""
+    from skimage import data  # imported late: scikit-image is slow to import
+
+    image = np.asarray(getattr(data, name)())
+    if image.ndim == 2:
+        image = np.stack([image] * 3, axis=-1)
+    image = image[..., :3].astype(np.uint8)
+    h, w = image.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    square = Image.fromarray(image[top:top + side, left:left + side])
+    return np.asarray(square.resize((size, size), Image.Resampling.LANCZOS))
+
+
+def distort(image: np.ndarray, kind: str, strength: float, rng: np.random.Generator) -> np.ndarray:
+    """Apply one distortion at one strength (see ``DISTORTIONS``) to a uint8 RGB image."""
+    if kind == "noise":
+        noisy = image.astype(np.float64) + rng.normal(0.0, strength, image.shape)
+        return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+    if kind == "blur":
+        if strength == 0:
+            return image.copy()
+        return np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(strength)))
+    if kind == "jpeg":
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="JPEG", quality=int(strength))
+        return np.asarray(Image.open(buffer).convert("RGB"))
+    raise ValueError(f"unknown distortion {kind!r}; choose from {sorted(DISTORTIONS)}")
+
+
+def synthetic_labels(contents: Sequence[str] | None = None, levels: int = 5, seed: int = 0,
+                     distortions: Sequence[str] = ("noise",)) -> list[dict]:
+    """The rows of ``dmos.csv`` (without images): MOS falls by level, std drawn in ``STD_RANGE``.
+
+    Each row also carries ``kind`` and ``strength`` (not written to the CSV).
+    """
+    kinds = _check(levels, distortions)
+    rng = np.random.default_rng([seed, _VERSION])
+    steps = np.linspace(0, 4, levels).round().astype(int)  # which of the 5 strengths to use
+    rows = []
+    for ref in content_ids(contents):
+        for kind in kinds:
+            code, strengths = DISTORTIONS[kind]
+            for level, step in enumerate(steps, start=1):
+                mos = np.clip(5.0 - 4.0 * (level - 1) / (levels - 1) + rng.uniform(-JITTER, JITTER), 1, 5)
+                std = round(float(rng.uniform(*STD_RANGE)), 3)
+                rows.append({"dist_img": f"{ref}_{code:02d}_{level:02d}.png", "ref_img": f"{ref}.png",
+                             "dmos": round(float(mos), 2), "var": round(std * std, 6),
+                             "kind": kind, "strength": strengths[step]})
+    return rows
+
+
+def write_synthetic_kadid(out: str | Path, size: int = 64, levels: int = 5, seed: int = 0,
+                          contents: Sequence[str] | None = None,
+                          distortions: Sequence[str] = ("noise",)) -> Path:
+    """Write the synthetic dataset into ``out`` (overwriting files of the same names).
+
+    Args:
+        out: Target folder (created).
+        size: Side of the square images in pixels.
+        levels: Distortion levels per type, 2..5 (5 uses every strength of ``DISTORTIONS``).
+        seed: Seeds the MOS jitter, the stds and the noise.
+        contents: scikit-image sample names (default ``CONTENTS``); their order gives I01, I02...
+        distortions: Any of ``"noise"``, ``"blur"``, ``"jpeg"``.
+
+    Returns:
+        ``out`` as a Path, the root to give the KADID-10k reader.
+    """
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    ids = content_ids(contents)
+    rows = synthetic_labels(list(ids.values()), levels, seed, distortions)
+    references = {ref: load_content(name, size) for ref, name in ids.items()}
+    for ref, image in references.items():
+        Image.fromarray(image).save(out / "images" / f"{ref}.png")
+    for i, row in enumerate(rows):
+        rng = np.random.default_rng([seed, _VERSION, i])
+        image = distort(references[row["ref_img"][:-4]], row["kind"], row["strength"], rng)
+        Image.fromarray(image).save(out / "images" / row["dist_img"])
+    with (out / "dmos.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["dist_img", "ref_img", "dmos", "var"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "contents.json").write_text(json.dumps(ids, indent=1) + "\n")
+    manifest = _manifest(size, levels, seed, list(ids.values()), distortions)
+    (out / "synth.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return out
+
+
+def main_synth(out: str | Path, size: int = 64, seed: int = 0,
+               distortions: Sequence[str] = ("noise",), force: bool = False, levels: int = 5,
+               contents: Sequence[str] | None = None) -> Path:
+    """Create the synthetic dataset unless ``out`` already holds the same one (for the CLI).
+
+    Args:
+        out: Target folder.
+        size: Image side in pixels.
+        seed: Random seed.
+        distortions: Distortion types (see ``write_synthetic_kadid``).
+        force: Rewrite even if ``out`` holds a different synthetic dataset or other files.
+        levels: Distortion levels per type.
+        contents: scikit-image sample names, default ``CONTENTS``.
+
+    Returns:
+        ``out`` as a Path.
+
+    Raises:
+        FileExistsError: ``out`` is not empty and holds something else, and ``force`` is False.
+    """
+    out = Path(out)
+    contents = list(contents or CONTENTS)
+    wanted = _manifest(size, levels, seed, contents, distortions)
+    if _matches(out, wanted):
+        log.info("%s already holds this synthetic dataset; nothing to do", out)
+        return out
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise FileExistsError(f"{out} is not empty and does not hold this synthetic dataset; "
+                                  "pass force=True (--force) to rewrite it")
+        _remove_previous(out)
+    write_synthetic_kadid(out, size, levels, seed, contents, distortions)
+    log.info("wrote a synthetic KADID-10k-layout dataset to %s", out)
+    return out
+
+
+def _check(levels: int, distortions: Sequence[str]) -> list[str]:
+    unknown = set(distortions) - set(DISTORTIONS)
+    if unknown or not distortions:
+        raise ValueError(f"distortions must be among {sorted(DISTORTIONS)}, got {list(distortions)}")
+    if not 2 <= levels <= 5:
+        raise ValueError(f"levels must be 2..5, got {levels}")
+    return sorted(set(distortions), key=lambda k: DISTORTIONS[k][0])
+
+
+def _manifest(size, levels, seed, contents, distortions) -> dict:
+    return {"generator": __name__, "version": _VERSION, "size": size, "levels": levels,
+            "seed": seed, "contents": list(contents), "distortions": _check(levels, distortions)}
+
+
+def _matches(out: Path, wanted: dict) -> bool:
+    """True when ``out`` was written with these parameters and no listed image is missing."""
+    try:
+        if json.loads((out / "synth.json").read_text()) != wanted:
+            return False
+        with (out / "dmos.csv").open(newline="") as handle:
+            names = [row["dist_img"] for row in csv.DictReader(handle)]
+    except (OSError, ValueError, KeyError):
+        return False
+    expected = [r["dist_img"] for r in synthetic_labels(wanted["contents"], wanted["levels"],
+                                                        wanted["seed"], wanted["distortions"])]
+    return names == expected and all((out / "images" / n).is_file() for n in names)
+
+
+def _remove_previous(out: Path) -> None:
+    """Delete what an earlier run wrote (only files of our own naming), before a rewrite."""
+    for pattern in ("images/I[0-9][0-9].png", "images/I[0-9][0-9]_[0-9][0-9]_[0-9][0-9].png",
+                    "dmos.csv", "contents.json", "synth.json"):
+        for path in out.glob(pattern):
+            path.unlink()

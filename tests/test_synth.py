@@ -1,0 +1,126 @@
+"""The synthetic dataset: KADID-10k's native layout, labels that follow the distortion level."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from c2s_lightning.data import split_records
+from c2s_lightning.data.synth import (CONTENTS, content_ids, held_out_refs, main_synth,
+                                      write_synthetic_kadid)
+
+ALL = ("noise", "blur", "jpeg")
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory) -> Path:
+    return write_synthetic_kadid(tmp_path_factory.mktemp("synth") / "kadid", distortions=ALL)
+
+
+def read_rows(root: Path) -> tuple[list[str], list[dict]]:
+    with (root / "dmos.csv").open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        return reader.fieldnames, list(reader)
+
+
+def pixels(root: Path, name: str) -> np.ndarray:
+    return np.asarray(Image.open(root / "images" / name), dtype=np.float64)
+
+
+def test_layout_and_columns_are_kadids(synth):
+    header, rows = read_rows(synth)
+    assert header == ["dist_img", "ref_img", "dmos", "var"]
+    assert len(rows) == len(CONTENTS) * len(ALL) * 5
+    for row in rows:
+        assert re.fullmatch(r"I\d\d_(01|10|11)_0[1-5]\.png", row["dist_img"])
+        assert row["ref_img"] == row["dist_img"][:3] + ".png"
+    listed = {r["dist_img"] for r in rows} | {r["ref_img"] for r in rows}
+    assert {p.name for p in (synth / "images").iterdir()} == listed
+    image = Image.open(synth / "images" / "I01_11_03.png")
+    assert image.mode == "RGB" and image.size == (64, 64)
+
+
+def test_mos_falls_with_level_and_var_is_a_variance(synth):
+    _, rows = read_rows(synth)
+    by_series: dict[str, list[float]] = {}
+    for row in rows:
+        by_series.setdefault(row["dist_img"][:6], []).append(float(row["dmos"]))
+        std = math.sqrt(float(row["var"]))
+        assert 0.3 <= std <= 0.5 and std == pytest.approx(round(std, 3), abs=1e-6)
+    for series in by_series.values():
+        assert len(series) == 5 and all(a > b for a, b in zip(series, series[1:]))
+        assert series[0] >= 4.85 and series[-1] <= 1.15
+        assert all(abs(m - (5 - i)) <= 0.15 + 1e-9 for i, m in enumerate(series))
+
+
+@pytest.mark.parametrize("code", ["01", "10", "11"])
+def test_images_degrade_with_level(synth, code):
+    reference = pixels(synth, "I03.png")
+    errors = [np.abs(pixels(synth, f"I03_{code}_0{level}.png") - reference).mean()
+              for level in range(1, 6)]
+    assert all(a < b for a, b in zip(errors, errors[1:]))
+    if code != "10":  # noise and blur start from the pristine image
+        assert errors[0] == 0
+
+
+def test_contents_json_maps_ids_to_skimage_names(synth):
+    mapping = json.loads((synth / "contents.json").read_text())
+    assert mapping == content_ids() and mapping["I01"] == "astronaut"
+    assert held_out_refs() == ["I04", "I05", "I06", "I07", "I08"]
+    assert [mapping[r] for r in held_out_refs()] == ["chelsea", "moon", "gravel", "clock", "page"]
+
+
+def test_deterministic_per_seed(tmp_path):
+    kwargs = dict(size=32, contents=("coins", "camera"), distortions=("noise",))
+    a = write_synthetic_kadid(tmp_path / "a", seed=5, **kwargs)
+    b = write_synthetic_kadid(tmp_path / "b", seed=5, **kwargs)
+    c = write_synthetic_kadid(tmp_path / "c", seed=6, **kwargs)
+    for path in sorted((a / "images").iterdir()):
+        assert path.read_bytes() == (b / "images" / path.name).read_bytes()
+    assert (a / "dmos.csv").read_text() == (b / "dmos.csv").read_text()
+    assert (a / "dmos.csv").read_text() != (c / "dmos.csv").read_text()
+    assert (a / "images" / "I01_11_03.png").read_bytes() != (c / "images" / "I01_11_03.png").read_bytes()
+    assert json.loads((a / "contents.json").read_text()) == {"I01": "coins", "I02": "camera"}
+
+
+def test_main_synth_is_idempotent_and_guards_other_content(tmp_path):
+    out = tmp_path / "synth"
+    main_synth(out, size=16, contents=("coins", "moon"))
+    stamp = (out / "dmos.csv").stat().st_mtime_ns
+    main_synth(out, size=16, contents=("coins", "moon"))
+    assert (out / "dmos.csv").stat().st_mtime_ns == stamp
+    with pytest.raises(FileExistsError, match="force"):
+        main_synth(out, size=16, contents=("coins", "moon"), levels=3)
+    main_synth(out, size=16, contents=("coins", "moon"), levels=3, force=True)
+    names = {p.name for p in (out / "images").iterdir()}
+    assert "I01_11_03.png" in names and "I01_11_05.png" not in names  # stale level 5 removed
+    (out / "images" / "I02_11_02.png").unlink()  # a damaged folder no longer matches
+    with pytest.raises(FileExistsError):
+        main_synth(out, size=16, contents=("coins", "moon"), levels=3)
+
+
+def test_bad_arguments_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match="levels"):
+        write_synthetic_kadid(tmp_path, levels=6)
+    with pytest.raises(ValueError, match="distortions"):
+        write_synthetic_kadid(tmp_path, distortions=("rain",))
+
+
+def test_reads_back_through_the_kadid_reader_and_holds_out_contents(synth):
+    read_dataset = pytest.importorskip("c2s_lightning.data.datasets").read_dataset
+    records = read_dataset("kadid10k", synth)
+    _, rows = read_rows(synth)
+    assert [r.name for r in records] == [f"images/{row['dist_img']}" for row in rows]
+    assert [r.mos for r in records] == [float(row["dmos"]) for row in rows]
+    assert records[0].std == pytest.approx(math.sqrt(float(rows[0]["var"])))
+    assert {r.ref for r in records} == set(content_ids())
+    split = split_records(records, "random", test_refs=held_out_refs())
+    assert {r.ref for r in split.test} == {"I04", "I05", "I06", "I07", "I08"}
+    assert len({r.ref for r in split.val}) == 1 and len(split.train) == 10 * 15
