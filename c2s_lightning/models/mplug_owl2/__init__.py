@@ -1,0 +1,50 @@
+"""Native port of mPLUG-Owl2 (the Compare2Score backbone) on current ``transformers``.
+
+No remote code and no monkey-patching: the modality-adaptive LLaMA layers are new modules built
+from ``transformers``' Llama parts. ``load_released_checkpoint`` reads the released weights.
+"""
+
+from .causal_lm import MPLUGOwl2ForCausalLM, lora_target_modules
+from .checkpoint import (
+    CheckpointError,
+    config_from_released,
+    convert_released_state_dict,
+    load_released_checkpoint,
+    read_checkpoint_files,
+)
+from .configuration import (
+    IGNORE_INDEX,
+    IMAGE_TOKEN_INDEX,
+    AbstractorConfig,
+    MPLUGOwl2Config,
+    VisionConfig,
+    tiny_mplug_owl2_config,
+)
+from .image_processing import MPLUGOwl2ImageProcessor, expand_to_square
+from .modeling import MPLUGOwl2Model, MPLUGOwl2PreTrainedModel
+from .multimodal import expand_image_placeholders
+from .processing import IMAGE_PLACEHOLDER, MPLUGOwl2Processor, tokenizer_image_token
+
+__all__ = [
+    "IGNORE_INDEX",
+    "IMAGE_PLACEHOLDER",
+    "IMAGE_TOKEN_INDEX",
+    "AbstractorConfig",
+    "CheckpointError",
+    "MPLUGOwl2Config",
+    "MPLUGOwl2ForCausalLM",
+    "MPLUGOwl2ImageProcessor",
+    "MPLUGOwl2Model",
+    "MPLUGOwl2PreTrainedModel",
+    "MPLUGOwl2Processor",
+    "VisionConfig",
+    "config_from_released",
+    "convert_released_state_dict",
+    "expand_image_placeholders",
+    "expand_to_square",
+    "load_released_checkpoint",
+    "lora_target_modules",
+    "read_checkpoint_files",
+    "tiny_mplug_owl2_config",
+    "tokenizer_image_token",
+]

@@ -1,0 +1,126 @@
+"""Placing image features into the token sequence.
+
+Two layouts of ``input_ids`` are accepted. *Compact*: one ``image_token_index`` placeholder per
+image, as the release's ``tokenizer_image_token`` produces. *Expanded*: each placeholder already
+repeated ``num_visual_tokens`` times, so ids, mask and labels line up with the language model's
+positions (what :class:`MPLUGOwl2Processor` produces; needed for cached generation). Images are
+consumed in order over the whole batch: row 0's placeholders left to right, then row 1's, ...
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .configuration import IGNORE_INDEX
+
+
+def placeholder_layout(
+    input_ids: torch.Tensor, num_images: int, num_visual_tokens: int, image_token_index: int
+) -> str:
+    """Classify ``input_ids`` as ``"compact"``, ``"expanded"`` or ``"none"`` (no placeholders).
+
+    Raises:
+        ValueError: If the placeholder count fits neither layout for ``num_images`` images.
+    """
+    count = int((input_ids == image_token_index).sum())
+    if count == 0 and num_images == 0:
+        return "none"
+    if count == num_images:
+        return "compact"
+    if count == num_images * num_visual_tokens:
+        return "expanded"
+    raise ValueError(
+        f"input_ids hold {count} image placeholders ({image_token_index}) but {num_images} image(s) "
+        f"were given: expected {num_images} (one per image) or {num_images * num_visual_tokens} "
+        f"({num_visual_tokens} per image)"
+    )
+
+
+def _expand_row(ids, mask, labels, num_visual_tokens, image_token_index):
+    is_image = ids == image_token_index
+    repeats = torch.where(is_image, num_visual_tokens, 1)
+    new_ids = ids.repeat_interleave(repeats)
+    new_mask = mask.repeat_interleave(repeats)
+    new_labels = None
+    if labels is not None:
+        new_labels = labels.masked_fill(is_image, IGNORE_INDEX).repeat_interleave(repeats)
+    return new_ids, new_mask, new_labels
+
+
+def pad_rows(rows: list[torch.Tensor], value: int, side: str = "right") -> torch.Tensor:
+    """Stack 1-D tensors into ``(len(rows), longest)``, filling with ``value`` on ``side``."""
+    length = max(len(row) for row in rows)
+    padded = rows[0].new_full((len(rows), length), value)
+    for index, row in enumerate(rows):
+        if side == "right":
+            padded[index, : len(row)] = row
+        else:
+            padded[index, length - len(row) :] = row
+    return padded
+
+
+def expand_image_placeholders(
+    input_ids: torch.Tensor,
+    num_visual_tokens: int,
+    image_token_index: int,
+    attention_mask: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+    pad_token_id: int = 0,
+    padding_side: str = "right",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Turn compact placeholders into runs of ``num_visual_tokens`` placeholders.
+
+    Visual positions keep the mask value of their placeholder and get label ``-100``. Rows that end
+    up shorter than the longest are padded (id ``pad_token_id``, mask 0, label ``-100``) on
+    ``padding_side``. (The release instead prepends ones to the mask, which agrees with this for
+    right-padded batches only.)
+
+    Args:
+        input_ids: ``(batch, length)`` with one placeholder per image.
+        num_visual_tokens: Positions per image.
+        image_token_index: Placeholder id.
+        attention_mask: ``(batch, length)``; all ones when None.
+        labels: ``(batch, length)`` or None.
+        pad_token_id: Id written at new padding positions.
+        padding_side: ``"right"`` or ``"left"``.
+
+    Returns:
+        ``(input_ids, attention_mask, labels)`` in the expanded layout (labels None if not given).
+    """
+    if padding_side not in ("right", "left"):
+        raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    rows = [
+        _expand_row(
+            input_ids[b], attention_mask[b], None if labels is None else labels[b],
+            num_visual_tokens, image_token_index,
+        )
+        for b in range(input_ids.shape[0])
+    ]
+    new_ids = pad_rows([r[0] for r in rows], pad_token_id, padding_side)
+    new_mask = pad_rows([r[1] for r in rows], 0, padding_side)
+    new_labels = None if labels is None else pad_rows([r[2] for r in rows], IGNORE_INDEX, padding_side)
+    return new_ids, new_mask, new_labels
+
+
+def merge_image_features(
+    inputs_embeds: torch.Tensor, is_visual: torch.Tensor, image_features: torch.Tensor
+) -> torch.Tensor:
+    """Write ``image_features`` ``(N, tokens, width)`` into the visual positions, in batch order.
+
+    Args:
+        inputs_embeds: ``(batch, length, width)`` text embeddings.
+        is_visual: ``(batch, length)`` boolean, ``N * tokens`` True entries.
+        image_features: Features of the N images.
+
+    Returns:
+        A new tensor; text positions are unchanged.
+    """
+    features = image_features.reshape(-1, image_features.shape[-1]).to(inputs_embeds.dtype)
+    if features.shape[0] != int(is_visual.sum()):
+        raise ValueError(
+            f"{int(is_visual.sum())} visual positions but {features.shape[0]} image feature vectors"
+        )
+    mask = is_visual.unsqueeze(-1).expand_as(inputs_embeds)
+    return inputs_embeds.masked_scatter(mask, features)
