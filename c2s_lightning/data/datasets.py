@@ -1,0 +1,132 @@
+"""The dataset table and :func:`read_dataset`, the one entry point to the native readers.
+
+Every dataset is read as its authors distribute it (see the README's data layout section) and
+returned as :class:`IQARecord` with higher-is-better ``mos`` and ``std`` on the same scale:
+
+==========  =====================================================  ===========================
+name        mos                                                    std
+==========  =====================================================  ===========================
+live        ``100 - dmos_new`` (dmos_realigned.mat; may pass 100)  ``dmos_std``
+csiq        ``1 - dmos`` (csiq.DMOS.xlsx)                          ``dmos_std``
+kadid10k    ``dmos`` (a 1-5 MOS despite its name)                  ``sqrt(var)``
+bid         MOS, column B of DatabaseGrades.xlsx                   from ``std_file`` or None
+clive       ``AllMOS_release``                                     ``AllStdDev_release``
+koniq10k    ``MOS`` (1-5), or ``MOS_zscore`` with scale="zscore"   ``SD`` (x slope for zscore)
+tid2013     mos_with_names.txt                                     mos_std.txt
+spaq        ``MOS``                                                None
+agiqa3k     ``mos_quality``                                        ``std_quality``
+==========  =====================================================  ===========================
+
+These formulas reproduce LIQE's ``*_all.txt`` lists and the Compare2Score split lists exactly.
+LIVE drops its 203 reference entries (``orgs == 1``); CLIVE drops its training images t1..t7.
+
+Names: ``record.name`` is the image's path relative to the dataset root as distributed, with
+``/`` separators and the file's case as the label file spells it, e.g. ``jp2k/img39.bmp``,
+``dst_imgs/awgn/shroom.AWGN.1.png``, ``images/I01_01_01.png``, ``ImageDatabase/DatabaseImage0001.JPG``,
+``Images/481.bmp``, ``1024x768/9096574214.jpg``, ``distorted_images/i01_01_2.bmp``,
+``TestImage/00001.jpg``, ``AttnGAN_normal_000.jpg``; ``record.path`` is ``root / name`` (or the
+file on disk when only its letter case differs). LIQE's ``<dataset>_all.txt`` paths equal these
+names. A Compare2Score list entry (``live/jp2k/img39.bmp``, ``kadid10k/I01_01_01.png``,
+``TID2013/distorted_images/I01_01_1.bmp``) matches the record whose name ends with the entry's
+path minus its first (dataset folder) component, compared component-wise: the whole name for
+LIVE, CSIQ and TID2013, the file name for the others. File names are unique within each
+dataset except LIVE's (``img1.bmp`` is in every folder), so the file name alone is a safe key
+elsewhere.
+
+Options common to every dataset: ``check_images=True`` (each image must exist and PIL must
+read its header; off for speed) and ``on_missing="error"`` (``"skip"`` drops listed images missing
+on disk, counting and logging them). Other options go to the reader (see each reader).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from c2s_lightning.data import readers_list, readers_mat, readers_sheet, readers_text
+from c2s_lightning.data.checks import LabelRow, finish
+from c2s_lightning.data.readers_text import koniq_official_sets
+from c2s_lightning.data.records import IQARecord
+
+__all__ = ["DATASETS", "DatasetSpec", "koniq_official_sets", "read_dataset"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """One row of the dataset table.
+
+    Attributes:
+        reader: ``reader(root: Path, **options) -> list[LabelRow]``.
+        higher_better: Whether the distributed score is higher-is-better (False: a DMOS, flipped).
+        scale: Nominal ``(lo, hi)`` of the returned ``mos`` (None for user lists).
+        has_std: Whether the distributed labels carry a per-image std.
+        has_ref: Whether records carry a reference-content id (synthetic distortions).
+        description: One line for listings and ``--help``.
+    """
+
+    reader: Callable[..., list[LabelRow]]
+    higher_better: bool
+    scale: tuple[float, float] | None
+    has_std: bool
+    has_ref: bool
+    description: str
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "live": DatasetSpec(readers_mat.read_live, False, (0.0, 100.0), True, True,
+                        "LIVE Release 2: 779 synthetic distortions of 29 references, realigned DMOS"),
+    "csiq": DatasetSpec(readers_sheet.read_csiq, False, (0.0, 1.0), True, True,
+                        "CSIQ: 866 synthetic distortions of 30 references, DMOS 0-1"),
+    "kadid10k": DatasetSpec(readers_text.read_kadid, True, (1.0, 5.0), True, True,
+                            "KADID-10k: 10,125 synthetic distortions of 81 references, MOS 1-5"),
+    "bid": DatasetSpec(readers_sheet.read_bid, True, (0.0, 5.0), False, False,
+                       "BID: 586 blurred camera photos, MOS 0-5 (std via std_file)"),
+    "clive": DatasetSpec(readers_mat.read_clive, True, (0.0, 100.0), True, False,
+                         "LIVE In the Wild: 1,162 camera photos, MOS 0-100"),
+    "koniq10k": DatasetSpec(readers_text.read_koniq, True, (1.0, 5.0), True, False,
+                            "KonIQ-10k: 10,073 web photos, MOS 1-5 (or z-score 0-100)"),
+    "tid2013": DatasetSpec(readers_text.read_tid2013, True, (0.0, 9.0), True, True,
+                           "TID2013: 3,000 synthetic distortions of 25 references, MOS 0-9"),
+    "spaq": DatasetSpec(readers_sheet.read_spaq, True, (0.0, 100.0), False, False,
+                        "SPAQ: 11,125 smartphone photos, MOS 0-100"),
+    "agiqa3k": DatasetSpec(readers_text.read_agiqa, True, (0.0, 5.0), True, False,
+                           "AGIQA-3K: 2,982 AI-generated images, perceptual quality MOS ~0-5"),
+    "list": DatasetSpec(readers_list.read_list, True, None, False, False,
+                        "A CSV/TSV/JSON list of path, score[, std[, ref]] (your own data)"),
+}
+
+
+def read_dataset(
+    name: str,
+    root: str | os.PathLike,
+    *,
+    check_images: bool = True,
+    on_missing: str = "error",
+    **options,
+) -> list[IQARecord]:
+    """Read a dataset from its native files.
+
+    Args:
+        name: A key of :data:`DATASETS`.
+        root: The dataset folder as unpacked; for ``"list"``, the list file.
+        check_images: Check that each listed image exists and that its header can be read
+            (pixels are not decoded). Turn off for speed when the data is known to be good.
+        on_missing: ``"error"`` (default) raises on a listed image missing on disk; ``"skip"``
+            leaves it out, counting and logging it.
+        **options: Reader options, e.g. ``realigned`` (live), ``std_file`` (bid), ``scale`` and
+            ``image_dir`` (koniq10k), ``image_dir`` (spaq, agiqa3k), ``image_root`` (list).
+
+    Returns:
+        The records in label-file order.
+
+    Raises:
+        DatasetError: A label file is missing or malformed, or an image is missing or unreadable;
+            the message names the file and the row or field.
+        ValueError: An unknown dataset name or option value.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    rows = DATASETS[name].reader(Path(root).expanduser().resolve(), **options)
+    return finish(rows, check_images=check_images, on_missing=on_missing)

@@ -1,0 +1,104 @@
+"""Reader for a plain list of labelled images (the user's own data): CSV, TSV, text or JSON."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from c2s_lightning.data.checks import LabelRow, require_file, to_float
+from c2s_lightning.data.records import DatasetError, IQARecord
+
+PATH_KEYS = ("path", "image", "name", "file", "filename", "image_name")
+SCORE_KEYS = ("score", "mos", "gt_score", "quality")
+
+
+def read_list(list_file: Path, *, image_root: str | Path | None = None, dataset: str = "list") -> list[LabelRow]:
+    """Read a list of ``path, score[, std[, ref]]`` rows; scores must be higher-is-better.
+
+    Formats, by suffix: ``.json`` (a list of objects) and ``.jsonl`` (one object per line) with keys
+    ``path``/``image``, ``score``/``mos``/``gt_score`` and optional ``std``, ``ref``; anything else is
+    a delimited table (tab if the first line has a tab, else comma if it has one, else whitespace),
+    with a header row naming those columns or, when the first row's score is numeric, no header and
+    the columns in that order.
+
+    Args:
+        list_file: The list.
+        image_root: Folder that relative paths resolve against; default: the list's folder.
+        dataset: Name stored in the records' ``dataset`` field.
+    """
+    require_file(list_file)
+    base = Path(image_root).expanduser().resolve() if image_root is not None else list_file.parent
+    suffix = list_file.suffix.lower()
+    items = _json_items(list_file) if suffix in (".json", ".jsonl") else _table_items(list_file)
+    rows = []
+    for where, item in items:
+        listed = _pick(item, PATH_KEYS, where, "path")
+        if not isinstance(listed, str) or not listed.strip():
+            raise DatasetError(f"{where}: field 'path' is {listed!r}, not a path")
+        name = listed.strip().replace("\\", "/")
+        score = to_float(_pick(item, SCORE_KEYS, where, "score"), where, "score")
+        std = item.get("std")
+        std = None if std is None or std == "" else to_float(std, where, "std")
+        ref = item.get("ref")
+        ref = None if ref is None or ref == "" else str(ref)
+        rows.append(LabelRow(IQARecord(base / name, score, std, ref, dataset, name), where))
+    return rows
+
+
+def _pick(item: dict, keys: tuple[str, ...], where: str, field: str) -> object:
+    for key in keys:
+        if key in item:
+            return item[key]
+    raise DatasetError(f"{where}: field {field!r} missing (accepted keys: {', '.join(keys)})")
+
+
+def _json_items(path: Path) -> Iterator[tuple[str, dict]]:
+    text = path.read_text(encoding="utf-8-sig")
+    try:
+        if path.suffix.lower() == ".jsonl":
+            lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+            items = [(f"{path}, line {n}", json.loads(line)) for n, line in lines]
+        else:
+            content = json.loads(text)
+            if not isinstance(content, list):
+                raise DatasetError(f"{path}: expected a JSON list of objects, got {type(content).__name__}")
+            items = [(f"{path}, item {i}", item) for i, item in enumerate(content)]
+    except json.JSONDecodeError as error:
+        raise DatasetError(f"{path}: not valid JSON ({error})") from error
+    for where, item in items:
+        if not isinstance(item, dict):
+            raise DatasetError(f"{where}: expected an object, got {item!r}")
+        yield where, item
+
+
+def _table_items(path: Path) -> Iterator[tuple[str, dict]]:
+    lines = [(n, line) for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1)]
+    lines = [(n, line) for n, line in lines if line.strip()]
+    if not lines:
+        raise DatasetError(f"{path}: the list is empty")
+    first = lines[0][1]
+    delimiter = "\t" if "\t" in first else "," if "," in first else None
+
+    def split(line: str) -> list[str]:
+        return line.split() if delimiter is None else next(csv.reader([line], delimiter=delimiter))
+
+    header = [cell.strip().lower() for cell in split(first)]
+    if len(header) > 1 and _is_number(header[1]):
+        header = ["path", "score", "std", "ref"]
+    else:
+        lines = lines[1:]
+    for number, line in lines:
+        cells = [cell.strip() for cell in split(line)]
+        if len(cells) > len(header):
+            raise DatasetError(f"{path}, row {number}: {len(cells)} fields, expected at most {len(header)}")
+        yield f"{path}, row {number}", dict(zip(header, cells))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
