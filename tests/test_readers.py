@@ -1,0 +1,372 @@
+"""Native dataset readers: counts on full-size label files, flips, std scales, refs, names, bad input."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import math
+import re
+from pathlib import PurePosixPath
+
+import numpy as np
+import openpyxl
+import pytest
+import scipy.io
+
+import native_fixtures as nf
+from c2s_lightning.data import DATASETS, DatasetError, read_dataset
+from c2s_lightning.data.datasets import koniq_official_sets
+
+FULL_COUNTS = {"live": 779, "csiq": 866, "kadid10k": 10125, "bid": 586, "clive": 1162, "koniq10k": 10073,
+               "tid2013": 3000, "spaq": 11125, "agiqa3k": 2982}
+LARGE = {"kadid10k", "koniq10k", "spaq"}  # 10k+ images: counted from labels with the image check off
+# Real entries of Compare2Score's split 1 / cross-dataset lists, with their dataset-folder prefix.
+SPLIT_ENTRIES = {"live": "live/jp2k/img39.bmp", "csiq": "csiq/dst_imgs/awgn/sunset_sparrow.AWGN.1.png",
+                 "kadid10k": "kadid10k/I71_01_01.png", "bid": "bid/DatabaseImage0190.JPG", "clive": "livec/481.bmp",
+                 "koniq10k": "koniq/1814122396.jpg", "tid2013": "TID2013/distorted_images/i08_01_2.bmp",
+                 "spaq": "spaq/05274.jpg", "agiqa3k": "agi-cgi/AttnGAN_normal_000.jpg"}
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    """``full(name)`` -> records of a full-size fixture, written and read once per module."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            root = nf.WRITERS[name](tmp_path_factory.mktemp(name), full=True, images=name not in LARGE)
+            cache[name] = read_dataset(name, root, check_images=name not in LARGE)
+        return cache[name]
+
+    return get
+
+
+def tiny(name, tmp_path, **kwargs):
+    return nf.WRITERS[name](tmp_path / name, **kwargs)
+
+
+def matches(entry: str, record_name: str) -> bool:
+    """The naming rule documented in datasets.py: drop the folder, compare trailing components."""
+    parts = PurePosixPath(entry).parts[1:]
+    return PurePosixPath(record_name).parts[-len(parts):] == parts
+
+
+@pytest.mark.parametrize("name", list(FULL_COUNTS))
+def test_full_size_labels_give_the_paper_counts(full, name):
+    records = full(name)
+    spec = DATASETS[name]
+    assert len(records) == FULL_COUNTS[name]
+    assert len({r.name for r in records}) == len(records)
+    assert all(r.dataset == name and r.path.is_absolute() and str(r.path).endswith(r.path.name) for r in records)
+    assert all((r.ref is not None) == spec.has_ref for r in records)
+    assert all((r.std is not None) == spec.has_std for r in records)
+    if name != "live":  # realigned LIVE scores legitimately pass 100
+        lo, hi = spec.scale
+        assert all(lo <= r.mos <= hi for r in records)
+
+
+@pytest.mark.parametrize("name", list(FULL_COUNTS))
+def test_names_match_the_paper_split_lists(full, name):
+    hits = [r for r in full(name) if matches(SPLIT_ENTRIES[name], r.name)]
+    assert len(hits) == 1
+
+
+def test_live_and_csiq_flip_to_liqe_scores(full):
+    for name in ("live", "csiq"):
+        expected = {row[0]: (row[-2], row[-1]) for row in nf.real_names()[name]}
+        got = {r.name: (r.mos, r.std) for r in full(name)}
+        assert got.keys() == expected.keys()
+        assert all(got[k] == pytest.approx(expected[k], abs=1e-9) for k in expected)
+    assert len({r.ref for r in full("live")}) == 29
+    assert {"1600", "shroom"} <= {r.ref for r in full("csiq")} and len({r.ref for r in full("csiq")}) == 30
+
+
+def test_live_flips_realigned_dmos_and_drops_reference_entries(tmp_path):
+    root = tiny("live", tmp_path, n_per_folder=2)
+    labels = scipy.io.loadmat(root / "dmos_realigned.mat")
+    raw = scipy.io.loadmat(root / "dmos.mat")["dmos"].ravel()
+    keep = np.flatnonzero(labels["orgs"].ravel() == 0)
+    records = read_dataset("live", root)
+    assert [r.name for r in records] == [f"{f}/img{k}.bmp" for f, _ in nf.LIVE_FOLDERS for k in (1, 2)]
+    assert [r.mos for r in records] == pytest.approx(100 - labels["dmos_new"].ravel()[keep])
+    assert [r.std for r in records] == pytest.approx(labels["dmos_std"].ravel()[keep])
+    assert {r.ref for r in records} == {"womanhat", "parrots", "buildings"}
+    unaligned = read_dataset("live", root, realigned=False)
+    assert [r.mos for r in unaligned] == pytest.approx(100 - raw[keep])
+    assert all(r.std is None for r in unaligned)
+
+
+def test_csiq_flips_dmos_and_maps_type_words_to_files(tmp_path):
+    root = tiny("csiq", tmp_path, n_refs=2)
+    sheet = openpyxl.load_workbook(root / "csiq.DMOS.xlsx")["all_by_image"]
+    rows = list(sheet.iter_rows(min_row=5, values_only=True))
+    records = read_dataset("csiq", root)
+    assert [r.mos for r in records] == pytest.approx([1 - row[5] for row in rows])
+    assert [r.std for r in records] == pytest.approx([row[4] for row in rows])
+    assert rows[0][0] == 1600 and records[0].ref == "1600"
+    assert records[0].name == "dst_imgs/awgn/1600.AWGN.1.png"
+    assert {PurePosixPath(r.name).parts[1] for r in records} == set(nf.CSIQ_TYPES)
+
+
+def test_kadid_std_is_the_square_root_of_var(tmp_path):
+    root = tiny("kadid10k", tmp_path)
+    rows = list(csv.DictReader((root / "dmos.csv").open()))
+    records = read_dataset("kadid10k", root)
+    assert [r.mos for r in records] == pytest.approx([float(row["dmos"]) for row in rows])
+    assert [r.std for r in records] == pytest.approx([math.sqrt(float(row["var"])) for row in rows])
+    assert [r.ref for r in records[:5]] == ["I01"] * 4 + ["I02"]
+
+
+def test_koniq_zscore_scale_rescales_std_by_the_fitted_slope(tmp_path):
+    root = tiny("koniq10k", tmp_path, n=8)
+    rows = list(csv.DictReader((root / "koniq10k_scores_and_distributions.csv").open()))
+    mos, sd, z = (np.array([float(row[k]) for row in rows]) for k in ("MOS", "SD", "MOS_zscore"))
+    slope = np.polyfit(mos, z, 1)[0]
+    default = read_dataset("koniq10k", root)
+    assert [r.mos for r in default] == pytest.approx(mos) and [r.std for r in default] == pytest.approx(sd)
+    rescaled = read_dataset("koniq10k", root, scale="zscore")
+    assert [r.mos for r in rescaled] == pytest.approx(z)
+    assert [r.std for r in rescaled] == pytest.approx(sd * slope)
+    assert 20 < slope < 40
+    with pytest.raises(ValueError, match="scale"):
+        read_dataset("koniq10k", root, scale="percent")
+
+
+def test_koniq_official_sets_use_record_names(tmp_path):
+    root = tiny("koniq10k", tmp_path, n=8)
+    sets = koniq_official_sets(root)
+    assert set(sets) == {r.name for r in read_dataset("koniq10k", root)}
+    assert sorted(sets.values()).count("training") == 4 and list(sets.values())[2:4] == ["validation", "test"]
+
+
+def test_tid2013_keeps_listed_case_and_finds_files_across_case(tmp_path):
+    root = tiny("tid2013", tmp_path)
+    records = read_dataset("tid2013", root)
+    lower = [r for r in records if r.name.startswith("distorted_images/i")]
+    assert lower and all(r.path.name == PurePosixPath(r.name).name.capitalize() for r in lower)
+    assert all(r.path.is_file() for r in records)
+    assert {r.ref for r in records} == {"I01", "I02"}
+    assert [r.mos for r in records[:2]] == pytest.approx([nf.score_at(0, 0.2, 7.2), nf.score_at(1, 0.2, 7.2)])
+
+
+def test_bid_takes_std_from_an_optional_list(tmp_path):
+    root = tiny("bid", tmp_path)
+    records = read_dataset("bid", root)
+    assert [r.name for r in records] == [f"ImageDatabase/DatabaseImage{k:04d}.JPG" for k in (1, 3, 4, 5)]
+    assert all(r.std is None for r in records)
+    std_file = tmp_path / "bid_all.txt"
+    std_file.write_text("".join(f"{r.name}\t{r.mos}\t{0.5 + i}\n" for i, r in enumerate(records)))
+    assert [r.std for r in read_dataset("bid", root, std_file=std_file)] == [0.5, 1.5, 2.5, 3.5]
+    std_file.write_text("".join(f"{r.name}\t{r.mos}\t0.5\n" for r in records[1:]))
+    with pytest.raises(DatasetError, match=r"bid_all\.txt.*DatabaseImage0001\.JPG.*row 2"):
+        read_dataset("bid", root, std_file=std_file)
+
+
+def test_clive_drops_the_training_images(tmp_path):
+    records = read_dataset("clive", tiny("clive", tmp_path, n=3))
+    assert [r.name for r in records] == ["Images/100.bmp", "Images/101.JPG", "Images/102.bmp"]
+    assert [r.mos for r in records] == pytest.approx([nf.score_at(i, 3, 92) for i in (7, 8, 9)])
+    assert [r.std for r in records] == pytest.approx([nf.score_at(i, 5, 25) for i in (7, 8, 9)])
+
+
+def test_spaq_and_agiqa_read_their_columns(tmp_path):
+    spaq = read_dataset("spaq", tiny("spaq", tmp_path))
+    assert [r.mos for r in spaq] == pytest.approx([nf.score_at(i, 2, 98) for i in range(5)])
+    assert spaq[0].name == "TestImage/00001.jpg" and spaq[0].std is None
+    agiqa = read_dataset("agiqa3k", tiny("agiqa3k", tmp_path))
+    assert np.array([(r.mos, r.std) for r in agiqa]) == pytest.approx(
+        np.array([(nf.score_at(i, 0.3, 4.8), nf.score_at(i, 0.1, 1.0)) for i in range(4)]))
+    moved = tmp_path / "agiqa3k" / "AGIQA-3K"
+    moved.mkdir()
+    for record in agiqa:
+        record.path.rename(moved / record.path.name)
+    moved_records = read_dataset("agiqa3k", tmp_path / "agiqa3k", image_dir="AGIQA-3K")
+    assert moved_records[0].name == "AGIQA-3K/AttnGAN_normal_000.jpg"
+
+
+@pytest.mark.parametrize(("suffix", "header"), [(".csv", True), (".tsv", True), (".txt", False), (".json", True),
+                                                (".jsonl", True)])
+def test_list_reader_formats(tmp_path, suffix, header):
+    path = nf.write_list(tmp_path / "mine", suffix=suffix, header=header)
+    records = read_dataset("list", path)
+    assert [r.path for r in records] == [(tmp_path / "mine" / f"imgs/{k}.png").resolve() for k in range(3)]
+    assert np.array([(r.mos, r.std) for r in records]) == pytest.approx(
+        np.array([(nf.score_at(k, 0, 10), nf.score_at(k, 0.1, 1)) for k in range(3)]))
+    assert [r.ref for r in records] == ([None] * 3 if not header else ["c0", "c1", "c0"])
+
+
+def test_list_reader_image_root_option(tmp_path):
+    path = nf.write_list(tmp_path / "labels", images=False)
+    nf.write_images(tmp_path / "pictures", [f"imgs/{k}.png" for k in range(3)])
+    records = read_dataset("list", path, image_root=tmp_path / "pictures", dataset="mine")
+    assert records[0].path == (tmp_path / "pictures" / "imgs" / "0.png").resolve() and records[0].dataset == "mine"
+    with pytest.raises(DatasetError, match=r"labels\.csv, row 2: listed image .*0\.png not found"):
+        read_dataset("list", path)
+
+
+def test_table_is_plain_frozen_data():
+    assert set(DATASETS) == set(FULL_COUNTS) | {"list"}
+    assert [n for n, s in DATASETS.items() if not s.higher_better] == ["live", "csiq"]
+    assert {n for n, s in DATASETS.items() if s.has_ref} == {"live", "csiq", "kadid10k", "tid2013"}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        DATASETS["live"].has_std = False
+    with pytest.raises(ValueError, match="unknown dataset 'livee'"):
+        read_dataset("livee", ".")
+
+
+# ---- bad input: every error names the file and the row, entry or field ----------------------------
+
+LABEL_FILES = {"live": "dmos_realigned.mat", "csiq": "csiq.DMOS.xlsx", "kadid10k": "dmos.csv",
+               "bid": "DatabaseGrades.xlsx", "clive": "Data/AllMOS_release.mat",
+               "koniq10k": "koniq10k_scores_and_distributions.csv", "tid2013": "mos_std.txt",
+               "spaq": "Annotations/MOS and Image attribute scores.xlsx", "agiqa3k": "data.csv"}
+WHERE = r"(row|entry|line) \d+"
+
+
+@pytest.mark.parametrize("name", list(LABEL_FILES))
+def test_missing_label_file(tmp_path, name):
+    root = tiny(name, tmp_path)
+    (root / LABEL_FILES[name]).unlink()
+    with pytest.raises(DatasetError, match=re.escape(str(root / LABEL_FILES[name])) + ": label file not found"):
+        read_dataset(name, root)
+
+
+@pytest.mark.parametrize("name", list(LABEL_FILES))
+def test_missing_image_raises_or_is_skipped_and_logged(tmp_path, caplog, name):
+    root = tiny(name, tmp_path)
+    records = read_dataset(name, root)
+    records[1].path.unlink()
+    listed = PurePosixPath(records[1].name).name  # TID2013 lists i01_.. for the file I01_..
+    with pytest.raises(DatasetError, match=WHERE + r".*: listed image .*" + re.escape(listed)):
+        read_dataset(name, root)
+    with caplog.at_level(logging.INFO, logger="c2s_lightning.data.checks"):
+        kept = read_dataset(name, root, on_missing="skip", check_images=False)
+    assert [r.name for r in kept] == [r.name for r in records if r is not records[1]]
+    assert "skipped 1 listed image" in caplog.text and listed in caplog.text
+
+
+@pytest.mark.parametrize("name", list(LABEL_FILES))
+def test_corrupt_image_header(tmp_path, name):
+    root = tiny(name, tmp_path)
+    records = read_dataset(name, root)
+    records[0].path.write_bytes(b"this is no image at all")
+    unreadable = WHERE + r".*: image .*" + re.escape(records[0].path.name) + " cannot be read"
+    with pytest.raises(DatasetError, match=unreadable):
+        read_dataset(name, root)
+    assert len(read_dataset(name, root, check_images=False)) == len(records)
+
+
+def _edit_csv(path, row, column, value):
+    rows = list(csv.reader(path.open(newline="")))
+    rows[row - 1][rows[0].index(column)] = value
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+
+
+def _edit_xlsx(path, cell, value, sheet=None):
+    book = openpyxl.load_workbook(path)
+    (book[sheet] if sheet else book.worksheets[0])[cell] = value
+    book.save(path)
+
+
+def _rename_sheet(path, old, new):
+    book = openpyxl.load_workbook(path)
+    book[old].title = new
+    book.save(path)
+
+
+def _edit_mat(path, key, index, value):
+    content = {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}
+    content[key] = content[key].astype(float)
+    content[key].flat[index] = value
+    scipy.io.savemat(path, content)
+
+
+def _edit_line(path, line, text):
+    lines = path.read_text().splitlines()
+    lines[line - 1] = text
+    path.write_text("\n".join(lines) + "\n")
+
+
+KONIQ_CSV = "koniq10k_scores_and_distributions.csv"
+SPAQ_XLSX = "Annotations/MOS and Image attribute scores.xlsx"
+CSIQ_XLSX = "csiq.DMOS.xlsx"
+BAD_VALUES = [  # (dataset, edit of the tiny fixture, expected message)
+    ("kadid10k", lambda r: _edit_csv(r / "dmos.csv", 3, "dmos", "abc"),
+     r"dmos\.csv, row 3: field 'dmos' is not a number"),
+    ("kadid10k", lambda r: _edit_csv(r / "dmos.csv", 2, "var", "nan"), r"dmos\.csv, row 2: field 'var' is 'nan'"),
+    ("koniq10k", lambda r: _edit_csv(r / KONIQ_CSV, 4, "MOS", ""), r"distributions\.csv, row 4: field 'MOS' is empty"),
+    ("agiqa3k", lambda r: _edit_csv(r / "data.csv", 5, "mos_quality", "n/a"), r"data\.csv, row 5: field 'mos_quality'"),
+    ("csiq", lambda r: _edit_xlsx(r / CSIQ_XLSX, "F6", "abc", "all_by_image"),
+     r"csiq\.DMOS\.xlsx, sheet 'all_by_image', row 6: field 'dmos' is not a number"),
+    ("csiq", lambda r: _edit_xlsx(r / CSIQ_XLSX, "C7", "ringing", "all_by_image"), r"row 7: field 'dst_type'"),
+    ("bid", lambda r: _edit_xlsx(r / "DatabaseGrades.xlsx", "B3", "good"), r"DatabaseGrades\.xlsx, row 3: field 'MOS"),
+    ("spaq", lambda r: _edit_xlsx(r / SPAQ_XLSX, "B2", None), r"scores\.xlsx, row 2: field 'MOS' is empty"),
+    ("live", lambda r: _edit_mat(r / "dmos_realigned.mat", "dmos_new", 0, np.nan),
+     r"dmos_realigned\.mat, entry 1 \(jp2k/img1\.bmp\): field 'dmos_new' is nan"),
+    ("clive", lambda r: _edit_mat(r / "Data/AllStdDev_release.mat", "AllStdDev_release", 8, np.inf),
+     r"AllStdDev_release\.mat, entry 9: field 'AllStdDev_release' is inf"),
+    ("tid2013", lambda r: _edit_line(r / "mos_with_names.txt", 2, "abc i01_01_2.bmp"),
+     r"mos_with_names\.txt, line 2: field 'mos' is not a number"),
+]
+
+
+@pytest.mark.parametrize(("name", "edit", "message"), BAD_VALUES,
+                         ids=[f"{b[0]}-{i}" for i, b in enumerate(BAD_VALUES)])
+def test_bad_score_values(tmp_path, name, edit, message):
+    root = tiny(name, tmp_path)
+    edit(root)
+    with pytest.raises(DatasetError, match=message):
+        read_dataset(name, root)
+
+
+def _overwrite(path, content):
+    return lambda root: (root / path).write_bytes(content)
+
+
+BAD_LAYOUTS = [
+    ("csiq", lambda r: _rename_sheet(r / CSIQ_XLSX, "all_by_image", "Sheet9"),
+     r"csiq\.DMOS\.xlsx: no sheet 'all_by_image'"),
+    ("csiq", lambda r: _edit_xlsx(r / CSIQ_XLSX, "F4", "score", "all_by_image"),
+     r"sheet 'all_by_image', row 4: header lacks column\(s\) \['dmos'\]"),
+    ("spaq", lambda r: _edit_xlsx(r / SPAQ_XLSX, "A1", "file"), r"row 1: header lacks column\(s\) \['image name'\]"),
+    ("koniq10k", lambda r: _edit_csv(r / KONIQ_CSV, 1, "SD", "sd"),
+     r"distributions\.csv, row 1: header lacks column\(s\) \['SD'\]"),
+    ("kadid10k", _overwrite("dmos.csv", b"\x00garbage"), r"dmos\.csv, row 1: header lacks"),
+    ("live", lambda r: scipy.io.savemat(r / "refnames_all.mat", {"names": np.zeros(3)}),
+     r"refnames_all\.mat: variable 'refnames_all' missing"),
+    ("live", lambda r: scipy.io.savemat(r / "dmos_realigned.mat", {
+        "dmos_new": np.zeros(980), "dmos_std": np.zeros(982), "orgs": np.zeros(982)}),
+     r"dmos_realigned\.mat: variable 'dmos_new' has 980 entries, expected 982"),
+    ("clive", _overwrite("Data/AllMOS_release.mat", b"not a mat file"), r"AllMOS_release\.mat: not a readable"),
+    ("bid", _overwrite("DatabaseGrades.xlsx", b"not a workbook"), r"DatabaseGrades\.xlsx: not a readable"),
+    ("tid2013", lambda r: _edit_line(r / "mos_std.txt", 8, ""),
+     r"mos_std\.txt: 7 lines, but .*mos_with_names\.txt has 8"),
+]
+
+
+@pytest.mark.parametrize(("name", "edit", "message"), BAD_LAYOUTS,
+                         ids=[f"{b[0]}-{i}" for i, b in enumerate(BAD_LAYOUTS)])
+def test_wrong_sheet_header_or_variables(tmp_path, name, edit, message):
+    root = tiny(name, tmp_path)
+    edit(root)
+    with pytest.raises(DatasetError, match=message):
+        read_dataset(name, root)
+
+
+def test_list_reader_rejects_rows_without_a_score(tmp_path):
+    path = tmp_path / "labels.json"
+    path.write_text('[{"image": "a.png", "score": 1}, {"image": "b.png"}]')
+    with pytest.raises(DatasetError, match=r"labels\.json, item 1: field 'score' missing"):
+        read_dataset("list", path, check_images=False)
+    path.write_text('[{"image": "a.png", "gt_score": "0.96"}]')  # agi.json stores scores as strings
+    assert read_dataset("list", path, check_images=False)[0].mos == pytest.approx(0.96)
+
+
+def test_bad_option_values_are_rejected(tmp_path):
+    root = tiny("kadid10k", tmp_path)
+    with pytest.raises(ValueError, match="on_missing"):
+        read_dataset("kadid10k", root, on_missing="ignore")
+    with pytest.raises(TypeError):
+        read_dataset("kadid10k", root, realigned=True)
