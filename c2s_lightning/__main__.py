@@ -1,0 +1,3 @@
+from c2s_lightning.cli import main
+
+main()

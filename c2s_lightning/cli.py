@@ -1,0 +1,47 @@
+"""Command-line entry: LightningCLI for fit/validate/test/predict, plain argparse tools for the rest.
+
+``main(args)`` runs in-process, so tests call it without paying for a subprocess.
+"""
+
+from __future__ import annotations
+
+import sys
+
+TOOLS = {
+    "data": "c2s_lightning.commands.data",
+}
+LIGHTNING = ("fit", "validate", "test", "predict")
+
+USAGE = """usage: python -m c2s_lightning COMMAND ...
+
+Training and evaluation (LightningCLI; `COMMAND --help` lists every option):
+  fit        train:     python -m c2s_lightning fit --config experiments/quickstart.yaml
+  validate   run the validation loop (and the evaluation callback) on a checkpoint
+  test       run the test loop
+  predict    run the predict loop
+
+Tools:
+  data       data synth --out DIR | data inspect NAME ROOT
+"""
+
+
+def main(args: list[str] | None = None):
+    """Run a command; ``args`` defaults to ``sys.argv[1:]``."""
+    args = list(sys.argv[1:] if args is None else args)
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE)
+        return None
+    if args[0] in TOOLS:
+        import importlib
+
+        return importlib.import_module(TOOLS[args[0]]).main(args[1:])
+    if args[0] not in LIGHTNING:
+        print(USAGE, file=sys.stderr)
+        raise SystemExit(f"unknown command {args[0]!r}")
+    from c2s_lightning.lightning_cli import run_lightning_cli
+
+    return run_lightning_cli(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Plain argparse tools behind ``python -m c2s_lightning`` (everything that is not LightningCLI)."""

@@ -1,0 +1,57 @@
+"""``python -m c2s_lightning data synth|inspect``: make the synthetic dataset, look at a dataset."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m c2s_lightning data", description=__doc__)
+    sub = parser.add_subparsers(dest="action", required=True)
+    synth = sub.add_parser("synth", help="write a small synthetic IQA dataset in KADID-10k's native layout")
+    synth.add_argument("--out", required=True, type=Path, help="output folder (images/ + dmos.csv)")
+    synth.add_argument("--size", type=int, default=64, help="side of the square images in pixels")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--distortions", nargs="+", default=["noise"], help="noise, blur and/or jpeg")
+    synth.add_argument("--force", action="store_true", help="rewrite even if the dataset exists")
+    inspect = sub.add_parser("inspect", help="print counts, score range, std coverage and level histogram")
+    inspect.add_argument("name", help="reader name: live, csiq, kadid10k, bid, clive, koniq10k, tid2013, spaq, agiqa3k, list")
+    inspect.add_argument("root", type=Path, help="dataset folder as distributed (for list: the list file)")
+    inspect.add_argument("--pairs", type=int, default=2000, help="pairs drawn for the level histogram")
+    inspect.add_argument("--no-check-images", action="store_true", help="skip opening every image header")
+    return parser
+
+
+def inspect_dataset(name: str, root: Path, pairs: int, check_images: bool) -> str:
+    """The text that ``data inspect`` prints."""
+    from c2s_lightning.data.datasets import read_dataset
+    from c2s_lightning.data.pairs import format_histogram, level_histogram, sample_pairs
+
+    records = read_dataset(name, root, check_images=check_images)
+    scores = [r.mos for r in records]
+    stds = [r.std for r in records if r.std is not None]
+    refs = {r.ref for r in records if r.ref is not None}
+    lines = [
+        f"dataset   {name} at {root}",
+        f"images    {len(records)}",
+        f"mos       min {min(scores):.4g}  median {statistics.median(scores):.4g}  max {max(scores):.4g}",
+        f"std       {len(stds)}/{len(records)} images"
+        + (f", median {statistics.median(stds):.4g}" if stds else " (levels will use a fallback std)"),
+        f"contents  {len(refs) if refs else 'none (no reference ids)'}",
+    ]
+    if len(records) >= 2:
+        drawn = sample_pairs(records, pairs=pairs, seed=0)
+        lines += [f"levels of {len(drawn)} random pairs:", format_histogram(level_histogram(drawn))]
+    return "\n".join(lines)
+
+
+def main(args: list[str]) -> None:
+    ns = _parser().parse_args(args)
+    if ns.action == "synth":
+        from c2s_lightning.data.synth import main_synth
+
+        main_synth(ns.out, size=ns.size, seed=ns.seed, distortions=tuple(ns.distortions), force=ns.force)
+    else:
+        print(inspect_dataset(ns.name, ns.root, ns.pairs, not ns.no_check_images))
