@@ -1,0 +1,129 @@
+"""Choose what trains: the whole model, LoRA adapters on the language model, or nothing.
+
+A vision-language model has three parts: the vision encoder, the projector that maps image
+features into the language model's embedding space, and the language model (with its head). The
+``mode`` decides the language model's fate; ``train_vision`` and ``train_projector`` decide the
+other two in every mode, so ``mode="frozen", train_projector=True`` is LLaVA's stage-1 recipe.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from peft import LoraConfig, get_peft_model
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+MODES = ("full", "lora", "frozen")
+VISION_NAMES = ("vision_tower", "vision_model", "visual")
+PROJECTOR_NAMES = ("multi_modal_projector", "connector", "merger", "image_newline")
+LORA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+
+@dataclass(frozen=True)
+class ModelParts:
+    """Qualified names of a model's parts (as in ``named_modules``/``named_parameters``)."""
+
+    language: str
+    vision: tuple[str, ...]
+    projector: tuple[str, ...]
+
+
+def model_parts(model: nn.Module) -> ModelParts:
+    """Find the language model, vision encoder and projector of a Hugging Face VLM by name."""
+    decoder = model.get_decoder()
+    language = next((name for name, module in model.named_modules() if module is decoder), None)
+    if language is None:
+        raise ValueError(f"cannot locate the language model inside {type(model).__name__}")
+    names = [n for n, _ in model.named_modules()] + [n for n, _ in model.named_parameters()]
+
+    def find(leaf_names):
+        found = sorted({n for n in names if n.split(".")[-1] in leaf_names})
+        return tuple(n for n in found if not any(n.startswith(f + ".") for f in found if f != n))
+
+    return ModelParts(language=language, vision=find(VISION_NAMES), projector=find(PROJECTOR_NAMES))
+
+
+def configure_trainable(
+    model: nn.Module,
+    mode: str = "full",
+    lora_rank: int = 8,
+    lora_alpha: int = 16,
+    lora_dropout: float = 0.0,
+    lora_target_modules: list[str] | str | None = None,
+    train_vision: bool = False,
+    train_projector: bool = True,
+) -> nn.Module:
+    """Set ``requires_grad`` for a training mode; in LoRA mode wrap the model with peft.
+
+    Args:
+        model: A Hugging Face image-text-to-text model.
+        mode: ``"full"`` trains the language model (embeddings and head included), ``"lora"``
+            adds LoRA adapters to it and freezes its weights, ``"frozen"`` freezes it.
+        lora_rank: LoRA rank r.
+        lora_alpha: LoRA scaling numerator (the update is scaled by alpha / r).
+        lora_dropout: Dropout on the LoRA branch.
+        lora_target_modules: peft ``target_modules``; default: the language model's
+            q/k/v/o projections only (a regex restricted to its submodule, so the vision
+            encoder's projections of the same names are left alone).
+        train_vision: Train the vision encoder fully (in LoRA mode it is saved with the adapter).
+        train_projector: Train the projector fully (in LoRA mode saved with the adapter).
+            LLaVA-NeXT's ``image_newline`` counts as projector but stays frozen under LoRA.
+
+    Returns:
+        The model, wrapped in a ``PeftModel`` in LoRA mode.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    parts = model_parts(model)
+    if mode == "lora":
+        model = _wrap_lora(model, parts, lora_rank, lora_alpha, lora_dropout, lora_target_modules,
+                           train_vision, train_projector)
+    else:
+        model.requires_grad_(mode == "full")
+        for name, param in model.named_parameters():
+            if _under(name, parts.vision):
+                param.requires_grad_(train_vision)
+            if _under(name, parts.projector):  # after vision: Qwen2-VL's merger sits inside it
+                param.requires_grad_(train_projector)
+    counts = parameter_counts(model)
+    log.info("mode=%s: %d of %d parameters trainable (%.2f%%)", mode, counts["trainable"],
+             counts["total"], 100 * counts["trainable"] / max(counts["total"], 1))
+    return model
+
+
+def parameter_counts(model: nn.Module) -> dict[str, int]:
+    """Numbers of trainable and of all parameters: ``{"trainable": ..., "total": ...}``."""
+    params = list(model.parameters())
+    return {
+        "trainable": sum(p.numel() for p in params if p.requires_grad),
+        "total": sum(p.numel() for p in params),
+    }
+
+
+def _wrap_lora(model, parts, rank, alpha, dropout, targets, train_vision, train_projector):
+    if targets is None:
+        targets = rf"{re.escape(parts.language)}\..*\.({'|'.join(LORA_PROJECTIONS)})"
+    modules = [n for n in parts.projector if train_projector and _is_module(model, n)]
+    if train_vision:
+        modules = [n for n in modules if not _under(n, parts.vision)] + list(parts.vision)
+    config = LoraConfig(
+        r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
+        modules_to_save=modules or None, bias="none",
+    )
+    return get_peft_model(model, config)
+
+
+def _under(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def _is_module(model: nn.Module, name: str) -> bool:
+    try:
+        model.get_submodule(name)
+    except AttributeError:
+        return False
+    return True

@@ -1,0 +1,208 @@
+"""Tiny vision-language models with random weights, built in-process (tests, CPU smoke runs).
+
+Each tiny family mirrors a real Hugging Face architecture at toy size, with a WordPiece tokenizer
+over the project's prompt vocabulary, so every code path (chat template, image-token expansion,
+label masking, LoRA, export) runs without a download. Sizes are keyword arguments; the defaults
+are a tiny LLaVA measured to learn the comparison task on a CPU (~120k parameters).
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import (
+    Idefics3Config,
+    Idefics3ForConditionalGeneration,
+    Idefics3ImageProcessorPil,
+    Idefics3Processor,
+    Idefics3VisionConfig,
+    LlamaConfig,
+    LlavaConfig,
+    LlavaForConditionalGeneration,
+    LlavaNextConfig,
+    LlavaNextForConditionalGeneration,
+    LlavaNextImageProcessorPil,
+    LlavaNextProcessor,
+    LlavaProcessor,
+    Qwen2VLConfig,
+    Qwen2VLForConditionalGeneration,
+    Qwen2VLImageProcessorPil,
+    SiglipImageProcessorPil,
+    SiglipVisionConfig,
+)
+
+from c2s_lightning.models.processors import ImageOnlyQwen2VLProcessor
+from c2s_lightning.models.tiny_tokenizer import tiny_tokenizer
+
+TINY_DEFAULTS = dict(
+    image_size=32,
+    patch_size=8,
+    vision_hidden_size=32,
+    vision_layers=2,
+    vision_heads=4,
+    hidden_size=64,
+    intermediate_size=128,
+    num_layers=2,
+    num_heads=4,
+    num_kv_heads=2,
+)
+"""Default sizes of every tiny family; ``build_backbone(..., **tiny_kwargs)`` overrides them."""
+
+
+def _llama_text(tokenizer, s: dict) -> LlamaConfig:
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=s["hidden_size"],
+        intermediate_size=s["intermediate_size"],
+        num_hidden_layers=s["num_layers"],
+        num_attention_heads=s["num_heads"],
+        num_key_value_heads=s["num_kv_heads"],
+        max_position_embeddings=1024,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+
+
+def _siglip_vision(s: dict) -> SiglipVisionConfig:
+    return SiglipVisionConfig(
+        hidden_size=s["vision_hidden_size"],
+        intermediate_size=2 * s["vision_hidden_size"],
+        num_hidden_layers=s["vision_layers"],
+        num_attention_heads=s["vision_heads"],
+        image_size=s["image_size"],
+        patch_size=s["patch_size"],
+        vision_use_head=False,  # LLaVA reads patch features; an unused pooling head breaks DDP
+    )
+
+
+def _llava(s: dict):
+    tokenizer = tiny_tokenizer("llava")
+    config = LlavaConfig(
+        vision_config=_siglip_vision(s),
+        text_config=_llama_text(tokenizer, s),
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        image_seq_length=(s["image_size"] // s["patch_size"]) ** 2,
+        vision_feature_select_strategy="full",  # SigLIP has no CLS token to drop
+        vision_feature_layer=-1,
+    )
+    size = {"height": s["image_size"], "width": s["image_size"]}
+    processor = LlavaProcessor(
+        image_processor=SiglipImageProcessorPil(size=size),
+        tokenizer=tokenizer,
+        patch_size=s["patch_size"],
+        vision_feature_select_strategy="full",
+        chat_template=tokenizer.chat_template,
+    )
+    return LlavaForConditionalGeneration(config), processor
+
+
+def _llava_next(s: dict):
+    tokenizer = tiny_tokenizer("llava_next")
+    side = s["image_size"]
+    pinpoints = [[side, side], [side, 2 * side], [2 * side, side]]
+    config = LlavaNextConfig(
+        vision_config=_siglip_vision(s),
+        text_config=_llama_text(tokenizer, s),
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        image_grid_pinpoints=pinpoints,
+        vision_feature_select_strategy="full",
+        vision_feature_layer=-1,
+    )
+    image_processor = LlavaNextImageProcessorPil(
+        size={"shortest_edge": side}, crop_size={"height": side, "width": side},
+        image_grid_pinpoints=pinpoints,
+    )
+    processor = LlavaNextProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=s["patch_size"],
+        vision_feature_select_strategy="full",
+        chat_template=tokenizer.chat_template,
+    )
+    return LlavaNextForConditionalGeneration(config), processor
+
+
+def _qwen2_vl(s: dict):
+    tokenizer = tiny_tokenizer("qwen2_vl")
+    ids = tokenizer.convert_tokens_to_ids
+    head_dim = s["hidden_size"] // s["num_heads"]
+    text = _llama_text(tokenizer, s).to_dict()
+    text.update(rope_parameters={"rope_type": "default", "mrope_section": _mrope_section(head_dim)})
+    vision = dict(
+        depth=s["vision_layers"], embed_dim=s["vision_hidden_size"], hidden_size=s["hidden_size"],
+        num_heads=s["vision_heads"], patch_size=s["patch_size"], spatial_merge_size=2,
+        temporal_patch_size=2,
+    )
+    config = Qwen2VLConfig(
+        text_config=text, vision_config=vision,
+        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
+    )
+    pixels = s["image_size"] ** 2
+    image_processor = Qwen2VLImageProcessorPil(
+        size={"shortest_edge": pixels, "longest_edge": pixels},
+        patch_size=s["patch_size"], merge_size=2, temporal_patch_size=2,
+    )
+    processor = ImageOnlyQwen2VLProcessor(image_processor, tokenizer, chat_template=tokenizer.chat_template)
+    return Qwen2VLForConditionalGeneration(config), processor
+
+
+def _mrope_section(head_dim: int) -> list[int]:
+    """Split the rotary half-dimension over (time, height, width) like Qwen2-VL's 16/24/24."""
+    half = head_dim // 2
+    return [half - 2 * (3 * half // 8), 3 * half // 8, 3 * half // 8]
+
+
+def _idefics3(s: dict):
+    tokenizer = tiny_tokenizer("idefics3")
+    vision = Idefics3VisionConfig(
+        hidden_size=s["vision_hidden_size"], intermediate_size=2 * s["vision_hidden_size"],
+        num_hidden_layers=s["vision_layers"], num_attention_heads=s["vision_heads"],
+        image_size=s["image_size"], patch_size=s["patch_size"],
+    )
+    scale = 2
+    config = Idefics3Config(
+        vision_config=vision, text_config=_llama_text(tokenizer, s),
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"), scale_factor=scale,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    side = s["image_size"]
+    image_processor = Idefics3ImageProcessorPil(
+        do_image_splitting=False, size={"longest_edge": side}, max_image_size={"longest_edge": side},
+    )
+    processor = Idefics3Processor(
+        image_processor, tokenizer, image_seq_len=(side // s["patch_size"]) ** 2 // scale**2,
+        chat_template=tokenizer.chat_template,
+    )
+    return Idefics3ForConditionalGeneration(config), processor
+
+
+TINY_FAMILIES = {
+    "tiny-llava": _llava,
+    "tiny-llava-next": _llava_next,
+    "tiny-qwen2-vl": _qwen2_vl,
+    "tiny-idefics3": _idefics3,
+}
+"""Tiny family name -> builder of ``(model, processor)`` from a dict of sizes."""
+
+
+def build_tiny(name: str, *, seed: int = 0, **sizes):
+    """Build a tiny family's model (random weights, seeded) and processor.
+
+    Args:
+        name: One of ``TINY_FAMILIES``.
+        seed: Seed of the weight initialisation; the global RNG is restored afterwards.
+        **sizes: Overrides of ``TINY_DEFAULTS``.
+
+    Returns:
+        ``(model, processor)``, the model in eval mode.
+    """
+    if name not in TINY_FAMILIES:
+        raise ValueError(f"unknown tiny model {name!r}; choose from {sorted(TINY_FAMILIES)}")
+    unknown = set(sizes) - set(TINY_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown tiny size(s) {sorted(unknown)}; known: {sorted(TINY_DEFAULTS)}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model, processor = TINY_FAMILIES[name]({**TINY_DEFAULTS, **sizes})
+    return model.eval(), processor

@@ -1,0 +1,47 @@
+"""Session-wide fixtures: tiny backbones (built once, random weights, no download) and images."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded at test time
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone_cache():
+    """Tiny backbones by family name, built on first use and shared by the whole session.
+
+    Tests that change a model (LoRA wrapping, training steps) must build their own instead.
+    """
+    from c2s_lightning.models.backbones import build_backbone
+
+    cache = {}
+
+    def get(name: str = "tiny-llava"):
+        if name not in cache:
+            cache[name] = build_backbone(name)
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def tiny_llava(tiny_backbone_cache):
+    """The default tiny LLaVA backbone (shared: do not modify it)."""
+    return tiny_backbone_cache("tiny-llava")
+
+
+@pytest.fixture
+def make_images():
+    """``make_images(n, size=(32, 32), seed=0)`` -> n random RGB PIL images (distinct per seed)."""
+
+    def make(n: int, size: tuple[int, int] = (32, 32), seed: int = 0) -> list[Image.Image]:
+        rng = np.random.default_rng(seed)
+        w, h = size
+        return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for _ in range(n)]
+
+    return make
