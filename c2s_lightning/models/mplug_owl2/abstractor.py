@@ -6,6 +6,8 @@ are recomputed here (non-persistent buffers) instead of being stored in every la
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -68,8 +70,18 @@ class AbstractorAttention(nn.Module):
         query = self._heads(self.query(queries + query_pos))
         key = self._heads(self.key(keys_values + key_pos))
         value = self._heads(self.value(keys_values))
-        context = attend(self, query, key, value, None, self.head_dim**-0.5, self.dropout)
+        if self.config._attn_implementation == "eager":
+            context = self._eager(query, key, value)
+        else:
+            context = attend(self, query, key, value, None, self.head_dim**-0.5, self.dropout)
         return context.reshape(*queries.shape[:2], -1)
+
+    def _eager(self, query, key, value) -> torch.Tensor:
+        # The release divides the scores by sqrt(head_dim) (not a multiply by its inverse) and
+        # takes the softmax in the input dtype; doing the same keeps "eager" bit-exact with it.
+        scores = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(self.head_dim)
+        probs = nn.functional.dropout(scores.softmax(dim=-1), self.dropout, self.training)
+        return torch.matmul(probs, value).transpose(1, 2)
 
 
 class AbstractorMLP(nn.Module):

@@ -136,5 +136,8 @@ def lora_target_modules(names: tuple[str, ...] = ("q_proj", "v_proj")) -> str:
     Returns:
         A regex for ``peft.LoraConfig(target_modules=...)``.
     """
-    alternatives = "|".join(names)
-    return rf"^model\.layers\.\d+\.(self_attn|mlp)\.({alternatives})(\.(text|visual))?$"
+    modality_specific = {"k_proj", "v_proj"}
+    alternatives = "|".join(
+        rf"{name}\.(text|visual)" if name in modality_specific else name for name in names
+    )
+    return rf"^model\.layers\.\d+\.(self_attn|mlp)\.({alternatives})$"
