@@ -64,8 +64,8 @@ def _normal_derivatives(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _logistic_derivatives(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    sig = torch.sigmoid(x)
-    return torch.sigmoid(-x), -sig * torch.sigmoid(-x)
+    r = torch.sigmoid(-x)
+    return r, -r * torch.sigmoid(x)
 
 
 LINKS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], Derivatives]] = {
@@ -141,7 +141,8 @@ def map_estimate(
             item j. The diagonal is ignored. Rows need not satisfy ``P_ij + P_ji = 1``.
         link: ``"normal"`` (Thurstone Case V, default) or ``"logistic"`` (Bradley-Terry).
         tol: Stop when every gradient component is at most ``tol`` in absolute value.
-        max_iter: Maximum number of Newton iterations; a warning names any unconverged matrix.
+        max_iter: Maximum number of Newton iterations; a RuntimeWarning counts the matrices
+            still unconverged then (their current iterate is returned).
 
     Returns:
         Scores ``[n]`` or ``[b, n]`` in P's dtype (float32 for non-float input); computed in
@@ -164,12 +165,14 @@ def _newton(pairs: _Pairs, p: torch.Tensor, link, tol: float, max_iter: int) -> 
     value = pairs.objective(p, q, log_f)
     active = torch.arange(p.shape[0], device=p.device)
     for iteration in range(max_iter + 1):
-        gradient, hessian = pairs.gradient_hessian(p[active], q[active], derivatives)
+        p_a, q_a = p[active], q[active]
+        gradient, hessian = pairs.gradient_hessian(p_a, q_a, derivatives)
         keep = gradient.abs().amax(-1) > tol
-        active, gradient, hessian = active[keep], gradient[keep], hessian[keep]
+        if not keep.all():  # converged matrices leave the batch
+            active, p_a, q_a = active[keep], p_a[keep], q_a[keep]
+            gradient, hessian = gradient[keep], hessian[keep]
         if active.numel() == 0 or iteration == max_iter:
             break
-        p_a, q_a = p[active], q[active]
         # -H = I + (a weighted graph Laplacian) is positive definite: Cholesky cannot fail.
         factor = torch.linalg.cholesky(-hessian)
         direction = torch.cholesky_solve(gradient.unsqueeze(-1), factor).squeeze(-1)
