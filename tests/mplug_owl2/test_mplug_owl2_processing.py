@@ -76,3 +76,10 @@ def test_processor_rejects_wrong_image_count(tiny_tokenizer):
     processor = MPLUGOwl2Processor(tiny_tokenizer, num_visual_tokens=9)
     with pytest.raises(ValueError, match="2 <\\|image\\|> placeholders but 1 images"):
         processor(PROMPT, [Image.new("RGB", (8, 8))])
+
+
+def test_processor_from_folder_reads_saved_tokenizer(tmp_path, tiny_tokenizer, tiny_model):
+    tiny_tokenizer.save_pretrained(tmp_path)
+    processor = MPLUGOwl2Processor.from_folder(str(tmp_path), tiny_model.config)
+    assert processor.num_visual_tokens == 9 and processor.image_processor.image_size == 32
+    assert tokenizer_image_token(PROMPT, processor.tokenizer) == tokenizer_image_token(PROMPT, tiny_tokenizer)

@@ -160,6 +160,23 @@ class MPLUGOwl2Model(MPLUGOwl2PreTrainedModel):
             inputs_embeds, modality_indicators = self.embed_inputs(input_ids, pixel_values)
         elif modality_indicators is None:
             modality_indicators = inputs_embeds.new_zeros(inputs_embeds.shape[:2], dtype=torch.long)
+        hidden_states, all_hidden, cache = self._decode(
+            inputs_embeds, modality_indicators, attention_mask, position_ids, cache, use_cache
+        )
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        return MPLUGOwl2ModelOutput(
+            last_hidden_state=hidden_states,
+            cache=cache,
+            hidden_states=all_hidden if output_hidden_states else None,
+            attention_mask=attention_mask,
+            modality_indicators=modality_indicators,
+            labels=labels,
+        )
+
+    def _decode(self, inputs_embeds, modality_indicators, attention_mask, position_ids, cache, use_cache):
+        """The decoder stack; returns (normed last states, per-layer states, the cache used or None)."""
         use_cache = self.config.use_cache if use_cache is None else use_cache
         if use_cache and cache is None and not (self.gradient_checkpointing and self.training):
             cache = DynamicCache(config=self.config)
@@ -182,14 +199,4 @@ class MPLUGOwl2Model(MPLUGOwl2PreTrainedModel):
         hidden_states = self.norm(hidden_states)
         # As in transformers' LLaMA: the last entry is the normed output, not the raw last layer.
         all_hidden.append(hidden_states)
-        output_hidden_states = (
-            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        )
-        return MPLUGOwl2ModelOutput(
-            last_hidden_state=hidden_states,
-            cache=cache if use_cache else None,
-            hidden_states=tuple(all_hidden) if output_hidden_states else None,
-            attention_mask=attention_mask,
-            modality_indicators=modality_indicators,
-            labels=labels,
-        )
+        return hidden_states, tuple(all_hidden), cache

@@ -85,6 +85,13 @@ class MPLUGOwl2Processor:
             image_token_index=config.image_token_index,
         )
 
+    @classmethod
+    def from_folder(cls, folder: str, config: MPLUGOwl2Config):
+        """The tokenizer saved in a checkpoint folder (``AutoTokenizer``) plus ``config``'s images."""
+        from transformers import AutoTokenizer
+
+        return cls.for_config(AutoTokenizer.from_pretrained(folder), config)
+
     def __call__(
         self,
         text: str | Sequence[str],
