@@ -1,3 +1,6 @@
+import sys
+
 from c2s_lightning.cli import main
 
-main()
+result = main()
+sys.exit(result if isinstance(result, int) else 0)

@@ -9,6 +9,12 @@ import sys
 
 TOOLS = {
     "data": "c2s_lightning.commands.data",
+    "score": "c2s_lightning.commands.score",
+    "anchors": "c2s_lightning.commands.anchors",
+    "evaluate": "c2s_lightning.commands.evaluate",
+    "sweep": "c2s_lightning.commands.sweep",
+    "report": "c2s_lightning.commands.report",
+    "export": "c2s_lightning.commands.export",
 }
 LIGHTNING = ("fit", "validate", "test", "predict")
 
@@ -20,8 +26,14 @@ Training and evaluation (LightningCLI; `COMMAND --help` lists every option):
   test       run the test loop
   predict    run the predict loop
 
-Tools:
+Tools (`COMMAND --help` for options):
   data       data synth --out DIR | data inspect NAME ROOT
+  export     write a Lightning checkpoint as a Hugging Face folder (merged LoRA or adapter)
+  anchors    anchors build: select anchors and compute their probability matrix with a checkpoint
+  score      score images/folders with a checkpoint and an anchor bank -> CSV
+  evaluate   soft-comparison evaluation of a checkpoint without training (validate + evaluator)
+  sweep      run a W&B sweep file offline on this machine (grid/random, --dry-run, resumable)
+  report     paper-layout markdown tables and plots from finished runs
 """
 
 

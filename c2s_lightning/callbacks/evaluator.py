@@ -1,0 +1,144 @@
+"""``SoftComparisonEvaluator``: scores held-out images against anchors and logs SRCC/PLCC.
+
+Evaluation is a callback, not part of the model: the module only exposes ``comparator``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.distributed as dist
+from lightning.pytorch.utilities import rank_zero_info
+
+from c2s_lightning.callbacks.plots import scatter_png
+from c2s_lightning.metrics import evaluate_predictions
+from c2s_lightning.scoring.bank import AnchorBank
+from c2s_lightning.scoring.scorer import Compare2Scorer
+
+log = logging.getLogger(__name__)
+
+
+class SoftComparisonEvaluator(L.Callback):
+    """Anchor-based soft-comparison evaluation at validation end and at test.
+
+    Args:
+        anchor_dataset: Label of the datamodule dataset that supplies anchors (default: the
+            first dataset that is trained on).
+        anchor_part: Part of its split the anchors come from (``train``, the paper's choice).
+        alpha: Number of equal-width MOS intervals.
+        beta: Anchors per interval.
+        rule: ``min_variance`` (paper), ``max_variance`` or ``random``.
+        anchor_seed: Seed of the ``random`` rule.
+        matrix: ``probability`` (soft comparison) or ``count`` (ablation).
+        temperature: Softmax temperature of the soft comparison.
+        link: ``normal`` or ``logistic`` MAP link.
+        readoff: ``raw`` or ``minmax``.
+        eval_part: Part of each dataset's split to score (``test`` by default).
+        max_images: Score at most this many images per dataset (a seeded subset) for quick checks.
+        batch_size: Image pairs per forward pass.
+        before_training: Also evaluate once before the first training step (step 0).
+        plots: Write a prediction-vs-MOS scatter PNG per dataset (and log it to W&B).
+    """
+
+    def __init__(self, anchor_dataset: str | None = None, anchor_part: str = "train", alpha: int = 5,
+                 beta: int = 1, rule: str = "min_variance", anchor_seed: int = 0, matrix: str = "probability",
+                 temperature: float = 1.0, link: str = "normal", readoff: str = "raw", eval_part: str = "test",
+                 max_images: int | None = None, batch_size: int = 32, before_training: bool = False,
+                 plots: bool = True):
+        super().__init__()
+        self.anchor_dataset, self.anchor_part = anchor_dataset, anchor_part
+        self.alpha, self.beta, self.rule, self.anchor_seed = alpha, beta, rule, anchor_seed
+        self.scorer_options = dict(matrix=matrix, temperature=temperature, link=link, readoff=readoff,
+                                   batch_size=batch_size)
+        self.eval_part, self.max_images = eval_part, max_images
+        self.before_training, self.plots = before_training, plots
+        self.last_results: dict[str, dict[str, float]] = {}
+
+    # -- hooks ------------------------------------------------------------------------------
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.before_training and trainer.global_step == 0:
+            self.evaluate(trainer, pl_module, "val")
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.evaluate(trainer, pl_module, "val")
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.evaluate(trainer, pl_module, "test")
+
+    # -- work -------------------------------------------------------------------------------
+    def bank(self, datamodule) -> AnchorBank:
+        label = self.anchor_dataset or next(s.key for s in datamodule.specs if s.trains)
+        records = datamodule.records(label, self.anchor_part)
+        return AnchorBank.from_records(records, dataset=label, split=self.anchor_part, alpha=self.alpha,
+                                       beta=self.beta, rule=self.rule, seed=self.anchor_seed)
+
+    def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> dict:
+        """Score every evaluated dataset, log metrics to every logger, return them."""
+        datamodule = trainer.datamodule
+        scorer = Compare2Scorer(pl_module.comparator, self.bank(datamodule),
+                                pad_to_square=datamodule.pad_to_square, **self.scorer_options)
+        was_training = pl_module.training
+        results: dict[str, dict[str, float]] = {}
+        for label, records in datamodule.eval_records(self.eval_part).items():
+            records = self._subset(records)
+            preds = self._score_sharded(scorer, records, trainer)
+            mos = [r.mos for r in records]
+            results[label] = evaluate_predictions(preds, mos)
+            if self.plots and trainer.is_global_zero:
+                self._plot(trainer, stage, label, preds, mos, results[label])
+        pl_module.train(was_training)
+        self._log(trainer, pl_module, stage, results)
+        self.last_results = results
+        return results
+
+    def _subset(self, records: list) -> list:
+        if self.max_images is None or len(records) <= self.max_images:
+            return records
+        return random.Random(0).sample(records, self.max_images)
+
+    def _score_sharded(self, scorer: Compare2Scorer, records: list, trainer: L.Trainer) -> list[float]:
+        """Each rank scores a strided shard; all ranks gather every score (no rank waits alone)."""
+        world, rank = trainer.world_size, trainer.global_rank
+        shard = list(range(rank, len(records), world))
+        scores = scorer.score([records[i].path for i in shard]).tolist()
+        if world == 1 or not (dist.is_available() and dist.is_initialized()):
+            return scores
+        gathered: list = [None] * world
+        dist.all_gather_object(gathered, list(zip(shard, scores)))
+        merged = dict(pair for part in gathered for pair in part)
+        return [merged[i] for i in range(len(records))]
+
+    def _log(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str, results: dict) -> None:
+        flat = {f"{stage}/{label}/{name}": value for label, row in results.items() for name, value in row.items()}
+        if results:
+            names = next(iter(results.values())).keys()
+            flat |= {f"{stage}/mean/{n}": sum(r[n] for r in results.values()) / len(results) for n in names}
+        # pl_module.log is allowed in these hooks (also feeds callback_metrics, so a checkpoint
+        # can monitor val/mean/srcc); every rank holds the same gathered values, so no sync.
+        if trainer.validating or trainer.testing:
+            for key, value in flat.items():
+                pl_module.log(key, value, sync_dist=False)
+        else:  # before training: straight to the loggers at step 0
+            for logger in trainer.loggers:
+                logger.log_metrics(flat, step=trainer.global_step)
+        rank_zero_info(f"[{stage} step {trainer.global_step}] " + "  ".join(
+            f"{label}: srcc {row['srcc']:.3f} plcc {row['plcc']:.3f}" for label, row in results.items()))
+
+    def _plot(self, trainer: L.Trainer, stage: str, label: str, preds, mos, row) -> None:
+        out = Path(trainer.default_root_dir if trainer.log_dir is None else trainer.log_dir) / "plots"
+        path = scatter_png(out / f"{stage}_{label}_step{trainer.global_step:06d}.png", preds, mos,
+                           title=f"{label} ({stage}, step {trainer.global_step}): "
+                                 f"SRCC {row['srcc']:.3f}, PLCC {row['plcc']:.3f}")
+        for logger in trainer.loggers:
+            if type(logger).__name__.endswith("WandbLogger"):
+                import wandb
+
+                logger.experiment.log({f"{stage}/{label}/scatter": wandb.Image(str(path)),
+                                       f"{stage}/{label}/predictions": wandb.Table(
+                                           columns=["prediction", "mos"], data=[[p, m] for p, m in zip(preds, mos)]),
+                                       "trainer/global_step": trainer.global_step})

@@ -1,0 +1,20 @@
+"""``python -m c2s_lightning export``: a Lightning checkpoint as a Hugging Face folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def main(args: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m c2s_lightning export", description=__doc__)
+    p.add_argument("--ckpt", required=True, type=Path, help="Lightning checkpoint written by fit")
+    p.add_argument("--out", required=True, type=Path, help="folder to write")
+    p.add_argument("--adapter-only", action="store_true", help="write the LoRA adapter alone (no merge)")
+    ns = p.parse_args(args)
+    from c2s_lightning.models.module import Compare2ScoreModule
+
+    module = Compare2ScoreModule.load_from_checkpoint(ns.ckpt, map_location="cpu", weights_only=True)
+    module.export(ns.out, merge_lora=not ns.adapter_only)
+    print(f"exported {ns.ckpt} -> {ns.out}")
+    return 0

@@ -1,0 +1,125 @@
+"""``Compare2Scorer``: soft comparisons against an anchor bank, then one MAP estimate per image.
+
+Per test image the scorer needs only its row of probabilities against the ``n`` anchors: the
+anchor-vs-anchor block is computed once per model and kept in the bank. No Lightning import: use
+it from a notebook or any trainer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+import torch
+from PIL import Image
+
+from c2s_lightning.data.images import load_image
+from c2s_lightning.scoring.bank import AnchorBank
+from c2s_lightning.scoring.map import comparison_matrix, map_estimate, readoff
+from c2s_lightning.scoring.soft import count_probability, soft_probability
+
+ImageLike = str | os.PathLike | Image.Image
+
+
+class LevelComparator(Protocol):
+    """What the scorer needs from a model: level logits of (first, second) image pairs."""
+
+    model_id: str
+
+    def level_logits(self, first_images: Sequence[Image.Image], second_images: Sequence[Image.Image],
+                     batch_size: int | None = None) -> torch.Tensor: ...
+
+
+class Compare2Scorer:
+    """Scores images by adaptive soft comparison against anchors (Compare2Score, section 4).
+
+    Args:
+        comparator: Gives ``[B, 5]`` level logits for (first, second) pairs and has a ``model_id``.
+        anchor_bank: The anchors; its anchor matrix is computed on first use when absent.
+        matrix: ``probability`` (soft comparison, the method) or ``count`` (argmax wins, ablation).
+        temperature: Softmax temperature of the soft comparison.
+        link: MAP link function, ``normal`` (Thurstone Case V) or ``logistic``.
+        readoff: ``raw`` MAP score of the test image, or ``minmax`` (the release's 0-100 rescaling).
+        batch_size: Image pairs per forward pass.
+        pad_to_square: Pad images to a square with their mean colour before comparing.
+        recompute_anchors: Recompute the anchor matrix when the bank's was computed by another model
+            (otherwise that is an error).
+    """
+
+    def __init__(self, comparator: LevelComparator, anchor_bank: AnchorBank, *, matrix: str = "probability",
+                 temperature: float = 1.0, link: str = "normal", readoff: str = "raw", batch_size: int = 16,
+                 pad_to_square: bool = False, recompute_anchors: bool = False):
+        if matrix not in ("probability", "count"):
+            raise ValueError(f"matrix must be 'probability' or 'count', got {matrix!r}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.comparator, self.bank = comparator, anchor_bank
+        self.matrix, self.temperature, self.link, self.readoff = matrix, temperature, link, readoff
+        self.batch_size, self.pad_to_square = batch_size, pad_to_square
+        self.recompute_anchors = recompute_anchors
+        self._anchor_images: list[Image.Image] | None = None
+
+    def _probability(self, level_logits: torch.Tensor) -> torch.Tensor:
+        if self.matrix == "count":
+            return count_probability(level_logits)
+        return soft_probability(level_logits, self.temperature)
+
+    def _compare(self, firsts: list[Image.Image], seconds: list[Image.Image]) -> torch.Tensor:
+        """P(second beats first) for each pair."""
+        logits = self.comparator.level_logits(firsts, seconds, batch_size=self.batch_size)
+        return self._probability(logits.float().cpu())
+
+    @property
+    def anchor_images(self) -> list[Image.Image]:
+        if self._anchor_images is None:
+            self._anchor_images = [load_image(a.path, self.pad_to_square) for a in self.bank.anchors]
+        return self._anchor_images
+
+    def anchor_block(self) -> torch.Tensor:
+        """``[n, n]`` P(anchor i beats anchor j): the bank's, or computed once (both orders)."""
+        model_id = str(self.comparator.model_id)
+        stale = self.bank.matrix is not None and self.bank.model_id != model_id
+        if self.bank.matrix is None or (stale and self.recompute_anchors):
+            n = len(self.bank.anchors)
+            ordered = [(i, j) for i in range(n) for j in range(n) if i != j]
+            # pair (first=j, second=i) gives P(i beats j); comparison_matrix then averages the
+            # two presentation orders as (A + 1 - A^T) / 2.
+            p = self._compare([self.anchor_images[j] for i, j in ordered],
+                              [self.anchor_images[i] for i, j in ordered])
+            block = torch.full((n, n), 0.5)
+            for (i, j), value in zip(ordered, p.tolist()):
+                block[i, j] = value
+            self.bank.set_matrix(block.tolist(), model_id)
+        return torch.tensor(self.bank.require_model(model_id), dtype=torch.float64)
+
+    def rows(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """``[B, n]`` P(test image beats anchor j), anchor shown first, test image second."""
+        n = len(self.bank.anchors)
+        firsts = [a for _ in images for a in self.anchor_images]
+        seconds = [img for img in images for _ in range(n)]
+        return self._compare(firsts, seconds).reshape(len(images), n)
+
+    def score(self, images: Iterable[ImageLike], progress: Any = None) -> torch.Tensor:
+        """Scores ``[B]`` (float64) of images given as paths or PIL images.
+
+        Args:
+            images: Paths or PIL images.
+            progress: Optional callable ``progress(k)`` told how many images were just scored.
+        """
+        block = self.anchor_block()
+        images = list(images)
+        out = []
+        step = max(1, self.batch_size // max(1, len(self.bank.anchors)))
+        for start in range(0, len(images), step):
+            chunk = [self._image(x) for x in images[start:start + step]]
+            P = comparison_matrix(block, self.rows(chunk).double())
+            out.append(readoff(map_estimate(P, link=self.link), self.readoff))
+            if progress is not None:
+                progress(len(chunk))
+        return torch.cat(out) if out else torch.empty(0, dtype=torch.float64)
+
+    def _image(self, x: ImageLike) -> Image.Image:
+        if isinstance(x, Image.Image):
+            return x.convert("RGB") if x.mode != "RGB" else x
+        return load_image(x, self.pad_to_square)
