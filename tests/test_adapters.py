@@ -33,8 +33,8 @@ def batch_for(make_images):
     def make(backbone):
         images = make_images(4)
         examples = [
-            {"images": images[:2], "prompt": COMPARISON_PROMPT, "answer": COMPARISON_ANSWER.format(level="better")},
-            {"images": images[2:], "prompt": COMPARISON_PROMPT, "answer": COMPARISON_ANSWER.format(level="worse")},
+            {"images": pair, "prompt": COMPARISON_PROMPT, "answer": COMPARISON_ANSWER.format(level=level)}
+            for pair, level in ((images[:2], "better"), (images[2:], "worse"))
         ]
         return backbone.encoder.encode_train(examples)
 
@@ -53,7 +53,8 @@ def test_lora_trains_exactly_the_adapters_and_projector(batch_for, train_project
     assert bool(projector) == train_projector
     # q, k, v, o of both language-model layers, A and B each; nothing in the vision tower
     assert len(lora) == 2 * 4 * 2 and all(".language_model." in n for n in lora)
-    assert parameter_counts(model)["trainable"] == sum(p.numel() for n, p in model.named_parameters() if n in trainable)
+    n_trainable = sum(p.numel() for n, p in model.named_parameters() if n in trainable)
+    assert parameter_counts(model)["trainable"] == n_trainable
     changed = _train_steps(model, batch_for(backbone))
     assert changed == trainable
 

@@ -142,3 +142,12 @@ def test_rating_logits_and_order_of_pairs_matters(tiny_llava, make_images):
     assert not torch.allclose(forward, backward)
     with pytest.raises(ValueError, match="first images"):
         comparator.level_logits(images, images[:1])
+
+
+def test_bfloat16_backbone_casts_pixels_and_returns_float32(tiny_llava, make_images):
+    half = build_backbone("tiny-llava", dtype="bfloat16")
+    assert half.model.get_input_embeddings().weight.dtype == torch.bfloat16
+    first, second = make_images(2), make_images(2, seed=1)
+    logits = Comparator(half).level_logits(first, second)
+    assert logits.dtype == torch.float32
+    torch.testing.assert_close(logits, Comparator(tiny_llava).level_logits(first, second), atol=0.05, rtol=0)

@@ -63,7 +63,8 @@ def test_answer_positions_hold_the_answer_word(tiny_backbone_cache, make_images,
     assert words == ["better", "inferior", "good"]
     level_ids = torch.tensor(backbone.level_token_ids)
     assert batch["labels"][0, batch["answer_positions"][0]] == level_ids[LEVELS.index("better")]
-    assert batch["labels"][2, batch["answer_positions"][2]] == backbone.rating_token_ids[RATING_LEVELS.index("good")]
+    good = backbone.rating_token_ids[RATING_LEVELS.index("good")]
+    assert batch["labels"][2, batch["answer_positions"][2]] == good
     # supervision starts exactly at the answer prefix ("The quality of the second image is")
     first = batch["answer_positions"][0].item() - 7
     assert (batch["labels"][0, :first] == IGNORE_INDEX).all() and batch["labels"][0, first] != IGNORE_INDEX

@@ -7,6 +7,7 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from c2s_lightning.data.prompts import COMPARISON_PROMPT
 from c2s_lightning.models.adapters import configure_trainable
 from c2s_lightning.models.backbones import build_backbone
 from c2s_lightning.models.comparator import Comparator
@@ -82,3 +83,17 @@ def test_unmerged_export_needs_a_backbone(tmp_path, tiny_llava):
         export_pretrained(model, tiny_llava.processor, tmp_path, merge_lora=False)
     with pytest.raises(ValueError, match="processor"):
         export_pretrained(model, None, tmp_path)
+
+
+def test_loading_a_folder_honours_image_size_where_it_can(tmp_path, make_images):
+    qwen_dir, llava_dir = tmp_path / "qwen", tmp_path / "llava"
+    export_pretrained(build_backbone("tiny-qwen2-vl"), out_dir=qwen_dir)
+    export_pretrained(build_backbone("tiny-llava"), out_dir=llava_dir)
+    # Qwen2-VL takes any resolution: 64 px with patch 8 and merge 2 gives 16 tokens per image
+    loaded = load_backbone(qwen_dir, image_size=64)
+    query = loaded.encoder.encode_query(
+        [{"images": make_images(2, size=(64, 64)), "prompt": COMPARISON_PROMPT}]
+    )
+    assert (query["input_ids"] == loaded.model.config.image_token_id).sum() == 2 * 16
+    with pytest.raises(ValueError, match="image_size"):
+        load_backbone(llava_dir, image_size=64)
