@@ -1,0 +1,59 @@
+"""The LightningCLI of the project: typed constructors are the schema, configs stack and print."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonargparse
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+
+from c2s_lightning.callbacks.evaluator import SoftComparisonEvaluator
+from c2s_lightning.callbacks.export import HFExport
+from c2s_lightning.data.datamodule import ComparisonDataModule
+from c2s_lightning.models.module import Compare2ScoreModule
+
+
+class LoggedConfigCallback(SaveConfigCallback):
+    """Writes the resolved config next to the run and logs it to every logger (W&B's config panel)."""
+
+    def save_config(self, trainer, pl_module, stage: str) -> None:
+        config = self.parser.dump(self.config, skip_none=False, format="json")
+        import json
+
+        for logger in trainer.loggers:
+            logger.log_hyperparams(json.loads(config))
+
+
+class Compare2ScoreCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(SoftComparisonEvaluator, "evaluator")
+        parser.add_lightning_class_args(HFExport, "export")
+        parser.set_defaults({
+            "checkpoint.save_last": True,
+            "checkpoint.filename": "step{step:06d}",
+            "checkpoint.auto_insert_metric_name": False,
+        })
+
+
+def trainer_defaults() -> dict[str, Any]:
+    return {
+        "default_root_dir": "outputs",
+        "logger": {"class_path": "c2s_lightning.wandb_runs.WandbLogger"},
+    }
+
+
+def run_lightning_cli(args: list[str]) -> Compare2ScoreCLI:
+    # Without this, command-line overrides do not reach ${...} interpolations in configs.
+    jsonargparse.set_parsing_settings(omegaconf_absolute_to_relative_paths=True)
+    return Compare2ScoreCLI(
+        Compare2ScoreModule,
+        ComparisonDataModule,
+        args=args,
+        parser_kwargs={"parser_mode": "omegaconf+"},
+        save_config_callback=LoggedConfigCallback,
+        save_config_kwargs={"overwrite": True},
+        trainer_defaults=trainer_defaults(),
+        seed_everything_default=0,
+    )
