@@ -1,0 +1,220 @@
+"""``python -m c2s_lightning sweep FILE``: run a W&B sweep file offline, one run after another.
+
+The files in ``sweeps/`` also work with ``wandb sweep FILE`` + ``wandb agent ID`` when a W&B server
+is reachable; this runner needs none. It expands grid and random searches (``bayes`` needs the
+server), substitutes W&B's command macros and runs each command as a subprocess:
+
+- environment: ``WANDB_MODE=offline`` unless ``WANDB_MODE`` is already set (export
+  ``WANDB_MODE=online`` to log to a server), ``WANDB_RUN_GROUP`` = the sweep's name, and
+  ``WANDB_DIR`` = the run's folder unless set, so any program's offline run lands beside its log;
+- the run's folder ``OUT/<sweep>-<index>-<hash>/`` holds ``output.log`` (stdout and stderr) and
+  ``params.json`` (also what ``${args_json_file}`` names);
+- when the command is this project's CLI (``-m c2s_lightning fit|validate|test|predict|evaluate``)
+  and does not set it already, ``--trainer.logger.init_args.save_dir FOLDER`` and
+  ``--trainer.logger.init_args.name NAME`` are appended so each run logs to its own folder.
+
+``OUT/sweep_state.json`` records each run by a hash of its parameters: a rerun skips finished
+runs and retries failed ones. The exit status is 1 when any run failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shlex
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from c2s_lightning.commands.sweep_plan import (
+    DEFAULT_COMMAND, SweepError, expand, load_sweep, param_key, substitute,
+)
+
+STATE_FILE = "sweep_state.json"
+PROJECT_COMMANDS = ("fit", "validate", "test", "predict", "evaluate")
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedRun:
+    """One run of a sweep: its parameters, resume key, folder and the exact command."""
+
+    name: str
+    key: str
+    params: dict[str, Any]
+    folder: Path
+    command: list[str]
+
+
+def is_project_cli(command: list[str]) -> bool:
+    """True when ``command`` runs one of this project's Lightning commands (which take logger keys)."""
+    for i, token in enumerate(command):
+        if token == "-m" and command[i + 1:i + 2] == ["c2s_lightning"]:
+            rest = command[i + 2:]
+        elif Path(token).name == "c2s-lightning":
+            rest = command[i + 1:]
+        else:
+            continue
+        return bool(rest) and rest[0] in PROJECT_COMMANDS
+    return False
+
+
+def plan_sweep(path: str | Path, out: Path, count: int | None = None, seed: int = 0) -> list[PlannedRun]:
+    """Every run of the sweep file at ``path``, with folders under ``out``."""
+    sweep, stem = load_sweep(path), Path(path).stem
+    runs = []
+    for index, params in enumerate(expand(sweep, count, seed)):
+        key = param_key(params)
+        name, folder = f"{stem}-{index:03d}-{key[:6]}", out / f"{stem}-{index:03d}-{key[:6]}"
+        command = substitute(sweep.get("command", DEFAULT_COMMAND), params, sweep.get("program"),
+                             json_file=str(folder / "params.json"))
+        if is_project_cli(command) and not any(a.startswith("--trainer.logger.init_args.save_dir")
+                                               for a in command):
+            command += ["--trainer.logger.init_args.save_dir", str(folder),
+                        "--trainer.logger.init_args.name", name]
+        runs.append(PlannedRun(name, key, params, folder, command))
+    return runs
+
+
+def _load_state(out: Path) -> dict[str, Any]:
+    path = out / STATE_FILE
+    return json.loads(path.read_text()) if path.is_file() else {"runs": {}}
+
+
+def _save_state(out: Path, state: dict[str, Any]) -> None:
+    # Written whole and renamed, so an interrupted sweep never leaves a half-written state.
+    tmp = out / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(state, indent=2, default=str))
+    tmp.replace(out / STATE_FILE)
+
+
+def _run_env(run: PlannedRun, group: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("WANDB_MODE", "offline")
+    env.setdefault("WANDB_DIR", str(run.folder))
+    env.setdefault("WANDB_RUN_GROUP", group)
+    env["WANDB_NAME"] = run.name
+    return env
+
+
+def run_one(run: PlannedRun, group: str) -> int:
+    """Run one command with its output in ``FOLDER/output.log``; return its exit status."""
+    run.folder.mkdir(parents=True, exist_ok=True)
+    (run.folder / "params.json").write_text(json.dumps(run.params, indent=2))
+    with open(run.folder / "output.log", "w") as log:
+        log.write(f"$ {shell_line(run.command)}\n")
+        log.flush()
+        try:
+            return subprocess.run(run.command, stdout=log, stderr=subprocess.STDOUT,
+                                  env=_run_env(run, group)).returncode
+        except OSError as err:  # e.g. the program does not exist: a failed run, not a crash
+            log.write(f"cannot start the command: {err}\n")
+            return 127
+
+
+def read_metric(folder: Path, name: str) -> float | None:
+    """The last value of metric ``name`` in the newest readable offline run under ``folder``."""
+    if not any(folder.rglob("run-*.wandb")):
+        return None  # spares the reader's heavy imports when a program logged nothing
+    from c2s_lightning.wandb_runs import find_runs, read_run
+
+    for path in reversed(find_runs(folder)):
+        try:
+            data = read_run(path)
+        except (ValueError, OSError):
+            continue
+        value = data.summary.get(name)
+        if not isinstance(value, (int, float)):
+            values = data.series(name)
+            value = values[-1] if values else None
+        if isinstance(value, (int, float)):
+            return float(value)
+    return None
+
+
+def shell_line(command: list[str]) -> str:
+    """``command`` as one bash line: arguments holding newlines use ``$'...'`` quoting."""
+    def quote(arg: str) -> str:
+        if "\n" not in arg:
+            return shlex.quote(arg)
+        return "$'" + arg.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
+
+    return " ".join(quote(a) for a in command)
+
+
+def describe(params: dict[str, Any]) -> str:
+    """``key=value`` pairs of a run, for progress lines."""
+    return " ".join(f"{k}={v}" for k, v in params.items())
+
+
+def run_sweep(runs: list[PlannedRun], out: Path, group: str) -> dict[str, int]:
+    """Run every planned run not finished before; return the counts of each outcome."""
+    out.mkdir(parents=True, exist_ok=True)
+    state, counts = _load_state(out), {"finished": 0, "failed": 0, "skipped": 0}
+    for i, run in enumerate(runs, 1):
+        head = f"[{i}/{len(runs)}] {run.name} {describe(run.params)}"
+        if state["runs"].get(run.key, {}).get("status") == "finished":
+            counts["skipped"] += 1
+            print(f"{head}: skipped (finished before)", flush=True)
+            continue
+        start = time.monotonic()
+        code = run_one(run, group)
+        status = "finished" if code == 0 else "failed"
+        state["runs"][run.key] = {"name": run.name, "params": run.params, "status": status,
+                                  "folder": str(run.folder), "returncode": code,
+                                  "seconds": round(time.monotonic() - start, 1), "command": run.command}
+        _save_state(out, state)
+        counts[status] += 1
+        tail = "" if code == 0 else f" (exit {code}; see {run.folder / 'output.log'})"
+        print(f"{head}: {status} in {time.monotonic() - start:.1f} s{tail}", flush=True)
+    return counts
+
+
+def best_run(runs: list[PlannedRun], out: Path, metric: dict[str, Any]) -> tuple[PlannedRun, float] | None:
+    """The finished run with the best value of the sweep's metric, among those that logged it."""
+    done = _load_state(out)["runs"]
+    folders = {run.key: Path(done[run.key].get("folder", run.folder)) for run in runs
+               if done.get(run.key, {}).get("status") == "finished"}
+    scored = [(run, value) for run in runs if run.key in folders
+              if (value := read_metric(folders[run.key], metric["name"])) is not None]
+    if not scored:
+        return None
+    sign = -1.0 if metric.get("goal", "minimize") == "minimize" else 1.0
+    return max(scored, key=lambda item: sign * item[1])
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m c2s_lightning sweep", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("file", type=Path, help="W&B sweep YAML (e.g. sweeps/beta.yaml)")
+    parser.add_argument("--dry-run", action="store_true", help="print each planned command, run nothing")
+    parser.add_argument("--count", type=int, help="number of runs (random: required unless run_cap is set; "
+                                                  "grid: the first N combinations)")
+    parser.add_argument("--out", type=Path, help="sweep folder for run folders and the state file "
+                                                 "(default outputs/sweeps/<file stem>)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random search's draws")
+    return parser
+
+
+def main(args: list[str]) -> None:
+    ns = _parser().parse_args(args)
+    out = ns.out or Path("outputs") / "sweeps" / ns.file.stem
+    try:
+        runs = plan_sweep(ns.file, out, ns.count, ns.seed)
+        metric = load_sweep(ns.file).get("metric")
+    except (SweepError, OSError) as err:
+        raise SystemExit(f"sweep: {err}") from None
+    if ns.dry_run:
+        for run in runs:
+            print(shell_line(run.command))
+        return
+    counts = run_sweep(runs, out, group=ns.file.stem)
+    print(f"sweep {ns.file.stem}: {len(runs)} runs: {counts['finished']} finished, {counts['failed']} failed, "
+          f"{counts['skipped']} skipped (finished before); state in {out / STATE_FILE}")
+    best = best_run(runs, out, metric) if metric and "name" in metric else None
+    if best is not None:
+        print(f"best {metric['name']} = {best[1]:.4g}: {best[0].name} {describe(best[0].params)}")
+    if counts["failed"]:
+        raise SystemExit(1)
