@@ -38,6 +38,8 @@ def test_grid_is_the_cartesian_product_in_file_order():
         == [0, 0.25, 0.5, 0.75, 1.0]
     with pytest.raises(SweepError, match="values"):
         expand_grid({"lr": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1e-3}})
+    with pytest.raises(SweepError, match="1.0e-5"):
+        sample_random({"lr": {"distribution": "uniform", "min": "1e-5", "max": 1.0}}, count=1)
 
 
 def test_grid_count_and_run_cap_take_the_first_runs():

@@ -13,6 +13,9 @@ server), substitutes W&B's command macros and runs each command as a subprocess:
   and does not set it already, ``--trainer.logger.init_args.save_dir FOLDER`` and
   ``--trainer.logger.init_args.name NAME`` are appended so each run logs to its own folder.
 
+Commands run in the current folder, as under ``wandb agent``: launch the shipped files from the
+repository root (their commands name ``experiments/...`` relatively).
+
 ``OUT/sweep_state.json`` records each run by a hash of its parameters: a rerun skips finished
 runs and retries failed ones. The exit status is 1 when any run failed.
 """

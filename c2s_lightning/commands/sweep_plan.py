@@ -72,6 +72,9 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
 
 def distribution(spec: dict[str, Any]) -> str:
     """The distribution of a parameter spec, inferred as W&B does when it is not named."""
+    for bound in ("min", "max", "q", "mu", "sigma"):
+        if bound in spec and not isinstance(spec[bound], (int, float)):
+            raise SweepError(f"{bound}: {spec[bound]!r} is not a number (YAML reads 1e-5 as text: write 1.0e-5)")
     if "distribution" in spec:
         return spec["distribution"]
     if "value" in spec:

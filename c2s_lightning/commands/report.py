@@ -1,0 +1,80 @@
+"""``python -m c2s_lightning report RUNS...``: a markdown report of W&B runs beside the paper's numbers.
+
+RUNS are offline ``run-*.wandb`` files, run folders, folders searched recursively (e.g. a sweep's
+``--out`` folder), or ``entity/project/run_id`` paths of online runs when a W&B server is reachable.
+Writes ``OUT/report.md``: a table in the paper's layout (a row per run, labelled by the config
+values the runs vary, e.g. ``beta=3``; SRCC / PLCC per dataset and their mean; the paper's matching
+row under each run), a table of every mean metric, ``beta_srcc.png`` / ``beta_time.png`` (the
+paper's Figure 4) when the runs vary ``evaluator.beta``, and copies of the runs' prediction-vs-MOS
+scatter plots. Metrics are each run's last values (summary, else history).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from c2s_lightning.reporting.paper_numbers import PAPER_BETA_FINDING, PAPER_SECONDS_PER_IMAGE
+from c2s_lightning.reporting.plots import beta_plots, copy_scatters
+from c2s_lightning.reporting.runs import ReportRun, collect
+from c2s_lightning.reporting.tables import datasets_of, results_table, summary_table
+
+
+def _rel(path: Path, out: Path) -> str:
+    return path.relative_to(out).as_posix()
+
+
+def render(runs: list[ReportRun], varied: list[str], prefix: str, out: Path, title: str) -> str:
+    """The report's markdown; figures are written under ``out`` on the way."""
+    parts = [f"# {title}", "",
+             f"{len(runs)} run(s); `{prefix}/` metrics, last logged values. Rows are labelled by "
+             + (f"the values the runs vary ({', '.join(f'`{k}`' for k in varied)})." if varied
+                else "run name (no config value differs between them)."),
+             "Under a run, *paper* is the published row measured with the same evaluation settings "
+             "(median over 10 splits, full mPLUG-Owl2 model): a bar to compare with, not the same setup.",
+             "", "## Results (SRCC / PLCC)", "", results_table(runs, prefix, varied), "",
+             "## Mean over datasets", "", summary_table(runs, prefix), "",
+             f"Paper's scoring cost for context: {PAPER_SECONDS_PER_IMAGE}."]
+    figures = beta_plots(runs, varied, prefix, out)
+    if figures:
+        parts += ["", "## SRCC and time against beta (paper Figure 4)", "", f"Paper: {PAPER_BETA_FINDING}.", ""]
+        parts += [f"![{p.stem}]({_rel(p, out)})" for p in figures]
+    scatters = copy_scatters(runs, prefix, out)
+    if scatters:
+        parts += ["", "## Predictions against MOS", ""]
+        for label, paths in scatters.items():
+            parts += [f"**{label}**", ""] + [f"![{p.stem}]({_rel(p, out)})" for p in paths] + [""]
+    parts += ["", "## Runs", ""] + [f"- {r.label}: `{r.source}`" for r in runs]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def write_report(items: list[str], out: Path, prefix: str = "val", title: str = "Compare2Score report") -> Path:
+    """Read the runs named by ``items`` and write ``out/report.md`` (and its figures)."""
+    runs, varied = collect(items)
+    if not datasets_of(runs, prefix):
+        print(f"report: warning: no {prefix}/<dataset>/srcc metric in these {len(runs)} run(s)", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "report.md"
+    path.write_text(render(runs, varied, prefix, out, title))
+    return path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m c2s_lightning report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", help="run files, run folders, folders to search, or entity/project/run_id")
+    parser.add_argument("--out", type=Path, default=Path("outputs/report"), help="report folder (default %(default)s)")
+    parser.add_argument("--metric-prefix", choices=("val", "test"), default="val",
+                        help="which logged metrics to report (default %(default)s)")
+    parser.add_argument("--title", default="Compare2Score report", help="heading of report.md")
+    return parser
+
+
+def main(args: list[str]) -> None:
+    ns = _parser().parse_args(args)
+    try:
+        path = write_report(ns.runs, ns.out, ns.metric_prefix, ns.title)
+    except (FileNotFoundError, RuntimeError) as err:
+        raise SystemExit(f"report: {err}") from None
+    print(f"wrote {path}")

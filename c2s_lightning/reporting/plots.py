@@ -1,0 +1,91 @@
+"""Report figures: SRCC and time per image against beta (the paper's Figure 4), and the runs'
+prediction-vs-MOS scatter plots (written by the evaluation callback, copied next to the report).
+
+Figures are drawn on ``matplotlib.figure.Figure`` objects (Agg canvas), never through pyplot, so
+no global backend or figure state is touched.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from c2s_lightning.reporting.paper_numbers import DATASET_NAMES
+from c2s_lightning.reporting.runs import ReportRun
+from c2s_lightning.reporting.tables import datasets_of, mean_metric
+
+
+def _series(runs: list[ReportRun], key: str, metric_key) -> tuple[list[float], list[float]]:
+    points = sorted((float((r.config | r.params)[key]), value) for r in runs
+                    if key in (r.config | r.params) and (value := metric_key(r)) is not None)
+    return [x for x, _ in points], [y for _, y in points]
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def beta_plots(runs: list[ReportRun], varied: list[str], prefix: str, out: Path) -> list[Path]:
+    """``beta_srcc.png`` and ``beta_time.png`` when the runs vary a ``*.beta`` key; else nothing."""
+    key = next((k for k in varied if k.split(".")[-1] == "beta"), None)
+    if key is None:
+        return []
+    out.mkdir(parents=True, exist_ok=True)
+    datasets = datasets_of(runs, prefix)
+    fig = Figure(figsize=(5.5, 4))
+    ax = fig.add_subplot()
+    for d in datasets:
+        xs, ys = _series(runs, key, lambda r, d=d: r.metrics.get(f"{prefix}/{d}/srcc"))
+        ax.plot(xs, ys, marker="o", label=DATASET_NAMES.get(d, d))
+    xs, ys = _series(runs, key, lambda r: mean_metric(r, prefix, "srcc", datasets))
+    ax.plot(xs, ys, "k--", marker="s", label="mean")
+    ax.set(xlabel="beta (anchors per MOS interval)", ylabel="SRCC", title="SRCC against beta")
+    ax.set_xticks(xs)
+    ax.legend(fontsize=8)
+    paths = [_save(fig, out / "beta_srcc.png")]
+    xs, ys = _series(runs, key, lambda r: mean_metric(r, prefix, "seconds_per_image", datasets))
+    if xs:
+        fig = Figure(figsize=(5.5, 4))
+        ax = fig.add_subplot()
+        ax.plot(xs, ys, marker="o")
+        ax.set(xlabel="beta (anchors per MOS interval)", ylabel="seconds per image",
+               title="Scoring time against beta", ylim=(0, max(ys) * 1.1 or 1), xticks=xs)
+        paths.append(_save(fig, out / "beta_time.png"))
+    return paths
+
+
+def scatter_sources(run: ReportRun, prefix: str) -> list[Path]:
+    """The newest scatter PNG per dataset: the callback's ``plots/`` folder, else W&B image media."""
+    latest: dict[str, Path] = {}
+    if run.folder is not None:
+        for path in sorted((run.folder / "plots").glob(f"{prefix}_*.png")):  # zero-padded steps sort
+            latest[path.name.rsplit("_step", 1)[0]] = path
+    if not latest and run.folder is not None:
+        files = Path(run.source).parent / "files"
+        for row in run.history:
+            for key, value in row.items():
+                if (key.startswith(prefix + "/") and key.endswith("/scatter") and isinstance(value, dict)
+                        and value.get("_type") == "image-file" and (files / value["path"]).is_file()):
+                    latest[key] = files / value["path"]
+    return list(latest.values())
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^\w.=-]+", "_", label)
+
+
+def copy_scatters(runs: list[ReportRun], prefix: str, out: Path) -> dict[str, list[Path]]:
+    """Copy each run's scatter plots to ``out/scatter/``; return the copies by run label."""
+    copies: dict[str, list[Path]] = {}
+    for run in runs:
+        for source in scatter_sources(run, prefix):
+            target = out / "scatter" / f"{_slug(run.label)}__{source.name}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            copies.setdefault(run.label, []).append(target)
+    return copies

@@ -1,0 +1,93 @@
+"""Markdown tables in the paper's layout: a row per run, SRCC / PLCC per dataset, paper rows beside."""
+
+from __future__ import annotations
+
+import statistics
+
+from c2s_lightning.reporting.paper_numbers import DATASET_NAMES, PaperRow, paper_reference
+from c2s_lightning.reporting.runs import SETTING_NAMES, ReportRun
+
+MISSING = "–"
+SUMMARY_METRICS = {"srcc": "SRCC", "plcc": "PLCC", "krcc": "KRCC", "pairwise_accuracy": "pairwise acc.",
+                   "seconds_per_image": "s / image"}
+
+
+def datasets_of(runs: list[ReportRun], prefix: str) -> list[str]:
+    """Dataset labels with an SRCC under ``prefix``: the paper's order first, then the others sorted."""
+    found = {key.split("/")[1] for run in runs for key in run.metrics
+             if key.startswith(prefix + "/") and key.count("/") == 2 and key.endswith("/srcc")}
+    found.discard("mean")
+    return [d for d in DATASET_NAMES if d in found] + sorted(found - set(DATASET_NAMES))
+
+
+def _num(value: float | None) -> str:
+    return MISSING if value is None else f"{value:.3f}"
+
+
+def _cell(metric: str, value: float | None) -> str:
+    """Times keep 3 significant digits (they span orders of magnitude); scores 3 decimals."""
+    if value is None or metric != "seconds_per_image":
+        return _num(value)
+    return f"{value:.3g}"
+
+
+def _pair(srcc: float | None, plcc: float | None) -> str:
+    return f"{_num(srcc)} / {_num(plcc)}"
+
+
+def mean_metric(run: ReportRun, prefix: str, metric: str, datasets: list[str]) -> float | None:
+    """The logged ``<prefix>/mean/<metric>``, else the mean over ``datasets`` that have it."""
+    if f"{prefix}/mean/{metric}" in run.metrics:
+        return run.metrics[f"{prefix}/mean/{metric}"]
+    values = [run.metrics[k] for d in datasets if (k := f"{prefix}/{d}/{metric}") in run.metrics]
+    return statistics.fmean(values) if values else None
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _paper_cells(ref: PaperRow, datasets: list[str]) -> list[str]:
+    cells = [_pair(ref.srcc.get(d), ref.plcc.get(d)) for d in datasets]
+    srcc = statistics.fmean(ref.srcc[d] for d in datasets) if all(d in ref.srcc for d in datasets) else None
+    plcc = statistics.fmean(ref.plcc[d] for d in datasets) if all(d in ref.plcc for d in datasets) else None
+    return cells + [_pair(srcc, plcc), MISSING]
+
+
+def results_table(runs: list[ReportRun], prefix: str, varied: list[str]) -> str:
+    """Our SRCC / PLCC per dataset, mean and time per image; under each run the paper's matching row.
+
+    Args:
+        runs: Labelled runs, in row order.
+        prefix: ``val`` or ``test``.
+        varied: The dotted keys the runs vary (picks the paper ablation to compare with).
+    """
+    datasets = datasets_of(runs, prefix)
+    varied_settings = {k.split(".")[-1] for k in varied} & set(SETTING_NAMES)
+    lines = [_row(["run"] + [f"{DATASET_NAMES.get(d, d)} SRCC / PLCC" for d in datasets]
+                  + ["mean SRCC / PLCC", "s / image"]),
+             _row(["---"] * (len(datasets) + 3))]
+    for run in runs:
+        cells = [_pair(run.metrics.get(f"{prefix}/{d}/srcc"), run.metrics.get(f"{prefix}/{d}/plcc"))
+                 for d in datasets]
+        mean = _pair(*(mean_metric(run, prefix, m, datasets) for m in ("srcc", "plcc")))
+        seconds = mean_metric(run, prefix, "seconds_per_image", datasets)
+        lines.append(_row([run.label] + cells + [mean, _cell("seconds_per_image", seconds)]))
+        ref = paper_reference(run.settings(), varied_settings)
+        if ref is not None and any(d in ref.srcc for d in datasets):
+            lines.append(_row([f"↳ *paper: {ref.source}*"] + _paper_cells(ref, datasets)))
+    return "\n".join(lines)
+
+
+def summary_table(runs: list[ReportRun], prefix: str) -> str:
+    """Every mean metric the runs logged (``<prefix>/mean/*``) and the last training loss."""
+    datasets = datasets_of(runs, prefix)
+    names = [m for m in SUMMARY_METRICS if any(mean_metric(r, prefix, m, datasets) is not None for r in runs)]
+    with_loss = any("train/loss" in r.metrics for r in runs)
+    lines = [_row(["run"] + [SUMMARY_METRICS[m] for m in names] + (["train/loss"] if with_loss else [])),
+             _row(["---"] * (1 + len(names) + with_loss))]
+    for run in runs:
+        cells = [_cell(m, mean_metric(run, prefix, m, datasets)) for m in names]
+        loss = [_num(run.metrics.get("train/loss"))] if with_loss else []
+        lines.append(_row([run.label] + cells + loss))
+    return "\n".join(lines)
