@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import jsonargparse
@@ -14,15 +15,26 @@ from c2s_lightning.data.datamodule import ComparisonDataModule
 from c2s_lightning.models.module import Compare2ScoreModule
 
 
+def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"evaluator": {"beta": 1}}`` -> ``{"evaluator.beta": 1}``: the dotted CLI keys, which are
+    also the parameter names of sweep files. Lists stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            flat |= flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 class LoggedConfigCallback(SaveConfigCallback):
-    """Writes the resolved config next to the run and logs it to every logger (W&B's config panel)."""
+    """Writes the resolved config next to the run and logs it, with dotted keys, to every logger."""
 
     def save_config(self, trainer, pl_module, stage: str) -> None:
-        config = self.parser.dump(self.config, skip_none=False, format="json")
-        import json
-
+        config = json.loads(self.parser.dump(self.config, skip_none=False, format="json"))
+        config.pop("config", None)  # the config file paths themselves
         for logger in trainer.loggers:
-            logger.log_hyperparams(json.loads(config))
+            logger.log_hyperparams(flatten(config))
 
 
 class Compare2ScoreCLI(LightningCLI):

@@ -54,6 +54,14 @@ class WandbLogger(_LightningWandbLogger):
         super().__init__(name=name, save_dir=save_dir, project=project, offline=offline,
                          log_model=log_model, **kwargs)
 
+    def finalize(self, status: str) -> None:
+        # Close the run when the trainer is done, so that the next Trainer in the same process
+        # (tests, notebooks) starts a run of its own instead of appending to this one.
+        super().finalize(status)
+        if self._experiment is not None:
+            self._experiment.finish(exit_code=0 if status == "success" else 1)
+            self._experiment = None
+
 
 @dataclasses.dataclass
 class RunData:

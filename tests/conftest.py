@@ -9,6 +9,8 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded at test time
+os.environ["WANDB_MODE"] = "offline"  # tests never reach a W&B server
+os.environ.setdefault("WANDB_SILENT", "true")
 
 
 @pytest.fixture(scope="session")

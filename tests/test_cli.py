@@ -1,0 +1,92 @@
+"""The command line in-process: fit on the quickstart config, config stacking, resume, W&B run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from c2s_lightning.cli import main
+from c2s_lightning.data.synth import write_synthetic_kadid
+from c2s_lightning.wandb_runs import find_runs, read_run
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = str(ROOT / "experiments" / "quickstart.yaml")
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    return write_synthetic_kadid(tmp_path_factory.mktemp("cli") / "kadid", size=32)
+
+
+def override(tmp_path: Path, synth: Path, **trainer) -> str:
+    """A second config that points the quickstart at temporary folders and a small budget."""
+    out = tmp_path / "run"
+    cfg = {
+        "trainer": {"default_root_dir": str(out), "max_steps": 4, "val_check_interval": 2,
+                    "log_every_n_steps": 1, "enable_progress_bar": False,
+                    "logger": {"class_path": "c2s_lightning.wandb_runs.WandbLogger",
+                               "init_args": {"save_dir": str(out), "name": "test"}}, **trainer},
+        "data": {"datasets": [{"name": "kadid10k", "root": str(synth), "pairs": 64, "split": "random",
+                               "split_options": {"test_refs": ["I04", "I05", "I06", "I07", "I08"]}}],
+                 "batch_size": 8, "val_pairs": 8},
+        "checkpoint": {"dirpath": str(out / "checkpoints")},
+        "evaluator": {"max_images": 10, "before_training": True},
+    }
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "override.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def test_fit_logs_loss_and_soft_comparison_metrics_to_wandb(tmp_path, synth):
+    cli = main(["fit", "--config", QUICKSTART, "--config", override(tmp_path, synth)])
+    assert cli.trainer.global_step == 4
+    run = read_run(find_runs(tmp_path / "run")[-1])
+    losses = run.series("train/loss")
+    assert len(losses) == 4 and all(0 < v < 20 for v in losses)
+    for key in ("val/kadid10k/srcc", "val/kadid10k/plcc", "val/kadid10k/krcc", "val/mean/srcc"):
+        assert -1 <= run.summary[key] <= 1
+    assert len(run.series("val/kadid10k/srcc")) == 3  # before training, step 2, step 4
+    assert run.config["model.model"] == "tiny-llava"  # the resolved config is logged, dotted keys
+    assert run.config["evaluator.beta"] == 1
+    assert sorted(p.name for p in (tmp_path / "run" / "plots").glob("*.png"))
+    assert (tmp_path / "run" / "export" / "model.safetensors").is_file()
+
+
+def test_resume_mid_run_continues_at_the_right_step(tmp_path, synth):
+    # 64 pairs / batch 8 = 8 steps per epoch; a checkpoint every 3 steps lands mid-epoch
+    straight = main(["fit", "--config", QUICKSTART, "--config", override(tmp_path / "a", synth, max_steps=6),
+                     "--evaluator.before_training", "false", "--checkpoint.every_n_train_steps", "3",
+                     "--checkpoint.save_top_k", "-1"])
+    ckpt = tmp_path / "a" / "run" / "checkpoints" / "step000003.ckpt"
+    assert ckpt.is_file()
+    resumed = main(["fit", "--config", QUICKSTART, "--config", override(tmp_path / "b", synth, max_steps=6),
+                    "--evaluator.before_training", "false", "--ckpt_path", str(ckpt)])
+    assert resumed.trainer.global_step == 6
+    first_step = read_run(find_runs(tmp_path / "b" / "run")[-1]).history[0]["trainer/global_step"]
+    assert first_step >= 3
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+@pytest.mark.parametrize("strategy", sorted((ROOT / "experiments" / "strategies").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_deepspeed_overrides_stack_on_quickstart(strategy, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", QUICKSTART, "--config", str(strategy), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    expected = yaml.safe_load(strategy.read_text())["trainer"]
+    assert printed["trainer"]["strategy"] == expected["strategy"]
+    assert printed["trainer"]["precision"] == "bf16-mixed"
+    assert printed["model"]["model"] == "tiny-llava"  # the experiment underneath is kept
+
+
+def test_top_level_help_lists_tools(capsys):
+    main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("fit", "score", "anchors", "evaluate", "sweep", "report", "data"):
+        assert command in out
