@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from pathlib import Path
 
 import lightning as L
@@ -84,11 +85,17 @@ class SoftComparisonEvaluator(L.Callback):
                                 pad_to_square=datamodule.pad_to_square, **self.scorer_options)
         was_training = pl_module.training
         results: dict[str, dict[str, float]] = {}
+        scorer.anchor_block()  # once, outside the per-image timing
         for label, records in datamodule.eval_records(self.eval_part).items():
             records = self._subset(records)
+            if len(records) < 3:
+                log.warning("%s: only %d %s images; not evaluated", label, len(records), self.eval_part)
+                continue
+            start = time.perf_counter()
             preds = self._score_sharded(scorer, records, trainer)
+            seconds = (time.perf_counter() - start) * trainer.world_size / len(records)
             mos = [r.mos for r in records]
-            results[label] = evaluate_predictions(preds, mos)
+            results[label] = evaluate_predictions(preds, mos) | {"seconds_per_image": seconds}
             if self.plots and trainer.is_global_zero:
                 self._plot(trainer, stage, label, preds, mos, results[label])
         pl_module.train(was_training)
