@@ -100,11 +100,16 @@ def test_macros_expand_as_wandb_agent_does():
 
 
 def test_project_commands_get_their_own_logger_folder(tmp_path):
-    ours = write_sweep(tmp_path / "ours.yaml", method="grid", parameters={"evaluator.beta": {"values": [1, 2]}},
+    ours = write_sweep(tmp_path / "ours.yaml", method="grid", parameters={"evaluator.beta": {"values": [1, 2]},
+                                                                         "export.dirpath": {"value": "keep"}},
                        command=["${interpreter}", "-m", "c2s_lightning", "evaluate", "${args}"])
     runs = sweep_cmd.plan_sweep(ours, tmp_path / "out")
-    assert runs[1].command[-5:] == ["--evaluator.beta=2", "--trainer.logger.init_args.save_dir",
-                                    str(runs[1].folder), "--trainer.logger.init_args.name", runs[1].name]
+    folder = runs[1].folder
+    assert runs[1].command[4:] == ["--evaluator.beta=2", "--export.dirpath=keep",
+                                   "--trainer.logger.init_args.save_dir", str(folder),
+                                   "--trainer.logger.init_args.name", runs[1].name,
+                                   "--trainer.default_root_dir", str(folder),
+                                   "--checkpoint.dirpath", str(folder / "checkpoints")]  # export.dirpath: given
     assert runs[1].folder.parent == tmp_path / "out" and runs[0].name != runs[1].name
     other = write_sweep(tmp_path / "other.yaml", method="grid", parameters={"a": {"values": [1]}},
                         command=["${interpreter}", "-m", "c2s_lightning", "data", "${args}"])

@@ -9,9 +9,11 @@ server), substitutes W&B's command macros and runs each command as a subprocess:
   ``WANDB_DIR`` = the run's folder unless set, so any program's offline run lands beside its log;
 - the run's folder ``OUT/<sweep>-<index>-<hash>/`` holds ``output.log`` (stdout and stderr) and
   ``params.json`` (also what ``${args_json_file}`` names);
-- when the command is this project's CLI (``-m c2s_lightning fit|validate|test|predict|evaluate``)
-  and does not set it already, ``--trainer.logger.init_args.save_dir FOLDER`` and
-  ``--trainer.logger.init_args.name NAME`` are appended so each run logs to its own folder.
+- when the command is this project's CLI (``-m c2s_lightning fit|validate|test|predict|evaluate``),
+  ``--trainer.logger.init_args.save_dir FOLDER``, ``--trainer.logger.init_args.name NAME``,
+  ``--trainer.default_root_dir FOLDER``, ``--checkpoint.dirpath FOLDER/checkpoints`` and
+  ``--export.dirpath FOLDER/export`` are appended (each unless the command sets it already), so
+  runs neither share logs nor overwrite each other's checkpoints or exported models.
 
 Commands run in the current folder, as under ``wandb agent``: launch the shipped files from the
 repository root (their commands name ``experiments/...`` relatively).
@@ -64,6 +66,16 @@ def is_project_cli(command: list[str]) -> bool:
     return False
 
 
+def own_folder_args(command: list[str], folder: Path, name: str) -> list[str]:
+    """Options that give a run of this project's CLI its own logger, root, checkpoint and export
+    folders (configs such as the quickstart fix them), each unless the command sets it already."""
+    options = {"trainer.logger.init_args.save_dir": folder, "trainer.logger.init_args.name": name,
+               "trainer.default_root_dir": folder, "checkpoint.dirpath": folder / "checkpoints",
+               "export.dirpath": folder / "export"}
+    given = {arg[2:].split("=", 1)[0] for arg in command if arg.startswith("--")}
+    return [part for key, value in options.items() if key not in given for part in (f"--{key}", str(value))]
+
+
 def plan_sweep(path: str | Path, out: Path, count: int | None = None, seed: int = 0) -> list[PlannedRun]:
     """Every run of the sweep file at ``path``, with folders under ``out``."""
     sweep, stem = load_sweep(path), Path(path).stem
@@ -73,10 +85,8 @@ def plan_sweep(path: str | Path, out: Path, count: int | None = None, seed: int 
         name, folder = f"{stem}-{index:03d}-{key[:6]}", out / f"{stem}-{index:03d}-{key[:6]}"
         command = substitute(sweep.get("command", DEFAULT_COMMAND), params, sweep.get("program"),
                              json_file=str(folder / "params.json"))
-        if is_project_cli(command) and not any(a.startswith("--trainer.logger.init_args.save_dir")
-                                               for a in command):
-            command += ["--trainer.logger.init_args.save_dir", str(folder),
-                        "--trainer.logger.init_args.name", name]
+        if is_project_cli(command):
+            command += own_folder_args(command, folder, name)
         runs.append(PlannedRun(name, key, params, folder, command))
     return runs
 
