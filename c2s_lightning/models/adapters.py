@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from peft import LoraConfig, get_peft_model
 from torch import nn
 
+from c2s_lightning.models.mplug_owl2 import MPLUGOwl2ForCausalLM, lora_target_modules
+
 log = logging.getLogger(__name__)
 
 MODES = ("full", "lora", "frozen")
 VISION_NAMES = ("vision_tower", "vision_model", "visual")
-PROJECTOR_NAMES = ("multi_modal_projector", "connector", "merger", "image_newline")
+PROJECTOR_NAMES = ("multi_modal_projector", "connector", "merger", "image_newline", "visual_abstractor")
 LORA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
@@ -33,12 +35,20 @@ class ModelParts:
 
 
 def model_parts(model: nn.Module) -> ModelParts:
-    """Find the language model, vision encoder and projector of a Hugging Face VLM by name."""
+    """Find the language model, vision encoder and projector of a Hugging Face VLM by name.
+
+    For mPLUG-Owl2 the language model (``model``) holds the vision tower and the abstractor
+    (the projector role); their own settings override the language model's.
+    """
     decoder = model.get_decoder()
     language = next((name for name, module in model.named_modules() if module is decoder), None)
     if language is None:
         raise ValueError(f"cannot locate the language model inside {type(model).__name__}")
+    # Nothing inside a decoder layer is a vision part or projector: mPLUG-Owl2's per-modality
+    # k/v projections and norms have children named "visual".
+    in_layers = f"{language}.layers." if language else "layers."
     names = [n for n, _ in model.named_modules()] + [n for n, _ in model.named_parameters()]
+    names = [n for n in names if not n.startswith(in_layers)]
 
     def find(leaf_names):
         found = sorted({n for n in names if n.split(".")[-1] in leaf_names})
@@ -68,7 +78,8 @@ def configure_trainable(
         lora_dropout: Dropout on the LoRA branch.
         lora_target_modules: peft ``target_modules``; default: the language model's
             q/k/v/o projections only (a regex restricted to its submodule, so the vision
-            encoder's projections of the same names are left alone).
+            encoder's projections of the same names are left alone; for mPLUG-Owl2 both
+            modality branches of k and v, see ``mplug_owl2.lora_target_modules``).
         train_vision: Train the vision encoder fully (in LoRA mode it is saved with the adapter).
         train_projector: Train the projector fully (in LoRA mode saved with the adapter).
             LLaVA-NeXT's ``image_newline`` counts as projector but stays frozen under LoRA.
@@ -106,7 +117,7 @@ def parameter_counts(model: nn.Module) -> dict[str, int]:
 
 def _wrap_lora(model, parts, rank, alpha, dropout, targets, train_vision, train_projector):
     if targets is None:
-        targets = rf"{re.escape(parts.language)}\..*\.({'|'.join(LORA_PROJECTIONS)})"
+        targets = default_lora_targets(model, parts)
     modules = [n for n in parts.projector if train_projector and _is_module(model, n)]
     if train_vision:
         modules = [n for n in modules if not _under(n, parts.vision)] + list(parts.vision)
@@ -115,6 +126,14 @@ def _wrap_lora(model, parts, rank, alpha, dropout, targets, train_vision, train_
         modules_to_save=modules or None, bias="none",
     )
     return get_peft_model(model, config)
+
+
+def default_lora_targets(model: nn.Module, parts: ModelParts) -> str:
+    """Regex of the language model's q/k/v/o ``nn.Linear`` layers (what peft can wrap)."""
+    if isinstance(model, MPLUGOwl2ForCausalLM):
+        # k/v are per-modality containers; the port's pattern names their text/visual Linears.
+        return lora_target_modules(LORA_PROJECTIONS)
+    return rf"{re.escape(parts.language)}\..*\.({'|'.join(LORA_PROJECTIONS)})"
 
 
 def _under(name: str, prefixes: tuple[str, ...]) -> bool:

@@ -23,6 +23,7 @@ from transformers import (
 
 from c2s_lightning.data import prompts
 from c2s_lightning.data.levels import LEVELS
+from c2s_lightning.models import mplug_owl2
 from c2s_lightning.models.encoding import AnswerWordError, ComparisonEncoder
 from c2s_lightning.models.processors import ImageOnlyQwen2VLProcessor
 from c2s_lightning.models.tiny import TINY_DEFAULTS, TINY_FAMILIES, build_tiny
@@ -38,7 +39,8 @@ class Backbone:
     Attributes:
         model: The Hugging Face image-text-to-text model (possibly wrapped by peft later).
         processor: Its processor (tokenizer, image processor, chat template).
-        family: The model type, e.g. ``"llava"``, ``"qwen2_vl"``, ``"idefics3"``.
+        family: The model type, e.g. ``"llava"``, ``"qwen2_vl"``, ``"idefics3"``,
+            ``"mplug_owl2_native"`` (the native mPLUG-Owl2 port, whichever folder it came from).
         encoder: Picklable ``ComparisonEncoder`` over ``processor``.
         level_token_ids: Token id of each word of ``LEVELS`` at the answer position, in order.
         rating_token_ids: Same for ``RATING_LEVELS``, or None when not checked/usable.
@@ -72,8 +74,10 @@ def build_backbone(
 
     Args:
         model: Hub id or local folder (LLaVA 1.5/NeXT, Qwen2-VL/2.5-VL, Idefics3, anything
-            ``AutoModelForImageTextToText`` loads), or a tiny family: ``"tiny-llava"`` (default,
-            fastest), ``"tiny-llava-next"``, ``"tiny-qwen2-vl"``, ``"tiny-idefics3"``.
+            ``AutoModelForImageTextToText`` loads), a local mPLUG-Owl2 folder (the released
+            mPLUG-Owl2 / Compare2Score weights, or one written by ``export_pretrained``), or a
+            tiny family: ``"tiny-llava"`` (default, fastest), ``"tiny-llava-next"``,
+            ``"tiny-qwen2-vl"``, ``"tiny-idefics3"``, ``"tiny-mplug-owl2"``.
         dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"``.
         attn_implementation: Passed to Hugging Face (``"sdpa"``, ``"eager"``, ``"flash_attention_2"``).
         add_level_tokens: Add answer words that split into several tokens to the vocabulary
@@ -175,6 +179,10 @@ def _add_word_tokens(net, processor, words) -> bool:
 
 
 def _load_pretrained(name: str, dtype, attn_implementation, image_size):
+    if mplug_owl2.folder_format(name) is not None:  # not an AutoConfig model type
+        if image_size:
+            raise ValueError("image_size applies to tiny and Qwen2-VL models, not an mPLUG-Owl2 folder")
+        return mplug_owl2.load_folder(name, dtype, attn_implementation)
     config = AutoConfig.from_pretrained(name)
     net = AutoModelForImageTextToText.from_pretrained(
         name, dtype=dtype, attn_implementation=attn_implementation

@@ -73,10 +73,17 @@ class ComparisonEncoder:
         return self.processor.apply_chat_template(messages, tokenize=False, continue_final_message=partial)
 
     def token_ids(self, text: str) -> list[int]:
-        """Token ids of rendered text without image expansion, BOS added once as the processor does."""
+        """Token ids of rendered text without image expansion, BOS added once as the processor does.
+
+        A processor that tokenises text its own way (mPLUG-Owl2 splits at image placeholders)
+        says so with a ``text_token_ids(text, add_special_tokens)`` method, used instead.
+        """
         tokenizer = self.processor.tokenizer
         bos = tokenizer.bos_token
         add_special = not (bos and text.startswith(bos))
+        own = getattr(self.processor, "text_token_ids", None)
+        if own is not None:
+            return own(text, add_special_tokens=add_special)
         return tokenizer(text, add_special_tokens=add_special)["input_ids"]
 
     def _add_special_tokens(self, texts: Sequence[str]) -> bool:

@@ -30,6 +30,11 @@ from transformers import (
     SiglipVisionConfig,
 )
 
+from c2s_lightning.models.mplug_owl2 import (
+    MPLUGOwl2ForCausalLM,
+    MPLUGOwl2Processor,
+    tiny_mplug_owl2_config,
+)
 from c2s_lightning.models.processors import ImageOnlyQwen2VLProcessor
 from c2s_lightning.models.tiny_tokenizer import tiny_tokenizer
 
@@ -177,11 +182,37 @@ def _idefics3(s: dict):
     return Idefics3ForConditionalGeneration(config), processor
 
 
+def _mplug_owl2(s: dict):
+    """The native mPLUG-Owl2 port: the abstractor is as wide and deep as the vision tower."""
+    tokenizer = tiny_tokenizer("mplug_owl2")
+    vision = dict(
+        hidden_size=s["vision_hidden_size"], intermediate_size=2 * s["vision_hidden_size"],
+        num_hidden_layers=s["vision_layers"], num_attention_heads=s["vision_heads"],
+        image_size=s["image_size"], patch_size=s["patch_size"],
+    )
+    abstractor = dict(
+        num_learnable_queries=8, hidden_size=s["vision_hidden_size"],
+        num_hidden_layers=s["vision_layers"], num_attention_heads=s["vision_heads"],
+        intermediate_size=2 * s["vision_hidden_size"], encoder_hidden_size=s["vision_hidden_size"],
+        grid_size=s["image_size"] // s["patch_size"],
+    )
+    config = tiny_mplug_owl2_config(
+        vocab_size=len(tokenizer), hidden_size=s["hidden_size"],
+        intermediate_size=s["intermediate_size"], num_hidden_layers=s["num_layers"],
+        num_attention_heads=s["num_heads"], num_key_value_heads=s["num_kv_heads"],
+        max_position_embeddings=1024, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vision_config=vision, abstractor_config=abstractor,
+    )
+    return MPLUGOwl2ForCausalLM(config), MPLUGOwl2Processor.for_config(tokenizer, config)
+
+
 TINY_FAMILIES = {
     "tiny-llava": _llava,
     "tiny-llava-next": _llava_next,
     "tiny-qwen2-vl": _qwen2_vl,
     "tiny-idefics3": _idefics3,
+    "tiny-mplug-owl2": _mplug_owl2,
 }
 """Tiny family name -> builder of ``(model, processor)`` from a dict of sizes."""
 

@@ -15,6 +15,7 @@ from transformers import PreTrainedTokenizerFast
 
 from c2s_lightning.data import prompts
 from c2s_lightning.data.levels import LEVELS
+from c2s_lightning.models.mplug_owl2.processing import CHAT_TEMPLATE as MPLUG_OWL2_TEMPLATE
 
 _ROLE_WORDS = ("USER", "ASSISTANT", "User", "Assistant", "user", "assistant", "system", "INST")
 
@@ -48,6 +49,7 @@ CHAT_TEMPLATES = {
         "{% else %} {{ c['text'] }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
         "{% if add_generation_prompt %}Assistant:{% endif %}"
     ),
+    "mplug_owl2": MPLUG_OWL2_TEMPLATE,  # the port's own; its processor splits at <|image|>
 }
 
 _SPECIAL_TOKENS = {
@@ -61,6 +63,7 @@ _SPECIAL_TOKENS = {
         "<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>", "<image>",
         "<global-img>", *(f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)),
     ],
+    "mplug_owl2": [],  # like the release's LLaMA tokenizer: <|image|> is never a token
 }
 
 

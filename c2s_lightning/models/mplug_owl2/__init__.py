@@ -20,12 +20,14 @@ from .configuration import (
     VisionConfig,
     tiny_mplug_owl2_config,
 )
+from .folders import folder_format, load_folder
 from .image_processing import MPLUGOwl2ImageProcessor, expand_to_square
 from .modeling import MPLUGOwl2Model, MPLUGOwl2PreTrainedModel
 from .multimodal import expand_image_placeholders
-from .processing import IMAGE_PLACEHOLDER, MPLUGOwl2Processor, tokenizer_image_token
+from .processing import CHAT_TEMPLATE, IMAGE_PLACEHOLDER, MPLUGOwl2Processor, tokenizer_image_token
 
 __all__ = [
+    "CHAT_TEMPLATE",
     "IGNORE_INDEX",
     "IMAGE_PLACEHOLDER",
     "IMAGE_TOKEN_INDEX",
@@ -42,6 +44,8 @@ __all__ = [
     "convert_released_state_dict",
     "expand_image_placeholders",
     "expand_to_square",
+    "folder_format",
+    "load_folder",
     "load_released_checkpoint",
     "lora_target_modules",
     "read_checkpoint_files",

@@ -45,7 +45,7 @@ class MPLUGOwl2ForCausalLM(MPLUGOwl2PreTrainedModel, GenerationMixin):
         modality_indicators: torch.Tensor | None = None,
         use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
-        logits_to_keep: int = 0,
+        logits_to_keep: int | torch.Tensor = 0,
         **kwargs,
     ) -> MPLUGOwl2CausalLMOutput:
         """Logits for every position, and the shifted next-token loss when ``labels`` are given.
@@ -63,7 +63,8 @@ class MPLUGOwl2ForCausalLM(MPLUGOwl2PreTrainedModel, GenerationMixin):
             modality_indicators: ``(batch, length)`` 0 text / 1 visual, only with ``inputs_embeds``.
             use_cache: Return a filled cache.
             output_hidden_states: Also return per-layer hidden states.
-            logits_to_keep: If > 0, compute logits only for that many last positions.
+            logits_to_keep: If > 0, compute logits only for that many last positions; a 1-D
+                tensor keeps those sequence positions (of the expanded layout), in its order.
             **kwargs: ``num_items_in_batch`` for the loss; ``past_key_values`` alias of ``cache``.
 
         Returns:
@@ -78,7 +79,9 @@ class MPLUGOwl2ForCausalLM(MPLUGOwl2PreTrainedModel, GenerationMixin):
             output_hidden_states=output_hidden_states, **kwargs,
         )
         hidden_states = outputs.last_hidden_state
-        if logits_to_keep:
+        if isinstance(logits_to_keep, torch.Tensor):
+            hidden_states = hidden_states[:, logits_to_keep.to(hidden_states.device)]
+        elif logits_to_keep:
             hidden_states = hidden_states[:, -logits_to_keep:]
         logits = self.lm_head(hidden_states)
         loss = None
