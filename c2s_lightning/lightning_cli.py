@@ -13,22 +13,12 @@ from c2s_lightning.callbacks.evaluator import SoftComparisonEvaluator
 from c2s_lightning.callbacks.export import HFExport
 from c2s_lightning.data.datamodule import ComparisonDataModule
 from c2s_lightning.models.module import Compare2ScoreModule
-
-
-def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
-    """``{"evaluator": {"beta": 1}}`` -> ``{"evaluator.beta": 1}``: the dotted CLI keys, which are
-    also the parameter names of sweep files. Lists stay values."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict) and value:
-            flat |= flatten(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+from c2s_lightning.reporting.runs import flatten
 
 
 class LoggedConfigCallback(SaveConfigCallback):
-    """Writes the resolved config next to the run and logs it, with dotted keys, to every logger."""
+    """Writes the resolved config next to the run and logs it to every logger with dotted keys
+    (``evaluator.beta``): the CLI's own keys, which are also the parameter names of sweep files."""
 
     def save_config(self, trainer, pl_module, stage: str) -> None:
         config = json.loads(self.parser.dump(self.config, skip_none=False, format="json"))

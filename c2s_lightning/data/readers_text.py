@@ -60,18 +60,20 @@ def read_koniq(root: Path, *, scale: str = "mos", image_dir: str = "1024x768") -
     return rows
 
 
-def koniq_official_sets(root: str | Path, image_dir: str = "1024x768") -> dict[str, str]:
+def koniq_official_sets(root: str | Path, image_dir: str = "1024x768",
+                        sets_file: str | Path | None = None) -> dict[str, str]:
     """KonIQ-10k's official split from koniq10k_distributions_sets.csv.
 
     Args:
         root: The KonIQ-10k folder.
         image_dir: Image folder used in the returned names, as in :func:`read_koniq`.
+        sets_file: The sets file when it is not ``root/koniq10k_distributions_sets.csv``.
 
     Returns:
         ``{record name: "training" | "validation" | "test"}``, e.g. ``{"1024x768/826373.jpg": "training"}``.
     """
     sets = {}
-    for where, row in read_csv(Path(root) / KONIQ_SETS, ("image_name", "set")):
+    for where, row in read_csv(Path(sets_file or Path(root) / KONIQ_SETS), ("image_name", "set")):
         value = (row["set"] or "").strip()
         if value not in KONIQ_SET_NAMES:
             raise DatasetError(f"{where}: field 'set' is {row['set']!r}, not one of {KONIQ_SET_NAMES}")

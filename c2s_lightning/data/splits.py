@@ -14,7 +14,6 @@ name, and to the case of the extension.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
 import importlib.resources
@@ -25,12 +24,12 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePath
 
+from c2s_lightning.data.readers_text import koniq_official_sets
 from c2s_lightning.data.records import DatasetError, IQARecord
 
 log = logging.getLogger(__name__)
 
 N_PAPER_SPLITS = 10
-KONIQ_SETS_FILE = "koniq10k_distributions_sets.csv"
 _SET_NAMES = {"training": "train", "train": "train", "validation": "val", "val": "val",
               "valid": "val", "test": "test"}
 
@@ -167,22 +166,6 @@ def _paper(records: list[IQARecord], index: int, seed: int, val_fraction: float 
 # --- KonIQ-10k's official split -------------------------------------------------------------------
 
 
-def read_koniq_sets(path: str | Path) -> dict[str, str]:
-    """``{image_name: set}`` from ``koniq10k_distributions_sets.csv`` (columns image_name, set).
-
-    Raises:
-        DatasetError: The file is missing or lacks the columns.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: KonIQ-10k's official split file not found")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        if not {"image_name", "set"} <= set(reader.fieldnames or ()):
-            raise DatasetError(f"{path}: expected columns image_name and set, got {reader.fieldnames}")
-        return {row["image_name"]: row["set"] for row in reader}
-
-
 def _official(records: list[IQARecord], index: int, seed: int,
               sets: Mapping[str, str] | Mapping[str, Iterable[str]] | None = None,
               sets_file: str | Path | None = None, allow_partial: bool = False) -> Split:
@@ -190,7 +173,7 @@ def _official(records: list[IQARecord], index: int, seed: int,
         raise DatasetError(f"the official protocol is KonIQ-10k's; for {records[0].dataset} "
                            "records pass its sets (sets= or sets_file=)")
     if sets is None:
-        sets = read_koniq_sets(sets_file or _dataset_root(records[0]) / KONIQ_SETS_FILE)
+        sets = koniq_official_sets(_dataset_root(records[0]), sets_file=sets_file)
     assignment = _normalise_sets(sets)
     parts: dict[str, list[IQARecord]] = {"train": [], "val": [], "test": []}
     unlisted = []
