@@ -22,5 +22,10 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
 
+# The main job: synthetic data, a tiny model trained on CPU, soft-comparison evaluation before and after,
+# a W&B offline run, checkpoints, scatter plots and an exported model under outputs/quickstart/.
+quickstart: $(STAMP)
+	$(PY) -m c2s_lightning fit --config experiments/quickstart.yaml
+
 clean:
 	rm -rf $(VENV) outputs

@@ -15,6 +15,7 @@ TOOLS = {
     "sweep": "c2s_lightning.commands.sweep",
     "report": "c2s_lightning.commands.report",
     "export": "c2s_lightning.commands.export",
+    "splits": "c2s_lightning.commands.splits",
 }
 LIGHTNING = ("fit", "validate", "test", "predict")
 
@@ -32,6 +33,7 @@ Tools (`COMMAND --help` for options):
   anchors    anchors build: select anchors and compute their probability matrix with a checkpoint
   score      score images/folders with a checkpoint and an anchor bank -> CSV
   evaluate   soft-comparison evaluation of a checkpoint without training (validate + evaluator)
+  splits     run an experiment over the paper's 10 splits and report median SRCC/PLCC per dataset
   sweep      run a W&B sweep file offline on this machine (grid/random, --dry-run, resumable)
   report     paper-layout markdown tables and plots from finished runs
 """
