@@ -7,7 +7,8 @@ pairs, ``rating_logits(images)`` for single images. All of it runs in eval mode 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor
@@ -70,17 +71,11 @@ class Comparator:
     def _word_logits(self, examples: list[dict], token_ids: list[int], batch_size: int | None) -> Tensor:
         size = batch_size or self.batch_size or max(len(examples), 1)
         ids = torch.tensor(token_ids)
-        model = self.backbone.model
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.inference_mode():
-                chunks = [
-                    self._answer_logits(self.backbone.encoder.encode_query(examples[i : i + size]))
-                    for i in range(0, len(examples), size)
-                ]
-        finally:
-            model.train(was_training)
+        with evaluating(self.backbone.model):
+            chunks = [
+                self._answer_logits(self.backbone.encoder.encode_query(examples[i : i + size]))
+                for i in range(0, len(examples), size)
+            ]
         if not chunks:
             return torch.empty(0, len(token_ids))
         return torch.cat(chunks)[:, ids].float()
@@ -100,3 +95,15 @@ class Comparator:
         column = torch.searchsorted(keep, positions).to(logits.device)
         rows = torch.arange(len(positions), device=logits.device)
         return logits[rows, column].float().cpu()
+
+
+@contextmanager
+def evaluating(model: torch.nn.Module) -> Iterator[None]:
+    """Eval mode and ``torch.inference_mode`` inside; the model's training flag restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        model.train(was_training)
