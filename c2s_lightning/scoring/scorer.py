@@ -1,8 +1,10 @@
 """``Compare2Scorer``: soft comparisons against an anchor bank, then one MAP estimate per image.
 
 Per test image the scorer needs only its row of probabilities against the ``n`` anchors: the
-anchor-vs-anchor block is computed once per model and kept in the bank. No Lightning import: use
-it from a notebook or any trainer.
+anchor-vs-anchor block is computed once per model and kept in the bank. A comparator that offers
+``anchor_rows`` (``FastComparator``) gets whole rows in one call, so it can reuse its work on the
+anchors; the MAP step then runs once for all images. No Lightning import: use it from a notebook
+or any trainer.
 """
 
 from __future__ import annotations
@@ -31,11 +33,20 @@ class LevelComparator(Protocol):
                      batch_size: int | None = None) -> torch.Tensor: ...
 
 
+class AnchorRowComparator(LevelComparator, Protocol):
+    """A comparator that scores test images against the anchors as a whole (reusing anchor work)."""
+
+    def anchor_rows(self, anchor_images: Sequence[Image.Image], test_images: Sequence[Image.Image],
+                    batch_size: int | None = None) -> torch.Tensor: ...
+
+
 class Compare2Scorer:
     """Scores images by adaptive soft comparison against anchors (Compare2Score, section 4).
 
     Args:
-        comparator: Gives ``[B, 5]`` level logits for (first, second) pairs and has a ``model_id``.
+        comparator: Gives ``[B, 5]`` level logits for (first, second) pairs and has a ``model_id``;
+            if it also has ``anchor_rows`` (``[T, n, 5]`` for test images against anchors, anchor
+            first), that is used for every anchor comparison.
         anchor_bank: The anchors; its anchor matrix is computed on first use when absent.
         matrix: ``probability`` (soft comparison, the method) or ``count`` (argmax wins, ablation).
         temperature: Softmax temperature of the soft comparison.
@@ -68,7 +79,7 @@ class Compare2Scorer:
     def _compare(self, firsts: list[Image.Image], seconds: list[Image.Image]) -> torch.Tensor:
         """P(second beats first) for each pair."""
         logits = self.comparator.level_logits(firsts, seconds, batch_size=self.batch_size)
-        return self._probability(logits.float().cpu())
+        return self._probability(logits.cpu().double())
 
     @property
     def anchor_images(self) -> list[Image.Image]:
@@ -81,24 +92,37 @@ class Compare2Scorer:
         model_id = str(self.comparator.model_id)
         stale = self.bank.matrix is not None and self.bank.model_id != model_id
         if self.bank.matrix is None or (stale and self.recompute_anchors):
-            n = len(self.bank.anchors)
-            ordered = [(i, j) for i in range(n) for j in range(n) if i != j]
             # pair (first=j, second=i) gives P(i beats j); comparison_matrix then averages the
             # two presentation orders as (A + 1 - A^T) / 2.
-            p = self._compare([self.anchor_images[j] for i, j in ordered],
-                              [self.anchor_images[i] for i, j in ordered])
-            block = torch.full((n, n), 0.5)
-            for (i, j), value in zip(ordered, p.tolist()):
-                block[i, j] = value
+            block = self.rows(self.anchor_images) if self._fast else self._plain_block()
+            block.fill_diagonal_(0.5)
             self.bank.set_matrix(block.tolist(), model_id)
         return torch.tensor(self.bank.require_model(model_id), dtype=torch.float64)
 
     def rows(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """``[B, n]`` P(test image beats anchor j), anchor shown first, test image second."""
         n = len(self.bank.anchors)
+        if self._fast:
+            logits = self.comparator.anchor_rows(self.anchor_images, images, batch_size=self.batch_size)
+            return self._probability(logits.cpu().double())
         firsts = [a for _ in images for a in self.anchor_images]
         seconds = [img for img in images for _ in range(n)]
         return self._compare(firsts, seconds).reshape(len(images), n)
+
+    @property
+    def _fast(self) -> bool:
+        return hasattr(self.comparator, "anchor_rows")
+
+    def _plain_block(self) -> torch.Tensor:
+        """``[n, n]`` P(anchor i beats anchor j) pair by pair, diagonal left 0.5."""
+        n = len(self.bank.anchors)
+        ordered = [(i, j) for i in range(n) for j in range(n) if i != j]
+        p = self._compare([self.anchor_images[j] for i, j in ordered],
+                          [self.anchor_images[i] for i, j in ordered])
+        block = torch.full((n, n), 0.5, dtype=torch.float64)
+        for (i, j), value in zip(ordered, p.tolist()):
+            block[i, j] = value
+        return block
 
     def score(self, images: Iterable[ImageLike], progress: Any = None) -> torch.Tensor:
         """Scores ``[B]`` (float64) of images given as paths or PIL images.
@@ -109,15 +133,19 @@ class Compare2Scorer:
         """
         block = self.anchor_block()
         images = list(images)
-        out = []
+        if not images:
+            return torch.empty(0, dtype=torch.float64)
+        rows = []
         step = max(1, self.batch_size // max(1, len(self.bank.anchors)))
         for start in range(0, len(images), step):
             chunk = [self._image(x) for x in images[start:start + step]]
-            P = comparison_matrix(block, self.rows(chunk).double())
-            out.append(readoff(map_estimate(P, link=self.link), self.readoff))
+            rows.append(self.rows(chunk).double())
             if progress is not None:
                 progress(len(chunk))
-        return torch.cat(out) if out else torch.empty(0, dtype=torch.float64)
+        # One batched MAP for every image: [N, n+1, n+1] is small, and per-matrix Newton
+        # iterates do not depend on the other matrices of the batch.
+        P = comparison_matrix(block, torch.cat(rows))
+        return readoff(map_estimate(P, link=self.link), self.readoff)
 
     def _image(self, x: ImageLike) -> Image.Image:
         if isinstance(x, Image.Image):
