@@ -73,6 +73,7 @@ def test_anchor_work_is_done_once(tiny_llava, monkeypatch):
     comparator.anchor_rows(anchors, images(4, seed=2))  # anchors neither re-encoded nor re-run
     assert (sum(encoded), len(forwards)) == (3 + 4 + 4, 3 + 2)
     assert len(comparator._prefixes) == 3
+    assert comparator.anchor_rows(anchors, []).shape == (0, 3, 5)
 
 
 def test_caches_are_dropped_when_weights_change(make_images):
@@ -130,3 +131,17 @@ def test_benchmark_quick_run_prints_the_summary_line(capsys):
     match = re.fullmatch(r"speedup=(\S+) max_abs_diff=(\S+)", last)
     assert match, last
     assert float(match.group(1)) > 0 and float(match.group(2)) <= 1e-5
+
+
+def test_lora_wrapped_backbone_matches_plain_path(make_images):
+    from c2s_lightning.models.adapters import configure_trainable
+
+    backbone = build_backbone("tiny-llava", seed=2)
+    backbone.model = configure_trainable(backbone.model, "lora")
+    with torch.no_grad():  # LoRA starts as a no-op; give it an effect
+        for name, param in backbone.model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    anchors, tests = make_images(2, seed=0), make_images(3, seed=1)
+    got = FastComparator(backbone).anchor_rows(anchors, tests, batch_size=4)
+    torch.testing.assert_close(got, plain_rows(backbone, anchors, tests), atol=1e-5, rtol=0)

@@ -121,19 +121,19 @@ class FastComparator(Comparator):
         Returns:
             Float32 tensor ``[len(test_images), len(anchor_images), 5]`` on the CPU.
         """
-        n, count = len(anchor_images), len(test_images)
-        size = self._size(batch_size, n * count)
+        shape = (len(test_images), len(anchor_images), len(self.backbone.level_token_ids))
+        size = self._size(batch_size, shape[0] * shape[1])
         if not self.fast:
             firsts = [a for _ in test_images for a in anchor_images]
             seconds = [t for t in test_images for _ in anchor_images]
-            return super().level_logits(firsts, seconds, size).reshape(count, n, -1)
+            return super().level_logits(firsts, seconds, size).reshape(shape)
         with evaluating(self.backbone.model):
             self._check_weights()
             anchors = self._encode(anchor_images, size, keep=True)
             tests = self._encode(test_images, size)
             pairs = [(a, t) for t in tests for a in anchors]
             run = self._prefix_logits if self.reuse_prefix else self._full_logits
-            return self._run_groups(pairs, size, run).reshape(count, n, -1)
+            return self._run_groups(pairs, size, run).reshape(shape)
 
     # -- images ------------------------------------------------------------------------------
     def _size(self, batch_size: int | None, total: int) -> int:
@@ -215,7 +215,7 @@ class FastComparator(Comparator):
 
     def _full_logits(self, template: _Template, pairs: list[_Pair]) -> Tensor:
         features = [code.features for pair in pairs for code in pair]
-        return self._forward(template.input_ids, template.positions, features, len(pairs)).logits
+        return self._forward(template.input_ids, template.positions, features, len(pairs))
 
     def _prefix_logits(self, template: _Template, pairs: list[_Pair]) -> Tensor:
         prefixes = self._prefix_states(template, [first for first, _ in pairs])
@@ -226,7 +226,7 @@ class FastComparator(Comparator):
         suffix_ids = template.input_ids[:, template.split :]
         suffix_positions = template.positions[..., template.split :]
         features = [second.features for _, second in pairs]
-        return self._forward(suffix_ids, suffix_positions, features, len(pairs), DynamicCache(layers)).logits
+        return self._forward(suffix_ids, suffix_positions, features, len(pairs), DynamicCache(layers))
 
     def _prefix_states(self, template: _Template, anchors: list[_Encoded]) -> list | None:
         """Per anchor, the keys/values ``[(K, V), ...]`` (one per layer) of the pair's prefix."""
@@ -234,7 +234,8 @@ class FastComparator(Comparator):
                         if (id(a.image), template.prefix_key) not in self._prefixes}.values())
         if missing:
             ids, positions = template.input_ids[:, : template.split], template.positions[..., : template.split]
-            cache = self._forward(ids, positions, [a.features for a in missing], len(missing), DynamicCache()).cache
+            cache = DynamicCache()  # filled in place by the forward pass
+            self._forward(ids, positions, [a.features for a in missing], len(missing), cache)
             if any(type(layer) is not DynamicLayer for layer in cache.layers):
                 self.reuse_prefix = False
                 return None
@@ -244,8 +245,12 @@ class FastComparator(Comparator):
         return [self._prefixes[(id(a.image), template.prefix_key)][1] for a in anchors]
 
     def _forward(self, ids: Tensor, positions: Tensor, features: list[Tensor], rows: int,
-                 cache: DynamicCache | None = None) -> _Output:
-        """One unpadded batch of ``rows`` identical token rows; image tokens from ``features``."""
+                 cache: DynamicCache | None = None) -> Tensor:
+        """Level logits ``[rows, 5]`` of one unpadded batch of ``rows`` identical token rows.
+
+        Image tokens come from ``features``; a ``cache`` holds the keys/values of the tokens
+        before ``ids`` and is extended in place.
+        """
         model = self.backbone.model
         device = next(model.parameters()).device
         kwargs = dict(
@@ -256,14 +261,7 @@ class FastComparator(Comparator):
         )
         if cache is not None:
             kwargs[_cache_argument(model)] = cache
-        logits = model(**kwargs).logits[:, -1, self.backbone.level_token_ids].float().cpu()
-        return _Output(logits, cache)  # the model extended ``cache`` in place
-
-
-@dataclass(frozen=True)
-class _Output:
-    logits: Tensor  # [rows, 5] on the CPU
-    cache: DynamicCache | None
+        return model(**kwargs).logits[:, -1, self.backbone.level_token_ids].float().cpu()
 
 
 def _per_image(pooled, count: int) -> list[Tensor]:
