@@ -221,19 +221,21 @@ class FastComparator(Comparator):
         prefixes = self._prefix_states(template, [first for first, _ in pairs])
         if prefixes is None:  # a cache the model keeps in another form (e.g. sliding windows)
             return self._full_logits(template, pairs)
-        layers = [(torch.cat([p[layer][0] for p in prefixes]), torch.cat([p[layer][1] for p in prefixes]))
-                  for layer in range(len(prefixes[0]))]
+        # A generator: the cache copies each layer's batch as it is built, so no second full copy.
+        cache = DynamicCache(tuple(torch.cat([p[layer][i] for p in prefixes]) for i in (0, 1))
+                             for layer in range(len(prefixes[0])))
         suffix_ids = template.input_ids[:, template.split :]
         suffix_positions = template.positions[..., template.split :]
         features = [second.features for _, second in pairs]
-        return self._forward(suffix_ids, suffix_positions, features, len(pairs), DynamicCache(layers))
+        return self._forward(suffix_ids, suffix_positions, features, len(pairs), cache)
 
     def _prefix_states(self, template: _Template, anchors: list[_Encoded]) -> list | None:
         """Per anchor, the keys/values ``[(K, V), ...]`` (one per layer) of the pair's prefix."""
         missing = list({id(a.image): a for a in anchors
                         if (id(a.image), template.prefix_key) not in self._prefixes}.values())
         if missing:
-            ids, positions = template.input_ids[:, : template.split], template.positions[..., : template.split]
+            ids = template.input_ids[:, : template.split]
+            positions = template.positions[..., : template.split]
             cache = DynamicCache()  # filled in place by the forward pass
             self._forward(ids, positions, [a.features for a in missing], len(missing), cache)
             if any(type(layer) is not DynamicLayer for layer in cache.layers):
