@@ -23,6 +23,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--rule", default="min_variance", help="min_variance, max_variance or random")
     b.add_argument("--seed", type=int, default=0, help="seed of the split and the random rule")
     b.add_argument("--checkpoint", type=Path, help="exported model folder; without it the matrix is left empty")
+    b.add_argument("--device", help="cuda, cuda:1, cpu ... (default: the first GPU if any)")
+    b.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                   help="weight dtype; bfloat16 halves the memory of a 7B model")
     b.add_argument("--batch-size", type=int, default=16)
     b.add_argument("--out", required=True, type=Path, help="anchor bank JSON to write")
     return p
@@ -49,7 +52,7 @@ def main(args: list[str]) -> int:
     if ns.checkpoint is not None:
         from c2s_lightning.scoring.api import load_scorer
 
-        load_scorer(ns.checkpoint, bank, batch_size=ns.batch_size).anchor_block()
+        load_scorer(ns.checkpoint, bank, batch_size=ns.batch_size, device=ns.device, dtype=ns.dtype).anchor_block()
     bank.save(ns.out)
     for a in bank.anchors:
         print(f"  mos {a.mos:8.4g}  std {a.std if a.std is None else round(a.std, 4)!s:>8}  {a.path}")

@@ -19,6 +19,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, type=Path, help="exported model folder (export_pretrained)")
     p.add_argument("--anchors", required=True, type=Path, help="anchor bank JSON (anchors build)")
     p.add_argument("--out", type=Path, help="CSV to write (path, score, error); default: print to stdout")
+    p.add_argument("--device", help="cuda, cuda:1, cpu ... (default: the first GPU if any)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                   help="weight dtype; bfloat16 halves the memory of a 7B model")
     p.add_argument("--batch-size", type=int, default=16, help="image pairs per forward pass")
     p.add_argument("--pad-to-square", action="store_true", help="pad images to a square with the mean colour")
     p.add_argument("--recompute-anchors", action="store_true",
@@ -64,7 +67,7 @@ def main(args: list[str]) -> int:
     paths = expand(ns.images)
     if not paths:
         raise SystemExit("no images found in " + ", ".join(map(str, ns.images)))
-    scorer = load_scorer(ns.checkpoint, ns.anchors, batch_size=ns.batch_size,
+    scorer = load_scorer(ns.checkpoint, ns.anchors, batch_size=ns.batch_size, device=ns.device, dtype=ns.dtype,
                          recompute_anchors=ns.recompute_anchors, pad_to_square=ns.pad_to_square)
     rows = score_paths(scorer, paths, ns.pad_to_square)
     out = open(ns.out, "w", newline="") if ns.out else sys.stdout

@@ -12,7 +12,8 @@ from c2s_lightning.scoring.scorer import Compare2Scorer, ImageLike
 
 
 def load_scorer(checkpoint: str | os.PathLike, anchors: str | os.PathLike | AnchorBank,
-                batch_size: int = 16, recompute_anchors: bool = False, **options) -> Compare2Scorer:
+                batch_size: int = 16, recompute_anchors: bool = False, device: str | None = None,
+                dtype: str = "float32", **options) -> Compare2Scorer:
     """A scorer over an exported Hugging Face folder (``export_pretrained``) and an anchor bank.
 
     Args:
@@ -20,13 +21,18 @@ def load_scorer(checkpoint: str | os.PathLike, anchors: str | os.PathLike | Anch
         anchors: Anchor bank JSON (``anchors build``) or an ``AnchorBank``.
         batch_size: Image pairs per forward pass.
         recompute_anchors: Recompute the anchor matrix if the bank's came from another model.
+        device: Where the model runs (``cuda``, ``cpu``, ...); default: the first GPU if any.
+        dtype: Weight dtype: ``float32``, ``bfloat16`` or ``float16`` (a 7B model in float32 needs
+            ~33 GB of memory; bfloat16 halves it).
         **options: Further ``Compare2Scorer`` options (``matrix``, ``temperature``, ``link``, ...).
     """
-    from c2s_lightning.models.comparator import Comparator
     from c2s_lightning.models.export import load_backbone
+    from c2s_lightning.models.fast_comparator import FastComparator
 
     bank = anchors if isinstance(anchors, AnchorBank) else AnchorBank.load(anchors)
-    comparator = Comparator(load_backbone(checkpoint))
+    backbone = load_backbone(checkpoint, dtype=dtype)
+    backbone.model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    comparator = FastComparator(backbone)
     return Compare2Scorer(comparator, bank, batch_size=batch_size, recompute_anchors=recompute_anchors,
                           **options)
 

@@ -1,0 +1,91 @@
+"""GPU check of the DeepSpeed strategies: a real ZeRO-2 and ZeRO-3 training run of a small model.
+
+Needs a CUDA GPU and the extra: pip install -e ".[deepspeed]". For each strategy file it runs
+`fit` in-process for a few steps on the quickstart data (a small LLaVA-style model with random
+weights, ~100M parameters, bf16), then prints the peak GPU memory and the time per step, with
+plain single-device bf16 training as the baseline measured in the same run:
+
+    python benchmarks/gpu_check.py [--steps 8] [--strategies deepspeed_zero2 deepspeed_zero3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from c2s_lightning.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = {"hidden_size": 1024, "intermediate_size": 2816, "num_layers": 8, "num_heads": 16, "num_kv_heads": 8,
+         "vision_hidden_size": 256, "vision_layers": 4, "vision_heads": 8, "image_size": 64}
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _peak_gib() -> float:
+    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
+
+
+class StepTimer(Callback):
+    def __init__(self):
+        self.times: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        _sync()
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        _sync()
+        self.times.append(time.perf_counter() - self._start)
+
+
+def run(strategy: str | None, steps: int, out: Path, accelerator: str) -> tuple[float, float, float, float]:
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    args = ["fit", "--config", str(ROOT / "experiments" / "quickstart.yaml")]
+    if strategy:
+        args += ["--config", str(ROOT / "experiments" / "strategies" / f"{strategy}.yaml")]
+    args += ["--trainer.accelerator", accelerator, "--trainer.devices", "1", "--trainer.precision", "bf16-mixed",
+             "--trainer.max_steps", str(steps), "--trainer.val_check_interval", str(steps),
+             "--trainer.default_root_dir", str(out), "--trainer.logger.init_args.save_dir", str(out),
+             "--checkpoint.dirpath", str(out / "checkpoints"), "--export.enabled", "false",
+             "--evaluator.max_images", "8", "--evaluator.before_training", "false",
+             "--model.backbone_options", str(SMALL).replace("'", '"'), "--data.batch_size", "16"]
+    # this script's folder is on sys.path, so the timer is importable as gpu_check.StepTimer
+    cli = main(args + ["--trainer.callbacks+=gpu_check.StepTimer"])
+    timer = next(c for c in cli.trainer.callbacks if type(c).__name__ == "StepTimer")
+    step = sorted(timer.times[1:] or timer.times)[len(timer.times[1:] or timer.times) // 2]  # median, warm
+    params = sum(getattr(p, "ds_numel", p.numel()) for p in cli.model.parameters())  # ZeRO-3 partitions
+    loss = float(cli.trainer.callback_metrics.get("train/loss", float("nan")))
+    return _peak_gib(), params / 1e6, loss, step
+
+
+def main_cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--strategies", nargs="*", default=["deepspeed_zero2", "deepspeed_zero3"])
+    parser.add_argument("--out", type=Path, default=Path("outputs/gpu_check"))
+    parser.add_argument("--accelerator", default="gpu", help="cpu only smoke-tests the script (no DeepSpeed)")
+    ns = parser.parse_args()
+    if ns.accelerator == "gpu" and not torch.cuda.is_available():
+        raise SystemExit("no CUDA GPU: this check runs real DeepSpeed steps and needs one")
+    rows = []
+    for strategy in [None, *ns.strategies]:
+        peak, params, loss, step = run(strategy, ns.steps, ns.out / (strategy or "baseline"), ns.accelerator)
+        rows.append((strategy or "single-device bf16 (baseline)", peak, params, loss, step))
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    print(f"\n{device}; {ns.steps} steps of batch 16 pairs")
+    print(f"{'strategy':34} {'params (M)':>10} {'peak GiB':>9} {'ratio':>6} {'s/step (median)':>16} {'loss':>7}")
+    for name, peak, params, loss, seconds in rows:
+        print(f"{name:34} {params:10.1f} {peak:9.2f} {peak / rows[0][1]:6.2f} {seconds:16.3f} {loss:7.3f}")
+
+
+if __name__ == "__main__":
+    main_cli()
