@@ -5,7 +5,9 @@ import torch
 
 from c2s_lightning.data import LEVELS, comparison_level
 from c2s_lightning.data.datamodule import ComparisonDataModule, DatasetSpec
-from c2s_lightning.data.prompts import COMPARISON_ANSWER, COMPARISON_PROMPT
+from c2s_lightning.data.pairs import level_histogram, rating_labels
+from c2s_lightning.data.prompts import (
+    COMPARISON_ANSWER, COMPARISON_PROMPT, RATING_ANSWER, RATING_LEVELS, RATING_PROMPT)
 from c2s_lightning.data.synth import held_out_refs, write_synthetic_kadid
 
 
@@ -13,6 +15,10 @@ class CountingEncoder:
     """Picklable stand-in for a model's encoder: records what the collate hands it."""
 
     def encode_train(self, examples):
+        if examples[0]["prompt"] == RATING_PROMPT:
+            assert all(len(e["images"]) == 1 for e in examples)
+            assert all(e["answer"] == RATING_ANSWER.format(level=RATING_LEVELS[e["level"]]) for e in examples)
+            return {"size": torch.tensor([e["images"][0].size[0] for e in examples])}
         assert all(len(e["images"]) == 2 and e["images"][0].mode == "RGB" for e in examples)
         assert all(e["prompt"] == COMPARISON_PROMPT for e in examples)
         assert all(e["answer"] == COMPARISON_ANSWER.format(level=LEVELS[e["level"]]) for e in examples)
@@ -67,6 +73,21 @@ def test_works_with_worker_processes(synth_root):
     dm = make(synth_root, num_workers=2, batch_size=10)
     batches = list(dm.train_dataloader())
     assert sum(len(b["levels"]) for b in batches) == 40
+
+
+def test_balanced_levels_and_rating_examples(synth_root):
+    natural = level_histogram(make(synth_root, pairs=200)._train.pairs())["kadid10k"]
+    assert len(set(natural.values())) > 1
+    dm = make(synth_root, pairs=200, balance_levels=True, rating_images_per_pair=2)
+    assert level_histogram(dm._train.pairs())["kadid10k"] == {lvl: 40 for lvl in LEVELS}
+    words = rating_labels(dm.records("kadid10k", "train"))
+    assert set(words.values()) == set(RATING_LEVELS)
+    pair, item = dm._train.pairs()[0], dm._train[0]
+    assert [RATING_LEVELS[r["level"]] for r in item["rating_examples"]] == [words[pair.second.path],
+                                                                             words[pair.first.path]]
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["rating"]["levels"].shape == (16,) and batch["levels"].shape == (8,)
+    assert "rating" not in next(iter(make(synth_root).train_dataloader()))
 
 
 def test_spec_validation():

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from c2s_lightning.data import LEVELS, IQARecord, comparison_level
-from c2s_lightning.data.pairs import format_histogram, level_histogram, sample_pairs, with_std_fallback
+from c2s_lightning.data.pairs import (
+    format_histogram, level_histogram, rating_labels, sample_pairs, with_std_fallback)
 
 
 def rec(mos, std=1.0, dataset="d", name=None):
@@ -83,3 +84,34 @@ def test_level_histogram_counts_per_dataset():
     assert list(hist) == ["d"] and sum(hist["d"].values()) == 30
     assert hist["d"]["inferior"] == hist["d"]["superior"]  # both orders mirror the levels
     assert "superior" in format_histogram(hist)
+
+
+def test_balance_levels_gives_equal_counts_and_keeps_both_orders():
+    # scores 0, 0.25, .., 4.75 with std 0.3 (s ~ 0.42): most random pairs are far apart, few similar
+    records = [rec(i / 4, 0.3, name=f"r{i}") for i in range(20)]
+    natural = level_histogram(sample_pairs(records, pairs=200, seed=0))["d"]
+    assert natural["similar"] < natural["superior"]
+    pairs = sample_pairs(records, pairs=200, seed=0, balance_levels=True)
+    assert level_histogram(pairs)["d"] == {lvl: 40 for lvl in LEVELS}
+    for a, b in zip(pairs[::2], pairs[1::2]):
+        assert (a.first, a.second) == (b.second, b.first)
+    assert pairs == sample_pairs(records, pairs=200, seed=0, balance_levels=True)
+    assert len(sample_pairs(records, pairs=13, seed=0, balance_levels=True)) == 20  # multiple of 10
+
+
+def test_balance_levels_repeats_a_rare_level_and_refuses_a_missing_one():
+    # one similar unordered pair only (0.0/0.1); it is repeated to fill its quota
+    records = [rec(0.0, 0.3, name="a"), rec(0.1, 0.3, name="b"), rec(5.0, 0.3, name="c"), rec(5.6, 0.3, name="d"),
+               rec(9.0, 0.3, name="e")]
+    hist = level_histogram(sample_pairs(records, pairs=50, seed=1, balance_levels=True))["d"]
+    assert hist == {lvl: 10 for lvl in LEVELS}
+    with pytest.raises(ValueError, match="cannot balance"):
+        sample_pairs([rec(0.0, 0.3, name="a"), rec(9.0, 0.3, name="b")], pairs=10, balance_levels=True)
+
+
+def test_rating_labels_equal_width_intervals():
+    records = [rec(m, name=f"m{m}") for m in (1.0, 1.79, 1.81, 3.0, 4.19, 4.21, 5.0)]
+    words = [rating_labels(records)[r.path] for r in records]
+    assert words == ["bad", "bad", "poor", "fair", "good", "excellent", "excellent"]
+    with pytest.raises(ValueError, match="all MOS equal"):
+        rating_labels([rec(2.0, name="x"), rec(2.0, name="y")])

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from c2s_lightning.data import prompts
 from c2s_lightning.data.images import load_image
 from c2s_lightning.data.levels import LEVELS
-from c2s_lightning.data.pairs import Pair, format_histogram, level_histogram, sample_pairs
+from c2s_lightning.data.pairs import Pair, format_histogram, level_histogram, rating_labels, sample_pairs
 from c2s_lightning.data.records import IQARecord
 
 log = logging.getLogger(__name__)
@@ -80,10 +80,16 @@ class DatasetSpec:
 
 
 class PairDataset(Dataset):
-    """Comparison instructions; pairs are re-drawn per epoch when ``resample`` is on."""
+    """Comparison instructions; pairs are re-drawn per epoch when ``resample`` is on.
 
-    def __init__(self, draw: Callable[[int], list[Pair]], resample: bool, pad_to_square: bool):
+    With ``ratings`` (image path -> rating word) each item also carries ``rating_images``
+    single-image rating examples made of its own images: the second image, then the first.
+    """
+
+    def __init__(self, draw: Callable[[int], list[Pair]], resample: bool, pad_to_square: bool,
+                 ratings: dict[Path, str] | None = None, rating_images: int = 0):
         self._draw, self.resample, self.pad_to_square = draw, resample, pad_to_square
+        self.ratings, self.rating_images = ratings or {}, rating_images
         self._cache: dict[int, list[Pair]] = {}
         self.epoch = 0
 
@@ -99,24 +105,35 @@ class PairDataset(Dataset):
     def __getitem__(self, index: int | tuple[int, int]) -> dict[str, Any]:
         epoch, i = index if isinstance(index, tuple) else (self.epoch, index)
         pair = self.pairs(epoch)[i]
-        return {
-            "images": [load_image(pair.first.path, self.pad_to_square),
-                       load_image(pair.second.path, self.pad_to_square)],
+        images = [load_image(pair.first.path, self.pad_to_square), load_image(pair.second.path, self.pad_to_square)]
+        item = {
+            "images": images,
             "prompt": prompts.COMPARISON_PROMPT,
             "answer": prompts.COMPARISON_ANSWER.format(level=pair.level),
             "level": LEVELS.index(pair.level),
             "dataset": pair.first.dataset,
         }
+        if self.rating_images:
+            shown = [(images[1], pair.second), (images[0], pair.first)][: self.rating_images]
+            item["rating_examples"] = [_rating_example(image, self.ratings[r.path]) for image, r in shown]
+        return item
+
+
+def _rating_example(image, word: str) -> dict[str, Any]:
+    return {"images": [image], "prompt": prompts.RATING_PROMPT,
+            "answer": prompts.RATING_ANSWER.format(level=word), "level": prompts.RATING_LEVELS.index(word)}
 
 
 class EpochSampler(Sampler):
     """Yields ``(epoch, index)`` so that workers read the pairs of the current epoch.
 
-    Lightning calls ``set_epoch`` on the sampler at every epoch start.
+    Lightning calls ``set_epoch`` on the sampler at every epoch start. ``skip`` drops the first
+    indices of the next pass only: a run resumed mid-epoch continues where it stopped instead of
+    seeing the start of the epoch again.
     """
 
-    def __init__(self, n: int, shuffle: bool, seed: int):
-        self.n, self.shuffle, self.seed, self.epoch = n, shuffle, seed, 0
+    def __init__(self, n: int, shuffle: bool, seed: int, skip: int = 0):
+        self.n, self.shuffle, self.seed, self.epoch, self.skip = n, shuffle, seed, 0, skip
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -128,12 +145,18 @@ class EpochSampler(Sampler):
         order = list(range(self.n))
         if self.shuffle:
             random.Random(self.seed * 1_000_003 + self.epoch).shuffle(order)
-        return iter((self.epoch, i) for i in order)
+        skip, self.skip = self.skip, 0
+        return iter((self.epoch, i) for i in order[skip:])
 
 
 def _collate(examples: list[dict], encode: Callable[[list[dict]], dict[str, torch.Tensor]]) -> dict:
+    """Encoded comparisons with their level indices; rating examples, if any, under ``rating``."""
     batch = encode(examples)
     batch["levels"] = torch.tensor([e["level"] for e in examples], dtype=torch.long)
+    ratings = [r for e in examples for r in e.get("rating_examples", ())]
+    if ratings:
+        batch["rating"] = encode(ratings)
+        batch["rating"]["levels"] = torch.tensor([r["level"] for r in ratings], dtype=torch.long)
     return batch
 
 
@@ -150,6 +173,12 @@ class ComparisonDataModule(L.LightningDataModule):
         seed: Seed of splits, pair draws and shuffling.
         resample_every_epoch: Draw new pairs at every epoch instead of reusing epoch 0's.
         pad_to_square: Pad images to a square with their mean colour before the processor.
+        balance_levels: Draw training pairs so that each of the five levels is equally
+            frequent in every dataset (``sample_pairs(balance_levels=True)``).
+        rating_images_per_pair: 0 (default), 1 or 2: single-image rating examples added to
+            each training pair for the module's optional rating loss (1: the second image,
+            2: both). Their word comes from ``rating_labels``: equal-width MOS intervals of the
+            dataset's training part. Batches then carry the encoded examples under ``rating``.
     """
 
     def __init__(
@@ -161,8 +190,12 @@ class ComparisonDataModule(L.LightningDataModule):
         seed: int = 0,
         resample_every_epoch: bool = False,
         pad_to_square: bool = False,
+        balance_levels: bool = False,
+        rating_images_per_pair: int = 0,
     ):
         super().__init__()
+        if rating_images_per_pair not in (0, 1, 2):
+            raise ValueError(f"rating_images_per_pair must be 0, 1 or 2, got {rating_images_per_pair}")
         if not datasets:
             raise ValueError("ComparisonDataModule needs at least one dataset")
         keys = [d.key for d in datasets]
@@ -173,6 +206,7 @@ class ComparisonDataModule(L.LightningDataModule):
         self.specs = list(datasets)
         self.batch_size, self.val_pairs, self.num_workers = batch_size, val_pairs, num_workers
         self.seed, self.resample_every_epoch, self.pad_to_square = seed, resample_every_epoch, pad_to_square
+        self.balance_levels, self.rating_images_per_pair = balance_levels, rating_images_per_pair
         self.splits: dict[str, Any] = {}
         self._encode_train: Callable | None = None
         self._train: PairDataset | None = None
@@ -201,7 +235,12 @@ class ComparisonDataModule(L.LightningDataModule):
                     records, spec.split, index=spec.split_index, seed=self.seed, **spec.split_options)
             s = self.splits[spec.key]
             rank_zero_info(f"{spec.key}: {len(s.train)} train / {len(s.val)} val / {len(s.test)} test images")
-        self._train = PairDataset(self._draw_train, self.resample_every_epoch, self.pad_to_square)
+        ratings = {}
+        if self.rating_images_per_pair:
+            for spec in self.specs:
+                ratings |= rating_labels(self.splits[spec.key].train) if spec.trains else {}
+        self._train = PairDataset(self._draw_train, self.resample_every_epoch, self.pad_to_square,
+                                  ratings, self.rating_images_per_pair)
         self._val = PairDataset(lambda _: self._draw_val(), False, self.pad_to_square)
         if len(self._train):
             rank_zero_info("training pairs per level:\n" + format_histogram(level_histogram(self._train.pairs(0))))
@@ -212,7 +251,8 @@ class ComparisonDataModule(L.LightningDataModule):
             if spec.trains:
                 out += sample_pairs(self.splits[spec.key].train, pairs=spec.pairs,
                                     pairs_per_image=spec.pairs_per_image,
-                                    seed=self.seed + 7919 * k + 104729 * epoch, std_fallback=spec.std_fallback)
+                                    seed=self.seed + 7919 * k + 104729 * epoch, std_fallback=spec.std_fallback,
+                                    balance_levels=self.balance_levels)
         return out
 
     def _draw_val(self) -> list[Pair]:
@@ -237,19 +277,28 @@ class ComparisonDataModule(L.LightningDataModule):
             raise KeyError(f"no dataset labelled {label!r}; configured: {sorted(self.splits)}")
         return list(getattr(self.splits[label], part))
 
-    def _loader(self, data: PairDataset, shuffle: bool) -> DataLoader:
+    def _batches_done_this_epoch(self) -> int:
+        """Batches of the current epoch already trained on, when fit resumes from a checkpoint."""
+        fit_loop = getattr(self.trainer, "fit_loop", None)
+        if fit_loop is None or not fit_loop.restarting:
+            return 0
+        # `processed`, not `completed`: a checkpoint written in on_train_batch_end has run the
+        # step but not yet counted it as completed
+        return fit_loop.epoch_loop.batch_progress.current.processed
+
+    def _loader(self, data: PairDataset, shuffle: bool, skip_batches: int = 0) -> DataLoader:
         if self._encode_train is None:
             raise RuntimeError("ComparisonDataModule.connect(encoder) must be called before loading batches")
         return DataLoader(
             data, batch_size=self.batch_size, num_workers=self.num_workers,
-            sampler=EpochSampler(len(data), shuffle, self.seed),
+            sampler=EpochSampler(len(data), shuffle, self.seed, skip=skip_batches * self.batch_size),
             collate_fn=functools.partial(_collate, encode=self._encode_train),
             persistent_workers=False,
         )
 
     def train_dataloader(self) -> DataLoader:
         self.setup()
-        return self._loader(self._train, shuffle=True)
+        return self._loader(self._train, shuffle=True, skip_batches=self._batches_done_this_epoch())
 
     def val_dataloader(self) -> DataLoader | Sequence:
         self.setup()

@@ -1,4 +1,5 @@
-"""Seeded sampling of comparison pairs inside one dataset, and the level histogram.
+"""Seeded sampling of comparison pairs inside one dataset, the level histogram, and the
+single-image rating labels of the optional rating loss.
 
 Pairs never cross datasets: absolute scores of two datasets live on different scales, while the
 level rule only needs a difference over stds inside one dataset.
@@ -13,8 +14,10 @@ import math
 import random
 import statistics
 from collections.abc import Sequence
+from pathlib import Path
 
 from c2s_lightning.data.levels import LEVELS, comparison_level
+from c2s_lightning.data.prompts import RATING_LEVELS
 from c2s_lightning.data.records import IQARecord
 
 log = logging.getLogger(__name__)
@@ -76,12 +79,14 @@ def sample_pairs(
     pairs_per_image: float | None = None,
     seed: int = 0,
     std_fallback: float | None = None,
+    balance_levels: bool = False,
 ) -> list[Pair]:
     """Sample ordered comparison pairs inside one dataset, each drawn pair in both image orders.
 
     Exactly one of ``pairs`` (ordered pairs in total) and ``pairs_per_image`` (ordered pairs per
-    image) sets the amount; the result has that many pairs rounded up to an even number. Distinct
-    unordered pairs are drawn without replacement while enough exist; self-pairs never occur.
+    image) sets the amount; the result has that many pairs rounded up to an even number (a
+    multiple of 10 with ``balance_levels``). Distinct unordered pairs are drawn without
+    replacement while enough exist; self-pairs never occur.
 
     Args:
         records: Images of a single dataset.
@@ -89,9 +94,13 @@ def sample_pairs(
         pairs_per_image: Ordered pairs per image (``len(records) * pairs_per_image`` in total).
         seed: Seed of the draw; the same seed gives the same pairs.
         std_fallback: Std for records without one (see ``with_std_fallback``).
+        balance_levels: Give every level the same count (see ``_draw_balanced``) instead of
+            the dataset's natural mix, where ``similar`` and ``better``/``worse`` are rarer
+            than the extremes when scores spread widely.
 
     Raises:
-        ValueError: on mixed datasets, fewer than two images, or a bad amount.
+        ValueError: on mixed datasets, fewer than two images, a bad amount, or (when
+            balancing) a level that no pair of the dataset has.
     """
     names = {r.dataset for r in records}
     if len(names) > 1:
@@ -101,7 +110,10 @@ def sample_pairs(
     total = _amount(len(records), pairs, pairs_per_image)
     records = with_std_fallback(records, std_fallback)
     rng = random.Random(seed)
-    unordered = _draw_unordered(len(records), math.ceil(total / 2), rng)
+    if balance_levels:
+        unordered = _draw_balanced(records, math.ceil(total / 10), rng)
+    else:
+        unordered = _draw_unordered(len(records), math.ceil(total / 2), rng)
     out = []
     for i, j in unordered:
         a, b = records[i], records[j]
@@ -135,6 +147,62 @@ def _draw_unordered(n: int, k: int, rng: random.Random) -> list[tuple[int, int]]
             seen.add(key)
             out.append(key)
     return out
+
+
+def _gap(first: IQARecord, second: IQARecord) -> int:
+    """0 for a similar pair, 1 for better/worse, 2 for superior/inferior (order-free)."""
+    return abs(LEVELS.index(comparison_level(first, second)) - 2)
+
+
+def _draw_balanced(records: Sequence[IQARecord], k: int, rng: random.Random) -> list[tuple[int, int]]:
+    """Unordered index pairs whose two orders give each of the 5 levels ``2k`` times.
+
+    A similar pair yields ``similar`` twice; a better/worse pair yields one of each, and so does
+    a superior/inferior pair. So quotas of ``k`` similar, ``2k`` better/worse and ``2k``
+    superior/inferior unordered pairs balance the levels. Pairs are drawn at random and kept
+    while their gap's quota is open (distinct while the attempts last); a quota still open after
+    ``50 x`` as many attempts as pairs wanted is filled by repeating its kept pairs.
+    """
+    n = len(records)
+    quotas = (k, 2 * k, 2 * k)
+    kept: tuple[list, list, list] = ([], [], [])
+    seen: set[tuple[int, int]] = set()
+    for _ in range(50 * 5 * k + 1000):
+        if all(len(got) >= q for got, q in zip(kept, quotas)):
+            break
+        i, j = rng.randrange(n), rng.randrange(n)
+        key = (min(i, j), max(i, j))
+        if i == j or key in seen:
+            continue
+        seen.add(key)
+        gap = _gap(records[i], records[j])
+        if len(kept[gap]) < quotas[gap]:
+            kept[gap].append(key)
+    for gap, (got, quota) in enumerate(zip(kept, quotas)):
+        if not got:
+            names = ("similar", "better/worse", "superior/inferior")[gap]
+            raise ValueError(f"dataset {records[0].dataset!r}: no {names} pair found, cannot balance levels")
+        got += [got[rng.randrange(len(got))] for _ in range(quota - len(got))]
+    out = [key for got in kept for key in got]
+    rng.shuffle(out)
+    return out
+
+
+def rating_labels(records: Sequence[IQARecord], levels: Sequence[str] = RATING_LEVELS) -> dict[Path, str]:
+    """Single-image rating word of each record: equal-width MOS intervals over the records' range.
+
+    The MOS range ``[min, max]`` of ``records`` (one dataset's training part) is cut into
+    ``len(levels)`` intervals of equal width, worst first; each record gets the word of its
+    interval (the maximum belongs to the last). This is the same interval rule as anchor
+    selection, so the words mean the same thing in both places.
+    """
+    if not records:
+        return {}
+    low, high = min(r.mos for r in records), max(r.mos for r in records)
+    width = (high - low) / len(levels)
+    if not width > 0:
+        raise ValueError(f"dataset {records[0].dataset!r}: all MOS equal, cannot map them to rating words")
+    return {r.path: levels[min(len(levels) - 1, int((r.mos - low) / width))] for r in records}
 
 
 def level_histogram(pairs: Sequence[Pair]) -> dict[str, dict[str, int]]:

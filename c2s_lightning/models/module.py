@@ -38,9 +38,19 @@ class Compare2ScoreModule(L.LightningModule):
         train_projector: Also train the vision-to-language projector.
         lr: Peak learning rate of AdamW.
         weight_decay: AdamW weight decay.
+        betas: AdamW's moment decay rates. A lower second one (e.g. 0.95, common in LLM
+            training) forgets the large gradients of the first steps, spent on the fixed answer
+            template, sooner, so the answer word's small gradients move the weights again.
         warmup_ratio: Fraction of the optimisation steps with linear warm-up.
         schedule: ``cosine`` decay to zero after warm-up, or ``constant``.
         gradient_checkpointing: Trade compute for activation memory.
+        rating_loss_weight: Weight of an auxiliary single-image rating loss added to the
+            comparison loss (0, the default, turns it off). It needs batches with rating
+            examples (``ComparisonDataModule(rating_images_per_pair=1 or 2)``) and rating words
+            that are single tokens. Not part of Compare2Score: the method starts from a
+            pretrained LMM that already sees quality; a random-weight toy model (the quickstart)
+            does not, and the per-image signal stands in for that pretraining. Leave it off
+            for real backbones.
     """
 
     def __init__(
@@ -56,11 +66,15 @@ class Compare2ScoreModule(L.LightningModule):
         train_projector: bool = True,
         lr: float = 2e-5,
         weight_decay: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
         warmup_ratio: float = 0.03,
         schedule: str = "cosine",
         gradient_checkpointing: bool = False,
+        rating_loss_weight: float = 0.0,
     ):
         super().__init__()
+        if rating_loss_weight < 0:
+            raise ValueError(f"rating_loss_weight must be >= 0, got {rating_loss_weight}")
         if finetune not in ("full", "lora", "frozen"):
             raise ValueError(f"finetune must be 'full', 'lora' or 'frozen', got {finetune!r}")
         if schedule not in ("cosine", "constant"):
@@ -69,7 +83,7 @@ class Compare2ScoreModule(L.LightningModule):
             raise ValueError(f"warmup_ratio must be in [0, 1), got {warmup_ratio}")
         if finetune != "lora" and lora_target_modules is not None:
             raise ValueError("lora_target_modules is set but finetune is not 'lora'")
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # the CLI logs the whole resolved config instead
         self.backbone: Backbone | None = None
         self.net: torch.nn.Module | None = None
 
@@ -78,7 +92,10 @@ class Compare2ScoreModule(L.LightningModule):
         """Build the network once (inside the strategy's init context) and hand the encoder to the data."""
         if self.net is None:
             hp = self.hparams
-            self.backbone = build_backbone(hp.model, **(hp.backbone_options or {}))
+            options = dict(hp.backbone_options or {})
+            if hp.rating_loss_weight > 0:
+                options.setdefault("rating", True)  # fail at build time if rating words split
+            self.backbone = build_backbone(hp.model, **options)
             self.net = configure_trainable(
                 self.backbone.model, mode=hp.finetune, lora_rank=hp.lora_rank, lora_alpha=hp.lora_alpha,
                 lora_dropout=hp.lora_dropout, lora_target_modules=hp.lora_target_modules,
@@ -105,18 +122,38 @@ class Compare2ScoreModule(L.LightningModule):
         return export_pretrained(self.backbone, out_dir=out_dir, merge_lora=merge_lora)
 
     # -- steps ----------------------------------------------------------------------------
-    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
-        inputs = {k: v for k, v in model_inputs(batch).items() if k != "levels"}
+    def _answer_loss(self, batch: dict[str, torch.Tensor], word_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Next-token loss on the answers, and accuracy of the answer word among ``word_ids``."""
+        inputs = {k: v for k, v in model_inputs(batch).items() if k not in ("levels", "rating")}
         out = self.net(**inputs)
         positions = batch["answer_positions"] - 1
         rows = torch.arange(positions.numel(), device=positions.device)
-        level_ids = torch.as_tensor(self.backbone.level_token_ids, device=positions.device)
-        level_logits = out.logits[rows, positions][:, level_ids]
-        acc = (level_logits.argmax(-1) == batch["levels"]).float().mean()
-        bs = positions.numel()
-        self.log(f"{stage}/loss", out.loss, prog_bar=True, batch_size=bs, sync_dist=stage != "train")
-        self.log(f"{stage}/level_acc", acc, prog_bar=stage != "train", batch_size=bs, sync_dist=stage != "train")
-        return out.loss
+        word_logits = out.logits[rows, positions][:, torch.as_tensor(word_ids, device=positions.device)]
+        return out.loss, (word_logits.argmax(-1) == batch["levels"]).float().mean()
+
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        """Comparison loss; in training plus ``rating_loss_weight`` x the rating loss."""
+        loss, acc = self._answer_loss(batch, self.backbone.level_token_ids)
+        bs, sync = batch["levels"].numel(), stage != "train"
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=bs, sync_dist=sync)
+        self.log(f"{stage}/level_acc", acc, prog_bar=stage != "train", batch_size=bs, sync_dist=sync)
+        weight = self.hparams.rating_loss_weight
+        if stage != "train":
+            return loss
+        if (weight > 0) != ("rating" in batch):
+            raise ValueError(
+                f"rating_loss_weight is {weight} but the batch {'has' if 'rating' in batch else 'has no'} "
+                "rating examples: set the datamodule's rating_images_per_pair (1 or 2) together with a "
+                "positive rating_loss_weight, or neither")
+        if weight == 0:
+            return loss
+        rating_loss, rating_acc = self._answer_loss(batch["rating"], self.backbone.rating_token_ids)
+        total = loss + weight * rating_loss
+        rating_bs = batch["rating"]["levels"].numel()
+        self.log("train/rating_loss", rating_loss, batch_size=rating_bs)
+        self.log("train/rating_acc", rating_acc, batch_size=rating_bs)
+        self.log("train/total_loss", total, batch_size=bs)
+        return total
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self._step(batch, "train")
@@ -132,7 +169,7 @@ class Compare2ScoreModule(L.LightningModule):
         params = [p for p in self.parameters() if p.requires_grad]
         if not params:
             raise ValueError("no trainable parameters: check finetune / train_vision / train_projector")
-        optimizer = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay)
+        optimizer = torch.optim.AdamW(params, lr=hp.lr, weight_decay=hp.weight_decay, betas=tuple(hp.betas))
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = int(hp.warmup_ratio * total)
         scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Acceptance check of the quickstart over seeds: fit experiments/quickstart.yaml once per seed
+# (extra arguments go to every fit, e.g. a recipe under test), then read each offline W&B run back
+# and print SRCC/PLCC on the held-out contents at step 0 and at the end, and the fit's wall time.
+#   bash benchmarks/quickstart_seeds.sh                       # seeds 0 1 2, the config as is
+#   SEEDS="0 1 2 3" bash benchmarks/quickstart_seeds.sh --data.rating_images_per_pair 2 --model.rating_loss_weight 0.5
+# One thread per run: on 2 shared cores, torch's 2 threads run ~5x slower per step under load.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+OUT=${OUT:-outputs/quickstart_seeds}
+mkdir -p "$OUT"
+for seed in ${SEEDS:-0 1 2}; do
+  dir="$OUT/seed$seed"
+  rm -rf "$dir"
+  start=$(date +%s)
+  OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$PY" -m c2s_lightning fit --config experiments/quickstart.yaml \
+    --seed_everything "$seed" --data.seed "$seed" --trainer.default_root_dir "$dir" \
+    --trainer.logger.init_args.save_dir "$dir" --checkpoint.dirpath "$dir/checkpoints" \
+    --export.enabled false "$@" > "$dir.log" 2>&1
+  echo "seed $seed: fit took $(( $(date +%s) - start )) s (log: $dir.log)"
+done
+"$PY" - "$OUT" ${SEEDS:-0 1 2} <<'PY'
+import sys
+from c2s_lightning.wandb_runs import find_runs, read_run
+
+out, seeds = sys.argv[1], sys.argv[2:]
+for seed in seeds:
+    run = read_run(find_runs(f"{out}/seed{seed}")[-1])
+    srcc, plcc = run.series("val/kadid10k/srcc"), run.series("val/kadid10k/plcc")
+    print(f"seed {seed}: srcc {srcc[0]:.3f} -> {srcc[-1]:.3f}   plcc {plcc[0]:.3f} -> {plcc[-1]:.3f}")
+PY
