@@ -15,13 +15,13 @@ from c2s_lightning.data.datamodule import ComparisonDataModule, DatasetSpec
 from c2s_lightning.models.backbones import build_backbone
 from c2s_lightning.models.adapters import configure_trainable
 from c2s_lightning.models.encoding import model_inputs
-cfg = dict(b2=0.999, img=32, patch=8, steps=300, lr=2e-3, vision=True, word_only=False, rating=1, w=0.5, balance=True, seed=0, pair=True)
+cfg = dict(held="I04,I05,I06,I07,I08", root="data/synth_kadid", b2=0.999, img=32, patch=8, steps=300, lr=2e-3, vision=True, word_only=False, rating=1, w=0.5, balance=True, seed=0, pair=True)
 for a in sys.argv[1:]:
     k, v = a.split("="); cfg[k] = type(cfg[k])(v) if not isinstance(cfg[k], bool) else v == "1"
 torch.manual_seed(cfg["seed"])
 bb = build_backbone("tiny-llava", rating=True, seed=cfg["seed"], image_size=cfg["img"], patch_size=cfg["patch"])
 net = configure_trainable(bb.model, mode="full", train_vision=cfg["vision"], train_projector=True); net.train()
-spec = DatasetSpec(name="kadid10k", root="data/synth_kadid", pairs=4000, split="random", split_options={"test_refs": ["I04","I05","I06","I07","I08"]})
+spec = DatasetSpec(name="kadid10k", root=cfg["root"], pairs=4000, split="random", split_options={"test_refs": cfg["held"].split(",")})
 dm = ComparisonDataModule([spec], batch_size=32, balance_levels=cfg["balance"], rating_images_per_pair=cfg["rating"], seed=cfg["seed"])
 dm.connect(bb.encoder); dm.setup()
 params = [p for p in net.parameters() if p.requires_grad]

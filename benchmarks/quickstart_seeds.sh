@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Acceptance check of the quickstart over seeds: fit experiments/quickstart.yaml once per seed
-# (extra arguments go to every fit, e.g. a recipe under test), then read each offline W&B run back
+# Acceptance check of the quickstart over seeds: fit experiments/quickstart.yaml once per seed (the seed
+# sets the model's random init, the pair draws and the shuffling; extra arguments go to every fit), then read each offline W&B run back
 # and print SRCC/PLCC on the held-out contents at step 0 and at the end, and the fit's wall time.
 #   bash benchmarks/quickstart_seeds.sh                       # seeds 0 1 2, the config as is
 #   SEEDS="0 1 2 3" bash benchmarks/quickstart_seeds.sh --data.rating_images_per_pair 2 --model.rating_loss_weight 0.5
@@ -15,7 +15,8 @@ for seed in ${SEEDS:-0 1 2}; do
   rm -rf "$dir"
   start=$(date +%s)
   OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$PY" -m c2s_lightning fit --config experiments/quickstart.yaml \
-    --seed_everything "$seed" --data.seed "$seed" --trainer.default_root_dir "$dir" \
+    --seed_everything "$seed" --data.seed "$seed" --model.backbone_options "{rating: true, seed: $seed}" \
+    --trainer.default_root_dir "$dir" \
     --trainer.logger.init_args.save_dir "$dir" --checkpoint.dirpath "$dir/checkpoints" \
     --export.enabled false "$@" > "$dir.log" 2>&1
   echo "seed $seed: fit took $(( $(date +%s) - start )) s (log: $dir.log)"

@@ -124,3 +124,26 @@ def test_reads_back_through_the_kadid_reader_and_holds_out_contents(synth):
     split = split_records(records, "random", test_refs=held_out_refs())
     assert {r.ref for r in split.test} == {"I04", "I05", "I06", "I07", "I08"}
     assert len({r.ref for r in split.val}) == 1 and len(split.train) == 10 * 15
+
+
+def test_crops_give_distinct_views_and_hold_out_every_view(tmp_path):
+    from c2s_lightning.data.datasets import read_dataset
+
+    root = write_synthetic_kadid(tmp_path / "c", size=16, crops=3, contents=["camera", "moon", "coins"])
+    ids = json.loads((root / "contents.json").read_text())
+    assert ids == {"I01": "camera#0", "I02": "camera#1", "I03": "camera#2", "I04": "moon#0", "I05": "moon#1",
+                   "I06": "moon#2", "I07": "coins#0", "I08": "coins#1", "I09": "coins#2"}
+    views = [np.asarray(Image.open(root / "images" / f"I0{k}.png")) for k in (1, 2, 3)]
+    assert not np.array_equal(views[0], views[1]) and not np.array_equal(views[1], views[2])
+    assert held_out_refs(["moon"], contents=["camera", "moon", "coins"], crops=3) == ["I04", "I05", "I06"]
+    records = read_dataset("kadid10k", root)
+    assert len(records) == 9 * 5 and {r.ref for r in records} == set(ids)
+
+
+def test_main_synth_with_crops_is_idempotent(tmp_path):
+    out = main_synth(tmp_path / "d", size=8, crops=2)
+    stamp = (out / "dmos.csv").stat().st_mtime_ns
+    assert main_synth(out, size=8, crops=2) == out
+    assert (out / "dmos.csv").stat().st_mtime_ns == stamp  # nothing rewritten
+    with pytest.raises(FileExistsError, match="force"):
+        main_synth(out, size=8, crops=3)

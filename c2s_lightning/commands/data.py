@@ -15,6 +15,7 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--size", type=int, default=64, help="side of the square images in pixels")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--distortions", nargs="+", default=["noise"], help="noise, blur and/or jpeg")
+    synth.add_argument("--crops", type=int, default=1, help="views per photo, each its own reference content")
     synth.add_argument("--force", action="store_true", help="rewrite even if the dataset exists")
     inspect = sub.add_parser("inspect", help="print counts, score range, std coverage and level histogram")
     inspect.add_argument("name", help="reader name: live, csiq, kadid10k, bid, clive, koniq10k, tid2013, spaq, agiqa3k, list")
@@ -52,6 +53,7 @@ def main(args: list[str]) -> None:
     if ns.action == "synth":
         from c2s_lightning.data.synth import main_synth
 
-        main_synth(ns.out, size=ns.size, seed=ns.seed, distortions=tuple(ns.distortions), force=ns.force)
+        main_synth(ns.out, size=ns.size, seed=ns.seed, distortions=tuple(ns.distortions), force=ns.force,
+                   crops=ns.crops)
     else:
         print(inspect_dataset(ns.name, ns.root, ns.pairs, not ns.no_check_images))

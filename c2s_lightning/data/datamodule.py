@@ -46,9 +46,11 @@ class DatasetSpec:
         std_fallback: Std for images without one, on this dataset's MOS scale.
         label: Name used in metric keys; defaults to ``name``.
         evaluate: Whether the evaluation callback scores this dataset's test split.
-        synthesize: When ``root`` does not exist, first write the synthetic dataset there
+        synthesize: Write the synthetic dataset to ``root`` first unless it already holds it
             (``data synth``; KADID-10k layout, so ``name`` must be ``kadid10k``). For the
             quickstart and tests.
+        synth_options: Options of the synthetic dataset (``size``, ``crops``, ``seed``,
+            ``distortions``, ``levels``), as ``data synth`` takes them.
     """
 
     name: str
@@ -63,6 +65,7 @@ class DatasetSpec:
     label: str | None = None
     evaluate: bool = True
     synthesize: bool = False
+    synth_options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.pairs is not None and self.pairs_per_image is not None:
@@ -223,10 +226,10 @@ class ComparisonDataModule(L.LightningDataModule):
         from c2s_lightning.data.splits import Split, split_records
 
         for spec in self.specs:
-            if spec.synthesize and not Path(spec.root).exists():
+            if spec.synthesize:
                 from c2s_lightning.data.synth import main_synth
 
-                main_synth(Path(spec.root))
+                main_synth(Path(spec.root), **spec.synth_options)  # no-op when already written
             records = read_dataset(spec.name, spec.root, **spec.reader_options)
             if spec.split == "none":
                 self.splits[spec.key] = Split(train=[], val=[], test=list(records))

@@ -46,15 +46,20 @@ JITTER = 0.15
 _VERSION = 1
 
 
-def content_ids(contents: Sequence[str] | None = None) -> dict[str, str]:
-    """``{"I01": name, ...}`` in the given (default: ``CONTENTS``) order."""
-    return {f"I{i:02d}": name for i, name in enumerate(contents or CONTENTS, start=1)}
+def content_ids(contents: Sequence[str] | None = None, crops: int = 1) -> dict[str, str]:
+    """``{"I01": name, ...}`` in the given (default: ``CONTENTS``) order.
+
+    With ``crops > 1`` every content gives that many views, each a reference of its own, named
+    ``"<name>#<k>"`` (view 0 is the centre crop): ``{"I01": "astronaut#0", "I02": "astronaut#1", ...}``.
+    """
+    views = [name if crops == 1 else f"{name}#{k}" for name in (contents or CONTENTS) for k in range(crops)]
+    return {f"I{i:02d}": view for i, view in enumerate(views, start=1)}
 
 
-def held_out_refs(names: Sequence[str] = HELD_OUT, contents: Sequence[str] | None = None) -> list[str]:
-    """The Ixx ids of the named contents, e.g. for the ``test_refs`` split option."""
-    ids = {name: ref for ref, name in content_ids(contents).items()}
-    return [ids[name] for name in names]
+def held_out_refs(names: Sequence[str] = HELD_OUT, contents: Sequence[str] | None = None,
+                  crops: int = 1) -> list[str]:
+    """The Ixx ids of every view of the named contents, e.g. for the ``test_refs`` split option."""
+    return [ref for ref, view in content_ids(contents, crops).items() if view.split("#")[0] in names]
 
 
 def load_content(name: str, size: int) -> np.ndarray:
@@ -70,6 +75,20 @@ def load_content(name: str, size: int) -> np.ndarray:
     top, left = (h - side) // 2, (w - side) // 2
     square = Image.fromarray(image[top:top + side, left:left + side])
     return np.asarray(square.resize((size, size), Image.Resampling.LANCZOS))
+
+
+def load_view(view: str, size: int, seed: int) -> np.ndarray:
+    """One view of a content (``"name"`` or ``"name#k"``): view 0 is the centre crop; view k > 0 a
+    seeded random square crop, between half and all of the side, of the photo at 3x ``size``."""
+    name, _, k = view.partition("#")
+    if not k or int(k) == 0:
+        return load_content(name, size)
+    big = load_content(name, 3 * size)
+    rng = np.random.default_rng([seed, _VERSION, CONTENTS.index(name) if name in CONTENTS else 0, int(k)])
+    side = int(rng.integers(3 * size // 2, 3 * size + 1))
+    top, left = rng.integers(0, 3 * size - side + 1, 2)
+    crop = Image.fromarray(big[top:top + side, left:left + side])
+    return np.asarray(crop.resize((size, size), Image.Resampling.LANCZOS))
 
 
 def distort(image: np.ndarray, kind: str, strength: float, rng: np.random.Generator) -> np.ndarray:
@@ -89,7 +108,7 @@ def distort(image: np.ndarray, kind: str, strength: float, rng: np.random.Genera
 
 
 def synthetic_labels(contents: Sequence[str] | None = None, levels: int = 5, seed: int = 0,
-                     distortions: Sequence[str] = ("noise",)) -> list[dict]:
+                     distortions: Sequence[str] = ("noise",), crops: int = 1) -> list[dict]:
     """The rows of ``dmos.csv`` (without images): MOS falls by level, std drawn in ``STD_RANGE``.
 
     Each row also carries ``kind`` and ``strength`` (not written to the CSV).
@@ -98,7 +117,7 @@ def synthetic_labels(contents: Sequence[str] | None = None, levels: int = 5, see
     rng = np.random.default_rng([seed, _VERSION])
     steps = np.linspace(0, 4, levels).round().astype(int)  # which of the 5 strengths to use
     rows = []
-    for ref in content_ids(contents):
+    for ref in content_ids(contents, crops):
         for kind in kinds:
             code, strengths = DISTORTIONS[kind]
             for level, step in enumerate(steps, start=1):
@@ -112,7 +131,7 @@ def synthetic_labels(contents: Sequence[str] | None = None, levels: int = 5, see
 
 def write_synthetic_kadid(out: str | Path, size: int = 64, levels: int = 5, seed: int = 0,
                           contents: Sequence[str] | None = None,
-                          distortions: Sequence[str] = ("noise",)) -> Path:
+                          distortions: Sequence[str] = ("noise",), crops: int = 1) -> Path:
     """Write the synthetic dataset into ``out`` (overwriting files of the same names).
 
     Args:
@@ -122,15 +141,19 @@ def write_synthetic_kadid(out: str | Path, size: int = 64, levels: int = 5, seed
         seed: Seeds the MOS jitter, the stds and the noise.
         contents: scikit-image sample names (default ``CONTENTS``); their order gives I01, I02...
         distortions: Any of ``"noise"``, ``"blur"``, ``"jpeg"``.
+        crops: Views per content, each its own reference (see ``content_ids``): more views of
+            the same photos give a small model more to generalise from.
 
     Returns:
         ``out`` as a Path, the root to give the KADID-10k reader.
     """
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
-    ids = content_ids(contents)
-    rows = synthetic_labels(list(ids.values()), levels, seed, distortions)
-    references = {ref: load_content(name, size) for ref, name in ids.items()}
+    if crops < 1:
+        raise ValueError(f"crops must be at least 1, got {crops}")
+    ids = content_ids(contents, crops)
+    rows = synthetic_labels(contents, levels, seed, distortions, crops)
+    references = {ref: load_view(view, size, seed) for ref, view in ids.items()}
     for ref, image in references.items():
         Image.fromarray(image).save(out / "images" / f"{ref}.png")
     for i, row in enumerate(rows):
@@ -142,14 +165,14 @@ def write_synthetic_kadid(out: str | Path, size: int = 64, levels: int = 5, seed
         writer.writeheader()
         writer.writerows(rows)
     (out / "contents.json").write_text(json.dumps(ids, indent=1) + "\n")
-    manifest = _manifest(size, levels, seed, list(ids.values()), distortions)
+    manifest = _manifest(size, levels, seed, list(contents or CONTENTS), distortions, crops)
     (out / "synth.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return out
 
 
 def main_synth(out: str | Path, size: int = 64, seed: int = 0,
                distortions: Sequence[str] = ("noise",), force: bool = False, levels: int = 5,
-               contents: Sequence[str] | None = None) -> Path:
+               contents: Sequence[str] | None = None, crops: int = 1) -> Path:
     """Create the synthetic dataset unless ``out`` already holds the same one (for the CLI).
 
     Args:
@@ -160,6 +183,7 @@ def main_synth(out: str | Path, size: int = 64, seed: int = 0,
         force: Rewrite even if ``out`` holds a different synthetic dataset or other files.
         levels: Distortion levels per type.
         contents: scikit-image sample names, default ``CONTENTS``.
+        crops: Views per content (see ``write_synthetic_kadid``).
 
     Returns:
         ``out`` as a Path.
@@ -169,7 +193,7 @@ def main_synth(out: str | Path, size: int = 64, seed: int = 0,
     """
     out = Path(out)
     contents = list(contents or CONTENTS)
-    wanted = _manifest(size, levels, seed, contents, distortions)
+    wanted = _manifest(size, levels, seed, contents, distortions, crops)
     if _matches(out, wanted):
         log.info("%s already holds this synthetic dataset; nothing to do", out)
         return out
@@ -178,7 +202,7 @@ def main_synth(out: str | Path, size: int = 64, seed: int = 0,
             raise FileExistsError(f"{out} is not empty and does not hold this synthetic dataset; "
                                   "pass force=True (--force) to rewrite it")
         _remove_previous(out)
-    write_synthetic_kadid(out, size, levels, seed, contents, distortions)
+    write_synthetic_kadid(out, size, levels, seed, contents, distortions, crops)
     log.info("wrote a synthetic KADID-10k-layout dataset to %s", out)
     return out
 
@@ -192,9 +216,10 @@ def _check(levels: int, distortions: Sequence[str]) -> list[str]:
     return sorted(set(distortions), key=lambda k: DISTORTIONS[k][0])
 
 
-def _manifest(size, levels, seed, contents, distortions) -> dict:
-    return {"generator": __name__, "version": _VERSION, "size": size, "levels": levels,
-            "seed": seed, "contents": list(contents), "distortions": _check(levels, distortions)}
+def _manifest(size, levels, seed, contents, distortions, crops=1) -> dict:
+    manifest = {"generator": __name__, "version": _VERSION, "size": size, "levels": levels,
+                "seed": seed, "contents": list(contents), "distortions": _check(levels, distortions)}
+    return manifest | ({"crops": crops} if crops != 1 else {})  # crops=1 folders keep their manifest
 
 
 def _matches(out: Path, wanted: dict) -> bool:
@@ -207,7 +232,7 @@ def _matches(out: Path, wanted: dict) -> bool:
     except (OSError, ValueError, KeyError):
         return False
     expected = [r["dist_img"] for r in synthetic_labels(wanted["contents"], wanted["levels"],
-                                                        wanted["seed"], wanted["distortions"])]
+                                                        wanted["seed"], wanted["distortions"], wanted.get("crops", 1))]
     return names == expected and all((out / "images" / n).is_file() for n in names)
 
 

@@ -15,6 +15,7 @@ import torch
 from c2s_lightning.models.adapters import configure_trainable
 from c2s_lightning.models.backbones import Backbone, build_backbone
 from c2s_lightning.models.comparator import Comparator
+from c2s_lightning.models.fast_comparator import FastComparator
 from c2s_lightning.models.encoding import model_inputs
 
 
@@ -112,7 +113,7 @@ class Compare2ScoreModule(L.LightningModule):
     def comparator(self) -> Comparator:
         """What scoring needs: level logits for (first, second) image pairs."""
         self.configure_model()
-        return Comparator(self.backbone)
+        return FastComparator(self.backbone)  # plain path for families it does not cover
 
     def export(self, out_dir, merge_lora: bool = True):
         """Write a Hugging Face folder that ``load_backbone``/``from_pretrained`` reads (safetensors)."""
