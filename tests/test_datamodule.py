@@ -95,3 +95,12 @@ def test_spec_validation():
         DatasetSpec(name="kadid10k", root="x", pairs=2, pairs_per_image=1.0)
     with pytest.raises(ValueError, match="unique"):
         ComparisonDataModule([DatasetSpec(name="live", root="a"), DatasetSpec(name="live", root="b")])
+
+
+def test_data_inspect_prints_counts_range_std_and_levels(synth_root, capsys):
+    from c2s_lightning.cli import main
+
+    main(["data", "inspect", "kadid10k", str(synth_root), "--pairs", "100"])
+    out = capsys.readouterr().out
+    assert "images    80" in out and "std       80/80 images" in out and "contents  16" in out
+    assert "levels of 100 random pairs" in out and "superior" in out
