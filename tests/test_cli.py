@@ -29,9 +29,13 @@ def override(tmp_path: Path, synth: Path, **trainer) -> str:
                     "log_every_n_steps": 1, "enable_progress_bar": False,
                     "logger": {"class_path": "c2s_lightning.wandb_runs.WandbLogger",
                                "init_args": {"save_dir": str(out), "name": "test"}}, **trainer},
-        "data": {"datasets": [{"name": "kadid10k", "root": str(synth), "pairs": 64, "split": "random",
+        # synthesize/synth_options/pairs_per_image explicit: list items merge with the quickstart's
+        "data": {"datasets": [{"name": "kadid10k", "root": str(synth), "pairs": 64, "pairs_per_image": None,
+                               "split": "random", "synthesize": False, "synth_options": {},
                                "split_options": {"test_refs": ["I04", "I05", "I06", "I07", "I08"]}}],
+                 "balance_levels": False, "rating_images_per_pair": 0, "num_workers": 0,
                  "batch_size": 8, "val_pairs": 8},
+        "model": {"rating_loss_weight": 0.0},
         "checkpoint": {"dirpath": str(out / "checkpoints")},
         "evaluator": {"max_images": 10, "before_training": True},
     }

@@ -90,3 +90,11 @@ def test_experiment_config_fits_one_step(path, data_root, tmp_path, capsys):
     assert set(evaluator.last_results) == evaluated
     # 4x4 fixture images of one dataset are identical, so a constant prediction (NaN SRCC) is allowed
     assert all(-1 <= row["srcc"] <= 1 or math.isnan(row["srcc"]) for row in evaluator.last_results.values())
+
+
+def test_a_left_out_dataset_is_not_trained_on(capsys):
+    # list items of a later config merge with the earlier item at the same position: the
+    # ablation must null the amount explicitly, or base.yaml's 9.5 pairs per image would stay
+    config = resolved([BASE, TINY, EXPERIMENTS / "ablations" / "leave_out_koniq10k.yaml"], capsys)
+    koniq = next(s for s in config["data"]["datasets"] if s["name"] == "koniq10k")
+    assert koniq["pairs"] is None and koniq["pairs_per_image"] is None
