@@ -46,6 +46,10 @@ def beta_plots(runs: list[ReportRun], varied: list[str], prefix: str, out: Path)
     ax.plot(xs, ys, "k--", marker="s", label="mean")
     ax.set(xlabel="beta (anchors per MOS interval)", ylabel="SRCC", title="SRCC against beta")
     ax.set_xticks(xs)
+    # at least 0.1 of SRCC on the axis: differences in the 4th decimal must not look like a cliff
+    low, high = ax.get_ylim()
+    middle, half = (low + high) / 2, max((high - low) / 2, 0.05)
+    ax.set_ylim(max(-1.0, middle - half), min(1.0, middle + half))
     ax.legend(fontsize=8)
     paths = [_save(fig, out / "beta_srcc.png")]
     xs, ys = _series(runs, key, lambda r: mean_metric(r, prefix, "seconds_per_image", datasets))
