@@ -104,3 +104,14 @@ def test_data_inspect_prints_counts_range_std_and_levels(synth_root, capsys):
     out = capsys.readouterr().out
     assert "images    80" in out and "std       80/80 images" in out and "contents  16" in out
     assert "levels of 100 random pairs" in out and "superior" in out
+
+
+def test_augment_flips_training_images_deterministically_and_only_in_training(synth_root):
+    plain, flipped, again = (make(synth_root, augment=a) for a in (False, True, True))
+    items = [[d._train[(0, i)]["images"] for i in range(12)] for d in (plain, flipped, again)]
+    same = lambda a, b: a.tobytes() == b.tobytes()  # noqa: E731
+    assert all(same(x, y) for p, q in zip(items[1], items[2]) for x, y in zip(p, q))  # fixed per pair/epoch
+    assert not all(same(x, y) for p, q in zip(items[0], items[1]) for x, y in zip(p, q))
+    # a flip or rotation keeps the pixel values, only moves them
+    assert all(sorted(x.tobytes()) == sorted(y.tobytes()) for p, q in zip(items[0], items[1]) for x, y in zip(p, q))
+    assert not flipped._val.augment

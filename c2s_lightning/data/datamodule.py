@@ -16,6 +16,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from PIL import Image
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -90,8 +91,8 @@ class PairDataset(Dataset):
     """
 
     def __init__(self, draw: Callable[[int], list[Pair]], resample: bool, pad_to_square: bool,
-                 ratings: dict[Path, str] | None = None, rating_images: int = 0):
-        self._draw, self.resample, self.pad_to_square = draw, resample, pad_to_square
+                 ratings: dict[Path, str] | None = None, rating_images: int = 0, augment: bool = False):
+        self._draw, self.resample, self.pad_to_square, self.augment = draw, resample, pad_to_square, augment
         self.ratings, self.rating_images = ratings or {}, rating_images
         self._cache: dict[int, list[Pair]] = {}
         self.epoch = 0
@@ -109,6 +110,8 @@ class PairDataset(Dataset):
         epoch, i = index if isinstance(index, tuple) else (self.epoch, index)
         pair = self.pairs(epoch)[i]
         images = [load_image(pair.first.path, self.pad_to_square), load_image(pair.second.path, self.pad_to_square)]
+        if self.augment:
+            images = [_dihedral(image, f"{epoch}/{i}/{k}") for k, image in enumerate(images)]
         item = {
             "images": images,
             "prompt": prompts.COMPARISON_PROMPT,
@@ -120,6 +123,16 @@ class PairDataset(Dataset):
             shown = [(images[1], pair.second), (images[0], pair.first)][: self.rating_images]
             item["rating_examples"] = [_rating_example(image, self.ratings[r.path]) for image, r in shown]
         return item
+
+
+def _dihedral(image, key: str):
+    """One of the 8 flips/rotations by 90 degrees, chosen by ``key`` (the same on every worker)."""
+    choice = random.Random(key).randrange(8)
+    if choice & 4:
+        image = image.transpose(Image.Transpose.TRANSPOSE)
+    if choice & 2:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return image.transpose(Image.Transpose.FLIP_TOP_BOTTOM) if choice & 1 else image
 
 
 def _rating_example(image, word: str) -> dict[str, Any]:
@@ -182,6 +195,9 @@ class ComparisonDataModule(L.LightningDataModule):
             each training pair for the module's optional rating loss (1: the second image,
             2: both). Their word comes from ``rating_labels``: equal-width MOS intervals of the
             dataset's training part. Batches then carry the encoded examples under ``rating``.
+        augment: Flip and rotate training images by multiples of 90 degrees (each image its own
+            choice, fixed per epoch and pair): more views of the same contents, while noise, blur
+            and JPEG statistics stay as they are. Never applied to validation or evaluation.
     """
 
     def __init__(
@@ -195,6 +211,7 @@ class ComparisonDataModule(L.LightningDataModule):
         pad_to_square: bool = False,
         balance_levels: bool = False,
         rating_images_per_pair: int = 0,
+        augment: bool = False,
     ):
         super().__init__()
         if rating_images_per_pair not in (0, 1, 2):
@@ -210,6 +227,7 @@ class ComparisonDataModule(L.LightningDataModule):
         self.batch_size, self.val_pairs, self.num_workers = batch_size, val_pairs, num_workers
         self.seed, self.resample_every_epoch, self.pad_to_square = seed, resample_every_epoch, pad_to_square
         self.balance_levels, self.rating_images_per_pair = balance_levels, rating_images_per_pair
+        self.augment = augment
         self.splits: dict[str, Any] = {}
         self._encode_train: Callable | None = None
         self._train: PairDataset | None = None
@@ -243,7 +261,7 @@ class ComparisonDataModule(L.LightningDataModule):
             for spec in self.specs:
                 ratings |= rating_labels(self.splits[spec.key].train) if spec.trains else {}
         self._train = PairDataset(self._draw_train, self.resample_every_epoch, self.pad_to_square,
-                                  ratings, self.rating_images_per_pair)
+                                  ratings, self.rating_images_per_pair, self.augment)
         self._val = PairDataset(lambda _: self._draw_val(), False, self.pad_to_square)
         if len(self._train):
             rank_zero_info("training pairs per level:\n" + format_histogram(level_histogram(self._train.pairs(0))))
