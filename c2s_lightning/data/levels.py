@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import math
+from collections.abc import Sequence
 
 from c2s_lightning.data.records import IQARecord
 
@@ -43,3 +45,19 @@ def comparison_level(first: IQARecord, second: IQARecord) -> str:
         missing = first.path if first.std is None else second.path
         raise ValueError(f"{missing}: record has no std; give the dataset a std fallback first")
     return level_from_scores(first.mos, second.mos, first.std, second.std)
+
+
+def interval_edges(mos_min: float, mos_max: float, n: int) -> list[float]:
+    """The ``n + 1`` edges of ``n`` equal-width intervals over ``[mos_min, mos_max]``."""
+    width = (mos_max - mos_min) / n
+    return [mos_min + k * width for k in range(n)] + [mos_max]
+
+
+def interval_indices(scores: Sequence[float], n: int) -> tuple[list[float], list[int]]:
+    """Cut ``[min, max]`` of ``scores`` into ``n`` equal-width intervals (anchor selection and
+    the rating words share this rule): the edges, and each score's interval, worst first.
+
+    A score equal to an inner edge opens the next interval; the maximum falls into the last one.
+    """
+    edges = interval_edges(min(scores), max(scores), n)
+    return edges, [bisect.bisect_right(edges[1:-1], score) for score in scores]

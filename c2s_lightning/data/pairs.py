@@ -16,7 +16,7 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-from c2s_lightning.data.levels import LEVELS, comparison_level
+from c2s_lightning.data.levels import LEVELS, comparison_level, interval_indices
 from c2s_lightning.data.prompts import RATING_LEVELS
 from c2s_lightning.data.records import IQARecord
 
@@ -193,16 +193,15 @@ def rating_labels(records: Sequence[IQARecord], levels: Sequence[str] = RATING_L
 
     The MOS range ``[min, max]`` of ``records`` (one dataset's training part) is cut into
     ``len(levels)`` intervals of equal width, worst first; each record gets the word of its
-    interval (the maximum belongs to the last). This is the same interval rule as anchor
-    selection, so the words mean the same thing in both places.
+    interval (the maximum belongs to the last): ``interval_indices``, the rule anchor selection
+    uses too, so the words mean the same thing in both places.
     """
     if not records:
         return {}
-    low, high = min(r.mos for r in records), max(r.mos for r in records)
-    width = (high - low) / len(levels)
-    if not width > 0:
+    edges, which = interval_indices([r.mos for r in records], len(levels))
+    if not edges[-1] > edges[0]:
         raise ValueError(f"dataset {records[0].dataset!r}: all MOS equal, cannot map them to rating words")
-    return {r.path: levels[min(len(levels) - 1, int((r.mos - low) / width))] for r in records}
+    return {r.path: levels[k] for r, k in zip(records, which)}
 
 
 def level_histogram(pairs: Sequence[Pair]) -> dict[str, dict[str, int]]:

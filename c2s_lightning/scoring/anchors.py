@@ -13,20 +13,14 @@ candidates are ordered by the rule's key (std ascending or descending), then by 
 
 from __future__ import annotations
 
-import bisect
 import random
 from collections.abc import Sequence
 
+from c2s_lightning.data.levels import interval_edges, interval_indices  # noqa: F401 (interval_edges re-exported)
 from c2s_lightning.data.records import IQARecord
 
 RULES = ("min_variance", "max_variance", "random")
 """Anchor selection rules: smallest std (paper default), largest std, seeded random."""
-
-
-def interval_edges(mos_min: float, mos_max: float, alpha: int) -> list[float]:
-    """The ``alpha + 1`` edges of ``alpha`` equal-width intervals over ``[mos_min, mos_max]``."""
-    width = (mos_max - mos_min) / alpha
-    return [mos_min + k * width for k in range(alpha)] + [mos_max]
 
 
 def _tie_key(record: IQARecord) -> tuple[str, str]:
@@ -85,14 +79,10 @@ def select_anchors(
             std under a variance rule, or an interval holding fewer than ``beta`` images.
     """
     _check_arguments(records, alpha, beta, rule)
-    mos_min = min(r.mos for r in records)
-    mos_max = max(r.mos for r in records)
-    edges = interval_edges(mos_min, mos_max, alpha)
+    edges, which = interval_indices([r.mos for r in records], alpha)
     members: list[list[IQARecord]] = [[] for _ in range(alpha)]
-    for record in records:
-        # bisect on the inner edges: a score equal to an edge opens the next interval,
-        # and the maximum (beyond every inner edge) falls into the last one.
-        members[bisect.bisect_right(edges[1:-1], record.mos)].append(record)
+    for record, k in zip(records, which):
+        members[k].append(record)
     rng = random.Random(seed)
     anchors: list[IQARecord] = []
     for k, interval in enumerate(members):
