@@ -38,6 +38,18 @@ class Compare2ScoreCLI(LightningCLI):
             "checkpoint.auto_insert_metric_name": False,
         })
 
+    def connect_data(self) -> None:
+        """Hand the model's encoder to the data module: once, before the loop asks for batches.
+
+        The encoder (processor and answer words) exists once the model is built, so the model is
+        built here, before the trainer sets up its strategy; DeepSpeed ZeRO-3 then partitions it
+        as ``deepspeed.initialize`` runs instead of as it is created.
+        """
+        self.model.configure_model()
+        self.datamodule.connect(self.model.backbone.encoder)
+
+    before_fit = before_validate = before_test = before_predict = connect_data
+
 
 def trainer_defaults() -> dict[str, Any]:
     return {

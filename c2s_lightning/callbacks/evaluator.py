@@ -73,7 +73,7 @@ class SoftComparisonEvaluator(L.Callback):
 
     # -- work -------------------------------------------------------------------------------
     def bank(self, datamodule) -> AnchorBank:
-        label = self.anchor_dataset or next(s.key for s in datamodule.specs if s.trains)
+        label = self.anchor_dataset or datamodule.default_anchor_dataset()
         records = datamodule.records(label, self.anchor_part)
         return AnchorBank.from_records(records, dataset=label, split=self.anchor_part, alpha=self.alpha,
                                        beta=self.beta, rule=self.rule, seed=self.anchor_seed)
@@ -82,7 +82,7 @@ class SoftComparisonEvaluator(L.Callback):
         """Score every evaluated dataset, log metrics to every logger, return them."""
         datamodule = trainer.datamodule
         scorer = Compare2Scorer(pl_module.comparator, self.bank(datamodule),
-                                pad_to_square=datamodule.pad_to_square, **self.scorer_options)
+                                **datamodule.image_options(), **self.scorer_options)
         was_training = pl_module.training
         results: dict[str, dict[str, float]] = {}
         scorer.anchor_block()  # once, outside the per-image timing

@@ -90,7 +90,7 @@ class Compare2ScoreModule(L.LightningModule):
 
     # -- building -------------------------------------------------------------------------
     def configure_model(self) -> None:
-        """Build the network once (inside the strategy's init context) and hand the encoder to the data."""
+        """Build the network once; later calls (Lightning's, the launcher's) find it built."""
         if self.net is None:
             hp = self.hparams
             options = dict(hp.backbone_options or {})
@@ -105,9 +105,6 @@ class Compare2ScoreModule(L.LightningModule):
             self.net.train()  # builders hand over eval-mode models; Lightning keeps modes as found
             if hp.gradient_checkpointing:
                 self.net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        if datamodule is not None and hasattr(datamodule, "connect"):
-            datamodule.connect(self.backbone.encoder)
 
     @property
     def comparator(self) -> Comparator:
