@@ -4,15 +4,16 @@ It has the scorer's comparator interface (``model_id``, ``level_logits``, ``anch
 ``Compare2Scorer``, the evaluator and the commands take it unchanged. Images still arrive as
 PIL images, and the key of an image is ``pixel_digest`` of exactly those pixels (after RGB
 conversion and any padding the caller did): no caller has to pass hashes, and what is hashed is
-what the model saw. Hashing costs milliseconds per image, next to a model's forward pass of tens
-or hundreds; anchors are hashed once while the same anchor objects keep coming.
+what the model saw. Hashing costs milliseconds per image, paid once per image per call against
+all its anchors; anchors are hashed once while the same anchor objects keep coming.
 
 What the cache lacks is computed in as few inner calls as possible: in ``anchor_rows`` the test
 images are grouped by which anchors they still miss (with nested anchor sets, as in the beta
 sweep, that is one call of the new anchors against every test image), so a ``FastComparator``
 inner keeps reusing its anchor features and prefixes. An inner comparator without
-``anchor_rows`` gets the missing pairs through ``level_logits``. Pairs repeated within one call
-are computed once.
+``anchor_rows`` gets all missing pairs in one ``level_logits`` call; the scorer then takes its
+anchor-row path, which asks the same pairs (plus the anchor block's diagonal, which it sets
+to 0.5 anyway). Pairs repeated within one call are computed once.
 
 Returned logits are the inner comparator's, bit for bit when they come from the cache.
 ``computed`` and ``reused`` count pairs asked of the inner model and pairs answered without it

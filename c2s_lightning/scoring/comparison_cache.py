@@ -18,8 +18,8 @@ append-only shards because it gives every property needed without code of ours:
   replayed or ignored on the next open, never half-applied. ``synchronous=NORMAL`` keeps
   commits durable against a process crash; a power cut may lose the last commits, not
   consistency. This replaces the project's temp-file + ``os.replace`` rule for this file;
-* a bound with eviction: the least recently used entries (each read refreshes its entry)
-  go first, which shards could only do by rewriting them;
+* a bound with eviction: the least recently used entries go first (a read refreshes its
+  entries in a short write transaction of its own), which shards could only do by rewriting;
 * point lookups by key stay fast at millions of entries, where shards would need an index.
 
 WAL needs shared memory between the processes, so the folder must be on a local file system
@@ -60,6 +60,7 @@ ENTRY_OVERHEAD = 160
 LOW_WATER = 0.9
 _DTYPES = {"<f4": np.dtype("<f4"), "<f8": np.dtype("<f8")}
 _WRITE_CHUNK = 4096  # rows per write transaction, so other writers get turns during a big put
+
 
 class ComparisonKey(NamedTuple):
     """One comparison: weights fingerprint, protocol key, digests of the first and second image."""
@@ -150,7 +151,8 @@ class ComparisonCache:
         """Store logits (1-D float32 or float64, kept bit for bit); returns how many were new.
 
         A key already present keeps its stored logits (the first writer wins, so every reader
-        sees one value) and only becomes the most recently used.
+        sees one value) and only becomes the most recently used. Entries are written in
+        transactions of up to 4,096: a kill keeps whole transactions, never part of one.
         """
         pairs = list(items.items() if isinstance(items, Mapping) else items)
         rows = [(*self._encode(key), *_encode_value(key, value)) for key, value in pairs]
@@ -193,7 +195,11 @@ class ComparisonCache:
         return removed
 
     def stats(self) -> CacheStats:
-        """Entries, estimated and on-disk size, bounds, this object's counters, per-model counts."""
+        """Entries, estimated and on-disk size, bounds, this object's counters, per-model counts.
+
+        The per-model counts read the whole table (about a second per few million entries);
+        a run logs ``hits``/``misses`` or ``CachingComparator.counts()`` instead.
+        """
         conn = self._connect()
         with transaction(conn, "BEGIN"):
             entries, logit_bytes = totals(conn)
