@@ -14,9 +14,10 @@ from PIL import Image
 from c2s_lightning.commands import report as report_cmd
 from c2s_lightning.commands.sweep import read_metric
 from c2s_lightning.reporting import paper_numbers as paper
-from c2s_lightning.reporting.runs import ReportRun, flatten, label_runs, last_metrics, resolve
+from c2s_lightning.config_keys import flatten
+from c2s_lightning.reporting.runs import ReportRun, label_runs, last_metrics, resolve
 from c2s_lightning.reporting.tables import results_table
-from c2s_lightning.wandb_runs import RunData
+from c2s_lightning.reporting.wandb_files import RunData
 
 # One process writes three offline runs laid out as `sweep` leaves them: FOLDER/params.json and
 # FOLDER/wandb/offline-run-*/run-*.wandb, evaluated with beta = 1, 2, 3.

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from c2s_lightning.reporting.paper_numbers import PAPER_BETA_FINDING, PAPER_SECONDS_PER_IMAGE
-from c2s_lightning.reporting.plots import beta_plots, copy_scatters
+from c2s_lightning.reporting.figures import beta_plots, copy_scatters
 from c2s_lightning.reporting.runs import ReportRun, collect
 from c2s_lightning.reporting.tables import datasets_of, results_table, summary_table
 

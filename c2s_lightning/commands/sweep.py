@@ -131,7 +131,7 @@ def read_metric(folder: Path, name: str) -> float | None:
     """The last value of metric ``name`` in the newest readable offline run under ``folder``."""
     if not any(folder.rglob("run-*.wandb")):
         return None  # spares the reader's heavy imports when a program logged nothing
-    from c2s_lightning.wandb_runs import find_runs, read_run
+    from c2s_lightning.reporting.wandb_files import find_runs, read_run
 
     for path in reversed(find_runs(folder)):
         try:
