@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from c2s_lightning.cli import main
 from c2s_lightning.commands import report as report_cmd
 from c2s_lightning.commands import sweep as sweep_cmd
 from c2s_lightning.data.datamodule import ComparisonDataModule, DatasetSpec
@@ -40,10 +41,17 @@ def test_split_index_sets_every_datasets_paper_split(tmp_path):
         assert {r.path for r in third} != {r.path for r in first}
 
 
-def test_shipped_split_sweep_sets_the_split_of_all_ten_runs():
+def test_shipped_split_sweep_sets_the_split_of_all_ten_runs(tmp_path, monkeypatch, capsys):
     sweep = yaml.safe_load(SPLIT_SWEEP.read_text())
     assert sweep["method"] == "grid"
     assert sweep["parameters"] == {"data.split_index": {"values": list(range(1, 11))}}
+    command = sweep_cmd.plan_sweep(SPLIT_SWEEP, tmp_path)[2].command  # split 3, as the runner launches it
+    monkeypatch.chdir(ROOT)  # the file's configs are named from the repository root
+    with pytest.raises(SystemExit):
+        main(command[command.index("c2s_lightning") + 1:] + ["--print_config"])
+    printed = capsys.readouterr().out
+    data = yaml.safe_load(printed[printed.index("# lightning"):])["data"]  # after DeepSpeed's import notice
+    assert data["split_index"] == 3 and len(data["datasets"]) == 6
 
 
 def two_dataset_override(tmp_path: Path) -> Path:
