@@ -10,10 +10,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from c2s_lightning.callbacks.evaluator import SoftComparisonEvaluator
-from c2s_lightning.callbacks.export import HFExport
+from c2s_lightning.callbacks.hf_export import HFExport
+from c2s_lightning.config_keys import flatten
 from c2s_lightning.data.datamodule import ComparisonDataModule
 from c2s_lightning.models.module import Compare2ScoreModule
-from c2s_lightning.reporting.runs import flatten
 
 
 class LoggedConfigCallback(SaveConfigCallback):
@@ -54,7 +54,7 @@ class Compare2ScoreCLI(LightningCLI):
 def trainer_defaults() -> dict[str, Any]:
     return {
         "default_root_dir": "outputs",
-        "logger": {"class_path": "c2s_lightning.wandb_runs.WandbLogger"},
+        "logger": {"class_path": "c2s_lightning.loggers.WandbLogger"},
     }
 
 

@@ -11,7 +11,7 @@ import yaml
 
 from c2s_lightning.cli import main
 from c2s_lightning.data.synth import write_synthetic_kadid
-from c2s_lightning.wandb_runs import find_runs, read_run
+from c2s_lightning.reporting.wandb_files import find_runs, read_run
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = str(ROOT / "experiments" / "quickstart.yaml")
@@ -28,7 +28,7 @@ def override(tmp_path: Path, synth: Path, **trainer) -> str:
     cfg = {
         "trainer": {"default_root_dir": str(out), "max_steps": 4, "val_check_interval": 2,
                     "log_every_n_steps": 1, "enable_progress_bar": False,
-                    "logger": {"class_path": "c2s_lightning.wandb_runs.WandbLogger",
+                    "logger": {"class_path": "c2s_lightning.loggers.WandbLogger",
                                "init_args": {"save_dir": str(out), "name": "test"}}, **trainer},
         # synthesize/synth_options/pairs_per_image explicit: list items merge with the quickstart's
         "data": {"datasets": [{"name": "kadid10k", "root": str(synth), "pairs": 64, "pairs_per_image": None,

@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_info
 
-from c2s_lightning.callbacks.plots import scatter_png
+from c2s_lightning.callbacks.scatter import scatter_png
 from c2s_lightning.metrics import evaluate_predictions
 from c2s_lightning.scoring.bank import AnchorBank
 from c2s_lightning.scoring.scorer import Compare2Scorer

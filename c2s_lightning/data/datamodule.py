@@ -8,6 +8,7 @@ in :mod:`~c2s_lightning.data.pair_dataset`, the resumable epoch order in :mod:`~
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -45,6 +46,8 @@ class ComparisonDataModule(L.LightningDataModule):
         augment: Flip and rotate training images by multiples of 90 degrees (each image its own
             choice, fixed per epoch and pair): more views of the same contents, while noise, blur
             and JPEG statistics stay as they are. Never applied to validation or evaluation.
+        split_index: Set every dataset's ``split_index`` (one parameter for a sweep over the
+            paper's 10 splits: ``sweeps/paper_splits.yaml``); None keeps each dataset's own.
     """
 
     def __init__(
@@ -59,10 +62,13 @@ class ComparisonDataModule(L.LightningDataModule):
         balance_levels: bool = False,
         rating_images_per_pair: int = 0,
         augment: bool = False,
+        split_index: int | None = None,
     ):
         super().__init__()
         if rating_images_per_pair not in (0, 1, 2):
             raise ValueError(f"rating_images_per_pair must be 0, 1 or 2, got {rating_images_per_pair}")
+        if split_index is not None:
+            datasets = [dataclasses.replace(d, split_index=split_index) for d in datasets]
         check_entries(datasets)
         self._entries = list(datasets)
         self._batch_size, self._val_pairs, self._num_workers = batch_size, val_pairs, num_workers

@@ -112,13 +112,6 @@ class Compare2ScoreModule(L.LightningModule):
         self.configure_model()
         return FastComparator(self.backbone)  # plain path for families it does not cover
 
-    def export(self, out_dir, merge_lora: bool = True):
-        """Write a Hugging Face folder that ``load_backbone``/``from_pretrained`` reads (safetensors)."""
-        from c2s_lightning.models.export import export_pretrained
-
-        self.configure_model()
-        return export_pretrained(self.backbone, out_dir=out_dir, merge_lora=merge_lora)
-
     # -- steps ----------------------------------------------------------------------------
     def _answer_loss(self, batch: dict[str, torch.Tensor], word_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Next-token loss on the answers, and accuracy of the answer word among ``word_ids``."""
