@@ -49,7 +49,7 @@ def render(runs: list[ReportRun], varied: list[str], prefix: str, out: Path, tit
     return "\n".join(parts).rstrip() + "\n"
 
 
-def write_report(items: list[str], out: Path, prefix: str = "val", title: str = "Compare2Score report") -> Path:
+def write_report(items: list[str], out: Path, prefix: str = "test", title: str = "Compare2Score report") -> Path:
     """Read the runs named by ``items`` and write ``out/report.md`` (and its figures)."""
     runs, varied = collect(items)
     if not datasets_of(runs, prefix):
@@ -65,8 +65,9 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="run files, run folders, folders to search, or entity/project/run_id")
     parser.add_argument("--out", type=Path, default=Path("outputs/report"), help="report folder (default %(default)s)")
-    parser.add_argument("--metric-prefix", choices=("val", "test"), default="val",
-                        help="which logged metrics to report (default %(default)s)")
+    parser.add_argument("--metric-prefix", choices=("val", "test"), default="test",
+                        help="which logged metrics to report: the split part they were computed on, "
+                             "the evaluator's eval_part (default %(default)s)")
     parser.add_argument("--title", default="Compare2Score report", help="heading of report.md")
     return parser
 

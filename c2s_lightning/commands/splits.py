@@ -103,7 +103,8 @@ def _parser() -> argparse.ArgumentParser:
         usage="python -m c2s_lightning splits [--splits 1-10] [--out DIR] [--dry-run] -- --config A.yaml [...]")
     p.add_argument("--splits", type=parse_splits, default=list(range(1, 11)), help="e.g. 1-10, 1,2,3 (default 1-10)")
     p.add_argument("--out", type=Path, default=Path("outputs/splits"), help="one sub-folder per split")
-    p.add_argument("--metric-prefix", default="val", help="val (evaluation at the end of fit) or test")
+    p.add_argument("--metric-prefix", default="test",
+                   help="split part the metrics were computed on, the evaluator's eval_part (default test)")
     p.add_argument("--dry-run", action="store_true", help="write the per-split configs and print the commands")
     p.add_argument("--aggregate-only", action="store_true", help="only rebuild the summary of finished splits")
     p.add_argument("config_args", nargs=argparse.REMAINDER, help="after --: the fit arguments (--config ...)")
