@@ -3,8 +3,9 @@ and the network is built by ``configure_model`` inside the strategy's model-init
 ZeRO-3 partitions parameters as they are created), not in the module's constructor.
 
 Nothing is trained: the CLI is run up to instantiation, then Lightning's own configure-model call
-runs with the strategy's contexts replaced by recorders (the real ZeRO-3 context needs a GPU job's
-process group; benchmarks/gpu_suite.sh runs it for real).
+runs with the strategy's contexts replaced by recorders. The slow test enters the real contexts in a
+1-process gloo group on the CPU (ZeRO-3 then partitions the parameters); it is a strict xfail until
+the two defects its reason names are fixed (both fixes together were checked to make it pass).
 """
 
 from __future__ import annotations
@@ -70,3 +71,53 @@ def test_strategy_file_builds_deepspeed_and_the_model_is_created_in_its_init_con
     _call_configure_model(cli.trainer)  # what Trainer.fit does before the strategy's setup
     assert seen_by_builder == [{"model_sharded", "tensor_init"}]
     assert cli.model.net is not None and not active
+
+
+def _configure_under_real_contexts(rank: int, world: int, tmp: str) -> dict[str, str]:
+    """In a 1-process gloo group: each strategy file's real model-init contexts around configure_model."""
+    import os
+
+    from c2s_lightning.data.synth import write_synthetic_kadid
+    from test_cli import override
+
+    os.environ.update(LOCAL_RANK="0", RANK="0", WORLD_SIZE="1")  # what DeepSpeed's Init reads
+    synth = write_synthetic_kadid(Path(tmp) / "kadid", size=32)
+    outcome = {}
+    for strategy_file in STRATEGIES:
+        try:
+            cli = _built_cli(strategy_file, Path(tmp) / strategy_file.stem, override(Path(tmp) / "cfg", synth))
+            cli.trainer._data_connector.attach_data(cli.model, datamodule=cli.datamodule)  # as fit() does
+            cli.trainer.strategy.connect(cli.model)
+            _call_configure_model(cli.trainer)
+            partitioned = all(hasattr(p, "ds_id") for p in cli.model.net.parameters())
+            outcome[strategy_file.stem] = "partitioned" if partitioned else "built"
+        except Exception as err:  # reported to the parent, one line per file
+            outcome[strategy_file.stem] = f"{type(err).__name__}: {err}".splitlines()[0]
+    return outcome
+
+
+def _built_cli(strategy_file: Path, out: Path, *configs: str):
+    import lightning.pytorch.cli as lightning_cli
+
+    run = lightning_cli.LightningCLI._run_subcommand
+    lightning_cli.LightningCLI._run_subcommand = lambda self, name: None
+    try:
+        return main(["fit", "--config", str(ROOT / "experiments" / "quickstart.yaml"), "--config", str(strategy_file),
+                     *[a for c in configs for a in ("--config", c)], "--trainer.accelerator", "cpu",
+                     "--trainer.devices", "1", "--trainer.logger", "false", "--trainer.default_root_dir", str(out)])
+    finally:
+        lightning_cli.LightningCLI._run_subcommand = run
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "two known defects: (1) entering DeepSpeed's context asks the train dataloader for its batch size "
+    "before configure_model has connected the encoder (fix: logging_batch_size_per_gpu: ${data.batch_size} "
+    "in the strategy files, or connect before fit); (2) ZeRO-3 builds the HF model without "
+    "transformers' HfDeepSpeedConfig, so its weight init meets partitioned (empty) tensors"))
+def test_real_deepspeed_contexts_build_and_zero3_partitions(tmp_path):
+    from gloo_group import run_on_ranks
+
+    [outcome] = run_on_ranks(_configure_under_real_contexts, 1, tmp_path, str(tmp_path))
+    assert outcome == {"deepspeed_zero2": "built", "deepspeed_zero3": "partitioned",
+                       "deepspeed_zero3_offload": "partitioned"}
