@@ -251,9 +251,11 @@ def test_corrupt_image_header(tmp_path, name):
     root = tiny(name, tmp_path)
     records = read_dataset(name, root)
     records[0].path.write_bytes(b"this is no image at all")
-    unreadable = WHERE + r".*: image .*" + re.escape(records[0].path.name) + " cannot be read"
-    with pytest.raises(DatasetError, match=unreadable):
-        read_dataset(name, root)
+    unreadable = (r"1 of \d+ listed images cannot be read .*" + WHERE + r".*: .*" + re.escape(records[0].path.name)
+                  + r" \(UnidentifiedImageError: cannot identify image file")
+    for mode in ("full", "header"):
+        with pytest.raises(DatasetError, match=unreadable):
+            read_dataset(name, root, check_images=mode)
     assert len(read_dataset(name, root, check_images=False)) == len(records)
 
 

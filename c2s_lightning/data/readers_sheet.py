@@ -156,12 +156,20 @@ def _image_id(value: object, where: str) -> str:
 def _bid_stds(path: Path) -> dict[str, float]:
     """``{lower-cased file name: std}`` from a ``path score std`` list."""
     require_file(path, "std_file")
-    stds = {}
+    stds: dict[str, float] = {}
+    lines: dict[str, int] = {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
+        where = f"{path}, line {number}"
         if len(fields) < 3:
-            raise DatasetError(f"{path}, line {number}: expected 'path score std', got {line!r}")
-        stds[Path(fields[0].replace("\\", "/")).name.lower()] = to_float(fields[2], f"{path}, line {number}", "std")
+            raise DatasetError(f"{where}: expected 'path score std', got {line!r}")
+        key = Path(fields[0].replace("\\", "/")).name.lower()
+        if key in lines:
+            raise DatasetError(f"{where}: {fields[0]} is listed twice (first on line {lines[key]})")
+        std = to_float(fields[2], where, "std")
+        if std < 0:
+            raise DatasetError(f"{where}: field 'std' is negative ({fields[2]!r})")
+        stds[key], lines[key] = std, number
     return stds
