@@ -9,7 +9,7 @@ name        mos                                                    std
 live        ``100 - dmos_new`` (dmos_realigned.mat; may pass 100)  ``dmos_std``
 csiq        ``1 - dmos`` (csiq.DMOS.xlsx)                          ``dmos_std``
 kadid10k    ``dmos`` (a 1-5 MOS despite its name)                  ``sqrt(var)``
-bid         MOS, column B of DatabaseGrades.xlsx                   from ``std_file`` or None
+bid         MOS, column B of DatabaseGrades.xlsx                   LIQE's per-image list (shipped)
 clive       ``AllMOS_release``                                     ``AllStdDev_release``
 koniq10k    ``MOS`` (1-5), or ``MOS_zscore`` with scale="zscore"   ``SD`` (x slope for zscore)
 tid2013     mos_with_names.txt                                     mos_std.txt
@@ -86,8 +86,8 @@ DATASETS: dict[str, DatasetSpec] = {
                         "CSIQ: 866 synthetic distortions of 30 references, DMOS 0-1"),
     "kadid10k": DatasetSpec(readers_text.read_kadid, True, (1.0, 5.0), True, True,
                             "KADID-10k: 10,125 synthetic distortions of 81 references, MOS 1-5"),
-    "bid": DatasetSpec(readers_sheet.read_bid, True, (0.0, 5.0), False, False,
-                       "BID: 586 blurred camera photos, MOS 0-5 (std via std_file)"),
+    "bid": DatasetSpec(readers_sheet.read_bid, True, (0.0, 5.0), True, False,
+                       "BID: 586 blurred camera photos, MOS 0-5 (std from LIQE's list, shipped)"),
     "clive": DatasetSpec(readers_mat.read_clive, True, (0.0, 100.0), True, False,
                          "LIVE In the Wild: 1,162 camera photos, MOS 0-100"),
     "koniq10k": DatasetSpec(readers_text.read_koniq, True, (1.0, 5.0), True, False,
