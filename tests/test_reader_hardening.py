@@ -12,6 +12,7 @@ import io
 import logging
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import openpyxl
@@ -308,7 +309,7 @@ def test_empty_lists_and_label_files_name_the_file(tmp_path):
 
 
 def _records(dataset, n, refs=1):
-    return [IQARecord(nf.Path(f"/x/{dataset}/{k}.png"), float(k), 0.5, f"c{k % refs}", dataset, f"{k}.png")
+    return [IQARecord(Path(f"/x/{dataset}/{k}.png"), float(k), 0.5, f"c{k % refs}", dataset, f"{k}.png")
             for k in range(n)]
 
 
