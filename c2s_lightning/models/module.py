@@ -7,6 +7,7 @@ The module orchestrates only (loss, steps, optimisers, logging). The network is 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -105,6 +106,18 @@ class Compare2ScoreModule(L.LightningModule):
             self.net.train()  # builders hand over eval-mode models; Lightning keeps modes as found
             if hp.gradient_checkpointing:
                 self.net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    @property
+    def encode_train(self) -> Callable[[list[dict]], dict]:
+        """The backbone encoder's ``encode_train``: what ``ComparisonDataModule.connect(module)`` binds.
+
+        A property, not a method, so a loader's collate holds the encoder (a processor, picklable
+        for worker processes), never this module and its weights. The model must be built first:
+        Lightning calls ``configure_model`` before it asks for any loader.
+        """
+        if self.backbone is None:
+            raise RuntimeError("the model is not built yet: configure_model() comes before the data loaders")
+        return self.backbone.encoder.encode_train
 
     @property
     def comparator(self) -> Comparator:
