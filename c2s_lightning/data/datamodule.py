@@ -18,7 +18,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from c2s_lightning.data.loader import EpochSampler, ResumableLoader
-from c2s_lightning.data.mix import Mix, MixEntry, check_entries
+from c2s_lightning.data.mix import Mix, MixEntry, check_entries, write_synthetic
 from c2s_lightning.data.pair_dataset import PairDataset, collate, fixed_draw
 from c2s_lightning.data.pairs import format_histogram, level_histogram
 from c2s_lightning.data.records import IQARecord
@@ -80,6 +80,11 @@ class ComparisonDataModule(L.LightningDataModule):
         ``configure_model`` inside the strategy's context, before it asks for any loader.
         """
         self._encoder = encoder
+
+    def prepare_data(self) -> None:
+        """Write the synthetic datasets asked for; Lightning runs this on one process per node,
+        then the others wait, so no process reads a folder while another is writing it."""
+        write_synthetic(self._entries)
 
     def setup(self, stage: str | None = None) -> None:
         """Read and split every dataset once (later calls do nothing)."""
