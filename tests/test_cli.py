@@ -70,7 +70,7 @@ def test_resume_mid_run_continues_at_the_right_step(tmp_path, synth):
     assert ckpt.is_file()
     # Lightning saved the loader's place: epoch 0, 3 batches of 8 pairs delivered
     saved = torch.load(ckpt, weights_only=False)["loops"]["fit_loop"]["state_dict"]["combined_loader"]
-    assert saved == [{"epoch": 0, "consumed": 24}]
+    assert saved == [{"epoch": 0, "consumed": 24, "replicas": 1}]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         resumed = main(["fit", "--config", QUICKSTART, "--config", override(tmp_path / "b", synth, max_steps=6),
