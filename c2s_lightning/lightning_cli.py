@@ -39,14 +39,13 @@ class Compare2ScoreCLI(LightningCLI):
         })
 
     def connect_data(self) -> None:
-        """Hand the model's encoder to the data module: once, before the loop asks for batches.
+        """Hand the model to the data module as its encoder, once, before the loop asks for batches.
 
-        The encoder (processor and answer words) exists once the model is built, so the model is
-        built here, before the trainer sets up its strategy; DeepSpeed ZeRO-3 then partitions it
-        as ``deepspeed.initialize`` runs instead of as it is created.
+        Nothing is built here: the data module reads the model's ``encode_train`` only when
+        Lightning asks for a loader, and Lightning builds the model first (``configure_model``,
+        inside the strategy's context, so DeepSpeed ZeRO-3 partitions it as it is created).
         """
-        self.model.configure_model()
-        self.datamodule.connect(self.model.backbone.encoder)
+        self.datamodule.connect(self.model)
 
     before_fit = before_validate = before_test = before_predict = connect_data
 

@@ -73,7 +73,7 @@ def test_resume_mid_run_continues_at_the_right_step(tmp_path, synth):
     assert ckpt.is_file()
     # Lightning saved the loader's place: epoch 0, 3 batches of 8 pairs delivered
     saved = torch.load(ckpt, weights_only=False)["loops"]["fit_loop"]["state_dict"]["combined_loader"]
-    assert saved == [{"epoch": 0, "consumed": 24}]
+    assert saved == [{"epoch": 0, "consumed": 24, "replicas": 1}]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         resumed = main(["fit", "--config", QUICKSTART, "--config", override(tmp_path / "b", synth, max_steps=6),
@@ -96,8 +96,11 @@ def test_deepspeed_overrides_stack_on_quickstart(strategy, capsys):
     expected = yaml.safe_load(strategy.read_text())["trainer"]
     strategy_printed = printed["trainer"]["strategy"]
     assert strategy_printed["class_path"] == expected["strategy"]["class_path"]
-    # the printed config lists every constructor default too; ours must all be there, unchanged
-    assert expected["strategy"]["init_args"].items() <= strategy_printed["init_args"].items()
+    # the printed config lists every constructor default too; ours must all be there, unchanged,
+    # with the interpolation resolved against the experiment underneath
+    ours = expected["strategy"]["init_args"] | {"logging_batch_size_per_gpu": printed["data"]["batch_size"]}
+    assert ours.items() <= strategy_printed["init_args"].items()
+    assert strategy_printed["init_args"]["logging_batch_size_per_gpu"] == 32  # quickstart's data.batch_size
     assert printed["trainer"]["precision"] == "bf16-mixed"
     assert printed["model"]["model"] == "tiny-llava"  # the experiment underneath is kept
 

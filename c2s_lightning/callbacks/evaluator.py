@@ -93,6 +93,8 @@ class SoftComparisonEvaluator(L.Callback):
                                 **datamodule.image_options(), **self.scorer_options)
         was_training = pl_module.training
         results: dict[str, dict[str, float]] = {}
+        # trainer.log_dir is a collective (a broadcast) under DDP: every rank asks, rank 0 plots
+        plot_dir = self._plot_dir(trainer) if self.plots else None
         scorer.anchor_block()  # once, outside the per-image timing
         for label, records in datamodule.eval_records(self.eval_part).items():
             records = self._subset(records)
@@ -104,8 +106,8 @@ class SoftComparisonEvaluator(L.Callback):
             seconds = (time.perf_counter() - start) * trainer.world_size / len(records)
             mos = [r.mos for r in records]
             results[label] = values | {"seconds_per_image": seconds}
-            if self.plots and trainer.is_global_zero:
-                self._plot(trainer, self.eval_part, label, preds, mos, results[label])
+            if plot_dir is not None and trainer.is_global_zero:
+                self._plot(plot_dir, trainer, self.eval_part, label, preds, mos, results[label])
         pl_module.train(was_training)
         self._log(trainer, pl_module, stage, results)
         self.last_results = results
@@ -154,8 +156,12 @@ class SoftComparisonEvaluator(L.Callback):
         rank_zero_info(f"[{stage} step {trainer.global_step}, {part} part] " + "  ".join(
             f"{label}: srcc {row['srcc']:.3f} plcc {row['plcc']:.3f}" for label, row in results.items()))
 
-    def _plot(self, trainer: L.Trainer, stage: str, label: str, preds, mos, row) -> None:
-        out = Path(trainer.default_root_dir if trainer.log_dir is None else trainer.log_dir) / "plots"
+    @staticmethod
+    def _plot_dir(trainer: L.Trainer) -> Path:
+        log_dir = trainer.log_dir  # call on every rank
+        return Path(trainer.default_root_dir if log_dir is None else log_dir) / "plots"
+
+    def _plot(self, out: Path, trainer: L.Trainer, stage: str, label: str, preds, mos, row) -> None:
         path = scatter_png(out / f"{stage}_{label}_step{trainer.global_step:06d}.png", preds, mos,
                            title=f"{label} ({stage}, step {trainer.global_step}): "
                                  f"SRCC {row['srcc']:.3f}, PLCC {row['plcc']:.3f}")
