@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from c2s_lightning.data.records import IQARecord
-from c2s_lightning.scoring.bank import AnchorBank
+from c2s_lightning.scoring.bank import AnchorBank, StaleAnchorBankError
 from c2s_lightning.scoring.scorer import Compare2Scorer
 
 LEVEL_SLOPES = torch.tensor([-2.0, -1.0, 0.0, 1.0, 2.0])
@@ -73,7 +73,7 @@ def test_anchor_block_computed_once_and_reused(bank):
     comparator = BrightnessComparator()
     scorer = Compare2Scorer(comparator, bank)
     scorer.score(TESTS[:3])
-    assert len(comparator.pairs) == 5 * 4 + 3 * 5 and bank.model_id == comparator.model_id
+    assert len(comparator.pairs) == 5 * 4 + 3 * 5 and bank.weights_fingerprint == comparator.model_id
     block = torch.tensor(bank.matrix)
     assert block[4, 0] > 0.5 > block[0, 4]  # the brightest anchor beats the darkest
     scorer.score(TESTS[3:])
@@ -84,10 +84,11 @@ def test_anchor_block_computed_once_and_reused(bank):
 
 def test_bank_of_another_model_is_refused_unless_recomputed(bank):
     bank.set_matrix([[0.5] * 5] * 5, "some-other-model")
-    with pytest.raises(ValueError, match="some-other-model"):
+    with pytest.raises(StaleAnchorBankError, match="other weights.*some-other-model.*--recompute-anchors") as error:
         Compare2Scorer(BrightnessComparator(), bank).score(TESTS[:1])
+    assert "\n" not in str(error.value)  # one line
     scores = Compare2Scorer(BrightnessComparator(), bank, recompute_anchors=True).score(TESTS)
-    assert bank.model_id == "fake-brightness" and bank.matrix[4][0] > 0.5
+    assert bank.weights_fingerprint == "fake-brightness" and bank.matrix[4][0] > 0.5
     assert (scores.diff() > 0).all()
 
 

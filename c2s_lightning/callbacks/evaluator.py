@@ -16,6 +16,7 @@ import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_info
 
 from c2s_lightning.callbacks.plots import scatter_png
+from c2s_lightning.callbacks.run_protocol import run_protocol
 from c2s_lightning.metrics import evaluate_predictions
 from c2s_lightning.scoring.bank import AnchorBank
 from c2s_lightning.scoring.scorer import Compare2Scorer
@@ -58,6 +59,8 @@ class SoftComparisonEvaluator(L.Callback):
         self.eval_part, self.max_images = eval_part, max_images
         self.before_training, self.plots = before_training, plots
         self.last_results: dict[str, dict[str, float]] = {}
+        self.last_predictions: dict[str, list[dict]] = {}
+        """Per dataset label, one ``{"image", "path", "prediction", "mos"}`` row per scored image."""
 
     # -- hooks ------------------------------------------------------------------------------
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -78,13 +81,24 @@ class SoftComparisonEvaluator(L.Callback):
         return AnchorBank.from_records(records, dataset=label, split=self.anchor_part, alpha=self.alpha,
                                        beta=self.beta, rule=self.rule, seed=self.anchor_seed)
 
+    def scorer(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Compare2Scorer:
+        """A scorer over the model as it is now, preprocessing images as the run's protocol says."""
+        return Compare2Scorer(pl_module.comparator, self.bank(trainer.datamodule),
+                              protocol=run_protocol(trainer, pl_module), **self.scorer_options)
+
+    def anchor_bank(self, trainer: L.Trainer, pl_module: L.LightningModule) -> AnchorBank:
+        """The evaluator's anchor bank with its matrix computed by the model as it is now."""
+        scorer = self.scorer(trainer, pl_module)
+        scorer.anchor_block()
+        return scorer.bank
+
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> dict:
         """Score every evaluated dataset, log metrics to every logger, return them."""
         datamodule = trainer.datamodule
-        scorer = Compare2Scorer(pl_module.comparator, self.bank(datamodule),
-                                pad_to_square=datamodule.pad_to_square, **self.scorer_options)
+        scorer = self.scorer(trainer, pl_module)
         was_training = pl_module.training
         results: dict[str, dict[str, float]] = {}
+        self.last_predictions = {}
         scorer.anchor_block()  # once, outside the per-image timing
         for label, records in datamodule.eval_records(self.eval_part).items():
             records = self._subset(records)
@@ -96,8 +110,10 @@ class SoftComparisonEvaluator(L.Callback):
             seconds = (time.perf_counter() - start) * trainer.world_size / len(records)
             mos = [r.mos for r in records]
             results[label] = evaluate_predictions(preds, mos) | {"seconds_per_image": seconds}
+            self.last_predictions[label] = [{"image": r.name or r.path.name, "path": str(r.path), "prediction": p,
+                                             "mos": r.mos} for r, p in zip(records, preds)]
             if self.plots and trainer.is_global_zero:
-                self._plot(trainer, stage, label, preds, mos, results[label])
+                self._plot(trainer, stage, label, self.last_predictions[label], results[label])
         pl_module.train(was_training)
         self._log(trainer, pl_module, stage, results)
         self.last_results = results
@@ -136,7 +152,8 @@ class SoftComparisonEvaluator(L.Callback):
         rank_zero_info(f"[{stage} step {trainer.global_step}] " + "  ".join(
             f"{label}: srcc {row['srcc']:.3f} plcc {row['plcc']:.3f}" for label, row in results.items()))
 
-    def _plot(self, trainer: L.Trainer, stage: str, label: str, preds, mos, row) -> None:
+    def _plot(self, trainer: L.Trainer, stage: str, label: str, rows: list[dict], row) -> None:
+        preds, mos = [r["prediction"] for r in rows], [r["mos"] for r in rows]
         out = Path(trainer.default_root_dir if trainer.log_dir is None else trainer.log_dir) / "plots"
         path = scatter_png(out / f"{stage}_{label}_step{trainer.global_step:06d}.png", preds, mos,
                            title=f"{label} ({stage}, step {trainer.global_step}): "
@@ -147,5 +164,6 @@ class SoftComparisonEvaluator(L.Callback):
 
                 logger.experiment.log({f"{stage}/{label}/scatter": wandb.Image(str(path)),
                                        f"{stage}/{label}/predictions": wandb.Table(
-                                           columns=["prediction", "mos"], data=[[p, m] for p, m in zip(preds, mos)]),
+                                           columns=["image", "prediction", "mos"],
+                                           data=[[r["image"], r["prediction"], r["mos"]] for r in rows]),
                                        "trainer/global_step": trainer.global_step})
