@@ -22,13 +22,14 @@ def synth(tmp_path_factory):
 
 
 def override(tmp_path: Path, synth: Path, **trainer) -> str:
-    """A second config that points the quickstart at temporary folders and a small budget."""
+    """A second config that points the quickstart at a temporary root (``tmp_path/run``; each run
+    gets a folder under it, ``latest`` points at the newest) and a small budget."""
     out = tmp_path / "run"
     cfg = {
         "trainer": {"default_root_dir": str(out), "max_steps": 4, "val_check_interval": 2,
                     "log_every_n_steps": 1, "enable_progress_bar": False,
                     "logger": {"class_path": "c2s_lightning.wandb_runs.WandbLogger",
-                               "init_args": {"save_dir": str(out), "name": "test"}}, **trainer},
+                               "init_args": {"name": "test"}}, **trainer},
         # synthesize/synth_options/pairs_per_image explicit: list items merge with the quickstart's
         "data": {"datasets": [{"name": "kadid10k", "root": str(synth), "pairs": 64, "pairs_per_image": None,
                                "split": "random", "synthesize": False, "synth_options": {},
@@ -36,7 +37,6 @@ def override(tmp_path: Path, synth: Path, **trainer) -> str:
                  "balance_levels": False, "rating_images_per_pair": 0, "num_workers": 0,
                  "batch_size": 8, "val_pairs": 8},
         "model": {"rating_loss_weight": 0.0},
-        "checkpoint": {"dirpath": str(out / "checkpoints")},
         "evaluator": {"max_images": 10, "before_training": True},
     }
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -56,8 +56,10 @@ def test_fit_logs_loss_and_soft_comparison_metrics_to_wandb(tmp_path, synth):
     assert len(run.series("val/kadid10k/srcc")) == 3  # before training, step 2, step 4
     assert run.config["model.model"] == "tiny-llava"  # the resolved config is logged, dotted keys
     assert run.config["evaluator.beta"] == 1
-    assert sorted(p.name for p in (tmp_path / "run" / "plots").glob("*.png"))
-    assert (tmp_path / "run" / "export" / "model.safetensors").is_file()
+    run = tmp_path / "run" / "latest"
+    assert sorted(p.name for p in (run / "plots").glob("*.png"))
+    assert (run / "export" / "model.safetensors").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    assert (run / "config.yaml").is_file() and find_runs(run)
 
 
 def test_resume_mid_run_continues_at_the_right_step(tmp_path, synth):
@@ -65,7 +67,7 @@ def test_resume_mid_run_continues_at_the_right_step(tmp_path, synth):
     straight = main(["fit", "--config", QUICKSTART, "--config", override(tmp_path / "a", synth, max_steps=6),
                      "--evaluator.before_training", "false", "--checkpoint.every_n_train_steps", "3",
                      "--checkpoint.save_top_k", "-1"])
-    ckpt = tmp_path / "a" / "run" / "checkpoints" / "step000003.ckpt"
+    ckpt = tmp_path / "a" / "run" / "latest" / "checkpoints" / "step000003.ckpt"
     assert ckpt.is_file()
     resumed = main(["fit", "--config", QUICKSTART, "--config", override(tmp_path / "b", synth, max_steps=6),
                     "--evaluator.before_training", "false", "--ckpt_path", str(ckpt)])
