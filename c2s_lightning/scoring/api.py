@@ -26,6 +26,16 @@ def export_bank(checkpoint: str | os.PathLike, anchors: str | os.PathLike | Anch
     return AnchorBank.load(anchors)
 
 
+def refuse_stale_bank(bank: AnchorBank, checkpoint: str | os.PathLike, pad_to_square: bool | None) -> None:
+    """Fail before loading the weights when the export's recorded fingerprint already shows that
+    the bank's matrix is not theirs (``load_export`` then checks the weights themselves)."""
+    from c2s_lightning.models.protocol import ComparisonProtocol, has_protocol
+
+    if bank.matrix is not None and has_protocol(checkpoint):
+        protocol = ComparisonProtocol.load(checkpoint)
+        bank.matrix_for(protocol.weights_fingerprint, protocol.with_preprocessing(pad_to_square).image_preprocessing)
+
+
 def load_scorer(checkpoint: str | os.PathLike, anchors: str | os.PathLike | AnchorBank | None = None,
                 batch_size: int = 16, recompute_anchors: bool = False, device: str | None = None,
                 dtype: str = "float32", pad_to_square: bool | None = None, **options) -> Compare2Scorer:
@@ -47,6 +57,8 @@ def load_scorer(checkpoint: str | os.PathLike, anchors: str | os.PathLike | Anch
     from c2s_lightning.models.fast_comparator import FastComparator
 
     bank = export_bank(checkpoint, anchors)
+    if not recompute_anchors:
+        refuse_stale_bank(bank, checkpoint, pad_to_square)
     backbone, protocol = load_export(checkpoint, dtype=dtype)
     backbone.model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     return Compare2Scorer(FastComparator(backbone), bank, batch_size=batch_size, protocol=protocol,
