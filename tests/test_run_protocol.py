@@ -206,3 +206,17 @@ def test_anchors_build_from_an_export_reproduces_its_bank(runs, tmp_path):
     assert built["image_preprocessing"]["pad_to_square"] is True
     with pytest.raises(SystemExit, match="never replaced"):
         main(["anchors", "build", "--checkpoint", str(runs.first.export), "--out", str(out)])
+
+
+def test_score_documents_its_scale_and_reads_off_minmax(runs, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["score", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "higher is better" in text and "standard normal units" in text and "--readoff {raw,minmax}" in text
+    import c2s_lightning
+
+    photo = runs.first.test[0].path
+    scores = score([photo], runs.first.export, tmp_path / "minmax.csv", "--readoff", "minmax")
+    api = c2s_lightning.score_images([photo], runs.first.export, readoff="minmax")
+    raw = c2s_lightning.score_images([photo], runs.first.export)
+    assert scores[str(photo)] == pytest.approx(api.item(), abs=1e-5) and api.item() != pytest.approx(raw.item())

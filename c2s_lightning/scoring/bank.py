@@ -111,7 +111,8 @@ class AnchorBank:
         if None not in (self.image_preprocessing, image_preprocessing) and self.image_preprocessing != image_preprocessing:
             raise StaleAnchorBankError(
                 f"{where} holds a matrix of images preprocessed as {self.image_preprocessing}, not "
-                f"{image_preprocessing}; {RECOMPUTE_HINT}")
+                f"{image_preprocessing}; preprocess as the bank did (--pad-to-square / --no-pad-to-square) or "
+                f"{RECOMPUTE_HINT}")
         return self.matrix
 
     def to_dict(self, files: Sequence[str] | None = None) -> dict:
