@@ -33,7 +33,10 @@ def refuse_stale_bank(bank: AnchorBank, checkpoint: str | os.PathLike, pad_to_sq
 
     if bank.matrix is not None and has_protocol(checkpoint):
         protocol = ComparisonProtocol.load(checkpoint)
-        bank.matrix_for(protocol.weights_fingerprint, protocol.with_preprocessing(pad_to_square).image_preprocessing)
+        preprocessing = protocol.image_preprocessing
+        if pad_to_square is not None:  # the scorer reports the override; here it only has to be applied
+            preprocessing = {**preprocessing, "pad_to_square": bool(pad_to_square)}
+        bank.matrix_for(protocol.weights_fingerprint, preprocessing)
 
 
 def load_scorer(checkpoint: str | os.PathLike, anchors: str | os.PathLike | AnchorBank | None = None,
