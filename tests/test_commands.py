@@ -70,4 +70,4 @@ def test_evaluate_scores_the_held_out_set_without_training(trained, synth, tmp_p
     assert evaluator.beta == 2 and set(evaluator.last_results) == {"kadid10k"}
     assert -1 <= evaluator.last_results["kadid10k"]["srcc"] <= 1
     (run,) = (tmp_path / "run" / "runs").iterdir()  # its own folder; `latest` names training runs only
-    assert list((run / "plots").glob("val_kadid10k_step000000.png")) and not (tmp_path / "run" / "latest").exists()
+    assert list((run / "plots").glob("test_kadid10k_step000000.png")) and not (tmp_path / "run" / "latest").exists()

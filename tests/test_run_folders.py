@@ -14,7 +14,7 @@ from c2s_lightning.run_folders import place_run
 
 def parsed(root, **explicit) -> Namespace:
     """What LightningCLI hands ``before_instantiate_classes`` for ``fit`` (the parts we touch)."""
-    logger = Namespace(class_path="c2s_lightning.wandb_runs.WandbLogger",
+    logger = Namespace(class_path="c2s_lightning.loggers.WandbLogger",
                        init_args=Namespace(name="t", save_dir=explicit.get("save_dir"), id=None, version=None, dir=None))
     return Namespace(trainer=Namespace(default_root_dir=str(root), logger=logger),
                      checkpoint=Namespace(dirpath=explicit.get("dirpath")),

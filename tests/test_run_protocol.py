@@ -77,7 +77,7 @@ def config(tmp: Path, data: Path, root: Path, pad: bool, plots: bool = False) ->
         "trainer": {"accelerator": "cpu", "devices": 1, "max_steps": 2, "val_check_interval": 2,
                     "check_val_every_n_epoch": None, "log_every_n_steps": 1, "enable_progress_bar": False,
                     "default_root_dir": str(root),
-                    "logger": {"class_path": "c2s_lightning.wandb_runs.WandbLogger", "init_args": {"name": "t"}}},
+                    "logger": {"class_path": "c2s_lightning.loggers.WandbLogger", "init_args": {"name": "t"}}},
         "model": {"model": "tiny-llava", "finetune": "full", "lr": 0.002, "train_vision": True},
         "data": {"datasets": [{"name": "list", "root": str(data / "labels.csv"), "pairs": 16, "split": "random"}],
                  "batch_size": 4, "val_pairs": 4, "num_workers": 0, "pad_to_square": pad},
@@ -93,7 +93,7 @@ def fit(path: str, shown: list, *extra: str) -> SimpleNamespace:
     shown.clear()
     cli = main(["fit", "--config", path, *extra])
     evaluator = next(c for c in cli.trainer.callbacks if type(c).__name__ == "SoftComparisonEvaluator")
-    split = cli.datamodule.splits["list"]
+    split = cli.datamodule.mix.splits["list"]
     return SimpleNamespace(evaluator=evaluator, shown=list(shown), run=cli.run_dir.resolve(),
                            train=split.train, val=split.val, test=split.test, export=cli.run_dir.resolve() / "export")
 

@@ -15,12 +15,13 @@ from c2s_lightning.models.protocol import ComparisonProtocol, image_preprocessin
 def run_protocol(trainer: L.Trainer, pl_module: L.LightningModule) -> ComparisonProtocol:
     """The protocol of ``pl_module``'s backbone fed by ``trainer.datamodule`` (no fingerprint yet)."""
     datamodule = trainer.datamodule
-    return ComparisonProtocol.for_backbone(
-        pl_module.backbone, image_preprocessing(datamodule.pad_to_square), training_datasets(datamodule))
+    pad = datamodule.image_options()["pad_to_square"]
+    return ComparisonProtocol.for_backbone(pl_module.backbone, image_preprocessing(pad), training_datasets(datamodule))
 
 
 def training_datasets(datamodule: Any) -> list[dict[str, Any]]:
-    """Name, label, root, split and options of every dataset the data module trains on."""
-    return [{"name": s.name, "label": s.key, "root": str(s.root), "split": s.split, "split_index": s.split_index,
-             "split_options": dict(s.split_options), "reader_options": dict(s.reader_options)}
-            for s in datamodule.specs if s.trains]
+    """Name, label, root, split (with its seed) and options of every dataset the data module trains on."""
+    mix = datamodule.mix
+    return [{"name": e.name, "label": e.key, "root": str(e.root), "split": e.split, "split_index": e.split_index,
+             "seed": mix.seed, "split_options": dict(e.split_options), "reader_options": dict(e.reader_options)}
+            for e in mix.entries if e.trains]

@@ -8,7 +8,9 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 
 from c2s_lightning.atomic_files import is_nonempty_folder
+from c2s_lightning.callbacks.evaluator import SoftComparisonEvaluator
 from c2s_lightning.callbacks.run_protocol import run_protocol
+from c2s_lightning.models.export import export_pretrained
 
 PROTOCOL_KEY = "compare2score_protocol"
 """Key of the protocol dict in Lightning checkpoints (read by ``python -m c2s_lightning export``)."""
@@ -42,9 +44,6 @@ class HFExport(L.Callback):
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.enabled or trainer.fast_dev_run:
             return
-        from c2s_lightning.callbacks.evaluator import SoftComparisonEvaluator
-        from c2s_lightning.models.export import export_pretrained
-
         out = Path(self.dirpath or Path(trainer.default_root_dir) / "export")
         evaluator = next((c for c in trainer.callbacks if isinstance(c, SoftComparisonEvaluator)), None)
         # every rank computes the bank: under sharded strategies a forward pass needs them all

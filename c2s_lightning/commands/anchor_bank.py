@@ -54,6 +54,7 @@ def trained_dataset(ns: argparse.Namespace) -> None:
     first = datasets[0]
     ns.dataset, ns.root, ns.split, ns.split_index = first["name"], Path(first["root"]), first["split"], first["split_index"]
     ns.reader_options, ns.split_options = json.dumps(first["reader_options"]), json.dumps(first["split_options"])
+    ns.seed = first.get("seed", ns.seed)
 
 
 def build_bank(ns: argparse.Namespace):

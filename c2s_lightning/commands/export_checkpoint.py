@@ -18,7 +18,7 @@ def checkpoint_protocol(ckpt: Path, backbone):
     """The protocol recorded in a Lightning checkpoint, or this version's default (reported)."""
     import torch
 
-    from c2s_lightning.callbacks.export import PROTOCOL_KEY
+    from c2s_lightning.callbacks.hf_export import PROTOCOL_KEY
     from c2s_lightning.models.protocol import ComparisonProtocol
 
     recorded = torch.load(ckpt, map_location="cpu", mmap=True, weights_only=True).get(PROTOCOL_KEY)
@@ -41,8 +41,8 @@ def main(args: list[str]) -> int:
     from c2s_lightning.models.export import export_pretrained
     from c2s_lightning.models.module import Compare2ScoreModule
 
+    # load_from_checkpoint runs configure_model, so the backbone is built and holds the weights
     module = Compare2ScoreModule.load_from_checkpoint(ns.ckpt, map_location="cpu", weights_only=True)
-    module.configure_model()
     protocol = checkpoint_protocol(ns.ckpt, module.backbone)
     export_pretrained(module.backbone, out_dir=ns.out, merge_lora=not ns.adapter_only, protocol=protocol)
     print(f"exported {ns.ckpt} -> {ns.out}")
