@@ -18,7 +18,6 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_info
 
-from c2s_lightning.callbacks.run_protocol import run_protocol
 from c2s_lightning.callbacks.scatter import scatter_png
 from c2s_lightning.iqa_metrics import iqa_metric_collection
 from c2s_lightning.scoring.bank import AnchorBank
@@ -90,9 +89,11 @@ class SoftComparisonEvaluator(L.Callback):
                                        beta=self.beta, rule=self.rule, seed=self.anchor_seed)
 
     def scorer(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Compare2Scorer:
-        """A scorer over the model as it is now, preprocessing images as the run's protocol says."""
-        return Compare2Scorer(pl_module.comparator, self.bank(trainer.datamodule),
-                              protocol=run_protocol(trainer, pl_module), **self.scorer_options)
+        """A scorer over the model as it is now, preparing images as the data module does for
+        training (``image_options``, which is also what the run's protocol records)."""
+        datamodule = trainer.datamodule
+        return Compare2Scorer(pl_module.comparator, self.bank(datamodule), **datamodule.image_options(),
+                              **self.scorer_options)
 
     def anchor_bank(self, trainer: L.Trainer, pl_module: L.LightningModule) -> AnchorBank:
         """The evaluator's anchor bank with its matrix computed by the model as it is now."""
