@@ -126,7 +126,7 @@ def test_evaluation_plots_and_export_run_on_two_processes_as_on_one(runs, tmp_pa
     straight = runs["straight"]
     plots = sorted(p.name for p in (straight / "plots").glob("*.png"))
     assert plots == [f"test_kadid10k_step{s:06d}.png" for s in (0, 3, 6)]  # rank 0 plotted, no rank hung
-    assert (straight / "export" / "model.safetensors").is_file()
+    assert (straight / "latest" / "export" / "model.safetensors").is_file()  # in the run folder
     two = probes(straight)
     quality = [{k: v for k, v in r["before_training"]["kadid10k"].items() if k != "seconds_per_image"} for r in two]
     assert quality[0] == quality[1]  # every rank computed its metrics from all the gathered scores
