@@ -91,3 +91,16 @@ def test_load_scorer_reuses_the_cache_and_matches_uncached_scores(trained, tmp_p
     assert first.comparator.counts()["reused"] == 0 and second.comparator.counts()["computed"] == 0
     assert main(["cache", "stats", "--dir", str(tmp_path / "c")]) == 0
     assert "entries" in capsys.readouterr().out
+
+
+def test_prefetch_runs_the_largest_beta_first_and_refuses_training_sweeps(tmp_path):
+    from c2s_lightning.commands.sweep import plan_sweep
+    from c2s_lightning.commands.sweep_prefetch import check_evaluation_only, prefetch_order
+
+    runs = plan_sweep("sweeps/beta.yaml", tmp_path)
+    check_evaluation_only(runs)
+    assert [r.params["evaluator.beta"] for r in prefetch_order(runs)] == [5, 4, 3, 2, 1]
+    rules = plan_sweep("sweeps/anchor_selection.yaml", tmp_path)
+    assert prefetch_order(rules) == rules  # nothing nested: the sweep's order
+    with pytest.raises(ValueError, match="train_lr_lora-000.*not `evaluate"):
+        check_evaluation_only(plan_sweep("sweeps/train_lr_lora.yaml", tmp_path))
