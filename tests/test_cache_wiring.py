@@ -104,3 +104,12 @@ def test_prefetch_runs_the_largest_beta_first_and_refuses_training_sweeps(tmp_pa
     assert prefetch_order(rules) == rules  # nothing nested: the sweep's order
     with pytest.raises(ValueError, match="train_lr_lora-000.*not `evaluate"):
         check_evaluation_only(plan_sweep("sweeps/train_lr_lora.yaml", tmp_path))
+
+
+def test_c2s_cache_dir_off_turns_the_default_cache_off(monkeypatch, tmp_path):
+    from c2s_lightning.scoring.cache_setup import open_cache
+
+    monkeypatch.setenv("C2S_CACHE_DIR", "off")
+    assert open_cache(True) is None and open_cache(tmp_path).folder == tmp_path
+    monkeypatch.setenv("C2S_CACHE_DIR", str(tmp_path / "c"))
+    assert open_cache(True).folder == tmp_path / "c"

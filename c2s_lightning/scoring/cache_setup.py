@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from c2s_lightning.models.protocol import weights_fingerprint
 from c2s_lightning.scoring.caching_comparator import CachingComparator
-from c2s_lightning.scoring.comparison_cache import ComparisonCache
+from c2s_lightning.scoring.comparison_cache import ENV_VAR, ComparisonCache, default_cache_dir
 
 CacheSetting = bool | str | os.PathLike | ComparisonCache | None
-"""``True``: the user cache folder (``default_cache_dir()``); a folder; a cache; False/None: off."""
+"""``True``: the user cache folder (``default_cache_dir()``, None when ``C2S_CACHE_DIR=off``); a
+folder; a cache; False/None: off."""
 
 KEY_FIELDS = ("template", "levels", "level_weights", "image_preprocessing")
 
@@ -45,13 +47,22 @@ def cache_protocol(protocol: Mapping[str, Any], **compute: Any) -> dict[str, Any
             **{name: str(value) for name, value in compute.items()}}
 
 
+def user_cache_dir() -> Path | None:
+    """``default_cache_dir()``, or None when ``C2S_CACHE_DIR`` is ``off`` (as for the image checks)."""
+    if os.environ.get(ENV_VAR, "x").strip().lower() in ("", "off", "0", "none"):
+        return None
+    return default_cache_dir()
+
+
 def open_cache(setting: CacheSetting) -> ComparisonCache | None:
     """The cache a ``CacheSetting`` names, or None when caching is off."""
+    if setting is True:
+        setting = user_cache_dir()
     if setting is None or setting is False:
         return None
     if isinstance(setting, ComparisonCache):
         return setting
-    return ComparisonCache(None if setting is True else setting)
+    return ComparisonCache(setting)
 
 
 def module_fingerprint(module: torch.nn.Module) -> str:
