@@ -113,6 +113,7 @@ def main(args: list[str]) -> int:
         scorer.anchor_block()  # a stale bank fails here, before any image is read
     except (StaleAnchorBankError, ProtocolError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
+    ranks.barrier()  # the rate printed below counts scoring, not the other ranks' start
     loaded = time.perf_counter()
     rows = shards.score_sharded(ranks, paths, ns.out, shards.run_key(paths, scorer, ns.dtype),
                                 lambda chunk: score_paths(scorer, chunk, scorer.pad_to_square),
