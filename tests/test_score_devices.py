@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from c2s_lightning.cli import main
 from c2s_lightning.commands import evaluate, score, score_shards
 
 from test_commands import trained  # noqa: F401  (fixture)
-from test_cli import synth  # noqa: F401  (fixture)
+from test_cli import QUICKSTART, override, synth  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 7  # two-image parts: one part kept by the "kill", 5 missing, shared 3 + 2 (+1 padding) by 2 ranks
@@ -85,17 +86,39 @@ def test_evaluate_devices_map_to_the_trainer_ddp_options():
                                            "--trainer.strategy", "ddp"]
 
 
+def subprocess_env() -> dict:
+    return dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="offline",
+                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+
+
+def test_evaluate_on_two_processes_logs_the_metrics_of_one(trained, synth, tmp_path):  # noqa: F811
+    common = ["evaluate", "--checkpoint", str(trained / "export"), "--config", QUICKSTART,
+              "--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false"]
+    cli = main([*common, "--config", str(override(tmp_path / "one", synth))])
+    one = next(c for c in cli.trainer.callbacks if type(c).__name__ == "SoftComparisonEvaluator").last_results
+    run = subprocess.run([sys.executable, "-m", "c2s_lightning", *common, "--config",
+                          str(override(tmp_path / "two", synth)), "--devices", "2"],
+                         env=subprocess_env(), cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         start_new_session=True)
+    assert run.returncode == 0, run.stderr[-5000:]
+    assert "Starting with 2 processes" in run.stdout + run.stderr
+    for name in ("srcc", "plcc"):  # rank 0's table of logged metrics
+        logged = re.search(rf"test/kadid10k/{name}[\s│|]+([-\d.e]+)", run.stdout)
+        assert logged and float(logged.group(1)) == pytest.approx(one["kadid10k"][name], abs=1e-6)
+
+
 def test_two_processes_finish_a_killed_run_as_one_process_scores_it(trained, images, tmp_path, monkeypatch):  # noqa: F811
     export = trained / "export"
     one, two = tmp_path / "one.csv", tmp_path / "two.csv"
     assert main(["score", *map(str, images), "--checkpoint", str(export), "--out", str(one), "--device", "cpu"]) == 0
     killed_run(monkeypatch, images, export, two)
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = subprocess_env()
     command = [sys.executable, "-m", "c2s_lightning", "score", *map(str, images), "--checkpoint", str(export),
                "--out", str(two), "--device", "cpu", "--devices", "2"]
     run = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
                          start_new_session=True)
     assert run.returncode == 0, run.stderr[-5000:]
+    assert "Starting with 2 processes" in run.stdout + run.stderr
     ones, twos = read(one), read(two)
     assert [p for p, _ in twos] == [p for p, _ in ones] == list(map(str, images))
     for (_, a), (_, b) in zip(ones, twos):
