@@ -69,8 +69,10 @@ def main() -> None:
         scores = {n: [float(r["score"]) for r in csv.DictReader((Path(tmp) / f"scores{n}.csv").open())] for n in (1, 2)}
     diff = max(abs(a - b) for a, b in zip(scores[1], scores[2]))
     for n, (rate, wall) in results.items():
-        print(f"{n} process{'es' if n > 1 else ''}: {rate:.2f} images/s scoring, {wall:.1f} s wall ({len(paths)} images)")
-    print(f"ratio={results[2][0] / results[1][0]:.2f} wall_ratio={results[1][1] / results[2][1]:.2f} max_abs_diff={diff:.2e}")
+        print(f"{n} process{'es' if n > 1 else ''}: {rate:.2f} images/s scoring, {wall:.1f} s wall "
+              f"({len(paths)} images)")
+    print(f"ratio={results[2][0] / results[1][0]:.2f} wall_ratio={results[1][1] / results[2][1]:.2f} "
+          f"max_abs_diff={diff:.2e}")
 
 
 if __name__ == "__main__":

@@ -56,7 +56,8 @@ def test_a_killed_run_resumes_scoring_only_the_missing_images(trained, images, t
     killed_run(monkeypatch, images, export, out)
     scored = []
     real = score.score_paths
-    monkeypatch.setattr(score, "score_paths", lambda scorer, chunk, pad: scored.extend(chunk) or real(scorer, chunk, pad))
+    monkeypatch.setattr(score, "score_paths",
+                        lambda scorer, chunk, pad: scored.extend(chunk) or real(scorer, chunk, pad))
     assert main(["score", *map(str, images), "--checkpoint", str(export), "--out", str(out), "--device", "cpu"]) == 0
     assert scored == images[2:]  # the first part's two images were not scored again
     rows = read(out)
@@ -107,7 +108,8 @@ def test_evaluate_on_two_processes_logs_the_metrics_of_one(trained, synth, tmp_p
         assert logged and float(logged.group(1)) == pytest.approx(one["kadid10k"][name], abs=1e-6)
 
 
-def test_two_processes_finish_a_killed_run_as_one_process_scores_it(trained, images, tmp_path, monkeypatch):  # noqa: F811
+def test_two_processes_finish_a_killed_run_as_one_process_scores_it(trained, images, tmp_path,  # noqa: F811
+                                                                    monkeypatch):
     export = trained / "export"
     one, two = tmp_path / "one.csv", tmp_path / "two.csv"
     assert main(["score", *map(str, images), "--checkpoint", str(export), "--out", str(one), "--device", "cpu"]) == 0
