@@ -10,7 +10,7 @@ The parts folder records those inputs (``key.json``); a rerun with different one
 instead of mixing two runs' scores.
 
 The model is not wrapped in DDP: scoring needs no gradient, so ranks never synchronise inside a
-forward pass and only meet at two barriers (after reading the parts, after writing theirs).
+forward pass and only meet at barriers (model loaded, parts read, parts written).
 """
 
 from __future__ import annotations
