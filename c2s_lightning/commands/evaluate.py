@@ -50,6 +50,13 @@ def cache_options(ns: argparse.Namespace, rest: list[str]) -> list[str]:
     return [CACHE_OPTION, str(folder)]
 
 
+def _ddp_options(devices: int | None, num_nodes: int | None) -> list[str]:
+    """The trainer options of ``--devices``/``--num-nodes``: several processes run as ``ddp``."""
+    options = [] if devices is None else ["--trainer.devices", str(devices)]
+    options += [] if num_nodes is None else ["--trainer.num_nodes", str(num_nodes)]
+    return options + (["--trainer.strategy", "ddp"] if (devices or 1) * (num_nodes or 1) > 1 else [])
+
+
 def main(args: list[str]):
     p = argparse.ArgumentParser(prog="python -m c2s_lightning evaluate", description=__doc__,
                                 epilog="Other options go to `validate` (see `python -m c2s_lightning validate --help`).")
@@ -58,10 +65,12 @@ def main(args: list[str]):
     p.add_argument("--test", action="store_true",
                    help="run the test loop instead of validate (metric keys follow --evaluator.eval_part either way)")
     add_cache_arguments(p)
+    p.add_argument("--devices", type=int, help="processes per node: --trainer.devices N --trainer.strategy ddp")
+    p.add_argument("--num-nodes", type=int, help="nodes: --trainer.num_nodes N (with ddp)")
     ns, rest = p.parse_known_args(args)
     from c2s_lightning.lightning_cli import run_lightning_cli
 
-    command = ["test" if ns.test else "validate", *rest, *cache_options(ns, rest)]
+    command = ["test" if ns.test else "validate", *rest, *cache_options(ns, rest), *_ddp_options(ns.devices, ns.num_nodes)]
     if str(ns.checkpoint).endswith(".ckpt"):
         command += ["--ckpt_path", ns.checkpoint]
     else:

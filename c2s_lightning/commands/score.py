@@ -43,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--recompute-anchors", action="store_true",
                    help="recompute the anchor matrix if the bank's was computed by other weights")
     add_cache_arguments(p)
+    p.add_argument("--devices", type=int, default=1,
+                   help="processes per node, each scoring a share (GPUs, or CPU processes with --device cpu); "
+                        "above 1 needs --out")
+    p.add_argument("--num-nodes", type=int, default=1, help="nodes (started by torchrun or SLURM)")
     return p
 
 
@@ -77,6 +81,18 @@ def score_paths(scorer, paths: list[Path], pad_to_square: bool, chunk: int = 64)
     return rows
 
 
+def write_rows(rows: list[tuple[str, float | None, str]], out: Path | None) -> None:
+    """The CSV (path, score, error) to ``out`` atomically, or to stdout."""
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(["path", "score", "error"])
+    writer.writerows((p, "" if s is None else f"{s:.6f}", e) for p, s, e in rows)
+    if out:
+        write_text(out, table.getvalue())
+    else:
+        sys.stdout.write(table.getvalue())
+
+
 def main(args: list[str]) -> int:
     from c2s_lightning.models.protocol import ProtocolError
     from c2s_lightning.scoring.api import load_scorer
@@ -86,25 +102,27 @@ def main(args: list[str]) -> int:
     paths = expand(ns.images)
     if not paths:
         raise SystemExit("no images found in " + ", ".join(map(str, ns.images)))
+    from c2s_lightning.commands import score_shards as shards
+
+    if ns.out:
+        shards.check_out(ns.out)  # an unusable --out is found now, not after every image was scored
+    ranks = shards.start_ranks(ns.devices, ns.num_nodes, ns.device)  # ddp: the other ranks re-run this command
     start = time.perf_counter()
     try:
-        scorer = load_scorer(ns.checkpoint, ns.anchors, batch_size=ns.batch_size, device=ns.device, dtype=ns.dtype,
+        scorer = load_scorer(ns.checkpoint, ns.anchors, batch_size=ns.batch_size, device=ranks.device, dtype=ns.dtype,
                              recompute_anchors=ns.recompute_anchors, pad_to_square=ns.pad_to_square,
                              readoff=ns.readoff, cache=cache_setting(ns))
         scorer.anchor_block()  # a stale bank fails here, before any image is read
     except (StaleAnchorBankError, ProtocolError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
+    ranks.barrier()  # the rate printed below counts scoring, not the other ranks' start
     loaded = time.perf_counter()
-    rows = score_paths(scorer, paths, scorer.pad_to_square)
+    rows = shards.score_sharded(ranks, paths, ns.out, shards.run_key(paths, scorer, ns.dtype),
+                                lambda chunk: score_paths(scorer, chunk, scorer.pad_to_square),
+                                lambda rows: write_rows(rows, ns.out))
+    if rows is None:  # not rank 0: rank 0 wrote the file and reports
+        return 0
     seconds = time.perf_counter() - loaded
-    table = io.StringIO(newline="")
-    writer = csv.writer(table)
-    writer.writerow(["path", "score", "error"])
-    writer.writerows((p, "" if s is None else f"{s:.6f}", e) for p, s, e in rows)
-    if ns.out:
-        write_text(ns.out, table.getvalue())
-    else:
-        sys.stdout.write(table.getvalue())
     failed = [r for r in rows if r[2]]
     for path, _, err in failed:
         print(f"error: {err}", file=sys.stderr)

@@ -1,0 +1,204 @@
+"""``score --devices N``: images scored by N processes (Lightning Fabric, ``ddp``), resumable.
+
+Each rank scores an equal-length strided share of the images that are still missing
+(``scoring.shards.padded_shard``) and writes its rows, a chunk at a time, as part files in
+``<out>.parts/`` beside ``--out`` (each part written atomically). Rank 0 merges the parts into
+the final CSV in input order, written atomically, and removes the folder. A killed run leaves its
+finished parts behind; a rerun with the same inputs, model, anchors and scoring options scores
+only the images no part holds, whatever its device count, so no image is lost or scored twice.
+The parts folder records those inputs (``key.json``); a rerun with different ones is refused
+instead of mixing two runs' scores.
+
+The model is not wrapped in DDP: scoring needs no gradient, so ranks never synchronise inside a
+forward pass and only meet at barriers (model loaded, parts read, parts written).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from c2s_lightning.atomic_files import write_text
+from c2s_lightning.scoring.shards import padded_shard
+
+Row = tuple[str, "float | None", str]  # (path, score, error), as score.score_paths gives
+KEY_FILE = "key.json"
+PART_FIELDS = ["index", "path", "score", "error"]
+CHUNK = 64  # images per part file: what a kill can lose at most, per rank
+
+
+@dataclass
+class Ranks:
+    """This process's place among the scoring processes; ``fabric`` is None for one process."""
+
+    rank: int = 0
+    world: int = 1
+    device: str | None = None
+    fabric: Any = None
+
+    def barrier(self) -> None:
+        if self.fabric is not None:
+            self.fabric.barrier()
+
+
+def start_ranks(devices: int, num_nodes: int, device: str | None) -> Ranks:
+    """Start the scoring processes (``ddp``: the others re-run this command) and place this one.
+
+    Args:
+        devices: Processes per node (GPUs, or CPU processes with ``device="cpu"``).
+        num_nodes: Nodes; the launcher's environment (``torchrun``, SLURM) gives each its rank.
+        device: ``--device``: None (a GPU when there is one), ``cpu`` or ``cuda``; a single device
+            such as ``cuda:1`` only with one process.
+    """
+    if devices < 1 or num_nodes < 1:
+        raise SystemExit(f"error: --devices and --num-nodes must be at least 1, got {devices} and {num_nodes}")
+    if devices * num_nodes == 1:
+        return Ranks(device=device)
+    if device not in (None, "cpu", "cuda"):
+        raise SystemExit(f"error: --device {device} names one device; with --devices {devices} give cpu or cuda")
+    from lightning.fabric import Fabric
+
+    accelerator = {None: "auto", "cpu": "cpu", "cuda": "gpu"}[device]
+    fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy="ddp")
+    fabric.launch()
+    return Ranks(fabric.global_rank, fabric.world_size, str(fabric.device), fabric)
+
+
+def parts_folder(out: Path) -> Path:
+    """Where the parts of ``out`` are kept until the final CSV is written."""
+    return out.with_name(out.name + ".parts")
+
+
+def check_out(out: Path) -> None:
+    """Refuse an ``--out`` that cannot be written, before anything is scored."""
+    if out.is_dir():
+        raise SystemExit(f"error: --out {out} is a folder; give a file name, e.g. {out / 'scores.csv'}")
+    folder = next((p for p in [out.parent, *out.parent.parents] if p.exists()), Path("."))
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise SystemExit(f"error: --out {out}: cannot write in {folder}")
+
+
+def run_key(paths: Sequence[Path], scorer, dtype: str) -> dict:
+    """What the scores depend on: the images (path, size, mtime), the weights, the anchors and
+    the scoring options. Parts are reused only under an equal key."""
+    images = hashlib.sha256()
+    for path in paths:
+        try:
+            stat = path.stat()
+            images.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        except OSError:  # scored as an error row; a later appearance changes the key
+            images.update(f"{path}\0missing\n".encode())
+    anchors = json.dumps([str(a.path) for a in scorer.bank.anchors])
+    return {"images": len(paths), "inputs": "sha256:" + images.hexdigest(), "model": str(scorer.comparator.model_id),
+            "anchors": "sha256:" + hashlib.sha256(anchors.encode()).hexdigest(),
+            "scoring": {"matrix": scorer.matrix, "temperature": scorer.temperature, "link": scorer.link,
+                        "readoff": scorer.readoff, "preprocessing": scorer.preprocessing, "dtype": dtype}}
+
+
+def check_parts(folder: Path, key: dict) -> None:
+    """Refuse a parts folder that is not this very run's (read only, so every rank can ask)."""
+    key_file = folder / KEY_FILE
+    if key_file.is_file():
+        found = json.loads(key_file.read_text())
+        if found != key:
+            differ = sorted(k for k in key.keys() | found.keys() if key.get(k) != found.get(k))
+            raise SystemExit(f"error: {folder} holds parts of another run (its {', '.join(differ)} differ); "
+                             "remove it to start afresh, or give another --out")
+    elif folder.exists() and any(not p.name.startswith(".") for p in folder.iterdir()):
+        raise SystemExit(f"error: {folder} exists without {KEY_FILE}; it is not ours to use: "
+                         "remove it or give another --out")
+
+
+def open_parts(folder: Path, key: dict) -> None:
+    """Create ``folder`` with ``key`` unless it is there (``check_parts`` first)."""
+    if not (folder / KEY_FILE).is_file():
+        write_text(folder / KEY_FILE, json.dumps(key, indent=1) + "\n")
+
+
+def read_parts(folder: Path, paths: Sequence[Path]) -> dict[int, Row]:
+    """The rows every finished part holds, by input index (a part names its file and rows)."""
+    rows: dict[int, Row] = {}
+    for part in sorted(folder.glob("part-*.csv")):
+        with part.open(newline="", encoding="utf-8") as file:
+            for line, row in enumerate(csv.DictReader(file), start=2):
+                index = int(row["index"])
+                if not 0 <= index < len(paths) or row["path"] != str(paths[index]):
+                    raise SystemExit(f"error: {part} row {line}: {row['path']} is not input {index}; "
+                                     f"remove {folder} to start afresh")
+                rows[index] = (row["path"], float(row["score"]) if row["score"] else None, row["error"])
+    return rows
+
+
+def write_part(folder: Path, name: str, indices: Sequence[int], rows: Sequence[Row]) -> None:
+    """One part file: the rows of ``indices``, scores at full precision."""
+    with tempfile.SpooledTemporaryFile(mode="w+", newline="") as table:
+        writer = csv.writer(table)
+        writer.writerow(PART_FIELDS)
+        writer.writerows((i, p, "" if s is None else repr(s), e) for i, (p, s, e) in zip(indices, rows))
+        table.seek(0)
+        write_text(folder / name, table.read())
+
+
+def score_missing(ranks: Ranks, folder: Path, paths: Sequence[Path],
+                  score_chunk: Callable[[list[Path]], list[Row]]) -> int:
+    """Score this rank's share of the images no part holds, a part file per chunk; how many."""
+    missing = [i for i in range(len(paths)) if i not in read_parts(folder, paths)]
+    ranks.barrier()  # every rank has read the parts before any rank adds one
+    if not missing:
+        return 0
+    own, padded = padded_shard(len(missing), ranks.world, ranks.rank)
+    tag = f"{ranks.rank}-{os.getpid()}-{os.urandom(3).hex()}"  # unique across ranks and reruns
+    for number, start in enumerate(range(0, len(padded), CHUNK)):
+        positions = padded[start:start + CHUNK]
+        rows = score_chunk([paths[missing[p]] for p in positions])
+        kept = [(missing[p], row) for j, (p, row) in enumerate(zip(positions, rows)) if start + j < len(own)]
+        if kept:  # the padding repeats an image of this share: scored for equal counts, not written
+            write_part(folder, f"part-{tag}-{number:05d}.csv", *zip(*kept))
+    return len(own)
+
+
+def score_sharded(ranks: Ranks, paths: Sequence[Path], out: Path | None, key: dict,
+                  score_chunk: Callable[[list[Path]], list[Row]],
+                  write: Callable[[list[Row]], Any]) -> list[Row] | None:
+    """Score ``paths`` over ``ranks``; rank 0 writes every row in input order and returns them,
+    the other ranks return None.
+
+    Args:
+        ranks: From ``start_ranks``.
+        paths: The images, in output order.
+        out: The final CSV; its parts are kept in ``<out>.parts/`` (see the module docstring)
+            until ``write`` has run. None (one process only): rows stay in memory.
+        key: ``run_key`` of this run.
+        score_chunk: Rows of a list of images (one rank's chunk).
+        write: Writes the final rows (to ``out`` atomically, or to stdout).
+    """
+    if out is None:
+        if ranks.world > 1:
+            raise SystemExit("error: --devices/--num-nodes above 1 need --out: the ranks write their parts beside it")
+        rows = score_chunk(list(paths))
+        write(rows)
+        return rows
+    folder = parts_folder(out)
+    check_parts(folder, key)  # on every rank, so that all stop together on a mismatch
+    if ranks.rank == 0:
+        open_parts(folder, key)
+    score_missing(ranks, folder, paths, score_chunk)
+    ranks.barrier()  # every part is written
+    if ranks.rank != 0:
+        return None
+    done = read_parts(folder, paths)
+    lost = [str(paths[i]) for i in range(len(paths)) if i not in done]
+    if lost:
+        raise SystemExit(f"error: {len(lost)} images have no score in {folder}, e.g. {lost[0]}")
+    rows = [done[i] for i in range(len(paths))]
+    write(rows)
+    shutil.rmtree(folder)  # only once the final CSV is in place
+    return rows
