@@ -16,8 +16,10 @@ import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_info
 
 from c2s_lightning.callbacks.plots import scatter_png
+from c2s_lightning.data.images import ImagePreprocessing
 from c2s_lightning.metrics import evaluate_predictions
 from c2s_lightning.scoring.bank import AnchorBank
+from c2s_lightning.scoring.loading import ImageCache
 from c2s_lightning.scoring.scorer import Compare2Scorer
 
 log = logging.getLogger(__name__)
@@ -43,13 +45,16 @@ class SoftComparisonEvaluator(L.Callback):
         batch_size: Image pairs per forward pass.
         before_training: Also evaluate once before the first training step (step 0).
         plots: Write a prediction-vs-MOS scatter PNG per dataset (and log it to W&B).
+        workers: Threads loading the next images while the model compares (0: none).
+        image_cache_mb: Decoded evaluation images kept between validations of a run, in MiB
+            of pixels (0: none); images beyond it are decoded again at every validation.
     """
 
     def __init__(self, anchor_dataset: str | None = None, anchor_part: str = "train", alpha: int = 5,
                  beta: int = 1, rule: str = "min_variance", anchor_seed: int = 0, matrix: str = "probability",
                  temperature: float = 1.0, link: str = "normal", readoff: str = "raw", eval_part: str = "test",
                  max_images: int | None = None, batch_size: int = 32, before_training: bool = False,
-                 plots: bool = True):
+                 plots: bool = True, workers: int = 2, image_cache_mb: float = 2048):
         super().__init__()
         self.anchor_dataset, self.anchor_part = anchor_dataset, anchor_part
         self.alpha, self.beta, self.rule, self.anchor_seed = alpha, beta, rule, anchor_seed
@@ -57,6 +62,10 @@ class SoftComparisonEvaluator(L.Callback):
                                    batch_size=batch_size)
         self.eval_part, self.max_images = eval_part, max_images
         self.before_training, self.plots = before_training, plots
+        if workers < 0 or image_cache_mb < 0:
+            raise ValueError(f"workers and image_cache_mb must be >= 0, got {workers} and {image_cache_mb}")
+        self.workers, self.image_cache_mb = workers, image_cache_mb
+        self._cache: ImageCache | None = None
         self.last_results: dict[str, dict[str, float]] = {}
 
     # -- hooks ------------------------------------------------------------------------------
@@ -81,8 +90,7 @@ class SoftComparisonEvaluator(L.Callback):
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> dict:
         """Score every evaluated dataset, log metrics to every logger, return them."""
         datamodule = trainer.datamodule
-        scorer = Compare2Scorer(pl_module.comparator, self.bank(datamodule),
-                                pad_to_square=datamodule.pad_to_square, **self.scorer_options)
+        scorer = self.scorer(datamodule, pl_module)
         was_training = pl_module.training
         results: dict[str, dict[str, float]] = {}
         scorer.anchor_block()  # once, outside the per-image timing
@@ -102,6 +110,17 @@ class SoftComparisonEvaluator(L.Callback):
         self._log(trainer, pl_module, stage, results)
         self.last_results = results
         return results
+
+    def scorer(self, datamodule, pl_module: L.LightningModule) -> Compare2Scorer:
+        """A scorer over the module's comparator that loads images as training does: the
+        datamodule's padding, the model's input size, through the run's image cache."""
+        comparator = pl_module.comparator
+        encoder = getattr(getattr(comparator, "backbone", None), "encoder", None)
+        pipeline = ImagePreprocessing.for_encoder(encoder, datamodule.pad_to_square)
+        if self._cache is None or self._cache.pipeline != pipeline:
+            self._cache = ImageCache(pipeline, max_bytes=int(self.image_cache_mb * 2**20))
+        return Compare2Scorer(comparator, self.bank(datamodule), cache=self._cache, workers=self.workers,
+                              **self.scorer_options)
 
     def _subset(self, records: list) -> list:
         if self.max_images is None or len(records) <= self.max_images:

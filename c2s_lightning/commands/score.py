@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import sys
 from pathlib import Path
 
-from c2s_lightning.data.images import load_image
 from c2s_lightning.data.records import DatasetError
 
 IMAGE_SUFFIXES = {".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".gif"}
@@ -24,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="weight dtype; bfloat16 halves the memory of a 7B model")
     p.add_argument("--batch-size", type=int, default=16, help="image pairs per forward pass")
     p.add_argument("--pad-to-square", action="store_true", help="pad images to a square with the mean colour")
+    p.add_argument("--workers", type=int, default=2,
+                   help="threads decoding the next images while the model scores (0: none); same scores")
     p.add_argument("--recompute-anchors", action="store_true",
                    help="recompute the anchor matrix if the bank's was computed with another model")
     return p
@@ -40,23 +42,30 @@ def expand(paths: list[Path]) -> list[Path]:
     return out
 
 
-def score_paths(scorer, paths: list[Path], pad_to_square: bool, chunk: int = 64) -> list[tuple[str, float | None, str]]:
-    """One (path, score, error) row per path; an unreadable image gets an error, the rest a score."""
+def score_paths(scorer, paths: list[Path], workers: int = 0, chunk: int = 64) -> list[tuple[str, float | None, str]]:
+    """One (path, score, error) row per path; an unreadable image gets an error, the rest a score.
+
+    Images are loaded through ``scorer.pipeline`` by ``workers`` threads, one chunk ahead of the
+    chunk being scored.
+    """
     from tqdm import tqdm
 
+    from c2s_lightning.scoring.loading import prefetch
+
+    def load(path: Path):
+        try:
+            return scorer.pipeline.load(path), ""
+        except (DatasetError, FileNotFoundError) as err:
+            return None, str(err)
+
     rows: list[tuple[str, float | None, str]] = []
-    with tqdm(total=len(paths), unit="img", desc="scoring", file=sys.stderr) as bar:
+    with tqdm(total=len(paths), unit="img", desc="scoring", file=sys.stderr) as bar, \
+            contextlib.closing(prefetch(load, paths, workers, ahead=chunk)) as loaded:
         for start in range(0, len(paths), chunk):
-            loaded, order = [], []
-            for path in paths[start:start + chunk]:
-                try:
-                    loaded.append(load_image(path, pad_to_square))
-                    order.append((str(path), None))
-                except (DatasetError, FileNotFoundError) as err:
-                    order.append((str(path), str(err)))
-                    bar.update(1)
-            scores = iter(scorer.score(loaded, progress=bar.update).tolist())
-            rows += [(p, None, e) if e else (p, next(scores), "") for p, e in order]
+            part = [(str(path), *next(loaded)) for path in paths[start:start + chunk]]
+            bar.update(sum(1 for _, _, error in part if error))
+            scores = iter(scorer.score([image for _, image, error in part if not error], progress=bar.update).tolist())
+            rows += [(p, None, e) if e else (p, next(scores), "") for p, _, e in part]
     return rows
 
 
@@ -68,8 +77,9 @@ def main(args: list[str]) -> int:
     if not paths:
         raise SystemExit("no images found in " + ", ".join(map(str, ns.images)))
     scorer = load_scorer(ns.checkpoint, ns.anchors, batch_size=ns.batch_size, device=ns.device, dtype=ns.dtype,
-                         recompute_anchors=ns.recompute_anchors, pad_to_square=ns.pad_to_square)
-    rows = score_paths(scorer, paths, ns.pad_to_square)
+                         recompute_anchors=ns.recompute_anchors, pad_to_square=ns.pad_to_square,
+                         workers=ns.workers)
+    rows = score_paths(scorer, paths, ns.workers)
     out = open(ns.out, "w", newline="") if ns.out else sys.stdout
     try:
         writer = csv.writer(out)

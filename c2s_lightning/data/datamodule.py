@@ -21,7 +21,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from c2s_lightning.data import prompts
-from c2s_lightning.data.images import load_image
+from c2s_lightning.data.images import ImagePreprocessing
 from c2s_lightning.data.levels import LEVELS
 from c2s_lightning.data.pairs import Pair, format_histogram, level_histogram, rating_labels, sample_pairs
 from c2s_lightning.data.records import IQARecord
@@ -88,11 +88,14 @@ class PairDataset(Dataset):
 
     With ``ratings`` (image path -> rating word) each item also carries ``rating_images``
     single-image rating examples made of its own images: the second image, then the first.
+    Images load through ``pipeline`` (default: full resolution, ``pad_to_square``).
     """
 
     def __init__(self, draw: Callable[[int], list[Pair]], resample: bool, pad_to_square: bool,
-                 ratings: dict[Path, str] | None = None, rating_images: int = 0, augment: bool = False):
+                 ratings: dict[Path, str] | None = None, rating_images: int = 0, augment: bool = False,
+                 pipeline: ImagePreprocessing | None = None):
         self._draw, self.resample, self.pad_to_square, self.augment = draw, resample, pad_to_square, augment
+        self.pipeline = pipeline or ImagePreprocessing(pad_to_square=pad_to_square)
         self.ratings, self.rating_images = ratings or {}, rating_images
         self._cache: dict[int, list[Pair]] = {}
         self.epoch = 0
@@ -109,7 +112,7 @@ class PairDataset(Dataset):
     def __getitem__(self, index: int | tuple[int, int]) -> dict[str, Any]:
         epoch, i = index if isinstance(index, tuple) else (self.epoch, index)
         pair = self.pairs(epoch)[i]
-        images = [load_image(pair.first.path, self.pad_to_square), load_image(pair.second.path, self.pad_to_square)]
+        images = [self.pipeline.load(pair.first.path), self.pipeline.load(pair.second.path)]
         if self.augment:
             images = [_dihedral(image, f"{epoch}/{i}/{k}") for k, image in enumerate(images)]
         item = {
@@ -230,12 +233,15 @@ class ComparisonDataModule(L.LightningDataModule):
         self.augment = augment
         self.splits: dict[str, Any] = {}
         self._encode_train: Callable | None = None
+        self.image_pipeline: ImagePreprocessing | None = None
         self._train: PairDataset | None = None
         self._val: PairDataset | None = None
 
     def connect(self, encoder: Any) -> None:
-        """Bind the model's encoder (an object with ``encode_train(examples)``) for the collate."""
+        """Bind the model's encoder (an object with ``encode_train(examples)``) for the collate,
+        and load images at the size it needs (its ``image_size``, if any)."""
         self._encode_train = encoder.encode_train
+        self.image_pipeline = ImagePreprocessing.for_encoder(encoder, self.pad_to_square)
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
@@ -310,6 +316,7 @@ class ComparisonDataModule(L.LightningDataModule):
     def _loader(self, data: PairDataset, shuffle: bool, skip_batches: int = 0) -> DataLoader:
         if self._encode_train is None:
             raise RuntimeError("ComparisonDataModule.connect(encoder) must be called before loading batches")
+        data.pipeline = self.image_pipeline  # the model's, bound at connect (setup may come first)
         return DataLoader(
             data, batch_size=self.batch_size, num_workers=self.num_workers,
             sampler=EpochSampler(len(data), shuffle, self.seed, skip=skip_batches * self.batch_size),

@@ -1,26 +1,170 @@
-"""Image loading for training and scoring: RGB, optional pad-to-square with the mean colour."""
+"""The image pipeline shared by training, evaluation and scoring: decode, 8-bit RGB, pad to square.
+
+A 4000x3000 photo is decoded, padded and handed to a processor that shrinks it to 224-448 px.
+Decoding it whole costs about four times more than decoding it at 1/8 scale, which JPEG allows
+for free (DCT scaling, PIL's ``Image.draft``). So ``ImagePreprocessing`` decodes at the smallest
+scale that still *covers* the model's input ``decode_size`` (S), and pads at that size:
+
+- padded (``pad_to_square``): every processor maps the square to about S x S, so the square's
+  side, the image's long side, must stay >= S;
+- not padded: a fixed S x S resize scales each side to S, a shortest-edge resize the short side;
+  requiring the short side >= S covers both (and is conservative for longest-edge or
+  area-based resizes).
+
+Only the downscaling factor changes, never the aspect ratio beyond DCT's rounding up of odd
+sizes, so the processor still resamples down to its own size; ``tests/data/test_images.py``
+bounds the difference from full-resolution decoding. Formats without DCT scaling (PNG, BMP, TIFF)
+are decoded whole, as before.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
+from typing import Any
 
+import numpy as np
 from PIL import Image, ImageStat
 
 from c2s_lightning.data.records import DatasetError
 
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+"""Integer modes read from 16-bit files (PIL scales a PGM's maxval to 0..65535 in mode ``I``)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ImagePreprocessing:
+    """How an image file (or PIL image) becomes the RGB image handed to the model's processor.
+
+    Part of a model's comparison protocol: training, evaluation and ``score`` all load through
+    one instance, and ``to_dict``/``from_dict`` store it beside an exported model.
+
+    Args:
+        pad_to_square: Pad the short side, centred, with the image's mean colour (the paper's
+            preprocessing), after decoding.
+        decode_size: Side S in pixels of the model's square input (``ComparisonEncoder.image_size``);
+            JPEGs are decoded at the smallest DCT scale (1/2, 1/4, 1/8) keeping the long side
+            (padded) or the short side (not padded) >= S. None decodes at full resolution.
+    """
+
+    pad_to_square: bool = False
+    decode_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.decode_size is not None and (isinstance(self.decode_size, bool) or not
+                                             isinstance(self.decode_size, int) or self.decode_size < 1):
+            raise ValueError(f"decode_size must be a positive integer or None, got {self.decode_size!r}")
+
+    @classmethod
+    def for_encoder(cls, encoder: Any, pad_to_square: bool = False) -> "ImagePreprocessing":
+        """The pipeline for a model: its encoder's ``image_size`` (None when it has none)."""
+        return cls(pad_to_square=pad_to_square, decode_size=getattr(encoder, "image_size", None))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready fields."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ImagePreprocessing":
+        """Inverse of ``to_dict``; unknown keys are an error, missing ones take their defaults."""
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown image preprocessing field(s) {sorted(unknown)}")
+        return cls(**data)
+
+    def draft_size(self, size: tuple[int, int]) -> tuple[int, int] | None:
+        """The smallest (width, height) a decoder may return for an image of ``size``, or None."""
+        if self.decode_size is None:
+            return None
+        w, h = size
+        side = max(w, h) if self.pad_to_square else min(w, h)
+        if side <= self.decode_size:
+            return None
+        factor = self.decode_size / side
+        return max(1, math.ceil(w * factor)), max(1, math.ceil(h * factor))
+
+    def load(self, image: str | os.PathLike | Image.Image) -> Image.Image:
+        """Decode (at reduced scale where allowed), convert to 8-bit RGB, pad if asked.
+
+        A PIL image is already decoded: it is converted and padded only, so loading twice is the
+        same as loading once.
+
+        Raises:
+            DatasetError: naming the file when it cannot be read, decoded or converted.
+        """
+        if isinstance(image, Image.Image):
+            rgb = to_rgb(image, "<PIL image>")
+        else:
+            rgb = self._decode(image)
+        return pad_square(rgb) if self.pad_to_square else rgb
+
+    def _decode(self, path: str | os.PathLike) -> Image.Image:
+        try:
+            with Image.open(path) as img:
+                request = self.draft_size(img.size)
+                if request is not None:
+                    img.draft(None, request)  # JPEG: DCT scaling; other formats ignore it
+                img.load()
+                return to_rgb(img, path)
+        except DatasetError:
+            raise
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+            raise DatasetError(f"{path}: cannot read image ({err})") from err
+
 
 def load_image(path: str | os.PathLike, pad_to_square: bool = False) -> Image.Image:
-    """Open an image as RGB; with ``pad_to_square`` pad the short side with the image's mean colour.
+    """Open an image as 8-bit RGB at full resolution; with ``pad_to_square`` pad it with its mean colour.
 
     Raises:
         DatasetError: naming the file when it cannot be read or decoded.
     """
+    return ImagePreprocessing(pad_to_square=pad_to_square).load(path)
+
+
+def to_rgb(img: Image.Image, source: str | os.PathLike) -> Image.Image:
+    """8-bit RGB from any PIL mode; 16-bit and float data are scaled, not clipped.
+
+    Alpha is dropped (the colour channels are kept), as ``convert("RGB")`` and the authors'
+    release do; a palette with a transparent index goes through RGBA so PIL keeps its colours.
+
+    Raises:
+        DatasetError: naming ``source`` for float data outside [0, 1], integers outside the
+            file's bit range, or a mode PIL cannot convert.
+    """
+    if img.mode == "RGB":
+        return img
+    if img.mode in _SIXTEEN_BIT:
+        bits = _declared_bits(img)
+        return _gray_to_rgb(np.asarray(img), 2**bits - 1, f"{bits}-bit", source)
+    if img.mode == "F":
+        return _gray_to_rgb(np.asarray(img), 1.0, "float", source)
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
     try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as err:
-        raise DatasetError(f"{path}: cannot read image ({err})") from err
-    return pad_square(img) if pad_to_square else img
+        return img.convert("RGB")
+    except ValueError as err:
+        raise DatasetError(f"{source}: image mode {img.mode} cannot be converted to RGB ({err})") from err
+
+
+def _declared_bits(img: Image.Image) -> int:
+    """Bits per sample a TIFF declares (12-bit data in 16-bit words), else 16."""
+    tags = getattr(img, "tag_v2", None)
+    bits = tags.get(258) if tags is not None else None
+    if isinstance(bits, tuple):
+        bits = bits[0] if bits else None
+    return int(bits) if isinstance(bits, int) and 8 <= bits <= 16 else 16
+
+
+def _gray_to_rgb(values: np.ndarray, top: float, kind: str, source) -> Image.Image:
+    """Gray values in [0, top] -> rounded 8-bit RGB (for 16 bits: value / 257)."""
+    values = values.astype(np.float64)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if not (np.isfinite(low) and np.isfinite(high)) or low < 0 or high > top:
+        raise DatasetError(f"{source}: {kind} image values span [{low:g}, {high:g}], outside [0, {top:g}]; "
+                           "convert it to 8-bit RGB first")
+    gray = np.rint(values * (255.0 / top)).astype(np.uint8)
+    return Image.fromarray(gray).convert("RGB")
 
 
 def pad_square(img: Image.Image) -> Image.Image:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
+from c2s_lightning.data.images import ImagePreprocessing
 from c2s_lightning.scoring.bank import AnchorBank
 from c2s_lightning.scoring.scorer import Compare2Scorer, ImageLike
 
@@ -24,7 +25,9 @@ def load_scorer(checkpoint: str | os.PathLike, anchors: str | os.PathLike | Anch
         device: Where the model runs (``cuda``, ``cpu``, ...); default: the first GPU if any.
         dtype: Weight dtype: ``float32``, ``bfloat16`` or ``float16`` (a 7B model in float32 needs
             ~33 GB of memory; bfloat16 halves it).
-        **options: Further ``Compare2Scorer`` options (``matrix``, ``temperature``, ``link``, ...).
+        **options: Further ``Compare2Scorer`` options (``matrix``, ``temperature``, ``link``,
+            ``pad_to_square``, ``workers``, ...); without a ``pipeline``, images are decoded at the
+            model's input size (``ImagePreprocessing.for_encoder``).
     """
     from c2s_lightning.models.export import load_backbone
     from c2s_lightning.models.fast_comparator import FastComparator
@@ -33,6 +36,8 @@ def load_scorer(checkpoint: str | os.PathLike, anchors: str | os.PathLike | Anch
     backbone = load_backbone(checkpoint, dtype=dtype)
     backbone.model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     comparator = FastComparator(backbone)
+    if "pipeline" not in options:  # decode no larger than this model's input, as training does
+        options["pipeline"] = ImagePreprocessing.for_encoder(backbone.encoder, options.pop("pad_to_square", False))
     return Compare2Scorer(comparator, bank, batch_size=batch_size, recompute_anchors=recompute_anchors,
                           **options)
 

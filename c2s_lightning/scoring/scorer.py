@@ -9,6 +9,8 @@ or any trainer.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
@@ -16,8 +18,9 @@ from typing import Any, Protocol
 import torch
 from PIL import Image
 
-from c2s_lightning.data.images import load_image
+from c2s_lightning.data.images import ImagePreprocessing
 from c2s_lightning.scoring.bank import AnchorBank
+from c2s_lightning.scoring.loading import ImageCache, prefetch
 from c2s_lightning.scoring.map import comparison_matrix, map_estimate, readoff
 from c2s_lightning.scoring.soft import count_probability, soft_probability
 
@@ -53,22 +56,36 @@ class Compare2Scorer:
         link: MAP link function, ``normal`` (Thurstone Case V) or ``logistic``.
         readoff: ``raw`` MAP score of the test image, or ``minmax`` (the release's 0-100 rescaling).
         batch_size: Image pairs per forward pass.
-        pad_to_square: Pad images to a square with their mean colour before comparing.
+        pad_to_square: Pad images to a square with their mean colour before comparing (shorthand
+            for ``pipeline=ImagePreprocessing(pad_to_square=True)``).
         recompute_anchors: Recompute the anchor matrix when the bank's was computed by another model
             (otherwise that is an error).
+        pipeline: How paths and PIL images become the model's images (the one training used;
+            ``ImagePreprocessing.for_encoder``); default: full resolution, ``pad_to_square``.
+        workers: Threads that load the next images while the model compares the current ones
+            (0: load in this thread); the scores do not depend on it.
+        cache: An ``ImageCache`` that keeps loaded images between calls (its pipeline is the
+            scorer's when ``pipeline`` is not given).
     """
 
     def __init__(self, comparator: LevelComparator, anchor_bank: AnchorBank, *, matrix: str = "probability",
                  temperature: float = 1.0, link: str = "normal", readoff: str = "raw", batch_size: int = 16,
-                 pad_to_square: bool = False, recompute_anchors: bool = False):
+                 pad_to_square: bool = False, recompute_anchors: bool = False,
+                 pipeline: ImagePreprocessing | None = None, workers: int = 0, cache: ImageCache | None = None):
         if matrix not in ("probability", "count"):
             raise ValueError(f"matrix must be 'probability' or 'count', got {matrix!r}")
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.comparator, self.bank = comparator, anchor_bank
         self.matrix, self.temperature, self.link, self.readoff = matrix, temperature, link, readoff
-        self.batch_size, self.pad_to_square = batch_size, pad_to_square
-        self.recompute_anchors = recompute_anchors
+        self.pipeline = pipeline or (cache.pipeline if cache is not None else ImagePreprocessing(pad_to_square))
+        if pad_to_square and not self.pipeline.pad_to_square:
+            raise ValueError("pad_to_square=True contradicts the pipeline's pad_to_square=False")
+        if cache is not None and cache.pipeline != self.pipeline:
+            raise ValueError(f"the cache loads with {cache.pipeline}, the scorer with {self.pipeline}")
+        self.batch_size, self.pad_to_square = batch_size, self.pipeline.pad_to_square
+        self.recompute_anchors, self.workers = recompute_anchors, workers
+        self._load = cache or self.pipeline.load
         self._anchor_images: list[Image.Image] | None = None
 
     def _probability(self, level_logits: torch.Tensor) -> torch.Tensor:
@@ -84,7 +101,7 @@ class Compare2Scorer:
     @property
     def anchor_images(self) -> list[Image.Image]:
         if self._anchor_images is None:
-            self._anchor_images = [load_image(a.path, self.pad_to_square) for a in self.bank.anchors]
+            self._anchor_images = list(prefetch(self._load, [a.path for a in self.bank.anchors], self.workers))
         return self._anchor_images
 
     def anchor_block(self) -> torch.Tensor:
@@ -137,17 +154,14 @@ class Compare2Scorer:
             return torch.empty(0, dtype=torch.float64)
         rows = []
         step = max(1, self.batch_size // max(1, len(self.bank.anchors)))
-        for start in range(0, len(images), step):
-            chunk = [self._image(x) for x in images[start:start + step]]
-            rows.append(self.rows(chunk).double())
-            if progress is not None:
-                progress(len(chunk))
+        # the next chunk loads in the workers while the model compares this one
+        with contextlib.closing(prefetch(self._load, images, self.workers, ahead=step + 2 * self.workers)) as loaded:
+            for _ in range(0, len(images), step):
+                chunk = list(itertools.islice(loaded, step))
+                rows.append(self.rows(chunk).double())
+                if progress is not None:
+                    progress(len(chunk))
         # One batched MAP for every image: [N, n+1, n+1] is small, and per-matrix Newton
         # iterates do not depend on the other matrices of the batch.
         P = comparison_matrix(block, torch.cat(rows))
         return readoff(map_estimate(P, link=self.link), self.readoff)
-
-    def _image(self, x: ImageLike) -> Image.Image:
-        if isinstance(x, Image.Image):
-            return x.convert("RGB") if x.mode != "RGB" else x
-        return load_image(x, self.pad_to_square)
