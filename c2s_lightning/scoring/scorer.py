@@ -85,7 +85,7 @@ class Compare2Scorer:
             raise ValueError(f"the cache loads with {cache.pipeline}, the scorer with {self.pipeline}")
         self.batch_size, self.pad_to_square = batch_size, self.pipeline.pad_to_square
         self.recompute_anchors, self.workers = recompute_anchors, workers
-        self._load = cache or self.pipeline.load
+        self._load = cache if cache is not None else self.pipeline.load
         self._anchor_images: list[Image.Image] | None = None
 
     def _probability(self, level_logits: torch.Tensor) -> torch.Tensor:
