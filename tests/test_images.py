@@ -28,37 +28,53 @@ def jpeg_1600(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def jpeg_2400(tmp_path_factory):
+    path = tmp_path_factory.mktemp("jpeg") / "big.jpg"
+    photo((2400, 1800)).save(path, quality=90)
+    return path
+
+
 # -- decode size ----------------------------------------------------------------------------
-@pytest.mark.parametrize("pad, size, expected", [
-    # hand-worked: padded -> long side >= 100: 1600x1200 / 8 = 200x150 would also cover, but JPEG
-    # scaling stops at 1/8; PIL picks the largest of 8, 4, 2, 1 <= min(1600 // 100, 1200 // 75)
-    (True, 100, (200, 200)),
-    # not padded -> short side >= 224: request (299, 224), min(1600 // 299, 1200 // 224) = 5 -> 1/4
-    (False, 224, (400, 300)),
-    # padded, S = 448: request (448, 336), min(3, 3) = 3 -> 1/2: 800x600, padded to 800x800
-    (True, 448, (800, 800)),
+@pytest.mark.parametrize("pad, size, gap, expected", [
+    # hand-worked for a 1600x1200 JPEG. PIL decodes at the largest of 1/8, 1/4, 1/2, 1/1 not above
+    # min(1600 // request_w, 1200 // request_h), with request = the covering side scaled to gap * S.
+    # padded, long side >= 2 * 100: request (200, 150), min(8, 8) -> 1/8: 200x150, padded 200x200
+    (True, 100, 2.0, (200, 200)),
+    # not padded, short side >= 2 * 224: request (598, 448), min(2, 2) -> 1/2
+    (False, 224, 2.0, (800, 600)),
+    # padded, 2 * 448 = 896: request (896, 672), min(1, 1) -> whole, padded
+    (True, 448, 2.0, (1600, 1600)),
+    # gap 1: request (100, 75), min(16, 16) -> 1/8 (JPEG's smallest)
+    (True, 100, 1.0, (200, 200)),
+    # gap 1, not padded: request (299, 224), min(5, 5) -> 1/4
+    (False, 224, 1.0, (400, 300)),
+    # gap 1, padded: request (448, 336), min(3, 3) -> 1/2
+    (True, 448, 1.0, (800, 800)),
     # no decode size: full resolution, padded
-    (True, None, (1600, 1600)),
+    (True, None, 2.0, (1600, 1600)),
 ])
-def test_jpeg_is_decoded_at_the_smallest_scale_covering_the_model_input(jpeg_1600, pad, size, expected):
-    assert ImagePreprocessing(pad_to_square=pad, decode_size=size).load(jpeg_1600).size == expected
+def test_jpeg_is_decoded_at_the_smallest_scale_covering_the_model_input(jpeg_1600, pad, size, gap, expected):
+    pipeline = ImagePreprocessing(pad_to_square=pad, decode_size=size, reducing_gap=gap)
+    assert pipeline.load(jpeg_1600).size == expected
 
 
 @pytest.mark.parametrize("w, h", [(4000, 3000), (3000, 4000), (2816, 2112), (1024, 768), (500, 375), (301, 97)])
 @pytest.mark.parametrize("s", [32, 224, 336, 448])
 @pytest.mark.parametrize("pad", [True, False])
-def test_requested_decode_size_always_covers_the_input(w, h, s, pad):
-    request = ImagePreprocessing(pad_to_square=pad, decode_size=s).draft_size((w, h))
-    side = max(w, h) if pad else min(w, h)
-    if side <= s:
+@pytest.mark.parametrize("gap", [1.0, 2.0])
+def test_requested_decode_size_always_covers_the_input(w, h, s, pad, gap):
+    request = ImagePreprocessing(pad_to_square=pad, decode_size=s, reducing_gap=gap).draft_size((w, h))
+    side, need = (max(w, h) if pad else min(w, h)), int(s * gap)
+    if side <= need:
         assert request is None  # nothing to gain: decode whole
         return
     rw, rh = request
-    assert (max(rw, rh) if pad else min(rw, rh)) >= s  # never below the input on the covering side
+    assert (max(rw, rh) if pad else min(rw, rh)) >= need  # never below gap * S on the covering side
     for scale in (8, 4, 2):  # what PIL then decodes: the largest scale whose size still holds the request
         if min(w // rw, h // rh) >= scale:
             covered = max(-(-w // scale), -(-h // scale)) if pad else min(-(-w // scale), -(-h // scale))
-            assert covered >= s
+            assert covered >= need
             break
 
 
@@ -70,16 +86,17 @@ def test_png_is_decoded_whole(tmp_path):
 
 @pytest.mark.parametrize("pad", [True, False])
 @pytest.mark.parametrize("processor", ["siglip224", "clip336", "mplug448"])
-def test_model_inputs_differ_little_from_full_resolution_decoding(jpeg_1600, pad, processor):
+def test_model_inputs_differ_little_from_full_resolution_decoding(jpeg_2400, pad, processor):
     image_processor = _processor(processor)
-    s = input_side(image_processor)
-    full = _pixels(image_processor, load_image(jpeg_1600, pad_to_square=pad))
-    small = _pixels(image_processor, ImagePreprocessing(pad_to_square=pad, decode_size=s).load(jpeg_1600))
+    pipeline = ImagePreprocessing(pad_to_square=pad, decode_size=input_side(image_processor))
+    assert pipeline.load(jpeg_2400).size[0] < 2400  # decoded at a reduced scale
+    full = _pixels(image_processor, load_image(jpeg_2400, pad_to_square=pad))
+    small = _pixels(image_processor, pipeline.load(jpeg_2400))
     assert full.shape == small.shape
     std = torch.tensor(image_processor.image_std, dtype=torch.float64)[:, None, None]
     diff = ((full.double() - small.double()) * std).abs()  # back to the 0-1 pixel scale
-    assert 0 < diff.mean() <= 0.01
-    assert diff.max() <= 0.2  # no misplaced content: a shifted image would differ by ~1 at edges
+    assert 0 < diff.mean() <= 0.003
+    assert diff.max() <= 0.1  # no misplaced content: a shifted image would differ by ~1 at edges
 
 
 def _processor(name: str):
@@ -143,11 +160,13 @@ def test_loading_twice_is_loading_once(jpeg_1600):
 def test_serialises_and_rejects_bad_fields():
     pipeline = ImagePreprocessing(pad_to_square=True, decode_size=448)
     assert ImagePreprocessing.from_dict(pipeline.to_dict()) == pipeline
-    assert pipeline.to_dict() == {"pad_to_square": True, "decode_size": 448}
+    assert pipeline.to_dict() == {"pad_to_square": True, "decode_size": 448, "reducing_gap": 2.0}
     with pytest.raises(ValueError, match="unknown"):
         ImagePreprocessing.from_dict({"pad_to_square": True, "size": 3})
     with pytest.raises(ValueError, match="decode_size"):
         ImagePreprocessing(decode_size=0)
+    with pytest.raises(ValueError, match="reducing_gap"):
+        ImagePreprocessing(decode_size=8, reducing_gap=0.5)
 
 
 # -- modes ----------------------------------------------------------------------------------
