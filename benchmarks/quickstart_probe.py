@@ -11,7 +11,8 @@ comparison loss). Needs data/synth_kadid (run the quickstart once). Used for exp
 """
 import sys, time, math, torch, random, json
 torch.set_num_threads(1)
-from c2s_lightning.data.datamodule import ComparisonDataModule, DatasetSpec
+from c2s_lightning.data.datamodule import ComparisonDataModule
+from c2s_lightning.data.mix import MixEntry
 from c2s_lightning.models.backbones import build_backbone
 from c2s_lightning.models.adapters import configure_trainable
 from c2s_lightning.models.encoding import model_inputs
@@ -21,7 +22,7 @@ for a in sys.argv[1:]:
 torch.manual_seed(cfg["seed"])
 bb = build_backbone("tiny-llava", rating=True, seed=cfg["seed"], image_size=cfg["img"], patch_size=cfg["patch"])
 net = configure_trainable(bb.model, mode="full", train_vision=cfg["vision"], train_projector=True); net.train()
-spec = DatasetSpec(name="kadid10k", root=cfg["root"], pairs=4000, split="random", split_options={"test_refs": cfg["held"].split(",")})
+spec = MixEntry(name="kadid10k", root=cfg["root"], pairs=4000, split="random", split_options={"test_refs": cfg["held"].split(",")})
 dm = ComparisonDataModule([spec], batch_size=32, balance_levels=cfg["balance"], rating_images_per_pair=cfg["rating"], seed=cfg["seed"])
 dm.connect(bb.encoder); dm.setup()
 params = [p for p in net.parameters() if p.requires_grad]

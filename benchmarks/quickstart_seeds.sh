@@ -23,7 +23,7 @@ for seed in ${SEEDS:-0 1 2}; do
 done
 "$PY" - "$OUT" ${SEEDS:-0 1 2} <<'PY'
 import sys
-from c2s_lightning.wandb_runs import find_runs, read_run
+from c2s_lightning.reporting.wandb_files import find_runs, read_run
 
 out, seeds = sys.argv[1], sys.argv[2:]
 for seed in seeds:

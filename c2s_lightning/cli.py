@@ -10,12 +10,11 @@ import sys
 TOOLS = {
     "data": "c2s_lightning.commands.data",
     "score": "c2s_lightning.commands.score",
-    "anchors": "c2s_lightning.commands.anchors",
+    "anchors": "c2s_lightning.commands.anchor_bank",
     "evaluate": "c2s_lightning.commands.evaluate",
     "sweep": "c2s_lightning.commands.sweep",
     "report": "c2s_lightning.commands.report",
-    "export": "c2s_lightning.commands.export",
-    "splits": "c2s_lightning.commands.splits",
+    "export": "c2s_lightning.commands.export_checkpoint",
 }
 LIGHTNING = ("fit", "validate", "test", "predict")
 
@@ -33,9 +32,9 @@ Tools (`COMMAND --help` for options):
   anchors    anchors build: select anchors and compute their probability matrix with a checkpoint
   score      score images/folders with a checkpoint and an anchor bank -> CSV
   evaluate   soft-comparison evaluation of a checkpoint without training (validate + evaluator)
-  splits     run an experiment over the paper's 10 splits and report median SRCC/PLCC per dataset
-  sweep      run a W&B sweep file offline on this machine (grid/random, --dry-run, resumable)
-  report     paper-layout markdown tables and plots from finished runs
+  sweep      run a W&B sweep file offline on this machine (grid/random, --dry-run, resumable);
+             the paper's 10 splits: sweep sweeps/paper_splits.yaml
+  report     paper-layout markdown tables and plots from finished runs (medians over splits)
 """
 
 

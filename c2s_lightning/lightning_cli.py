@@ -10,10 +10,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from c2s_lightning.callbacks.evaluator import SoftComparisonEvaluator
-from c2s_lightning.callbacks.export import HFExport
+from c2s_lightning.callbacks.hf_export import HFExport
+from c2s_lightning.config_keys import flatten
 from c2s_lightning.data.datamodule import ComparisonDataModule
 from c2s_lightning.models.module import Compare2ScoreModule
-from c2s_lightning.reporting.runs import flatten
 
 
 class LoggedConfigCallback(SaveConfigCallback):
@@ -38,11 +38,23 @@ class Compare2ScoreCLI(LightningCLI):
             "checkpoint.auto_insert_metric_name": False,
         })
 
+    def connect_data(self) -> None:
+        """Hand the model's encoder to the data module: once, before the loop asks for batches.
+
+        The encoder (processor and answer words) exists once the model is built, so the model is
+        built here, before the trainer sets up its strategy; DeepSpeed ZeRO-3 then partitions it
+        as ``deepspeed.initialize`` runs instead of as it is created.
+        """
+        self.model.configure_model()
+        self.datamodule.connect(self.model.backbone.encoder)
+
+    before_fit = before_validate = before_test = before_predict = connect_data
+
 
 def trainer_defaults() -> dict[str, Any]:
     return {
         "default_root_dir": "outputs",
-        "logger": {"class_path": "c2s_lightning.wandb_runs.WandbLogger"},
+        "logger": {"class_path": "c2s_lightning.loggers.WandbLogger"},
     }
 
 

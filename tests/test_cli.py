@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import yaml
 
 from c2s_lightning.cli import main
 from c2s_lightning.data.synth import write_synthetic_kadid
-from c2s_lightning.wandb_runs import find_runs, read_run
+from c2s_lightning.reporting.wandb_files import find_runs, read_run
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = str(ROOT / "experiments" / "quickstart.yaml")
@@ -27,7 +28,7 @@ def override(tmp_path: Path, synth: Path, **trainer) -> str:
     cfg = {
         "trainer": {"default_root_dir": str(out), "max_steps": 4, "val_check_interval": 2,
                     "log_every_n_steps": 1, "enable_progress_bar": False,
-                    "logger": {"class_path": "c2s_lightning.wandb_runs.WandbLogger",
+                    "logger": {"class_path": "c2s_lightning.loggers.WandbLogger",
                                "init_args": {"save_dir": str(out), "name": "test"}}, **trainer},
         # synthesize/synth_options/pairs_per_image explicit: list items merge with the quickstart's
         "data": {"datasets": [{"name": "kadid10k", "root": str(synth), "pairs": 64, "pairs_per_image": None,
@@ -67,8 +68,14 @@ def test_resume_mid_run_continues_at_the_right_step(tmp_path, synth):
                      "--checkpoint.save_top_k", "-1"])
     ckpt = tmp_path / "a" / "run" / "checkpoints" / "step000003.ckpt"
     assert ckpt.is_file()
-    resumed = main(["fit", "--config", QUICKSTART, "--config", override(tmp_path / "b", synth, max_steps=6),
-                    "--evaluator.before_training", "false", "--ckpt_path", str(ckpt)])
+    # Lightning saved the loader's place: epoch 0, 3 batches of 8 pairs delivered
+    saved = torch.load(ckpt, weights_only=False)["loops"]["fit_loop"]["state_dict"]["combined_loader"]
+    assert saved == [{"epoch": 0, "consumed": 24}]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resumed = main(["fit", "--config", QUICKSTART, "--config", override(tmp_path / "b", synth, max_steps=6),
+                        "--evaluator.before_training", "false", "--ckpt_path", str(ckpt)])
+    assert not [w for w in caught if "not resumable" in str(w.message)]
     assert resumed.trainer.global_step == 6
     first_step = read_run(find_runs(tmp_path / "b" / "run")[-1]).history[0]["trainer/global_step"]
     assert first_step >= 3

@@ -1,10 +1,11 @@
-"""ComparisonDataModule: mixing, determinism, resampling, late-bound collate, workers."""
+"""ComparisonDataModule and its mix: mixing, determinism, resampling, late-bound collate, workers."""
 
 import pytest
 import torch
 
 from c2s_lightning.data import LEVELS, comparison_level
-from c2s_lightning.data.datamodule import ComparisonDataModule, DatasetSpec
+from c2s_lightning.data.datamodule import ComparisonDataModule
+from c2s_lightning.data.mix import MixEntry
 from c2s_lightning.data.pairs import level_histogram, rating_labels
 from c2s_lightning.data.prompts import (
     COMPARISON_ANSWER, COMPARISON_PROMPT, RATING_ANSWER, RATING_LEVELS, RATING_PROMPT)
@@ -31,8 +32,8 @@ def synth_root(tmp_path_factory):
 
 
 def make(root, **kw):
-    spec = DatasetSpec(name="kadid10k", root=str(root), pairs=kw.pop("pairs", 40), split="random",
-                       split_options={"test_refs": held_out_refs()})
+    spec = MixEntry(name="kadid10k", root=str(root), pairs=kw.pop("pairs", 40), split="random",
+                    split_options={"test_refs": held_out_refs()})
     dm = ComparisonDataModule([spec], batch_size=kw.pop("batch_size", 8), **kw)
     dm.connect(CountingEncoder())
     dm.setup()
@@ -44,7 +45,7 @@ def test_pairs_come_from_train_contents_and_carry_the_rule(synth_root):
     train_refs = {r.ref for r in dm.records("kadid10k", "train")}
     test_refs = {r.ref for r in dm.eval_records()["kadid10k"]}
     assert test_refs == set(held_out_refs()) and not train_refs & test_refs
-    pairs = dm._train.pairs()
+    pairs = dm.mix.train_pairs(0)
     assert len(pairs) == 40
     assert all(p.first.ref in train_refs and p.second.ref in train_refs for p in pairs)
     assert all(p.level == comparison_level(p.first, p.second) for p in pairs)
@@ -52,16 +53,16 @@ def test_pairs_come_from_train_contents_and_carry_the_rule(synth_root):
 
 def test_deterministic_per_seed_and_resampling(synth_root):
     a, b, c = make(synth_root, seed=1), make(synth_root, seed=1), make(synth_root, seed=2)
-    assert a._train.pairs() == b._train.pairs() != c._train.pairs()
-    fixed = make(synth_root)
-    assert fixed._train.pairs(0) == fixed._train.pairs(3)
-    moving = make(synth_root, resample_every_epoch=True)
-    assert moving._train.pairs(0) != moving._train.pairs(1)
-    assert moving._train.pairs(1) == make(synth_root, resample_every_epoch=True)._train.pairs(1)
+    assert a.mix.train_pairs(0) == b.mix.train_pairs(0) != c.mix.train_pairs(0)
+    fixed = make(synth_root).train_dataloader().dataset
+    assert fixed.pairs(0) == fixed.pairs(3)
+    moving = make(synth_root, resample_every_epoch=True).train_dataloader().dataset
+    assert moving.pairs(0) != moving.pairs(1)
+    assert moving.pairs(1) == make(synth_root, resample_every_epoch=True).mix.train_pairs(1)
 
 
 def test_collate_needs_connect_and_batches(synth_root):
-    dm = ComparisonDataModule([DatasetSpec(name="kadid10k", root=str(synth_root), pairs=8)])
+    dm = ComparisonDataModule([MixEntry(name="kadid10k", root=str(synth_root), pairs=8)])
     with pytest.raises(RuntimeError, match="connect"):
         dm.train_dataloader()
     batch = next(iter(make(synth_root).train_dataloader()))
@@ -76,13 +77,14 @@ def test_works_with_worker_processes(synth_root):
 
 
 def test_balanced_levels_and_rating_examples(synth_root):
-    natural = level_histogram(make(synth_root, pairs=200)._train.pairs())["kadid10k"]
+    natural = level_histogram(make(synth_root, pairs=200).mix.train_pairs(0))["kadid10k"]
     assert len(set(natural.values())) > 1
     dm = make(synth_root, pairs=200, balance_levels=True, rating_images_per_pair=2)
-    assert level_histogram(dm._train.pairs())["kadid10k"] == {lvl: 40 for lvl in LEVELS}
+    assert level_histogram(dm.mix.train_pairs(0))["kadid10k"] == {lvl: 40 for lvl in LEVELS}
     words = rating_labels(dm.records("kadid10k", "train"))
     assert set(words.values()) == set(RATING_LEVELS)
-    pair, item = dm._train.pairs()[0], dm._train[0]
+    train = dm.train_dataloader().dataset
+    pair, item = train.pairs()[0], train[0]
     assert [RATING_LEVELS[r["level"]] for r in item["rating_examples"]] == [words[pair.second.path],
                                                                              words[pair.first.path]]
     batch = next(iter(dm.train_dataloader()))
@@ -92,9 +94,9 @@ def test_balanced_levels_and_rating_examples(synth_root):
 
 def test_spec_validation():
     with pytest.raises(ValueError, match="not both"):
-        DatasetSpec(name="kadid10k", root="x", pairs=2, pairs_per_image=1.0)
+        MixEntry(name="kadid10k", root="x", pairs=2, pairs_per_image=1.0)
     with pytest.raises(ValueError, match="unique"):
-        ComparisonDataModule([DatasetSpec(name="live", root="a"), DatasetSpec(name="live", root="b")])
+        ComparisonDataModule([MixEntry(name="live", root="a"), MixEntry(name="live", root="b")])
 
 
 def test_data_inspect_prints_counts_range_std_and_levels(synth_root, capsys):
@@ -108,10 +110,26 @@ def test_data_inspect_prints_counts_range_std_and_levels(synth_root, capsys):
 
 def test_augment_flips_training_images_deterministically_and_only_in_training(synth_root):
     plain, flipped, again = (make(synth_root, augment=a) for a in (False, True, True))
-    items = [[d._train[(0, i)]["images"] for i in range(12)] for d in (plain, flipped, again)]
+    data = [d.train_dataloader().dataset for d in (plain, flipped, again)]
+    items = [[d[(0, i)]["images"] for i in range(12)] for d in data]
     same = lambda a, b: a.tobytes() == b.tobytes()  # noqa: E731
     assert all(same(x, y) for p, q in zip(items[1], items[2]) for x, y in zip(p, q))  # fixed per pair/epoch
     assert not all(same(x, y) for p, q in zip(items[0], items[1]) for x, y in zip(p, q))
     # a flip or rotation keeps the pixel values, only moves them
     assert all(sorted(x.tobytes()) == sorted(y.tobytes()) for p, q in zip(items[0], items[1]) for x, y in zip(p, q))
-    assert not flipped._val.augment
+    assert not flipped.val_dataloader().dataset.augment
+
+
+def test_public_face_for_the_evaluator(synth_root):
+    held_out = MixEntry(name="kadid10k", root=str(synth_root), label="cross", split="none")
+    trained = MixEntry(name="kadid10k", root=str(synth_root), pairs=8, evaluate=False,
+                       split_options={"test_refs": held_out_refs()})
+    dm = ComparisonDataModule([held_out, trained], pad_to_square=True)
+    assert dm.default_anchor_dataset() == "kadid10k"  # the first dataset trained on, not the first listed
+    assert dm.image_options() == {"pad_to_square": True}
+    assert list(dm.eval_records()) == ["cross"] and len(dm.eval_records()["cross"]) == 80  # 16 contents x 5
+    assert {r.ref for r in dm.records("kadid10k", "test")} == set(held_out_refs())
+    with pytest.raises(KeyError, match="no dataset labelled 'live'"):
+        dm.records("live")
+    with pytest.raises(ValueError, match="name the anchor dataset"):
+        ComparisonDataModule([held_out]).default_anchor_dataset()

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from c2s_lightning.data import LEVELS
-from c2s_lightning.data.datamodule import ComparisonDataModule, DatasetSpec
+from c2s_lightning.data.datamodule import ComparisonDataModule
+from c2s_lightning.data.mix import MixEntry
 from c2s_lightning.data.pairs import level_histogram
 from c2s_lightning.data.synth import write_synthetic_kadid
 from c2s_lightning.models.module import Compare2ScoreModule
@@ -22,8 +23,8 @@ def synth_root(tmp_path_factory):
 
 
 def datamodule(root, **kw):
-    spec = DatasetSpec(name="kadid10k", root=str(root), pairs=kw.pop("pairs", 20), split="random",
-                       split_options={"test_refs": ["I04"]})
+    spec = MixEntry(name="kadid10k", root=str(root), pairs=kw.pop("pairs", 20), split="random",
+                    split_options={"test_refs": ["I04"]})
     return ComparisonDataModule([spec], batch_size=kw.pop("batch_size", 10), val_pairs=0, **kw)
 
 
@@ -70,8 +71,7 @@ def test_combined_loss_is_pair_loss_plus_weighted_rating_loss(synth_root, per_pa
 
 def test_balanced_sampling_gives_equal_level_counts(synth_root):
     dm = datamodule(synth_root, pairs=100, balance_levels=True)
-    dm.setup()
-    assert level_histogram(dm._train.pairs())["kadid10k"] == {lvl: 20 for lvl in LEVELS}
+    assert level_histogram(dm.mix.train_pairs(0))["kadid10k"] == {lvl: 20 for lvl in LEVELS}
 
 
 def test_training_step_changes_trained_params_only(synth_root):
@@ -79,9 +79,17 @@ def test_training_step_changes_trained_params_only(synth_root):
                             rating_loss_weight=0.5)
     m.configure_model()
     before = {n: p.detach().clone() for n, p in m.named_parameters()}
-    trainer = L.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
-    trainer.fit(m, datamodule=datamodule(synth_root, rating_images_per_pair=1))
+    def trainer():
+        return L.Trainer(max_steps=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+
+    dm = datamodule(synth_root, rating_images_per_pair=1)
+    with pytest.raises(RuntimeError, match="connect"):  # the model never connects the data itself
+        trainer().fit(m, datamodule=dm)
+    assert all(torch.equal(before[n], p) for n, p in m.named_parameters())
+    dm.connect(m.backbone.encoder)  # what the CLI's before_fit does
+    trainer = trainer()
+    trainer.fit(m, datamodule=dm)
     after = dict(m.named_parameters())
     changed = {n for n in before if not torch.equal(before[n], after[n])}
     trained = {n for n, p in after.items() if p.requires_grad}

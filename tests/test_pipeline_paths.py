@@ -12,8 +12,9 @@ from transformers import LlavaForConditionalGeneration
 
 from c2s_lightning.callbacks.evaluator import SoftComparisonEvaluator
 from c2s_lightning.cli import main
-from c2s_lightning.data.datamodule import ComparisonDataModule, DatasetSpec
+from c2s_lightning.data.datamodule import ComparisonDataModule
 from c2s_lightning.data.images import ImagePreprocessing, load_image
+from c2s_lightning.data.mix import MixEntry
 from c2s_lightning.models.export import export_pretrained
 from c2s_lightning.models.module import Compare2ScoreModule
 from c2s_lightning.scoring.bank import AnchorBank
@@ -27,7 +28,7 @@ def setup(tmp_path_factory):
     for name, (w, h) in {"anchor.jpg": (180, 260), "x.jpg": (300, 200)}.items():
         Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp / name, quality=90)
     (tmp / "labels.csv").write_text("path,score,std\nanchor.jpg,4.0,0.1\nx.jpg,2.0,1.0\n")
-    dm = ComparisonDataModule([DatasetSpec(name="list", root=str(tmp / "labels.csv"), pairs=2, split="random",
+    dm = ComparisonDataModule([MixEntry(name="list", root=str(tmp / "labels.csv"), pairs=2, split="random",
                                            split_options={"fractions": [1.0, 0.0, 0.0]})],
                               batch_size=2, val_pairs=0, pad_to_square=True)
     module = Compare2ScoreModule(model="tiny-llava")

@@ -240,7 +240,7 @@ def test_missing_image_raises_or_is_skipped_and_logged(tmp_path, caplog, name):
     listed = PurePosixPath(records[1].name).name  # TID2013 lists i01_.. for the file I01_..
     with pytest.raises(DatasetError, match=WHERE + r".*: listed image .*" + re.escape(listed)):
         read_dataset(name, root)
-    with caplog.at_level(logging.INFO, logger="c2s_lightning.data.checks"):
+    with caplog.at_level(logging.INFO, logger="c2s_lightning.data.readers.checks"):
         kept = read_dataset(name, root, on_missing="skip", check_images=False)
     assert [r.name for r in kept] == [r.name for r in records if r is not records[1]]
     assert "skipped 1 listed image" in caplog.text and listed in caplog.text

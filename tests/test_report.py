@@ -14,9 +14,11 @@ from PIL import Image
 from c2s_lightning.commands import report as report_cmd
 from c2s_lightning.commands.sweep import read_metric
 from c2s_lightning.reporting import paper_numbers as paper
-from c2s_lightning.reporting.runs import ReportRun, flatten, label_runs, last_metrics, resolve
+from c2s_lightning.reporting.aggregate import aggregate_key, median_table
+from c2s_lightning.config_keys import flatten
+from c2s_lightning.reporting.runs import ReportRun, label_runs, last_metrics, resolve
 from c2s_lightning.reporting.tables import results_table
-from c2s_lightning.wandb_runs import RunData
+from c2s_lightning.reporting.wandb_files import RunData
 
 # One process writes three offline runs laid out as `sweep` leaves them: FOLDER/params.json and
 # FOLDER/wandb/offline-run-*/run-*.wandb, evaluated with beta = 1, 2, 3.
@@ -118,6 +120,25 @@ def test_anchor_rule_rows_sit_beside_the_paper_ablation():
     assert table[0] == "| run | LIVE SRCC / PLCC | BID SRCC / PLCC | mean SRCC / PLCC | s / image |"
     at = table.index("| rule=random | 0.500 / – | 0.400 / – | 0.450 / – | – |")
     assert table[at + 1] == "| ↳ *paper: anchor selection: random* | 0.954 / – | 0.881 / – | 0.917 / – | – |"
+
+
+def test_medians_over_splits_per_dataset_and_per_other_setting():
+    srcc = {(1, 1): 0.9, (1, 2): 0.7, (1, 3): 0.8, (2, 1): 0.5, (2, 2): 0.6, (2, 3): 0.1}  # (beta, split)
+    runs = [_run(f"b{b}s{s}", {}, {"val/live/srcc": v, "val/live/plcc": v / 2}
+                 | ({"val/bid/srcc": 0.4} if s == 1 else {}),  # BID logged by one split only
+                 params={"evaluator.beta": b, "data.split_index": s}) for (b, s), v in srcc.items()]
+    varied = label_runs(runs)
+    key = aggregate_key(runs, varied)
+    assert key == "data.split_index"
+    table = median_table(runs, varied, key, "val").splitlines()
+    # worked by hand: beta 1 takes {0.9, 0.7, 0.8} -> 0.8; beta 2 takes {0.5, 0.6, 0.1} -> 0.5
+    assert "| beta=1 | LIVE | 3 | 0.800 [0.700, 0.900] | 0.400 [0.350, 0.450] | 0.972 / 0.969 |" in table
+    assert "| beta=2 | LIVE | 3 | 0.500 [0.100, 0.600] | 0.250 [0.050, 0.300] | – |" in table  # no paper row
+    assert "| beta=1 | BID | 1 | 0.400 [0.400, 0.400] | – | 0.919 / 0.939 |" in table
+    assert aggregate_key(runs, varied, "beta") == "evaluator.beta"
+    assert aggregate_key(runs, ["evaluator.beta"]) is None  # no split varies: nothing by default
+    with pytest.raises(ValueError, match="seed"):
+        aggregate_key(runs, varied, "seed")
 
 
 def test_paper_reference_matches_one_changed_setting():

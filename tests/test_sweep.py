@@ -20,7 +20,7 @@ from c2s_lightning.commands.sweep_plan import (
 REPO = Path(__file__).resolve().parents[1]
 SWEEP_FILES = sorted((REPO / "sweeps").rglob("*.yaml"))
 # Planned runs of each shipped file (grid: every combination; random: run_cap).
-EXPECTED_RUNS = {"beta.yaml": 5, "anchor_selection.yaml": 3, "train_lr_lora.yaml": 8}
+EXPECTED_RUNS = {"beta.yaml": 5, "anchor_selection.yaml": 3, "train_lr_lora.yaml": 8, "paper_splits.yaml": 10}
 
 
 def write_sweep(path: Path, **sweep) -> Path:

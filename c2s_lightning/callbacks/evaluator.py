@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_info
 
-from c2s_lightning.callbacks.plots import scatter_png
+from c2s_lightning.callbacks.scatter import scatter_png
 from c2s_lightning.data.images import ImagePreprocessing
 from c2s_lightning.metrics import evaluate_predictions
 from c2s_lightning.scoring.bank import AnchorBank
@@ -82,7 +82,7 @@ class SoftComparisonEvaluator(L.Callback):
 
     # -- work -------------------------------------------------------------------------------
     def bank(self, datamodule) -> AnchorBank:
-        label = self.anchor_dataset or next(s.key for s in datamodule.specs if s.trains)
+        label = self.anchor_dataset or datamodule.default_anchor_dataset()
         records = datamodule.records(label, self.anchor_part)
         return AnchorBank.from_records(records, dataset=label, split=self.anchor_part, alpha=self.alpha,
                                        beta=self.beta, rule=self.rule, seed=self.anchor_seed)
@@ -112,11 +112,11 @@ class SoftComparisonEvaluator(L.Callback):
         return results
 
     def scorer(self, datamodule, pl_module: L.LightningModule) -> Compare2Scorer:
-        """A scorer over the module's comparator that loads images as training does: the
-        datamodule's padding, the model's input size, through the run's image cache."""
+        """A scorer over the module's comparator that loads images as training does (the
+        datamodule's image options, the model's input size), through the run's image cache."""
         comparator = pl_module.comparator
         encoder = getattr(getattr(comparator, "backbone", None), "encoder", None)
-        pipeline = ImagePreprocessing.for_encoder(encoder, datamodule.pad_to_square)
+        pipeline = ImagePreprocessing.for_encoder(encoder, **datamodule.image_options())
         if self._cache is None or self._cache.pipeline != pipeline:
             self._cache = ImageCache(pipeline, max_bytes=int(self.image_cache_mb * 2**20))
         return Compare2Scorer(comparator, self.bank(datamodule), cache=self._cache, workers=self.workers,

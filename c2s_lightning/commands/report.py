@@ -7,16 +7,22 @@ values the runs vary, e.g. ``beta=3``; SRCC / PLCC per dataset and their mean; t
 row under each run), a table of every mean metric, ``beta_srcc.png`` / ``beta_time.png`` (the
 paper's Figure 4) when the runs vary ``evaluator.beta``, and copies of the runs' prediction-vs-MOS
 scatter plots. Metrics are each run's last values (summary, else history).
+
+Runs that vary a split index (``sweep sweeps/paper_splits.yaml``) are also summarised as the paper
+reports its protocol: the median SRCC / PLCC per dataset over the splits and their range, printed
+and written first in the report; ``--aggregate KEY`` takes medians over another key (e.g. a seed).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from c2s_lightning.reporting.paper_numbers import PAPER_BETA_FINDING, PAPER_SECONDS_PER_IMAGE
-from c2s_lightning.reporting.plots import beta_plots, copy_scatters
+from c2s_lightning.reporting.aggregate import aggregate_key, median_table
+from c2s_lightning.reporting.figures import beta_plots, copy_scatters
 from c2s_lightning.reporting.runs import ReportRun, collect
 from c2s_lightning.reporting.tables import datasets_of, results_table, summary_table
 
@@ -25,15 +31,22 @@ def _rel(path: Path, out: Path) -> str:
     return path.relative_to(out).as_posix()
 
 
-def render(runs: list[ReportRun], varied: list[str], prefix: str, out: Path, title: str) -> str:
-    """The report's markdown; figures are written under ``out`` on the way."""
+def render(runs: list[ReportRun], varied: list[str], prefix: str, out: Path, title: str,
+           medians: tuple[str, str] | None = None) -> str:
+    """The report's markdown; figures are written under ``out`` on the way.
+
+    Args:
+        medians: The key aggregated over and its median table, shown first; None for no section.
+    """
     parts = [f"# {title}", "",
              f"{len(runs)} run(s); `{prefix}/` metrics, last logged values. Rows are labelled by "
              + (f"the values the runs vary ({', '.join(f'`{k}`' for k in varied)})." if varied
                 else "run name (no config value differs between them)."),
              "Under a run, *paper* is the published row measured with the same evaluation settings "
-             "(median over 10 splits, full mPLUG-Owl2 model): a bar to compare with, not the same setup.",
-             "", "## Results (SRCC / PLCC)", "", results_table(runs, prefix, varied), "",
+             "(median over 10 splits, full mPLUG-Owl2 model): a bar to compare with, not the same setup."]
+    if medians is not None:
+        parts += ["", f"## Median over `{medians[0]}` [min, max]", "", medians[1]]
+    parts += ["", "## Results (SRCC / PLCC)", "", results_table(runs, prefix, varied), "",
              "## Mean over datasets", "", summary_table(runs, prefix), "",
              f"Paper's scoring cost for context: {PAPER_SECONDS_PER_IMAGE}."]
     figures = beta_plots(runs, varied, prefix, out)
@@ -49,15 +62,26 @@ def render(runs: list[ReportRun], varied: list[str], prefix: str, out: Path, tit
     return "\n".join(parts).rstrip() + "\n"
 
 
-def write_report(items: list[str], out: Path, prefix: str = "val", title: str = "Compare2Score report") -> Path:
-    """Read the runs named by ``items`` and write ``out/report.md`` (and its figures)."""
+def write_report(items: list[str], out: Path, prefix: str = "val", title: str = "Compare2Score report",
+                 aggregate: str | None = None) -> tuple[Path, str | None]:
+    """Read the runs named by ``items`` and write ``out/report.md`` (and its figures).
+
+    Args:
+        aggregate: Key to take medians over (``aggregate_key``); None: the split index if varied.
+
+    Returns:
+        The report's path and the median table (None when nothing is aggregated).
+    """
     runs, varied = collect(items)
     if not datasets_of(runs, prefix):
         print(f"report: warning: no {prefix}/<dataset>/srcc metric in these {len(runs)} run(s)", file=sys.stderr)
+    key = aggregate_key(runs, varied, aggregate)
+    medians = (key, median_table(runs, varied, key, prefix)) if key else None
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "report.md"
-    path.write_text(render(runs, varied, prefix, out, title))
-    return path
+    path, tmp = out / "report.md", out / "report.md.tmp"
+    tmp.write_text(render(runs, varied, prefix, out, title, medians))
+    os.replace(tmp, path)  # a reader never sees half a report
+    return path, medians[1] if medians else None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,13 +92,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--metric-prefix", choices=("val", "test"), default="val",
                         help="which logged metrics to report (default %(default)s)")
     parser.add_argument("--title", default="Compare2Score report", help="heading of report.md")
+    parser.add_argument("--aggregate", metavar="KEY",
+                        help="median [min, max] per dataset over runs that differ in KEY (a dotted config key "
+                             "or sweep parameter, or its last part); default: the split index when runs vary it")
     return parser
 
 
 def main(args: list[str]) -> None:
     ns = _parser().parse_args(args)
     try:
-        path = write_report(ns.runs, ns.out, ns.metric_prefix, ns.title)
-    except (FileNotFoundError, RuntimeError) as err:
+        path, medians = write_report(ns.runs, ns.out, ns.metric_prefix, ns.title, ns.aggregate)
+    except (FileNotFoundError, RuntimeError, ValueError) as err:
         raise SystemExit(f"report: {err}") from None
+    if medians:
+        print(medians)
     print(f"wrote {path}")

@@ -15,6 +15,9 @@ server), substitutes W&B's command macros and runs each command as a subprocess:
   ``--export.dirpath FOLDER/export`` are appended (each unless the command sets it already), so
   runs neither share logs nor overwrite each other's checkpoints or exported models.
 
+The paper's 10-split protocol is one such sweep (``sweeps/paper_splits.yaml``, a grid over
+``data.split_index``); ``report`` then prints the median per dataset over the splits.
+
 Commands run in the current folder, as under ``wandb agent``: launch the shipped files from the
 repository root (their commands name ``experiments/...`` relatively).
 
@@ -96,11 +99,15 @@ def _load_state(out: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {"runs": {}}
 
 
+def _write_json(path: Path, data: Any) -> None:
+    # Written whole and renamed, so an interrupted sweep never leaves a half-written file.
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.replace(path)
+
+
 def _save_state(out: Path, state: dict[str, Any]) -> None:
-    # Written whole and renamed, so an interrupted sweep never leaves a half-written state.
-    tmp = out / (STATE_FILE + ".tmp")
-    tmp.write_text(json.dumps(state, indent=2, default=str))
-    tmp.replace(out / STATE_FILE)
+    _write_json(out / STATE_FILE, state)
 
 
 def _run_env(run: PlannedRun, group: str) -> dict[str, str]:
@@ -115,7 +122,7 @@ def _run_env(run: PlannedRun, group: str) -> dict[str, str]:
 def run_one(run: PlannedRun, group: str) -> int:
     """Run one command with its output in ``FOLDER/output.log``; return its exit status."""
     run.folder.mkdir(parents=True, exist_ok=True)
-    (run.folder / "params.json").write_text(json.dumps(run.params, indent=2))
+    _write_json(run.folder / "params.json", run.params)
     with open(run.folder / "output.log", "w") as log:
         log.write(f"$ {shell_line(run.command)}\n")
         log.flush()
@@ -131,7 +138,7 @@ def read_metric(folder: Path, name: str) -> float | None:
     """The last value of metric ``name`` in the newest readable offline run under ``folder``."""
     if not any(folder.rglob("run-*.wandb")):
         return None  # spares the reader's heavy imports when a program logged nothing
-    from c2s_lightning.wandb_runs import find_runs, read_run
+    from c2s_lightning.reporting.wandb_files import find_runs, read_run
 
     for path in reversed(find_runs(folder)):
         try:

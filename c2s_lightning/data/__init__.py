@@ -17,6 +17,8 @@ _LAZY = {
     "split_records": "c2s_lightning.data.splits",
     "Split": "c2s_lightning.data.splits",
     "sample_pairs": "c2s_lightning.data.pairs",
+    "Mix": "c2s_lightning.data.mix",
+    "MixEntry": "c2s_lightning.data.mix",
     "ComparisonDataModule": "c2s_lightning.data.datamodule",
 }
 

@@ -45,16 +45,16 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from c2s_lightning.data import readers_list, readers_mat, readers_sheet, readers_text
-from c2s_lightning.data.checks import LabelRow, finish
-from c2s_lightning.data.readers_text import koniq_official_sets
+from c2s_lightning.data.readers import lists, mat, sheet, text
+from c2s_lightning.data.readers.checks import LabelRow, finish
+from c2s_lightning.data.readers.text import koniq_official_sets
 from c2s_lightning.data.records import IQARecord
 
-__all__ = ["DATASETS", "DatasetSpec", "koniq_official_sets", "read_dataset"]
+__all__ = ["DATASETS", "DatasetInfo", "koniq_official_sets", "read_dataset"]
 
 
 @dataclasses.dataclass(frozen=True)
-class DatasetSpec:
+class DatasetInfo:
     """One row of the dataset table.
 
     Attributes:
@@ -74,27 +74,27 @@ class DatasetSpec:
     description: str
 
 
-DATASETS: dict[str, DatasetSpec] = {
-    "live": DatasetSpec(readers_mat.read_live, False, (0.0, 100.0), True, True,
-                        "LIVE Release 2: 779 synthetic distortions of 29 references, realigned DMOS"),
-    "csiq": DatasetSpec(readers_sheet.read_csiq, False, (0.0, 1.0), True, True,
-                        "CSIQ: 866 synthetic distortions of 30 references, DMOS 0-1"),
-    "kadid10k": DatasetSpec(readers_text.read_kadid, True, (1.0, 5.0), True, True,
-                            "KADID-10k: 10,125 synthetic distortions of 81 references, MOS 1-5"),
-    "bid": DatasetSpec(readers_sheet.read_bid, True, (0.0, 5.0), False, False,
-                       "BID: 586 blurred camera photos, MOS 0-5 (std via std_file)"),
-    "clive": DatasetSpec(readers_mat.read_clive, True, (0.0, 100.0), True, False,
-                         "LIVE In the Wild: 1,162 camera photos, MOS 0-100"),
-    "koniq10k": DatasetSpec(readers_text.read_koniq, True, (1.0, 5.0), True, False,
-                            "KonIQ-10k: 10,073 web photos, MOS 1-5 (or z-score 0-100)"),
-    "tid2013": DatasetSpec(readers_text.read_tid2013, True, (0.0, 9.0), True, True,
-                           "TID2013: 3,000 synthetic distortions of 25 references, MOS 0-9"),
-    "spaq": DatasetSpec(readers_sheet.read_spaq, True, (0.0, 100.0), False, False,
-                        "SPAQ: 11,125 smartphone photos, MOS 0-100"),
-    "agiqa3k": DatasetSpec(readers_text.read_agiqa, True, (0.0, 5.0), True, False,
-                           "AGIQA-3K: 2,982 AI-generated images, perceptual quality MOS ~0-5"),
-    "list": DatasetSpec(readers_list.read_list, True, None, False, False,
-                        "A CSV/TSV/JSON list of path, score[, std[, ref]] (your own data)"),
+DATASETS: dict[str, DatasetInfo] = {
+    "live": DatasetInfo(mat.read_live, False, (0.0, 100.0), True, True,
+                       "LIVE Release 2: 779 synthetic distortions of 29 references, realigned DMOS"),
+    "csiq": DatasetInfo(sheet.read_csiq, False, (0.0, 1.0), True, True,
+                       "CSIQ: 866 synthetic distortions of 30 references, DMOS 0-1"),
+    "kadid10k": DatasetInfo(text.read_kadid, True, (1.0, 5.0), True, True,
+                           "KADID-10k: 10,125 synthetic distortions of 81 references, MOS 1-5"),
+    "bid": DatasetInfo(sheet.read_bid, True, (0.0, 5.0), False, False,
+                      "BID: 586 blurred camera photos, MOS 0-5 (std via std_file)"),
+    "clive": DatasetInfo(mat.read_clive, True, (0.0, 100.0), True, False,
+                        "LIVE In the Wild: 1,162 camera photos, MOS 0-100"),
+    "koniq10k": DatasetInfo(text.read_koniq, True, (1.0, 5.0), True, False,
+                           "KonIQ-10k: 10,073 web photos, MOS 1-5 (or z-score 0-100)"),
+    "tid2013": DatasetInfo(text.read_tid2013, True, (0.0, 9.0), True, True,
+                          "TID2013: 3,000 synthetic distortions of 25 references, MOS 0-9"),
+    "spaq": DatasetInfo(sheet.read_spaq, True, (0.0, 100.0), False, False,
+                       "SPAQ: 11,125 smartphone photos, MOS 0-100"),
+    "agiqa3k": DatasetInfo(text.read_agiqa, True, (0.0, 5.0), True, False,
+                          "AGIQA-3K: 2,982 AI-generated images, perceptual quality MOS ~0-5"),
+    "list": DatasetInfo(lists.read_list, True, None, False, False,
+                       "A CSV/TSV/JSON list of path, score[, std[, ref]] (your own data)"),
 }
 
 

@@ -24,7 +24,7 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PurePath
 
-from c2s_lightning.data.readers_text import koniq_official_sets
+from c2s_lightning.data.readers.text import koniq_official_sets
 from c2s_lightning.data.records import DatasetError, IQARecord
 
 log = logging.getLogger(__name__)

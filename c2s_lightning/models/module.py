@@ -90,7 +90,7 @@ class Compare2ScoreModule(L.LightningModule):
 
     # -- building -------------------------------------------------------------------------
     def configure_model(self) -> None:
-        """Build the network once (inside the strategy's init context) and hand the encoder to the data."""
+        """Build the network once; later calls (Lightning's, the launcher's) find it built."""
         if self.net is None:
             hp = self.hparams
             options = dict(hp.backbone_options or {})
@@ -105,22 +105,12 @@ class Compare2ScoreModule(L.LightningModule):
             self.net.train()  # builders hand over eval-mode models; Lightning keeps modes as found
             if hp.gradient_checkpointing:
                 self.net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        if datamodule is not None and hasattr(datamodule, "connect"):
-            datamodule.connect(self.backbone.encoder)
 
     @property
     def comparator(self) -> Comparator:
         """What scoring needs: level logits for (first, second) image pairs."""
         self.configure_model()
         return FastComparator(self.backbone)  # plain path for families it does not cover
-
-    def export(self, out_dir, merge_lora: bool = True):
-        """Write a Hugging Face folder that ``load_backbone``/``from_pretrained`` reads (safetensors)."""
-        from c2s_lightning.models.export import export_pretrained
-
-        self.configure_model()
-        return export_pretrained(self.backbone, out_dir=out_dir, merge_lora=merge_lora)
 
     # -- steps ----------------------------------------------------------------------------
     def _answer_loss(self, batch: dict[str, torch.Tensor], word_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:

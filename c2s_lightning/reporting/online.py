@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from c2s_lightning.wandb_runs import RunData
+from c2s_lightning.reporting.wandb_files import RunData
 
 ONLINE_PATH = re.compile(r"[\w.-]+/[\w.-]+/[\w-]+")
 

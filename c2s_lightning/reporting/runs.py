@@ -13,8 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from c2s_lightning.config_keys import flatten
 from c2s_lightning.reporting.online import ONLINE_PATH, read_online_run
-from c2s_lightning.wandb_runs import RunData, find_runs, read_run
+from c2s_lightning.reporting.wandb_files import RunData, find_runs, read_run
 
 # Config keys that differ between runs without saying anything about the experiment.
 _NOISE = ("save_dir", "logger.init_args.name", "default_root_dir", "dirpath", "_wandb", "wandb_version")
@@ -52,21 +53,6 @@ class ReportRun:
             if parts[-1] in SETTING_NAMES and (key in self.params or "evaluator" in key):
                 found[parts[-1]] = value
         return found
-
-
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config to dotted keys; W&B's ``{"value": x}`` wrappers are unwrapped."""
-    flat = {}
-    for key, value in config.items():
-        if key.startswith("_wandb"):
-            continue
-        if isinstance(value, dict) and set(value) <= {"value", "desc"} and "value" in value:
-            value = value["value"]
-        if isinstance(value, dict) and value:
-            flat |= flatten(value, f"{prefix}{key}.")
-        else:
-            flat[prefix + key] = value
-    return flat
 
 
 def last_metrics(data: RunData) -> dict[str, float]:

@@ -31,7 +31,8 @@ def _cell(metric: str, value: float | None) -> str:
     return f"{value:.3g}"
 
 
-def _pair(srcc: float | None, plcc: float | None) -> str:
+def pair_cell(srcc: float | None, plcc: float | None) -> str:
+    """``SRCC / PLCC`` to 3 decimals, a dash for a missing value."""
     return f"{_num(srcc)} / {_num(plcc)}"
 
 
@@ -48,10 +49,10 @@ def _row(cells: list[str]) -> str:
 
 
 def _paper_cells(ref: PaperRow, datasets: list[str]) -> list[str]:
-    cells = [_pair(ref.srcc.get(d), ref.plcc.get(d)) for d in datasets]
+    cells = [pair_cell(ref.srcc.get(d), ref.plcc.get(d)) for d in datasets]
     srcc = statistics.fmean(ref.srcc[d] for d in datasets) if all(d in ref.srcc for d in datasets) else None
     plcc = statistics.fmean(ref.plcc[d] for d in datasets) if all(d in ref.plcc for d in datasets) else None
-    return cells + [_pair(srcc, plcc), MISSING]
+    return cells + [pair_cell(srcc, plcc), MISSING]
 
 
 def results_table(runs: list[ReportRun], prefix: str, varied: list[str]) -> str:
@@ -68,9 +69,9 @@ def results_table(runs: list[ReportRun], prefix: str, varied: list[str]) -> str:
                   + ["mean SRCC / PLCC", "s / image"]),
              _row(["---"] * (len(datasets) + 3))]
     for run in runs:
-        cells = [_pair(run.metrics.get(f"{prefix}/{d}/srcc"), run.metrics.get(f"{prefix}/{d}/plcc"))
+        cells = [pair_cell(run.metrics.get(f"{prefix}/{d}/srcc"), run.metrics.get(f"{prefix}/{d}/plcc"))
                  for d in datasets]
-        mean = _pair(*(mean_metric(run, prefix, m, datasets) for m in ("srcc", "plcc")))
+        mean = pair_cell(*(mean_metric(run, prefix, m, datasets) for m in ("srcc", "plcc")))
         seconds = mean_metric(run, prefix, "seconds_per_image", datasets)
         lines.append(_row([run.label] + cells + [mean, _cell("seconds_per_image", seconds)]))
         ref = paper_reference(run.settings(), varied_settings)

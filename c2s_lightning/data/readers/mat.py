@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from c2s_lightning.data.checks import LabelRow, require_file, to_float
+from c2s_lightning.data.readers.checks import LabelRow, require_file, to_float
 from c2s_lightning.data.records import DatasetError, IQARecord
 
 LIVE_FOLDERS = (("jp2k", 227), ("jpeg", 233), ("wn", 174), ("gblur", 174), ("fastfading", 174))

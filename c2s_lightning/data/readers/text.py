@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from c2s_lightning.data.checks import LabelRow, require_file, to_float
+from c2s_lightning.data.readers.checks import LabelRow, require_file, to_float
 from c2s_lightning.data.records import DatasetError, IQARecord
 
 KONIQ_LABELS = "koniq10k_scores_and_distributions.csv"

@@ -7,6 +7,8 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 
+from c2s_lightning.models.export import export_pretrained
+
 
 class HFExport(L.Callback):
     """Exports the model at the end of ``fit`` for ``score``, ``anchors build`` and ``evaluate``.
@@ -26,6 +28,6 @@ class HFExport(L.Callback):
             return
         out = Path(self.dirpath or Path(trainer.default_root_dir) / "export")
         if trainer.is_global_zero:
-            pl_module.export(out, merge_lora=self.merge_lora)
+            export_pretrained(pl_module.backbone, out_dir=out, merge_lora=self.merge_lora)
             rank_zero_info(f"exported the model to {out}")
         trainer.strategy.barrier()

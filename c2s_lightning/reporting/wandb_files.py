@@ -1,5 +1,5 @@
-"""W&B runs: the project's default logger (offline when there is no account) and a reader of
-offline run files, so tests and reports can read a run back without a W&B server.
+"""A reader of offline W&B run files, so tests, sweeps and reports read a run back without a W&B
+server, and without importing Lightning (the logger that writes them is ``c2s_lightning.loggers``).
 
 An offline run is one binary ``run-<id>.wandb`` file: a LevelDB-style log (32 KiB blocks, 7-byte
 record headers: crc32, length, type) after a 7-byte file header, whose records are protobuf
@@ -15,52 +15,10 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.loggers import WandbLogger as _LightningWandbLogger
-
 _FILE_HEADER = struct.Struct("<4sHB")
 _RECORD_HEADER = struct.Struct("<IHB")
 _BLOCK = 32 * 1024
 _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
-
-
-def wandb_offline_by_default() -> bool:
-    """True when ``WANDB_MODE`` says offline/disabled or no API key is configured."""
-    mode = os.environ.get("WANDB_MODE", "").lower()
-    if mode in ("offline", "disabled", "dryrun"):
-        return True
-    if mode == "online" or os.environ.get("WANDB_API_KEY"):
-        return False
-    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
-    return not (netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore"))
-
-
-class WandbLogger(_LightningWandbLogger):
-    """Lightning's WandbLogger with the project's defaults.
-
-    Args:
-        name: Display name of the run.
-        save_dir: Folder under which ``wandb/`` run folders are written.
-        project: W&B project.
-        offline: Log offline; None (default) decides from ``WANDB_MODE`` and whether an API key
-            exists, so runs work without an account and sync later with ``wandb sync``.
-        log_model: Upload checkpoints as W&B artefacts (online only).
-        **kwargs: Passed on to ``wandb.init`` via Lightning's WandbLogger.
-    """
-
-    def __init__(self, name: str | None = None, save_dir: str = "outputs", project: str = "c2s_lightning",
-                 offline: bool | None = None, log_model: bool = False, **kwargs: Any):
-        offline = wandb_offline_by_default() if offline is None else offline
-        Path(save_dir).mkdir(parents=True, exist_ok=True)
-        super().__init__(name=name, save_dir=save_dir, project=project, offline=offline,
-                         log_model=log_model, **kwargs)
-
-    def finalize(self, status: str) -> None:
-        # Close the run when the trainer is done, so that the next Trainer in the same process
-        # (tests, notebooks) starts a run of its own instead of appending to this one.
-        super().finalize(status)
-        if self._experiment is not None:
-            self._experiment.finish(exit_code=0 if status == "success" else 1)
-            self._experiment = None
 
 
 @dataclasses.dataclass

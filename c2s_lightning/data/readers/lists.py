@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from c2s_lightning.data.checks import LabelRow, require_file, to_float
+from c2s_lightning.data.readers.checks import LabelRow, require_file, to_float
 from c2s_lightning.data.records import DatasetError, IQARecord
 
 PATH_KEYS = ("path", "image", "name", "file", "filename", "image_name")

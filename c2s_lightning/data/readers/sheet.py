@@ -9,7 +9,7 @@ from pathlib import Path
 import openpyxl
 from openpyxl.utils.exceptions import InvalidFileException
 
-from c2s_lightning.data.checks import LabelRow, require_file, to_float
+from c2s_lightning.data.readers.checks import LabelRow, require_file, to_float
 from c2s_lightning.data.records import DatasetError, IQARecord
 
 CSIQ_TYPES = {

@@ -1,0 +1,52 @@
+"""``python -m c2s_lightning cache stats|clear``: look at or empty the persistent comparison cache.
+
+The cache holds the level logits of image pairs already compared under a model and protocol
+(``c2s_lightning.scoring.comparison_cache``); it lives in ``--dir``, default ``$C2S_CACHE_DIR``
+or ``~/.cache/c2s_lightning/comparisons``. Clearing only ever costs recomputation.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m c2s_lightning cache", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="action", required=True)
+    for name, text in (("stats", "entries, size, bounds and entries per model of the cache"),
+                       ("clear", "remove the cache's entries (all, or one model's)")):
+        action = sub.add_parser(name, help=text, description=text)
+        action.add_argument("--dir", type=Path, default=None,
+                            help="cache folder (default: $C2S_CACHE_DIR or ~/.cache/c2s_lightning/comparisons)")
+        if name == "clear":
+            action.add_argument("--fingerprint", default=None, help="remove only this weights fingerprint's entries")
+    return parser
+
+
+def format_stats(stats) -> str:
+    """The text ``cache stats`` prints for a ``CacheStats``."""
+    bound = ", ".join(f"{name} {value:,}" for name, value in
+                      (("max_bytes", stats.max_bytes), ("max_entries", stats.max_entries)) if value) or "none"
+    lines = [f"cache       {stats.path}",
+             f"entries     {stats.entries:,}",
+             f"size        {stats.bytes / 2**20:.1f} MiB estimated, {stats.file_bytes / 2**20:.1f} MiB on disk",
+             f"bounds      {bound} (defaults of this command; each run sets its own)"]
+    for fingerprint, protocol, entries in stats.contexts:
+        lines.append(f"  {entries:>10,}  weights {fingerprint}  protocol {protocol}")
+    return "\n".join(lines)
+
+
+def main(args: list[str]) -> int:
+    ns = _parser().parse_args(args)
+    from c2s_lightning.scoring.comparison_cache import ComparisonCache
+
+    with ComparisonCache(ns.dir) as cache:
+        if ns.action == "stats":
+            print(format_stats(cache.stats()))
+        else:
+            removed = cache.clear(fingerprint=ns.fingerprint)
+            which = f" of weights {ns.fingerprint}" if ns.fingerprint else ""
+            print(f"removed {removed:,} comparisons{which} from {cache.path}")
+    return 0

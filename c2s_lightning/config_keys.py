@@ -1,0 +1,21 @@
+"""Dotted config keys (``evaluator.beta``): how the CLI logs its resolved config and how sweep
+files and reports name settings. Shared by training and reporting, so neither imports the other."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config to dotted keys; W&B's ``{"value": x}`` wrappers are unwrapped."""
+    flat = {}
+    for key, value in config.items():
+        if key.startswith("_wandb"):
+            continue
+        if isinstance(value, dict) and set(value) <= {"value", "desc"} and "value" in value:
+            value = value["value"]
+        if isinstance(value, dict) and value:
+            flat |= flatten(value, f"{prefix}{key}.")
+        else:
+            flat[prefix + key] = value
+    return flat

@@ -1,0 +1,188 @@
+"""The training mix: an experiment's datasets read, split and labelled, and the pairs drawn from them.
+
+A :class:`MixEntry` says how an experiment uses one dataset (where it is, how it is split, how
+many pairs it gives per epoch, whether it is evaluated); :class:`Mix` reads every entry once and
+draws from them. Pairs never cross datasets (see :mod:`c2s_lightning.data.pairs`); the mix only
+concatenates each dataset's draw. Nothing here imports Lightning, so a notebook can build a mix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from c2s_lightning.data.pairs import Pair, rating_labels, sample_pairs
+from c2s_lightning.data.records import IQARecord
+from c2s_lightning.data.splits import Split
+
+log = logging.getLogger(__name__)
+
+PARTS = ("train", "val", "test")
+
+
+@dataclasses.dataclass
+class MixEntry:
+    """One dataset of the experiment's mix.
+
+    Args:
+        name: Reader name (``live``, ``csiq``, ``kadid10k``, ``bid``, ``clive``, ``koniq10k``,
+            ``tid2013``, ``spaq``, ``agiqa3k``, ``list``).
+        root: Dataset folder as distributed (for ``list``: the list file).
+        pairs: Ordered training pairs drawn from this dataset per epoch.
+        pairs_per_image: Alternative amount: ordered pairs per training image. Leave both unset
+            for an evaluation-only dataset (e.g. a cross-dataset test set).
+        split: Split protocol: ``paper``, ``official``, ``random``, or ``none`` (all images are test).
+        split_index: Which of the paper's 10 splits (1..10).
+        split_options: Extra options of ``split_records`` (e.g. ``val_fraction``, ``test_refs``).
+        reader_options: Extra options of ``read_dataset`` (e.g. ``check_images: false``).
+        std_fallback: Std for images without one, on this dataset's MOS scale.
+        label: Name used in metric keys; defaults to ``name``.
+        evaluate: Whether the evaluation callback scores this dataset's test split.
+        synthesize: Write the synthetic dataset to ``root`` first unless it already holds it
+            (``data synth``; KADID-10k layout, so ``name`` must be ``kadid10k``). For the
+            quickstart and tests.
+        synth_options: Options of the synthetic dataset (``size``, ``crops``, ``seed``,
+            ``distortions``, ``levels``), as ``data synth`` takes them.
+    """
+
+    name: str
+    root: str
+    pairs: int | None = None
+    pairs_per_image: float | None = None
+    split: str = "random"
+    split_index: int = 1
+    split_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    reader_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    std_fallback: float | None = None
+    label: str | None = None
+    evaluate: bool = True
+    synthesize: bool = False
+    synth_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.pairs is not None and self.pairs_per_image is not None:
+            raise ValueError(f"dataset {self.key!r}: give pairs or pairs_per_image, not both")
+        if self.synthesize and self.name != "kadid10k":
+            raise ValueError(f"dataset {self.key!r}: synthesize writes KADID-10k's layout; set name: kadid10k")
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
+
+    @property
+    def trains(self) -> bool:
+        return self.pairs is not None or self.pairs_per_image is not None
+
+
+def check_entries(entries: Sequence[MixEntry]) -> None:
+    """Reject a mix that cannot work, before anything is read.
+
+    Raises:
+        ValueError: no entries, or two entries with the same label.
+    """
+    if not entries:
+        raise ValueError("the mix needs at least one dataset")
+    keys = [e.key for e in entries]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"dataset labels must be unique, got {keys}; set `label` to tell them apart")
+    if not any(e.trains for e in entries):
+        log.warning("no dataset has an amount of pairs: nothing to train on (fine for evaluation)")
+
+
+def read_split(entry: MixEntry, seed: int) -> Split:
+    """Read one entry's dataset (writing the synthetic one first when asked) and split it."""
+    from c2s_lightning.data.datasets import read_dataset
+    from c2s_lightning.data.splits import split_records
+
+    if entry.synthesize:
+        from c2s_lightning.data.synth import main_synth
+
+        main_synth(Path(entry.root), **entry.synth_options)  # no-op when already written
+    records = read_dataset(entry.name, entry.root, **entry.reader_options)
+    if entry.split == "none":
+        return Split(train=[], val=[], test=list(records))
+    return split_records(records, entry.split, index=entry.split_index, seed=seed, **entry.split_options)
+
+
+class Mix:
+    """Every entry read and split once; training pairs per epoch, validation pairs, rating words.
+
+    Every draw is a pure function of ``seed`` (and the epoch), so each process and each resumed
+    run draws the same pairs.
+
+    Args:
+        entries: The datasets of the mix (checked by :func:`check_entries`).
+        seed: Seed of the splits and of every pair draw.
+        val_pairs: Pairs per trained dataset drawn from its validation part (its test part when
+            the split has no validation part).
+        balance_levels: Draw training pairs with the five levels equally frequent per dataset.
+    """
+
+    def __init__(self, entries: Sequence[MixEntry], seed: int = 0, val_pairs: int = 64,
+                 balance_levels: bool = False):
+        check_entries(entries)
+        self.entries = list(entries)
+        self.seed, self.val_pairs, self.balance_levels = seed, val_pairs, balance_levels
+        self.splits: dict[str, Split] = {e.key: read_split(e, seed) for e in self.entries}
+
+    def train_pairs(self, epoch: int) -> list[Pair]:
+        """The training pairs of ``epoch``: each trained dataset's draw, in entry order."""
+        out: list[Pair] = []
+        for k, entry in enumerate(self.entries):
+            if entry.trains:
+                # distinct large primes keep the per-dataset and per-epoch seeds from colliding
+                out += sample_pairs(self.splits[entry.key].train, pairs=entry.pairs,
+                                    pairs_per_image=entry.pairs_per_image,
+                                    seed=self.seed + 7919 * k + 104729 * epoch, std_fallback=entry.std_fallback,
+                                    balance_levels=self.balance_levels)
+        return out
+
+    def validation_pairs(self) -> list[Pair]:
+        """Fixed held-out pairs per trained dataset, for ``val/loss`` and level accuracy."""
+        out: list[Pair] = []
+        for k, entry in enumerate(self.entries):
+            split = self.splits[entry.key]
+            held_out = split.val or split.test
+            if entry.trains and self.val_pairs > 0 and len(held_out) >= 2:
+                out += sample_pairs(held_out, pairs=self.val_pairs, seed=self.seed + 31 * k,
+                                    std_fallback=entry.std_fallback)
+        return out
+
+    def rating_words(self) -> dict[Path, str]:
+        """Image path -> rating word for every training image (``rating_labels`` per dataset)."""
+        words: dict[Path, str] = {}
+        for entry in self.entries:
+            if entry.trains:
+                words |= rating_labels(self.splits[entry.key].train)
+        return words
+
+    def records(self, label: str, part: str = "train") -> list[IQARecord]:
+        """One part (``train``, ``val``, ``test``) of a dataset's split."""
+        if label not in self.splits:
+            raise KeyError(f"no dataset labelled {label!r}; configured: {sorted(self.splits)}")
+        if part not in PARTS:
+            raise ValueError(f"part must be one of {PARTS}, got {part!r}")
+        return list(getattr(self.splits[label], part))
+
+    def eval_records(self, part: str = "test") -> dict[str, list[IQARecord]]:
+        """One part of every evaluated dataset, by label."""
+        return {e.key: self.records(e.key, part) for e in self.entries if e.evaluate}
+
+    def first_trained(self) -> str:
+        """Label of the first dataset trained on: the default anchor source.
+
+        Raises:
+            ValueError: when no dataset is trained on.
+        """
+        for entry in self.entries:
+            if entry.trains:
+                return entry.key
+        raise ValueError("no dataset of the mix is trained on; name the anchor dataset explicitly")
+
+    def summary(self) -> str:
+        """Images per part of every dataset, one line each."""
+        return "\n".join(f"{key}: {len(s.train)} train / {len(s.val)} val / {len(s.test)} test images"
+                         for key, s in self.splits.items())

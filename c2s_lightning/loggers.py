@@ -1,0 +1,52 @@
+"""The project's W&B logger: Lightning's, offline by default when there is no account.
+
+Offline runs are read back by ``c2s_lightning.reporting.wandb_files`` (no Lightning needed there).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers import WandbLogger as _LightningWandbLogger
+
+
+def wandb_offline_by_default() -> bool:
+    """True when ``WANDB_MODE`` says offline/disabled or no API key is configured."""
+    mode = os.environ.get("WANDB_MODE", "").lower()
+    if mode in ("offline", "disabled", "dryrun"):
+        return True
+    if mode == "online" or os.environ.get("WANDB_API_KEY"):
+        return False
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    return not (netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore"))
+
+
+class WandbLogger(_LightningWandbLogger):
+    """Lightning's WandbLogger with the project's defaults.
+
+    Args:
+        name: Display name of the run.
+        save_dir: Folder under which ``wandb/`` run folders are written.
+        project: W&B project.
+        offline: Log offline; None (default) decides from ``WANDB_MODE`` and whether an API key
+            exists, so runs work without an account and sync later with ``wandb sync``.
+        log_model: Upload checkpoints as W&B artefacts (online only).
+        **kwargs: Passed on to ``wandb.init`` via Lightning's WandbLogger.
+    """
+
+    def __init__(self, name: str | None = None, save_dir: str = "outputs", project: str = "c2s_lightning",
+                 offline: bool | None = None, log_model: bool = False, **kwargs: Any):
+        offline = wandb_offline_by_default() if offline is None else offline
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
+        super().__init__(name=name, save_dir=save_dir, project=project, offline=offline,
+                         log_model=log_model, **kwargs)
+
+    def finalize(self, status: str) -> None:
+        # Close the run when the trainer is done, so that the next Trainer in the same process
+        # (tests, notebooks) starts a run of its own instead of appending to this one.
+        super().finalize(status)
+        if self._experiment is not None:
+            self._experiment.finish(exit_code=0 if status == "success" else 1)
+            self._experiment = None

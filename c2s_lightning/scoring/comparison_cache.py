@@ -1,0 +1,291 @@
+"""A persistent cache of level logits, keyed by model, protocol and the two images' contents.
+
+A sweep over how comparisons are chosen and combined (beta, the anchor rule, probability vs
+count, temperature, the MAP link) asks the same (anchor, image) questions of the same model
+again and again; their answers, the five level logits, depend only on the weights, on the
+comparison protocol (template, level words, preprocessing) and on the two images. So the key is
+``ComparisonKey(fingerprint, protocol, first, second)``: the weights fingerprint, a
+``protocol_key`` of the protocol dict and the content digests of the first and second image
+(``digests.py``). New weights give a new fingerprint, so an entry of old weights is never hit.
+
+**Storage: one SQLite database in WAL mode** (``<folder>/comparisons.sqlite3``), chosen over
+append-only shards because it gives every property needed without code of ours:
+
+* concurrent writers (sweep runs, ranks): each write is one ``BEGIN IMMEDIATE`` transaction,
+  writers queue on SQLite's lock with a busy timeout (60 s by default), readers never block
+  and see only committed transactions;
+* a kill (even ``kill -9``) mid-write loses at most the uncommitted transaction: the WAL is
+  replayed or ignored on the next open, never half-applied. ``synchronous=NORMAL`` keeps
+  commits durable against a process crash; a power cut may lose the last commits, not
+  consistency. This replaces the project's temp-file + ``os.replace`` rule for this file;
+* a bound with eviction: the least recently used entries go first (a read refreshes its
+  entries in a short write transaction of its own), which shards could only do by rewriting;
+* point lookups by key stay fast at millions of entries, where shards would need an index.
+
+WAL needs shared memory between the processes, so the folder must be on a local file system
+(not NFS); ranks on several nodes each use a local folder.
+
+Sizes: keys are stored as 16-byte digests, so an entry of five float32 logits takes about
+``ENTRY_OVERHEAD + 20`` bytes of the file. ``max_bytes`` bounds that estimate (kept in a
+totals row by triggers, in the same transactions as the writes); eviction then cuts to 90 %
+of the bound, so it runs once per tenth of the capacity rather than on every write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from c2s_lightning.scoring.cache_db import CacheError, connect, totals, transaction
+from c2s_lightning.scoring.digests import DIGEST_SIZE, file_digest, pixel_digest, protocol_key
+
+__all__ = ["CacheError", "CacheStats", "ComparisonCache", "ComparisonKey", "default_cache_dir",
+           "file_digest", "pixel_digest", "protocol_key"]
+
+ENV_VAR = "C2S_CACHE_DIR"
+DB_NAME = "comparisons.sqlite3"
+DEFAULT_MAX_BYTES = 1 << 30
+"""1 GiB: about 6 million comparisons of five float32 logits."""
+ENTRY_OVERHEAD = 160
+"""File bytes per entry besides its logits (keys, LRU index, B-tree cells and their slack):
+10^5 entries of five float32 logits took 17.6 MB after a checkpoint, 156 + 20 bytes each."""
+LOW_WATER = 0.9
+_DTYPES = {"<f4": np.dtype("<f4"), "<f8": np.dtype("<f8")}
+_WRITE_CHUNK = 4096  # rows per write transaction, so other writers get turns during a big put
+
+
+class ComparisonKey(NamedTuple):
+    """One comparison: weights fingerprint, protocol key, digests of the first and second image."""
+
+    fingerprint: str
+    protocol: str
+    first: str
+    second: str
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """What ``ComparisonCache.stats()`` reports.
+
+    ``contexts`` lists ``(fingerprint, protocol key, entries)`` per model and protocol; ``hits``
+    and ``misses`` count this process's lookups through this cache object.
+    """
+
+    path: Path
+    entries: int
+    bytes: int
+    file_bytes: int
+    max_bytes: int | None
+    max_entries: int | None
+    hits: int
+    misses: int
+    evicted: int
+    contexts: list[tuple[str, str, int]] = field(default_factory=list)
+
+
+def default_cache_dir() -> Path:
+    """``$C2S_CACHE_DIR`` if set, else ``~/.cache/c2s_lightning/comparisons``."""
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR]).expanduser()
+    return Path.home() / ".cache" / "c2s_lightning" / "comparisons"
+
+
+class ComparisonCache:
+    """Level logits of image pairs in a SQLite database; safe for several processes at once.
+
+    Each process (a forked child too) opens its own connection on first use; one object is
+    not meant to be shared between threads.
+
+    Args:
+        folder: Where the database lives (created if missing); default ``default_cache_dir()``.
+        max_bytes: Bound on the estimated size (None: unbounded); least recently used entries
+            are evicted past it.
+        max_entries: Bound on the number of entries (None: unbounded).
+        timeout: Seconds a write waits for other writers before it fails.
+    """
+
+    def __init__(self, folder: str | os.PathLike | None = None, *, max_bytes: int | None = DEFAULT_MAX_BYTES,
+                 max_entries: int | None = None, timeout: float = 60.0):
+        for name, bound in (("max_bytes", max_bytes), ("max_entries", max_entries)):
+            if bound is not None and bound <= 0:
+                raise ValueError(f"{name} must be positive or None, got {bound}")
+        self.folder = Path(folder).expanduser() if folder is not None else default_cache_dir()
+        self.path = self.folder / DB_NAME
+        self.max_bytes, self.max_entries, self.timeout = max_bytes, max_entries, timeout
+        self.hits = self.misses = self.evicted = 0
+        self._conn: sqlite3.Connection | None = None
+        self._pid = -1
+        self._contexts: dict[tuple[str, str], bytes] = {}
+
+    # -- public API --------------------------------------------------------------------------
+    def get_many(self, keys: Iterable[ComparisonKey]) -> dict[ComparisonKey, np.ndarray]:
+        """The cached logits of those ``keys`` that are present (a copy in native byte order).
+
+        Every key is counted once as a hit or a miss; hits become the most recently used.
+        """
+        keys = list(dict.fromkeys(keys))
+        encoded = [self._encode(k) for k in keys]
+        conn = self._connect()
+        found: dict[ComparisonKey, np.ndarray] = {}
+        with transaction(conn, "BEGIN"):  # one snapshot for the whole batch
+            for key, row in zip(keys, encoded):
+                hit = conn.execute("SELECT dtype, logits FROM comparisons WHERE context = ? AND first = ? "
+                                   "AND second = ?", row).fetchone()
+                if hit is not None:
+                    found[key] = _decode_value(*hit)
+        self.hits += len(found)
+        self.misses += len(keys) - len(found)
+        if found:
+            self._touch([row for key, row in zip(keys, encoded) if key in found])
+        return found
+
+    def put_many(self, items: Mapping[ComparisonKey, Any] | Iterable[tuple[ComparisonKey, Any]]) -> int:
+        """Store logits (1-D float32 or float64, kept bit for bit); returns how many were new.
+
+        A key already present keeps its stored logits (the first writer wins, so every reader
+        sees one value) and only becomes the most recently used. Entries are written in
+        transactions of up to 4,096: a kill keeps whole transactions, never part of one.
+        """
+        pairs = list(items.items() if isinstance(items, Mapping) else items)
+        rows = [(*self._encode(key), *_encode_value(key, value)) for key, value in pairs]
+        contexts = {self._context(k[0], k[1]): (k[0], k[1]) for k, _ in pairs}
+        conn = self._connect()
+        new = 0
+        for start in range(0, len(rows), _WRITE_CHUNK):
+            with transaction(conn, "BEGIN IMMEDIATE"):
+                before = totals(conn)[0]
+                if start == 0:
+                    conn.executemany("INSERT OR IGNORE INTO contexts VALUES (?, ?, ?)",
+                                     [(c, fp, proto) for c, (fp, proto) in contexts.items()])
+                now = time.time_ns()
+                conn.executemany("INSERT INTO comparisons VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE "
+                                 "SET used = excluded.used",
+                                 [(*row, now) for row in rows[start : start + _WRITE_CHUNK]])
+                new += totals(conn)[0] - before
+                self._evict(conn)
+        return new
+
+    def clear(self, fingerprint: str | None = None) -> int:
+        """Remove every entry (or those of one weights fingerprint); returns how many went.
+
+        Clearing everything also gives the disk space back (VACUUM) when no other process has
+        the cache open; otherwise SQLite reuses the freed pages for later entries.
+        """
+        conn = self._connect()
+        with transaction(conn, "BEGIN IMMEDIATE"):
+            before = totals(conn)[0]
+            where, args = ("", ()) if fingerprint is None else (" WHERE fingerprint = ?", (fingerprint,))
+            conn.execute(f"DELETE FROM comparisons WHERE context IN (SELECT context FROM contexts{where})", args)
+            conn.execute(f"DELETE FROM contexts{where}", args)
+            removed = before - totals(conn)[0]
+        if fingerprint is None:
+            try:
+                conn.execute("VACUUM")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.OperationalError:  # another process holds the file: space is reused later
+                pass
+        return removed
+
+    def stats(self) -> CacheStats:
+        """Entries, estimated and on-disk size, bounds, this object's counters, per-model counts.
+
+        The per-model counts read the whole table (about a second per few million entries);
+        a run logs ``hits``/``misses`` or ``CachingComparator.counts()`` instead.
+        """
+        conn = self._connect()
+        with transaction(conn, "BEGIN"):
+            entries, logit_bytes = totals(conn)
+            contexts = conn.execute("SELECT c.fingerprint, c.protocol, COUNT(*) FROM comparisons m "
+                                    "JOIN contexts c USING (context) GROUP BY m.context").fetchall()
+        files = [self.path, self.path.with_name(DB_NAME + "-wal")]
+        return CacheStats(self.path, entries, entries * ENTRY_OVERHEAD + logit_bytes,
+                          sum(f.stat().st_size for f in files if f.exists()), self.max_bytes,
+                          self.max_entries, self.hits, self.misses, self.evicted,
+                          sorted(tuple(c) for c in contexts))
+
+    def close(self) -> None:
+        """Close this process's connection (reopened on next use)."""
+        if self._conn is not None and self._pid == os.getpid():
+            self._conn.close()
+        self._conn = None
+
+    def __enter__(self) -> ComparisonCache:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- internals ---------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        # A connection must not cross a fork: a child process opens its own.
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        conn = connect(self.path, self.timeout)
+        self._conn, self._pid = conn, os.getpid()
+        return conn
+
+    def _context(self, fingerprint: str, protocol: str) -> bytes:
+        if (fingerprint, protocol) not in self._contexts:
+            for name, value in (("fingerprint", fingerprint), ("protocol", protocol)):
+                if not isinstance(value, str) or not value:
+                    raise ValueError(f"a comparison key needs a non-empty {name} string, got {value!r}")
+            text = f"{fingerprint}\0{protocol}".encode()
+            self._contexts[(fingerprint, protocol)] = hashlib.blake2b(text, digest_size=DIGEST_SIZE).digest()
+        return self._contexts[(fingerprint, protocol)]
+
+    def _encode(self, key: ComparisonKey) -> tuple[bytes, bytes, bytes]:
+        if not isinstance(key, tuple) or len(key) != 4:
+            raise TypeError(f"a comparison key is ComparisonKey(fingerprint, protocol, first, second), got {key!r}")
+        return (self._context(key[0], key[1]), _digest_bytes(key, key[2]), _digest_bytes(key, key[3]))
+
+    def _touch(self, rows: list[tuple[bytes, bytes, bytes]]) -> None:
+        now = time.time_ns()
+        with transaction(self._connect(), "BEGIN IMMEDIATE") as conn:
+            conn.executemany("UPDATE comparisons SET used = ? WHERE context = ? AND first = ? AND second = ?",
+                             [(now, *row) for row in rows])
+
+    def _evict(self, conn: sqlite3.Connection) -> None:
+        """Inside a write transaction: drop the least recently used entries past a bound."""
+        entries, logit_bytes = totals(conn)
+        size = entries * ENTRY_OVERHEAD + logit_bytes
+        keep = entries
+        if self.max_entries is not None and entries > self.max_entries:
+            keep = int(self.max_entries * LOW_WATER)
+        if self.max_bytes is not None and size > self.max_bytes:
+            keep = min(keep, int(self.max_bytes * LOW_WATER / (size / entries)))
+        if keep < entries:
+            conn.execute("DELETE FROM comparisons WHERE (context, first, second) IN (SELECT context, first, "
+                         "second FROM comparisons ORDER BY used LIMIT ?)", (entries - keep,))
+            self.evicted += entries - keep
+
+
+def _digest_bytes(key: ComparisonKey, digest: str) -> bytes:
+    try:
+        raw = bytes.fromhex(digest)
+    except (TypeError, ValueError):
+        raw = b""
+    if len(raw) != DIGEST_SIZE:
+        raise ValueError(f"{key}: image digests are {2 * DIGEST_SIZE} hex characters "
+                         f"(pixel_digest or file_digest), got {digest!r}")
+    return raw
+
+
+def _decode_value(code: str, blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype=_DTYPES[code]).astype(_DTYPES[code].newbyteorder("="))
+
+
+def _encode_value(key: ComparisonKey, value: Any) -> tuple[str, bytes]:
+    array = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+    if array.ndim != 1 or array.dtype.kind != "f" or array.dtype.itemsize not in (4, 8):
+        raise ValueError(f"{key}: logits must be a 1-D float32 or float64 vector, "
+                         f"got shape {array.shape} dtype {array.dtype}")
+    code = f"<f{array.dtype.itemsize}"
+    return code, array.astype(_DTYPES[code], copy=False).tobytes()

@@ -1,0 +1,91 @@
+"""Stable content hashes for the comparison cache: of a comparison protocol and of an image.
+
+All three are BLAKE2b with a 16-byte (128-bit) digest, written as 32 hex characters: fast
+(a decoded 1024x768 RGB photo took 16 ms on this project's busy 2-core CPU, paid once per test
+image while a 7B model compares it with 5-25 anchors) and with collisions out of reach (a
+chance of about 2^-64 even after 2^32 distinct images). Each kind of hash uses its own BLAKE2b
+personalisation string, so a file hash can never equal a pixel hash or a protocol key.
+
+Two image hashes, for two kinds of callers:
+
+* ``pixel_digest(image)``: the decoded pixels exactly as a comparator sees them (after
+  conversion to RGB and any padding), plus mode, size and palette. ``CachingComparator`` uses
+  this one, because comparators receive PIL images, not paths.
+* ``file_digest(path)``: the file's bytes, without decoding. Cheaper, but blind to what is done
+  to the pixels after loading, so a caller keying on it must put that preprocessing
+  (pad-to-square, ...) into the protocol. The two never match each other: a cache filled
+  through one is read through the same one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from PIL import Image
+
+DIGEST_SIZE = 16
+"""Bytes per digest; hex strings are twice as long."""
+
+_CHUNK = 1 << 20  # file reads of 1 MiB keep memory flat for any file size
+
+
+def protocol_key(protocol: Mapping[str, Any]) -> str:
+    """A stable key of a comparison protocol: the hash of its canonical JSON.
+
+    Canonical means sorted keys, no whitespace, ASCII only, so equal dicts give equal keys
+    whatever their key order (tuples count as lists, as in JSON).
+
+    Args:
+        protocol: Anything ``json.dumps`` takes without help (template, level words,
+            preprocessing, backbone family, ...); NaN and infinity are refused.
+
+    Raises:
+        TypeError: a value JSON cannot hold, or a protocol that is not a mapping.
+        ValueError: NaN or infinity in the protocol.
+    """
+    if not isinstance(protocol, Mapping):
+        raise TypeError(f"a comparison protocol is a mapping, got {type(protocol).__name__}")
+    try:
+        text = json.dumps(protocol, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                          allow_nan=False)
+    except TypeError as err:
+        raise TypeError(f"the comparison protocol is not JSON-able: {err}") from err
+    except ValueError as err:
+        raise ValueError(f"the comparison protocol holds NaN or infinity: {err}") from err
+    return hashlib.blake2b(text.encode(), digest_size=DIGEST_SIZE, person=b"c2s-protocol").hexdigest()
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """Hash of a file's bytes (not decoded); see the module docstring for when to use it.
+
+    Raises:
+        OSError: naming the file when it cannot be read.
+    """
+    h = hashlib.blake2b(digest_size=DIGEST_SIZE, person=b"c2s-file")
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(_CHUNK):
+                h.update(block)
+    except OSError as err:
+        raise OSError(f"{path}: cannot read the image file to hash it ({err})") from err
+    return h.hexdigest()
+
+
+def pixel_digest(image: Image.Image) -> str:
+    """Hash of a PIL image's decoded pixels, mode and size (and palette, for palette modes).
+
+    Two images with the same pixels hash equal whatever file they came from; metadata (EXIF,
+    ICC profile, file format) is not part of it, as comparators never see it.
+    """
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"pixel_digest takes a PIL image, got {type(image).__name__}")
+    h = hashlib.blake2b(digest_size=DIGEST_SIZE, person=b"c2s-pixels")
+    h.update(f"{image.mode} {image.size[0]}x{image.size[1]};".encode())
+    if image.mode in ("P", "PA"):  # the index bytes mean nothing without the palette
+        h.update(bytes(image.getpalette() or ()))
+    h.update(image.tobytes())
+    return h.hexdigest()
