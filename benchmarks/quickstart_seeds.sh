@@ -28,6 +28,6 @@ from c2s_lightning.reporting.wandb_files import find_runs, read_run
 out, seeds = sys.argv[1], sys.argv[2:]
 for seed in seeds:
     run = read_run(find_runs(f"{out}/seed{seed}")[-1])
-    srcc, plcc = run.series("val/kadid10k/srcc"), run.series("val/kadid10k/plcc")
+    srcc, plcc = run.series("test/kadid10k/srcc"), run.series("test/kadid10k/plcc")
     print(f"seed {seed}: srcc {srcc[0]:.3f} -> {srcc[-1]:.3f}   plcc {plcc[0]:.3f} -> {plcc[-1]:.3f}")
 PY

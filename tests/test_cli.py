@@ -52,9 +52,12 @@ def test_fit_logs_loss_and_soft_comparison_metrics_to_wandb(tmp_path, synth):
     run = read_run(find_runs(tmp_path / "run")[-1])
     losses = run.series("train/loss")
     assert len(losses) == 4 and all(0 < v < 20 for v in losses)
-    for key in ("val/kadid10k/srcc", "val/kadid10k/plcc", "val/kadid10k/krcc", "val/mean/srcc"):
+    for key in ("test/kadid10k/srcc", "test/kadid10k/plcc", "test/kadid10k/krcc", "test/mean/srcc"):
         assert -1 <= run.summary[key] <= 1
-    assert len(run.series("val/kadid10k/srcc")) == 3  # before training, step 2, step 4
+    # the test part is scored in the validation loop: logged as test/, never as val/
+    assert len(run.series("test/kadid10k/srcc")) == 3  # before training, step 2, step 4
+    assert not [k for k in run.summary if k.startswith("val/") and k.endswith("srcc")]
+    assert "val/loss" in run.summary  # the validation loop's own pairs
     assert run.config["model.model"] == "tiny-llava"  # the resolved config is logged, dotted keys
     assert run.config["evaluator.beta"] == 1
     assert sorted(p.name for p in (tmp_path / "run" / "plots").glob("*.png"))

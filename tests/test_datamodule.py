@@ -133,3 +133,20 @@ def test_public_face_for_the_evaluator(synth_root):
         dm.records("live")
     with pytest.raises(ValueError, match="name the anchor dataset"):
         ComparisonDataModule([held_out]).default_anchor_dataset()
+
+
+def test_held_out_pairs_are_named_after_the_part_they_come_from(synth_root):
+    with_val = make(synth_root)  # random split: a validation part exists
+    val_refs = {r.ref for r in with_val.records("kadid10k", "val")}
+    assert val_refs and with_val.mix.held_out_part() == "val"
+    assert {p.first.ref for p in with_val.mix.validation_pairs()} <= val_refs
+    assert next(iter(with_val.val_dataloader()))["part"] == "val"
+    spec = MixEntry(name="kadid10k", root=str(synth_root), pairs=40, split="random",
+                    split_options={"test_refs": held_out_refs(), "fractions": (0.8, 0.0, 0.2)})
+    no_val = ComparisonDataModule([spec], batch_size=8)
+    no_val.connect(CountingEncoder())
+    assert no_val.records("kadid10k", "val") == []
+    test_refs = {r.ref for r in no_val.records("kadid10k", "test")}
+    assert no_val.mix.held_out_part() == "test"  # test images: logged as test/loss, never val/loss
+    assert {p.second.ref for p in no_val.mix.validation_pairs()} <= test_refs
+    assert next(iter(no_val.val_dataloader()))["part"] == "test"

@@ -31,11 +31,11 @@ for beta in (1, 2, 3):
     config = {"evaluator": {"alpha": 5, "beta": beta, "rule": "min_variance"},
               "trainer": {"logger": {"init_args": {"name": folder.name, "save_dir": str(folder)}}}}
     run = wandb.init(mode="offline", dir=str(folder), project="t", config=config, reinit="create_new")
-    run.log({"val/live/srcc": 0.1, "val/live/plcc": 0.1})
-    run.log({"val/live/srcc": 0.90 + beta / 100, "val/live/plcc": 0.88, "val/koniq10k/srcc": 0.8,
-             "val/koniq10k/plcc": 0.81, "val/live/seconds_per_image": 0.1 * beta,
-             "val/koniq10k/seconds_per_image": 0.1 * beta})
-    run.summary["val/mean/srcc"] = 0.777 + beta / 1000
+    run.log({"test/live/srcc": 0.1, "test/live/plcc": 0.1})
+    run.log({"test/live/srcc": 0.90 + beta / 100, "test/live/plcc": 0.88, "test/koniq10k/srcc": 0.8,
+             "test/koniq10k/plcc": 0.81, "test/live/seconds_per_image": 0.1 * beta,
+             "test/koniq10k/seconds_per_image": 0.1 * beta})
+    run.summary["test/mean/srcc"] = 0.777 + beta / 1000
     run.finish()
 """
 
@@ -48,7 +48,7 @@ def sweep_runs(tmp_path_factory) -> Path:
     plots = root / "beta-001" / "plots"  # what the evaluation callback writes beside a run
     plots.mkdir()
     for step in (5, 10):
-        Image.new("RGB", (40, 30), (step, 0, 0)).save(plots / f"val_live_step{step:06d}.png")
+        Image.new("RGB", (40, 30), (step, 0, 0)).save(plots / f"test_live_step{step:06d}.png")
     return root
 
 
@@ -69,15 +69,15 @@ def test_report_table_figures_and_paper_row(sweep_runs, tmp_path, capsys):
         assert (out / name).stat().st_size > 1000 and f"]({name})" in text
         with Image.open(out / name) as image:
             assert image.size == (550, 400)
-    copied = out / "scatter" / "beta=1__val_live_step000010.png"  # only the newest step
-    assert copied.is_file() and not (out / "scatter" / "beta=1__val_live_step000005.png").exists()
-    assert "](scatter/beta=1__val_live_step000010.png)" in text
+    copied = out / "scatter" / "beta=1__test_live_step000010.png"  # only the newest step
+    assert copied.is_file() and not (out / "scatter" / "beta=1__test_live_step000005.png").exists()
+    assert "](scatter/beta=1__test_live_step000010.png)" in text
 
 
 def test_sweep_reads_the_best_metric_from_offline_runs(sweep_runs):
-    assert read_metric(sweep_runs / "beta-002", "val/mean/srcc") == pytest.approx(0.779)
-    assert read_metric(sweep_runs / "beta-003", "val/live/srcc") == pytest.approx(0.93)
-    assert read_metric(sweep_runs / "beta-003", "val/nothing") is None
+    assert read_metric(sweep_runs / "beta-002", "test/mean/srcc") == pytest.approx(0.779)
+    assert read_metric(sweep_runs / "beta-003", "test/live/srcc") == pytest.approx(0.93)
+    assert read_metric(sweep_runs / "beta-003", "test/nothing") is None
 
 
 def test_metrics_prefer_the_summary_and_fall_back_to_history():

@@ -12,7 +12,8 @@ import yaml
 from c2s_lightning.cli import main
 from c2s_lightning.commands import report as report_cmd
 from c2s_lightning.commands import sweep as sweep_cmd
-from c2s_lightning.data.datamodule import ComparisonDataModule, DatasetSpec
+from c2s_lightning.data.datamodule import ComparisonDataModule
+from c2s_lightning.data.mix import MixEntry
 from c2s_lightning.data.datasets import read_dataset
 from c2s_lightning.data.splits import split_records
 from c2s_lightning.data.synth import write_synthetic_kadid
@@ -29,8 +30,8 @@ QUICKSTART = str(ROOT / "experiments" / "quickstart.yaml")
 def test_split_index_sets_every_datasets_paper_split(tmp_path):
     roots = {"live": nf.write_live(tmp_path / "live", full=True, images=False),
              "csiq": nf.write_csiq(tmp_path / "csiq", full=True, images=False)}
-    specs = [DatasetSpec(name=n, root=str(r), pairs=4, split="paper", split_index=1,
-                         reader_options={"check_images": False}) for n, r in roots.items()]
+    specs = [MixEntry(name=n, root=str(r), pairs=4, split="paper", split_index=1,
+                      reader_options={"check_images": False}) for n, r in roots.items()]
     data = ComparisonDataModule(specs, split_index=3)
     plain = ComparisonDataModule(specs)
     for name, root in roots.items():
@@ -89,7 +90,7 @@ def test_two_splits_through_the_sweep_runner_then_report_prints_medians(tmp_path
     report_cmd.main([str(out), "--out", str(tmp_path / "report")])
     printed = capsys.readouterr().out
     for label in ("noise", "blur"):
-        srcc, plcc = ([run.summary[f"val/{label}/{m}"] for run in logged] for m in ("srcc", "plcc"))
+        srcc, plcc = ([run.summary[f"test/{label}/{m}"] for run in logged] for m in ("srcc", "plcc"))
         # the median of two values is their mean
         cells = [f"{(a + b) / 2:.3f} [{min(a, b):.3f}, {max(a, b):.3f}]" for a, b in (srcc, plcc)]
         assert f"| all runs | {label} | 2 | {cells[0]} | {cells[1]} |" in printed

@@ -1,6 +1,9 @@
 """``SoftComparisonEvaluator``: scores held-out images against anchors and logs SRCC/PLCC.
 
 Evaluation is a callback, not part of the model: the module only exposes ``comparator``.
+Metric keys name the split part that was scored, ``<eval_part>/<dataset>/<metric>``, whichever
+loop runs the callback: a test part is logged as ``test/...`` even from the validation loop, so a
+checkpoint monitor on ``val/...`` never selects on test images.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from c2s_lightning.callbacks.scatter import scatter_png
 from c2s_lightning.data.images import ImagePreprocessing
-from c2s_lightning.metrics import evaluate_predictions
+from c2s_lightning.iqa_metrics import iqa_metric_collection
 from c2s_lightning.scoring.bank import AnchorBank
 from c2s_lightning.scoring.loading import ImageCache
 from c2s_lightning.scoring.scorer import Compare2Scorer
+from c2s_lightning.scoring.shards import merge_strided, padded_shard
 
 log = logging.getLogger(__name__)
+PARTS = ("train", "val", "test")
 
 
 class SoftComparisonEvaluator(L.Callback):
@@ -40,7 +45,8 @@ class SoftComparisonEvaluator(L.Callback):
         temperature: Softmax temperature of the soft comparison.
         link: ``normal`` or ``logistic`` MAP link.
         readoff: ``raw`` or ``minmax``.
-        eval_part: Part of each dataset's split to score (``test`` by default).
+        eval_part: Part of each dataset's split to score (``test`` by default); also the prefix
+            of the logged keys (``test/<dataset>/srcc``), in the validation loop too.
         max_images: Score at most this many images per dataset (a seeded subset) for quick checks.
         batch_size: Image pairs per forward pass.
         before_training: Also evaluate once before the first training step (step 0).
@@ -56,6 +62,8 @@ class SoftComparisonEvaluator(L.Callback):
                  max_images: int | None = None, batch_size: int = 32, before_training: bool = False,
                  plots: bool = True, workers: int = 2, image_cache_mb: float = 2048):
         super().__init__()
+        if eval_part not in PARTS:
+            raise ValueError(f"eval_part must be one of {PARTS}, got {eval_part!r}")
         self.anchor_dataset, self.anchor_part = anchor_dataset, anchor_part
         self.alpha, self.beta, self.rule, self.anchor_seed = alpha, beta, rule, anchor_seed
         self.scorer_options = dict(matrix=matrix, temperature=temperature, link=link, readoff=readoff,
@@ -100,12 +108,12 @@ class SoftComparisonEvaluator(L.Callback):
                 log.warning("%s: only %d %s images; not evaluated", label, len(records), self.eval_part)
                 continue
             start = time.perf_counter()
-            preds = self._score_sharded(scorer, records, trainer)
+            preds, values = self._score_sharded(scorer, records, trainer, pl_module.device)
             seconds = (time.perf_counter() - start) * trainer.world_size / len(records)
             mos = [r.mos for r in records]
-            results[label] = evaluate_predictions(preds, mos) | {"seconds_per_image": seconds}
+            results[label] = values | {"seconds_per_image": seconds}
             if self.plots and trainer.is_global_zero:
-                self._plot(trainer, stage, label, preds, mos, results[label])
+                self._plot(trainer, self.eval_part, label, preds, mos, results[label])
         pl_module.train(was_training)
         self._log(trainer, pl_module, stage, results)
         self.last_results = results
@@ -127,32 +135,42 @@ class SoftComparisonEvaluator(L.Callback):
             return records
         return random.Random(0).sample(records, self.max_images)
 
-    def _score_sharded(self, scorer: Compare2Scorer, records: list, trainer: L.Trainer) -> list[float]:
-        """Each rank scores a strided shard; all ranks gather every score (no rank waits alone)."""
-        world, rank = trainer.world_size, trainer.global_rank
-        shard = list(range(rank, len(records), world))
-        scores = scorer.score([records[i].path for i in shard]).tolist()
-        if world == 1 or not (dist.is_available() and dist.is_initialized()):
-            return scores
-        gathered: list = [None] * world
-        dist.all_gather_object(gathered, list(zip(shard, scores)))
-        merged = dict(pair for part in gathered for pair in part)
-        return [merged[i] for i in range(len(records))]
+    def _score_sharded(self, scorer: Compare2Scorer, records: list, trainer: L.Trainer,
+                       device: torch.device) -> tuple[list[float], dict[str, float]]:
+        """Every image's score and the metrics, identical on all ranks.
+
+        Each rank scores an equal-length strided shard (``padded_shard``: the same number of
+        forward passes everywhere, which ZeRO-3/FSDP need) and feeds only its own images to the
+        torchmetrics metrics, which gather them at ``compute``; the scores are gathered for plots.
+        """
+        world, rank, n = trainer.world_size, trainer.global_rank, len(records)
+        own, shard = padded_shard(n, world, rank)
+        scores = scorer.score([records[i].path for i in shard]).to(device)
+        metrics = iqa_metric_collection().to(device)
+        metrics.update(scores[:len(own)], [records[i].mos for i in own])
+        values = {name: value.item() for name, value in metrics.compute().items()}
+        parts = [scores]
+        if world > 1 and dist.is_available() and dist.is_initialized():
+            parts = [torch.empty_like(scores) for _ in range(world)]
+            dist.all_gather(parts, scores)
+        return merge_strided(parts, n).tolist(), values
 
     def _log(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str, results: dict) -> None:
-        flat = {f"{stage}/{label}/{name}": value for label, row in results.items() for name, value in row.items()}
+        part = self.eval_part  # the keys name the part scored, not the loop (``stage``) running us
+        flat = {f"{part}/{label}/{name}": value for label, row in results.items() for name, value in row.items()}
         if results:
             names = next(iter(results.values())).keys()
-            flat |= {f"{stage}/mean/{n}": sum(r[n] for r in results.values()) / len(results) for n in names}
+            flat |= {f"{part}/mean/{n}": sum(r[n] for r in results.values()) / len(results) for n in names}
         # pl_module.log is allowed in these hooks (also feeds callback_metrics, so a checkpoint
-        # can monitor val/mean/srcc); every rank holds the same gathered values, so no sync.
+        # can monitor val/mean/srcc when eval_part is val); torchmetrics has already synced the
+        # values, so every rank logs the same numbers without another sync.
         if trainer.validating or trainer.testing:
             for key, value in flat.items():
                 pl_module.log(key, value, sync_dist=False)
         else:  # before training: straight to the loggers at step 0
             for logger in trainer.loggers:
                 logger.log_metrics(flat, step=trainer.global_step)
-        rank_zero_info(f"[{stage} step {trainer.global_step}] " + "  ".join(
+        rank_zero_info(f"[{stage} step {trainer.global_step}, {part} part] " + "  ".join(
             f"{label}: srcc {row['srcc']:.3f} plcc {row['plcc']:.3f}" for label, row in results.items()))
 
     def _plot(self, trainer: L.Trainer, stage: str, label: str, preds, mos, row) -> None:

@@ -15,7 +15,8 @@ def main(args: list[str]):
                                 epilog="Other options go to `validate` (see `python -m c2s_lightning validate --help`).")
     p.add_argument("--checkpoint", required=True,
                    help="exported model folder (merged or adapter), or a Lightning .ckpt of the same config")
-    p.add_argument("--test", action="store_true", help="run the test hooks (test/ keys) instead of validate")
+    p.add_argument("--test", action="store_true",
+                   help="run the test loop instead of validate (metric keys follow --evaluator.eval_part either way)")
     ns, rest = p.parse_known_args(args)
     from c2s_lightning.lightning_cli import run_lightning_cli
 

@@ -62,7 +62,7 @@ def render(runs: list[ReportRun], varied: list[str], prefix: str, out: Path, tit
     return "\n".join(parts).rstrip() + "\n"
 
 
-def write_report(items: list[str], out: Path, prefix: str = "val", title: str = "Compare2Score report",
+def write_report(items: list[str], out: Path, prefix: str = "test", title: str = "Compare2Score report",
                  aggregate: str | None = None) -> tuple[Path, str | None]:
     """Read the runs named by ``items`` and write ``out/report.md`` (and its figures).
 
@@ -89,8 +89,9 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="run files, run folders, folders to search, or entity/project/run_id")
     parser.add_argument("--out", type=Path, default=Path("outputs/report"), help="report folder (default %(default)s)")
-    parser.add_argument("--metric-prefix", choices=("val", "test"), default="val",
-                        help="which logged metrics to report (default %(default)s)")
+    parser.add_argument("--metric-prefix", choices=("val", "test"), default="test",
+                        help="which logged metrics to report: the split part they were computed on, "
+                             "the evaluator's eval_part (default %(default)s)")
     parser.add_argument("--title", default="Compare2Score report", help="heading of report.md")
     parser.add_argument("--aggregate", metavar="KEY",
                         help="median [min, max] per dataset over runs that differ in KEY (a dotted config key "

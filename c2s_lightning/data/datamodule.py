@@ -32,8 +32,9 @@ class ComparisonDataModule(L.LightningDataModule):
         datasets: The datasets of the mix; those with an amount of pairs are trained on, all
             with ``evaluate`` are scored by the evaluation callback.
         batch_size: Training pairs per batch (per device).
-        val_pairs: Pairs per dataset drawn from the validation part (or the test part when
-            the split has no validation part) for ``val/loss`` and level accuracy.
+        val_pairs: Held-out pairs per dataset for the validation loop's loss and level accuracy, from
+            the validation parts (logged as ``val/loss``), or from the test parts when a trained
+            dataset has no validation part (logged as ``test/loss``; ``Mix.held_out_part``).
         num_workers: DataLoader workers.
         seed: Seed of splits, pair draws and shuffling.
         resample_every_epoch: Draw new pairs at every epoch instead of reusing epoch 0's.
@@ -134,10 +135,11 @@ class ComparisonDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader | Sequence:
         data = PairDataset(fixed_draw(self.mix.validation_pairs()), False, self._pad_to_square,
                            pipeline=self._pipeline)
-        return DataLoader(data, shuffle=False, **self._loader_options()) if len(data) else []
+        options = self._loader_options(part=self.mix.held_out_part())
+        return DataLoader(data, shuffle=False, **options) if len(data) else []
 
-    def _loader_options(self) -> dict[str, Any]:
+    def _loader_options(self, part: str | None = None) -> dict[str, Any]:
         if self._encode is None:
             raise RuntimeError("ComparisonDataModule.connect(encoder) must be called before loading batches")
         return dict(batch_size=self._batch_size, num_workers=self._num_workers,
-                    collate_fn=functools.partial(collate, encode=self._encode), persistent_workers=False)
+                    collate_fn=functools.partial(collate, encode=self._encode, part=part), persistent_workers=False)

@@ -116,8 +116,7 @@ class Mix:
     Args:
         entries: The datasets of the mix (checked by :func:`check_entries`).
         seed: Seed of the splits and of every pair draw.
-        val_pairs: Pairs per trained dataset drawn from its validation part (its test part when
-            the split has no validation part).
+        val_pairs: Held-out pairs per trained dataset, from the part ``held_out_part`` names.
         balance_levels: Draw training pairs with the five levels equally frequent per dataset.
     """
 
@@ -140,12 +139,19 @@ class Mix:
                                     balance_levels=self.balance_levels)
         return out
 
+    def held_out_part(self) -> str:
+        """The part the held-out pairs come from, and so the prefix of their loss: ``val`` when every
+        trained dataset has a validation part, else ``test`` (the paper's splits have none), so a
+        loss computed on test images is never logged as ``val/loss``."""
+        trained = [self.splits[e.key] for e in self.entries if e.trains]
+        return "val" if trained and all(split.val for split in trained) else "test"
+
     def validation_pairs(self) -> list[Pair]:
-        """Fixed held-out pairs per trained dataset, for ``val/loss`` and level accuracy."""
+        """Fixed held-out pairs per trained dataset (``held_out_part``), for the loss and level accuracy."""
         out: list[Pair] = []
+        part = self.held_out_part()
         for k, entry in enumerate(self.entries):
-            split = self.splits[entry.key]
-            held_out = split.val or split.test
+            held_out = getattr(self.splits[entry.key], part)
             if entry.trains and self.val_pairs > 0 and len(held_out) >= 2:
                 out += sample_pairs(held_out, pairs=self.val_pairs, seed=self.seed + 31 * k,
                                     std_fallback=entry.std_fallback)

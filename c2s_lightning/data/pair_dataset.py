@@ -104,9 +104,13 @@ def _rating_example(image, word: str) -> dict[str, Any]:
             "answer": prompts.RATING_ANSWER.format(level=word), "level": prompts.RATING_LEVELS.index(word)}
 
 
-def collate(examples: list[dict], encode: Callable[[list[dict]], dict[str, torch.Tensor]]) -> dict:
-    """Encoded comparisons with their level indices; rating examples, if any, under ``rating``."""
+def collate(examples: list[dict], encode: Callable[[list[dict]], dict[str, torch.Tensor]],
+            part: str | None = None) -> dict:
+    """Encoded comparisons with their level indices; rating examples, if any, under ``rating``;
+    held-out batches name the split ``part`` their pairs come from (the prefix of their loss)."""
     batch = encode(examples)
+    if part is not None:
+        batch["part"] = part
     batch["levels"] = torch.tensor([e["level"] for e in examples], dtype=torch.long)
     ratings = [r for e in examples for r in e.get("rating_examples", ())]
     if ratings:

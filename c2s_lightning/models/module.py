@@ -115,7 +115,7 @@ class Compare2ScoreModule(L.LightningModule):
     # -- steps ----------------------------------------------------------------------------
     def _answer_loss(self, batch: dict[str, torch.Tensor], word_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Next-token loss on the answers, and accuracy of the answer word among ``word_ids``."""
-        inputs = {k: v for k, v in model_inputs(batch).items() if k not in ("levels", "rating")}
+        inputs = {k: v for k, v in model_inputs(batch).items() if k not in ("levels", "rating", "part")}
         out = self.net(**inputs)
         positions = batch["answer_positions"] - 1
         rows = torch.arange(positions.numel(), device=positions.device)
@@ -165,7 +165,7 @@ class Compare2ScoreModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "val")
+        self._step(batch, batch.get("part", "val"))  # test/loss when the held-out pairs are test images
 
     # -- optimisation ---------------------------------------------------------------------
     def configure_optimizers(self):

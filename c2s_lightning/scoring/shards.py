@@ -1,0 +1,46 @@
+"""Equal-length strided shards of a list of images, for scoring with several processes.
+
+Rank ``r`` of ``world`` takes items ``r, r + world, r + 2 world, ...``. Shards are padded to one
+length, ``ceil(n / world)``, by repeating an item, because every forward pass under ZeRO-3 or
+FSDP gathers the parameters collectively: a rank with one batch more than the others would wait
+for ever. Padded scores are dropped, so nothing is counted twice. No Lightning import.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+
+def padded_shard(n: int, world: int, rank: int) -> tuple[list[int], list[int]]:
+    """Item indices of rank ``rank``: its own ones, and the same padded to ``ceil(n / world)``.
+
+    The padding repeats the shard's first item (item 0 when the shard is empty: more ranks than
+    items) and comes last, so ``scores[:len(own)]`` are the rank's real scores.
+
+    Returns:
+        ``(own, padded)``: ``own`` the strided indices, ``padded`` the list to score.
+    """
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"need 0 <= rank < world, got rank {rank} of world {world}")
+    if n < 1:
+        raise ValueError(f"need at least one item to shard, got {n}")
+    own = list(range(rank, n, world))
+    length = math.ceil(n / world)
+    return own, own + [own[0] if own else 0] * (length - len(own))
+
+
+def merge_strided(parts: Sequence[torch.Tensor], n: int) -> torch.Tensor:
+    """The ``n`` scores in item order from every rank's padded shard scores (rank order).
+
+    Position ``j`` of rank ``r`` holds item ``r + j * world``; the padding holds items ``>= n``
+    in that numbering, so it falls off the end.
+    """
+    lengths = {len(p) for p in parts}
+    if len(lengths) != 1:
+        raise ValueError(f"shards must have one length, got {sorted(lengths)}")
+    if len(parts) * lengths.pop() < n:
+        raise ValueError(f"{len(parts)} shards cannot hold {n} items")
+    return torch.stack(list(parts), dim=1).reshape(-1)[:n]
