@@ -75,7 +75,7 @@ def best_rate(fn, paths: list[Path], rounds: int) -> list[float]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3 images per size, 2 rounds")
+    parser.add_argument("--quick", action="store_true", help="3 images per size, 3 rounds")
     parser.add_argument("--processor", default="mplug448", choices=["mplug448", "clip336", "siglip224"])
     parser.add_argument("--no-pad", action="store_true", help="without pad-to-square")
     parser.add_argument("--reducing-gap", type=float, default=ImagePreprocessing.reducing_gap,
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=None)
     args = parser.parse_args(argv)
     count = args.images or (3 if args.quick else 10)
-    rounds = args.rounds or (2 if args.quick else 3)
+    rounds = args.rounds or (3 if args.quick else 5)
     image_processor = processor(args.processor)
     pad = not args.no_pad
     new = ImagePreprocessing(pad_to_square=pad, decode_size=input_side(image_processor),
@@ -100,6 +100,8 @@ def main(argv: list[str] | None = None) -> None:
             for i, path in enumerate(paths):
                 photo(size, i).save(path, **({"quality": 90} if suffix == "jpg" else {}))
             old_rates, new_rates = [], []
+            best_rate(lambda p: pixels(image_processor, load_image(p, pad)), paths, 1)  # warm-up, not counted
+            best_rate(lambda p: pixels(image_processor, new.load(p)), paths, 1)
             for _ in range(rounds):  # alternate, so both see the same machine load
                 old_rates += best_rate(lambda p: pixels(image_processor, load_image(p, pad)), paths, 1)
                 new_rates += best_rate(lambda p: pixels(image_processor, new.load(p)), paths, 1)
