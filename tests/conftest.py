@@ -13,6 +13,19 @@ os.environ["WANDB_MODE"] = "offline"  # tests never reach a W&B server
 os.environ.setdefault("WANDB_SILENT", "true")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def image_check_cache(tmp_path_factory):
+    """The read-time image-check cache lives in a temporary folder, never the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("c2s-cache")
+    previous = os.environ.get("C2S_CACHE_DIR")
+    os.environ["C2S_CACHE_DIR"] = str(folder)  # also reaches subprocess tests
+    yield folder
+    if previous is None:
+        os.environ.pop("C2S_CACHE_DIR", None)
+    else:
+        os.environ["C2S_CACHE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def tiny_backbone_cache():
     """Tiny backbones by family name, built on first use and shared by the whole session.

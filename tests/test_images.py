@@ -157,12 +157,21 @@ def test_loading_twice_is_loading_once(jpeg_1600):
     assert once.tobytes() == pipeline.load(once).tobytes()
 
 
-def test_serialises_and_rejects_bad_fields():
+def test_serialises_as_the_protocols_image_preprocessing_and_rejects_bad_fields():
+    from c2s_lightning.models.protocol import image_preprocessing
+
     pipeline = ImagePreprocessing(pad_to_square=True, decode_size=448)
     assert ImagePreprocessing.from_dict(pipeline.to_dict()) == pipeline
-    assert pipeline.to_dict() == {"pad_to_square": True, "decode_size": 448, "reducing_gap": 2.0}
+    assert pipeline.to_dict() == {"pad_to_square": True, "pad_colour": "image_mean", "image_size": None,
+                                  "decode_size": 448, "reducing_gap": 2.0}
+    # a full-resolution pipeline writes, and reads, what protocols without decode fields hold
+    earlier = {"pad_to_square": True, "pad_colour": "image_mean", "image_size": None}
+    assert ImagePreprocessing(pad_to_square=True).to_dict() == earlier == image_preprocessing(True)
+    assert ImagePreprocessing.from_dict(earlier) == ImagePreprocessing(pad_to_square=True)
     with pytest.raises(ValueError, match="unknown"):
         ImagePreprocessing.from_dict({"pad_to_square": True, "size": 3})
+    with pytest.raises(ValueError, match="not supported"):
+        ImagePreprocessing.from_dict({"pad_to_square": True, "image_size": 336})
     with pytest.raises(ValueError, match="decode_size"):
         ImagePreprocessing(decode_size=0)
     with pytest.raises(ValueError, match="reducing_gap"):

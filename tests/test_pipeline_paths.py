@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -33,7 +34,7 @@ def setup(tmp_path_factory):
                               batch_size=2, val_pairs=0, pad_to_square=True)
     module = Compare2ScoreModule(model="tiny-llava")
     module.configure_model()
-    dm.connect(module.backbone.encoder)  # what the model/CLI does before training
+    dm.connect(module)  # what the CLI does before training
     export = export_pretrained(module.backbone, out_dir=tmp / "export")
     bank = AnchorBank.from_records(dm.records("list", "train"), dataset="list", split="train", alpha=1, beta=1)
     bank.save(tmp / "bank.json")
@@ -62,7 +63,7 @@ def test_training_evaluation_and_score_give_the_model_identical_pixels(setup, se
     train_rows = next(iter(dm.train_dataloader()))["pixel_values"]  # both pairs: 4 images
 
     evaluator = SoftComparisonEvaluator(alpha=1, beta=1, eval_part="train", workers=2)
-    evaluator.scorer(dm, module).score([x])
+    evaluator.scorer(SimpleNamespace(datamodule=dm), module).score([x])
     evaluation = seen[-1]  # the anchor is encoded first and kept; then the test image
 
     assert main(["score", str(x), "--checkpoint", str(export), "--anchors", str(tmp / "bank.json"),

@@ -6,8 +6,9 @@ import csv
 import dataclasses
 import logging
 import math
+import os
 import re
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import openpyxl
@@ -150,17 +151,42 @@ def test_tid2013_keeps_listed_case_and_finds_files_across_case(tmp_path):
     assert [r.mos for r in records[:2]] == pytest.approx([nf.score_at(0, 0.2, 7.2), nf.score_at(1, 0.2, 7.2)])
 
 
-def test_bid_takes_std_from_an_optional_list(tmp_path):
+LIQE_BID = Path(os.environ.get("C2S_SHARED_DATA", "/work/shared/data")) / "liqe" / "bid_all.txt"
+BID_STDS_BY_HAND = {"DatabaseImage0456.JPG": 1.166392, "DatabaseImage0124.JPG": 0.233858,
+                    "DatabaseImage0452.JPG": 0.596184, "DatabaseImage0001.JPG": 0.534734}
+"""A few rows of LIQE's bid_all.txt (3rd column), copied by hand, for machines without the file."""
+
+
+def test_bid_default_stds_are_liqe_per_image_stds(full):
+    records = full("bid")
+    got = {r.path.name: r.std for r in records}
+    assert all(std is not None and std > 0 for std in got.values())
+    assert {k: got[k] for k in BID_STDS_BY_HAND} == pytest.approx(BID_STDS_BY_HAND, abs=1e-12)
+    assert len(set(got.values())) > 400  # per image, not one made-up constant
+    if not LIQE_BID.is_file():
+        pytest.skip(f"{LIQE_BID} not here: checked the hand-copied rows only")
+    liqe = {}
+    for line in LIQE_BID.read_text().splitlines():
+        path, _, std = line.split("\t")
+        liqe[PurePosixPath(path).name] = float(std)
+    assert got == pytest.approx(liqe, abs=1e-12)
+
+
+def test_bid_std_file_overrides_or_turns_off_the_shipped_stds(tmp_path):
     root = tiny("bid", tmp_path)
     records = read_dataset("bid", root)
     assert [r.name for r in records] == [f"ImageDatabase/DatabaseImage{k:04d}.JPG" for k in (1, 3, 4, 5)]
-    assert all(r.std is None for r in records)
+    assert records[0].std == pytest.approx(BID_STDS_BY_HAND["DatabaseImage0001.JPG"])
+    assert all(r.std is None for r in read_dataset("bid", root, std_file=False))
     std_file = tmp_path / "bid_all.txt"
     std_file.write_text("".join(f"{r.name}\t{r.mos}\t{0.5 + i}\n" for i, r in enumerate(records)))
     assert [r.std for r in read_dataset("bid", root, std_file=std_file)] == [0.5, 1.5, 2.5, 3.5]
     std_file.write_text("".join(f"{r.name}\t{r.mos}\t0.5\n" for r in records[1:]))
-    with pytest.raises(DatasetError, match=r"bid_all\.txt.*DatabaseImage0001\.JPG.*row 2"):
+    with pytest.raises(DatasetError, match=r"bid_all\.txt: no std for DatabaseImage0001\.JPG .*row 2.*std_file=False"):
         read_dataset("bid", root, std_file=std_file)
+    _edit_xlsx(root / "DatabaseGrades.xlsx", "A2", 2)  # BID has no image 2, so the shipped list has no std
+    with pytest.raises(DatasetError, match=r"shipped BID std list .*: no std for DatabaseImage0002\.JPG"):
+        read_dataset("bid", root, check_images=False)
 
 
 def test_clive_drops_the_training_images(tmp_path):
@@ -251,9 +277,11 @@ def test_corrupt_image_header(tmp_path, name):
     root = tiny(name, tmp_path)
     records = read_dataset(name, root)
     records[0].path.write_bytes(b"this is no image at all")
-    unreadable = WHERE + r".*: image .*" + re.escape(records[0].path.name) + " cannot be read"
-    with pytest.raises(DatasetError, match=unreadable):
-        read_dataset(name, root)
+    unreadable = (r"1 of \d+ listed images cannot be read .*" + WHERE + r".*: .*" + re.escape(records[0].path.name)
+                  + r" \(UnidentifiedImageError: cannot identify image file")
+    for mode in ("full", "header"):
+        with pytest.raises(DatasetError, match=unreadable):
+            read_dataset(name, root, check_images=mode)
     assert len(read_dataset(name, root, check_images=False)) == len(records)
 
 

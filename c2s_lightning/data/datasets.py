@@ -9,7 +9,7 @@ name        mos                                                    std
 live        ``100 - dmos_new`` (dmos_realigned.mat; may pass 100)  ``dmos_std``
 csiq        ``1 - dmos`` (csiq.DMOS.xlsx)                          ``dmos_std``
 kadid10k    ``dmos`` (a 1-5 MOS despite its name)                  ``sqrt(var)``
-bid         MOS, column B of DatabaseGrades.xlsx                   from ``std_file`` or None
+bid         MOS, column B of DatabaseGrades.xlsx                   LIQE's per-image list (shipped)
 clive       ``AllMOS_release``                                     ``AllStdDev_release``
 koniq10k    ``MOS`` (1-5), or ``MOS_zscore`` with scale="zscore"   ``SD`` (x slope for zscore)
 tid2013     mos_with_names.txt                                     mos_std.txt
@@ -33,9 +33,14 @@ LIVE, CSIQ and TID2013, the file name for the others. File names are unique with
 dataset except LIVE's (``img1.bmp`` is in every folder), so the file name alone is a safe key
 elsewhere.
 
-Options common to every dataset: ``check_images=True`` (each image must exist and PIL must
-read its header; off for speed) and ``on_missing="error"`` (``"skip"`` drops listed images missing
-on disk, counting and logging them). Other options go to the reader (see each reader).
+Options common to every dataset decide each image's fate before any training:
+``check_images="full"`` (default: every image must exist and decode completely, checked in
+parallel and remembered across runs; ``"header"`` reads headers only; False skips the look),
+``on_missing="error"`` (``"skip"`` drops listed images missing on disk, counting and logging them)
+and ``on_bad_image="error"`` (``"skip"`` drops images that cannot be decoded, with a warning that
+counts them). Whatever the options, a label file may not list an image twice, name a path outside
+the dataset root (``..`` or absolute; a ``list`` file may allow absolute paths) or give a negative
+std. Other options go to the reader (see each reader).
 """
 
 from __future__ import annotations
@@ -81,8 +86,8 @@ DATASETS: dict[str, DatasetInfo] = {
                        "CSIQ: 866 synthetic distortions of 30 references, DMOS 0-1"),
     "kadid10k": DatasetInfo(text.read_kadid, True, (1.0, 5.0), True, True,
                            "KADID-10k: 10,125 synthetic distortions of 81 references, MOS 1-5"),
-    "bid": DatasetInfo(sheet.read_bid, True, (0.0, 5.0), False, False,
-                      "BID: 586 blurred camera photos, MOS 0-5 (std via std_file)"),
+    "bid": DatasetInfo(sheet.read_bid, True, (0.0, 5.0), True, False,
+                      "BID: 586 blurred camera photos, MOS 0-5 (std from LIQE's list, shipped)"),
     "clive": DatasetInfo(mat.read_clive, True, (0.0, 100.0), True, False,
                         "LIVE In the Wild: 1,162 camera photos, MOS 0-100"),
     "koniq10k": DatasetInfo(text.read_koniq, True, (1.0, 5.0), True, False,
@@ -102,8 +107,9 @@ def read_dataset(
     name: str,
     root: str | os.PathLike,
     *,
-    check_images: bool = True,
+    check_images: bool | str = "full",
     on_missing: str = "error",
+    on_bad_image: str = "error",
     **options,
 ) -> list[IQARecord]:
     """Read a dataset from its native files.
@@ -111,22 +117,32 @@ def read_dataset(
     Args:
         name: A key of :data:`DATASETS`.
         root: The dataset folder as unpacked; for ``"list"``, the list file.
-        check_images: Check that each listed image exists and that its header can be read
-            (pixels are not decoded). Turn off for speed when the data is known to be good.
+        check_images: ``"full"`` (default, or True): each listed image must exist and decode
+            completely; decoding runs in parallel and images that decoded once are remembered
+            by (path, size, modification time), so reruns only stat the files. ``"header"``:
+            PIL must read each header (fast, but a file cut short after its header passes).
+            False (or ``"none"``): no look at the images.
         on_missing: ``"error"`` (default) raises on a listed image missing on disk; ``"skip"``
             leaves it out, counting and logging it.
+        on_bad_image: ``"error"`` (default) raises one error naming the images that cannot be
+            read (the first few, with the reason); ``"skip"`` leaves them out with a warning
+            giving their number.
         **options: Reader options, e.g. ``realigned`` (live), ``std_file`` (bid), ``scale`` and
-            ``image_dir`` (koniq10k), ``image_dir`` (spaq, agiqa3k), ``image_root`` (list).
+            ``image_dir`` (koniq10k), ``image_dir`` (spaq, agiqa3k), ``image_root`` and
+            ``allow_absolute`` (list).
 
     Returns:
         The records in label-file order.
 
     Raises:
-        DatasetError: A label file is missing or malformed, or an image is missing or unreadable;
-            the message names the file and the row or field.
+        DatasetError: A label file is missing or malformed (a bad value, an image listed twice,
+            a path outside the root, a negative std), or an image is missing or unreadable; the
+            message names the file and the row or field.
         ValueError: An unknown dataset name or option value.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    rows = DATASETS[name].reader(Path(root).expanduser().resolve(), **options)
-    return finish(rows, check_images=check_images, on_missing=on_missing)
+    root = Path(root).expanduser().resolve()
+    rows = DATASETS[name].reader(root, **options)
+    return finish(rows, check_images=check_images, on_missing=on_missing, on_bad_image=on_bad_image,
+                  source=root)

@@ -72,16 +72,27 @@ class ImagePreprocessing:
         return cls(pad_to_square=pad_to_square, decode_size=getattr(encoder, "image_size", None))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready fields."""
-        return dataclasses.asdict(self)
+        """The ``image_preprocessing`` of a model's protocol (``compare2score.json``):
+        ``pad_to_square``, ``pad_colour`` (always the image's mean), ``image_size`` (None: the
+        processor resizes), and ``decode_size``/``reducing_gap`` only when decoding is reduced,
+        so a full-resolution pipeline writes what earlier versions wrote."""
+        out: dict[str, Any] = {"pad_to_square": self.pad_to_square, "pad_colour": "image_mean", "image_size": None}
+        if self.decode_size is not None:
+            out |= {"decode_size": self.decode_size, "reducing_gap": self.reducing_gap}
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ImagePreprocessing":
-        """Inverse of ``to_dict``; unknown keys are an error, missing ones take their defaults."""
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        """Inverse of ``to_dict``; an earlier protocol's dict (no decode fields) decodes at full
+        resolution. Unknown keys, another pad colour or a fixed ``image_size`` are an error."""
+        unknown = set(data) - {"pad_to_square", "pad_colour", "image_size", "decode_size", "reducing_gap"}
         if unknown:
             raise ValueError(f"unknown image preprocessing field(s) {sorted(unknown)}")
-        return cls(**data)
+        if data.get("pad_colour", "image_mean") != "image_mean" or data.get("image_size") is not None:
+            raise ValueError(f"image preprocessing {data} is not supported: padding uses the image's mean "
+                             "colour and the processor does the resizing (image_size null)")
+        return cls(pad_to_square=bool(data.get("pad_to_square", False)), decode_size=data.get("decode_size"),
+                   reducing_gap=float(data.get("reducing_gap", cls.reducing_gap)))
 
     def draft_size(self, size: tuple[int, int]) -> tuple[int, int] | None:
         """The smallest (width, height) a decoder may return for an image of ``size``, or None."""

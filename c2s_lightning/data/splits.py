@@ -26,6 +26,7 @@ from pathlib import Path, PurePath
 
 from c2s_lightning.data.readers.text import koniq_official_sets
 from c2s_lightning.data.records import DatasetError, IQARecord
+from c2s_lightning.data.split_sizes import check_split_sizes
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,8 @@ def split_records(records: Sequence[IQARecord], protocol: str, index: int = 1, s
 
     Raises:
         ValueError: Unknown protocol or option, or a bad index/fraction.
-        DatasetError: Records that do not fit the protocol (missing images, unknown dataset).
+        DatasetError: Records that do not fit the protocol (missing images, unknown dataset), or
+            too few of them (see ``split_sizes.check_split_sizes``).
     """
     if protocol not in _PROTOCOLS:
         raise ValueError(f"unknown split protocol {protocol!r}; choose one of {sorted(_PROTOCOLS)}")
@@ -96,6 +98,8 @@ def split_records(records: Sequence[IQARecord], protocol: str, index: int = 1, s
     for record in records:
         groups.setdefault(record.dataset, []).append(record)
     parts = [function(group, index, seed, **options) for group in groups.values()]
+    for (dataset, group), part in zip(groups.items(), parts):
+        check_split_sizes(dataset, group, part, protocol, options)
     return Split(*([r for p in parts for r in getattr(p, name)] for name in ("train", "val", "test")))
 
 

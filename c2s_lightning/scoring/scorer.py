@@ -19,7 +19,8 @@ import torch
 from PIL import Image
 
 from c2s_lightning.data.images import ImagePreprocessing
-from c2s_lightning.scoring.bank import AnchorBank
+from c2s_lightning.models.protocol import ComparisonProtocol
+from c2s_lightning.scoring.bank import AnchorBank, StaleAnchorBankError
 from c2s_lightning.scoring.loading import ImageCache, prefetch
 from c2s_lightning.scoring.map import comparison_matrix, map_estimate, readoff
 from c2s_lightning.scoring.soft import count_probability, soft_probability
@@ -56,33 +57,37 @@ class Compare2Scorer:
         link: MAP link function, ``normal`` (Thurstone Case V) or ``logistic``.
         readoff: ``raw`` MAP score of the test image, or ``minmax`` (the release's 0-100 rescaling).
         batch_size: Image pairs per forward pass.
-        pad_to_square: Pad images to a square with their mean colour before comparing (shorthand
-            for ``pipeline=ImagePreprocessing(pad_to_square=True)``).
-        recompute_anchors: Recompute the anchor matrix when the bank's was computed by another model
-            (otherwise that is an error).
-        pipeline: How paths and PIL images become the model's images (the one training used;
-            ``ImagePreprocessing.for_encoder``); default: full resolution, ``pad_to_square``.
+        protocol: The model's comparison protocol (``compare2score.json``); its image
+            preprocessing applies to every image, paths and PIL images alike, and it is recorded
+            in the bank when the scorer computes the anchor matrix.
+        pad_to_square: Pad images to a square with their mean colour; None: as the protocol (or
+            ``pipeline``) says, no padding without one. An override of the protocol is logged as
+            a warning.
+        recompute_anchors: Recompute the anchor matrix when the bank's was computed by other
+            weights or on other preprocessing (otherwise that is a ``StaleAnchorBankError``).
+        pipeline: How paths and PIL images become the model's images when there is no
+            ``protocol`` (``ImagePreprocessing.for_encoder``: the one training used); default:
+            full resolution.
         workers: Threads that load the next images while the model compares the current ones
             (0: load in this thread); the scores do not depend on it.
-        cache: An ``ImageCache`` that keeps loaded images between calls (its pipeline is the
-            scorer's when ``pipeline`` is not given).
+        cache: An ``ImageCache`` that keeps loaded images between calls; it must load with the
+            scorer's pipeline (which it gives when neither ``protocol`` nor ``pipeline`` does).
     """
 
     def __init__(self, comparator: LevelComparator, anchor_bank: AnchorBank, *, matrix: str = "probability",
                  temperature: float = 1.0, link: str = "normal", readoff: str = "raw", batch_size: int = 16,
-                 pad_to_square: bool = False, recompute_anchors: bool = False,
-                 pipeline: ImagePreprocessing | None = None, workers: int = 0, cache: ImageCache | None = None):
+                 protocol: ComparisonProtocol | None = None, pad_to_square: bool | None = None,
+                 recompute_anchors: bool = False, pipeline: ImagePreprocessing | None = None, workers: int = 0,
+                 cache: ImageCache | None = None):
         if matrix not in ("probability", "count"):
             raise ValueError(f"matrix must be 'probability' or 'count', got {matrix!r}")
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.comparator, self.bank = comparator, anchor_bank
         self.matrix, self.temperature, self.link, self.readoff = matrix, temperature, link, readoff
-        self.pipeline = pipeline or (cache.pipeline if cache is not None else ImagePreprocessing(pad_to_square))
-        if pad_to_square and not self.pipeline.pad_to_square:
-            raise ValueError("pad_to_square=True contradicts the pipeline's pad_to_square=False")
-        if cache is not None and cache.pipeline != self.pipeline:
-            raise ValueError(f"the cache loads with {cache.pipeline}, the scorer with {self.pipeline}")
+        self.protocol = protocol.with_preprocessing(pad_to_square) if protocol is not None else None
+        self.pipeline = _pipeline(self.protocol, pipeline, cache, pad_to_square)
+        self.preprocessing = self.pipeline.to_dict()
         self.batch_size, self.pad_to_square = batch_size, self.pipeline.pad_to_square
         self.recompute_anchors, self.workers = recompute_anchors, workers
         self._load = cache if cache is not None else self.pipeline.load
@@ -105,16 +110,28 @@ class Compare2Scorer:
         return self._anchor_images
 
     def anchor_block(self) -> torch.Tensor:
-        """``[n, n]`` P(anchor i beats anchor j): the bank's, or computed once (both orders)."""
+        """``[n, n]`` P(anchor i beats anchor j): the bank's, or computed once (both orders).
+
+        Raises:
+            StaleAnchorBankError: the bank's matrix came from other weights or preprocessing and
+                ``recompute_anchors`` is off.
+        """
         model_id = str(self.comparator.model_id)
-        stale = self.bank.matrix is not None and self.bank.model_id != model_id
-        if self.bank.matrix is None or (stale and self.recompute_anchors):
+        if self.bank.matrix is None or (self.recompute_anchors and not self._bank_fits(model_id)):
             # pair (first=j, second=i) gives P(i beats j); comparison_matrix then averages the
             # two presentation orders as (A + 1 - A^T) / 2.
             block = self.rows(self.anchor_images) if self._fast else self._plain_block()
             block.fill_diagonal_(0.5)
-            self.bank.set_matrix(block.tolist(), model_id)
-        return torch.tensor(self.bank.require_model(model_id), dtype=torch.float64)
+            protocol = None if self.protocol is None else self.protocol.to_dict()
+            self.bank.set_matrix(block.tolist(), model_id, self.preprocessing, protocol=protocol)
+        return torch.tensor(self.bank.matrix_for(model_id, self.preprocessing), dtype=torch.float64)
+
+    def _bank_fits(self, model_id: str) -> bool:
+        try:
+            self.bank.matrix_for(model_id, self.preprocessing)
+        except StaleAnchorBankError:
+            return False
+        return True
 
     def rows(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """``[B, n]`` P(test image beats anchor j), anchor shown first, test image second."""
@@ -165,3 +182,22 @@ class Compare2Scorer:
         # iterates do not depend on the other matrices of the batch.
         P = comparison_matrix(block, torch.cat(rows))
         return readoff(map_estimate(P, link=self.link), self.readoff)
+
+
+def _pipeline(protocol: ComparisonProtocol | None, pipeline: ImagePreprocessing | None, cache: ImageCache | None,
+              pad_to_square: bool | None) -> ImagePreprocessing:
+    """The one pipeline a scorer loads with: the protocol's (its padding already overridden), else
+    ``pipeline``, else the cache's, else full resolution; sources that disagree are an error."""
+    chosen = pipeline or (cache.pipeline if cache is not None else None)
+    if protocol is not None:
+        own = ImagePreprocessing.from_dict(protocol.image_preprocessing)
+        if pipeline is not None and pipeline != own:
+            raise ValueError(f"pipeline {pipeline} contradicts the protocol's image preprocessing {own}")
+        chosen = own
+    elif chosen is None:
+        chosen = ImagePreprocessing(pad_to_square=bool(pad_to_square))
+    elif pad_to_square is not None and bool(pad_to_square) != chosen.pad_to_square:
+        raise ValueError(f"pad_to_square={pad_to_square} contradicts the pipeline {chosen}")
+    if cache is not None and cache.pipeline != chosen:
+        raise ValueError(f"the cache loads with {cache.pipeline}, the scorer with {chosen}")
+    return chosen

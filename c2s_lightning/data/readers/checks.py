@@ -1,7 +1,10 @@
 """Checks shared by the native readers: label files, label values, and the images they list.
 
 Every failure raises :class:`DatasetError` with a message that names the file and the row or field,
-so a user with a damaged download knows which line to look at.
+so a user with a damaged download knows which line to look at. :func:`finish` decides every
+listed image's fate before any training: a label file must not list an image twice, name a path
+outside the dataset root (``..`` or an absolute path) or give a negative std; each image must exist
+and, under the default ``check_images="full"``, decode completely.
 """
 
 from __future__ import annotations
@@ -11,15 +14,17 @@ import logging
 import math
 import os
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from PIL import Image
-
+from c2s_lightning.data.image_checks import check_mode, unreadable_images
 from c2s_lightning.data.records import DatasetError, IQARecord
 
 log = logging.getLogger(__name__)
 
 ON_MISSING = ("error", "skip")
+ON_BAD_IMAGE = ("error", "skip")
+_SHOWN = 3
+"""Bad files named in one error line; the rest are counted (and logged when skipped)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,10 +34,13 @@ class LabelRow:
     Attributes:
         record: The parsed record; its ``path`` is ``root / name`` as listed (not yet checked).
         where: The label file and row it came from, e.g. ``"/data/kadid10k/dmos.csv, row 12"``.
+        allow_absolute: The reader was told to accept an absolute ``name`` (``list``'s
+            ``allow_absolute`` option); relative names must still stay under the root.
     """
 
     record: IQARecord
     where: str
+    allow_absolute: bool = False
 
 
 def require_file(path: Path, what: str = "label file") -> Path:
@@ -63,24 +71,96 @@ def to_float(value: object, where: str, field: str) -> float:
     return number
 
 
-def finish(rows: Iterable[LabelRow], check_images: bool = True, on_missing: str = "error") -> list[IQARecord]:
-    """Resolve and check the listed images, returning the records.
+def finish(
+    rows: Iterable[LabelRow],
+    check_images: bool | str = "full",
+    on_missing: str = "error",
+    on_bad_image: str = "error",
+    *,
+    source: str | os.PathLike | None = None,
+) -> list[IQARecord]:
+    """Check the parsed rows and the images they list, returning the records.
 
     Args:
         rows: Parsed rows from a reader.
-        check_images: Check that each image exists and that PIL can read its header (pixels are
-            not decoded). Off: paths are returned as listed, untouched.
+        check_images: ``"full"`` (default; True means the same): each image must exist and decode
+            completely (``PIL.Image.load``, in parallel, remembered across runs; see
+            ``image_checks``). ``"header"``: PIL must read the header only (fast, but a file
+            cut short after its header passes). ``"none"`` (or False): paths are returned as
+            listed, untouched.
         on_missing: ``"error"`` raises on the first listed image missing on disk; ``"skip"`` drops
-            it, counts it and logs it. Needs a look at the disk, so it works with either
+            it, counts it and logs it. Needs a look at the disk, so it works with any
             ``check_images`` setting.
+        on_bad_image: ``"error"`` raises one error listing the images that cannot be read (the
+            first few by name and reason); ``"skip"`` leaves them out and logs a warning with
+            their number (and each one at INFO level).
+        source: The dataset root or list file, for messages and the decode cache.
+
+    Raises:
+        DatasetError: A row names a path outside the root, repeats an image or has a negative
+            std; an image is missing or unreadable; or nothing is left to read.
     """
-    if on_missing not in ON_MISSING:
-        raise ValueError(f"on_missing must be one of {ON_MISSING}, got {on_missing!r}")
+    mode = check_mode(check_images)
+    _check_choice("on_missing", on_missing, ON_MISSING)
+    _check_choice("on_bad_image", on_bad_image, ON_BAD_IMAGE)
     rows = list(rows)
-    if not check_images and on_missing == "error":
+    if not rows:
+        raise DatasetError(f"{source}: the label file(s) list no images")
+    check_rows(rows)
+    if mode == "none" and on_missing == "error":
         return [row.record for row in rows]
+    found = _find_images(rows, on_missing)
+    if mode != "none":
+        found = _drop_unreadable(found, mode, on_bad_image, source)
+    if not found:
+        raise DatasetError(f"{source}: none of the {len(rows)} listed images is left to read "
+                           f"(on_missing={on_missing!r}, on_bad_image={on_bad_image!r})")
+    return [row.record if path == row.record.path else dataclasses.replace(row.record, path=path)
+            for row, path in found]
+
+
+def check_rows(rows: list[LabelRow]) -> None:
+    """Refuse rows that leave the root, repeat an image or carry a negative std (no disk access)."""
+    seen: dict[str, LabelRow] = {}
+    for row in rows:
+        key = _checked_name(row)
+        std = row.record.std
+        if std is not None and std < 0:
+            raise DatasetError(f"{row.where}: the std is negative ({std:g}); a std must be >= 0")
+        first = seen.setdefault(key, row)
+        if first is not row:
+            raise _listed_twice(first, row, row.record.name)
+
+
+def _checked_name(row: LabelRow) -> str:
+    """The row's image name, checked to stay under the dataset root; the key for duplicates.
+
+    Lexical on purpose: nothing is opened before the check, and a symlink inside the root
+    (a folder of images kept on another disk) is still followed when the image is read.
+    """
+    name = row.record.name.replace("\\", "/")
+    pure = PurePosixPath(name)
+    if ".." in pure.parts or ".." in Path(row.record.path).parts:
+        raise DatasetError(f"{row.where}: image path {row.record.name!r} leaves the dataset root "
+                           "('..'); paths must stay under it")
+    if (pure.is_absolute() or PureWindowsPath(name).drive) and not row.allow_absolute:
+        raise DatasetError(f"{row.where}: image path {row.record.name!r} is absolute; paths must be "
+                           "relative to the dataset root (a 'list' dataset accepts absolute paths "
+                           "with allow_absolute=True)")
+    return pure.as_posix()
+
+
+def _listed_twice(first: LabelRow, again: LabelRow, shown: object) -> DatasetError:
+    return DatasetError(
+        f"{again.where}: image {shown} is listed twice (first at {first.where}; scores "
+        f"{first.record.mos:g} and {again.record.mos:g}); each image may be listed once")
+
+
+def _find_images(rows: list[LabelRow], on_missing: str) -> list[tuple[LabelRow, Path]]:
+    """Each row with its file on disk; missing files raise or are skipped (``on_missing``)."""
     listings: dict[Path, dict[str, str]] = {}
-    records, skipped = [], []
+    found, skipped = [], []
+    by_file: dict[Path, LabelRow] = {}
     for row in rows:
         path = _resolve(row.record.path, listings)
         if path is None:
@@ -88,11 +168,39 @@ def finish(rows: Iterable[LabelRow], check_images: bool = True, on_missing: str 
                 raise DatasetError(f"{row.where}: listed image {row.record.path} not found")
             skipped.append(row)
             continue
-        if check_images:
-            _check_header(path, row.where)
-        records.append(row.record if path == row.record.path else dataclasses.replace(row.record, path=path))
-    _log_skipped(skipped)
-    return records
+        # Two names that differ only in case can find the same file (TID2013's lookup).
+        first = by_file.setdefault(path, row)
+        if first is not row:
+            raise _listed_twice(first, row, f"{path} (as {first.record.name!r} and {row.record.name!r})")
+        found.append((row, path))
+    if skipped:
+        log.warning("skipped %d listed image(s) missing on disk (on_missing='skip')", len(skipped))
+        for row in skipped:
+            log.info("skipped %s (%s): not found", row.record.path, row.where)
+    return found
+
+
+def _drop_unreadable(found: list[tuple[LabelRow, Path]], mode: str, on_bad_image: str,
+                     source: str | os.PathLike | None) -> list[tuple[LabelRow, Path]]:
+    bad = unreadable_images([path for _, path in found], mode, str(source) if source else None)
+    if not bad:
+        return found
+    listed = [f"{row.where}: {path} ({bad[path]})" for row, path in found if path in bad]
+    summary = f"{len(bad)} of {len(found)} listed images cannot be read (check_images={mode!r})"
+    if on_bad_image == "error":
+        more = f"; and {len(listed) - _SHOWN} more" if len(listed) > _SHOWN else ""
+        raise DatasetError(f"{summary}: {'; '.join(listed[:_SHOWN])}{more}. Replace them, or pass "
+                           "on_bad_image='skip' to leave them out")
+    log.warning("%s; left out (on_bad_image='skip'): %s%s", summary, "; ".join(listed[:_SHOWN]),
+                " ..." if len(listed) > _SHOWN else "")
+    for line in listed:
+        log.info("left out %s", line)
+    return [(row, path) for row, path in found if path not in bad]
+
+
+def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{option} must be one of {choices}, got {value!r}")
 
 
 def _resolve(path: Path, listings: dict[Path, dict[str, str]]) -> Path | None:
@@ -106,19 +214,3 @@ def _resolve(path: Path, listings: dict[Path, dict[str, str]]) -> Path | None:
         listings[folder] = {entry.lower(): entry for entry in entries}
     actual = listings[folder].get(path.name.lower())
     return folder / actual if actual is not None and (folder / actual).is_file() else None
-
-
-def _check_header(path: Path, where: str) -> None:
-    try:
-        with Image.open(path) as image:
-            image.size  # noqa: B018 - the header is parsed on open; size proves it was understood
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise DatasetError(f"{where}: image {path} cannot be read ({error})") from error
-
-
-def _log_skipped(skipped: list[LabelRow]) -> None:
-    if not skipped:
-        return
-    log.warning("skipped %d listed image(s) missing on disk (on_missing='skip')", len(skipped))
-    for row in skipped:
-        log.info("skipped %s (%s): not found", row.record.path, row.where)

@@ -14,19 +14,24 @@ PATH_KEYS = ("path", "image", "name", "file", "filename", "image_name")
 SCORE_KEYS = ("score", "mos", "gt_score", "quality")
 
 
-def read_list(list_file: Path, *, image_root: str | Path | None = None, dataset: str = "list") -> list[LabelRow]:
+def read_list(list_file: Path, *, image_root: str | Path | None = None, dataset: str = "list",
+              allow_absolute: bool = False) -> list[LabelRow]:
     """Read a list of ``path, score[, std[, ref]]`` rows; scores must be higher-is-better.
 
     Formats, by suffix: ``.json`` (a list of objects) and ``.jsonl`` (one object per line) with keys
     ``path``/``image``, ``score``/``mos``/``gt_score`` and optional ``std``, ``ref``; anything else is
-    a delimited table (tab if the first line has a tab, else comma if it has one, else whitespace),
-    with a header row naming those columns or, when the first row's score is numeric, no header and
-    the columns in that order.
+    a delimited table (tab if the first line has a tab, else comma if it has one, else whitespace).
+    Its first row is a header only when it names a path column and a score column (any of
+    ``PATH_KEYS`` and ``SCORE_KEYS``); otherwise every row is data, in the order path, score, std,
+    ref, so a first row with a bad score is reported as the bad row 1 it is.
 
     Args:
         list_file: The list.
         image_root: Folder that relative paths resolve against; default: the list's folder.
+            Paths must stay under it (no ``..``).
         dataset: Name stored in the records' ``dataset`` field.
+        allow_absolute: Accept absolute image paths (refused by default, like paths with ``..``,
+            so that a list cannot point the reader at files outside its image folder).
     """
     require_file(list_file)
     base = Path(image_root).expanduser().resolve() if image_root is not None else list_file.parent
@@ -43,7 +48,7 @@ def read_list(list_file: Path, *, image_root: str | Path | None = None, dataset:
         std = None if std is None or std == "" else to_float(std, where, "std")
         ref = item.get("ref")
         ref = None if ref is None or ref == "" else str(ref)
-        rows.append(LabelRow(IQARecord(base / name, score, std, ref, dataset, name), where))
+        rows.append(LabelRow(IQARecord(base / name, score, std, ref, dataset, name), where, allow_absolute))
     return rows
 
 
@@ -67,6 +72,8 @@ def _json_items(path: Path) -> Iterator[tuple[str, dict]]:
             items = [(f"{path}, item {i}", item) for i, item in enumerate(content)]
     except json.JSONDecodeError as error:
         raise DatasetError(f"{path}: not valid JSON ({error})") from error
+    if not items:
+        raise DatasetError(f"{path}: the list has no rows")
     for where, item in items:
         if not isinstance(item, dict):
             raise DatasetError(f"{where}: expected an object, got {item!r}")
@@ -84,11 +91,17 @@ def _table_items(path: Path) -> Iterator[tuple[str, dict]]:
     def split(line: str) -> list[str]:
         return line.split() if delimiter is None else next(csv.reader([line], delimiter=delimiter))
 
-    header = [cell.strip().lower() for cell in split(first)]
-    if len(header) > 1 and _is_number(header[1]):
-        header = ["path", "score", "std", "ref"]
+    cells = [cell.strip().lower() for cell in split(first)]
+    if set(cells) & set(PATH_KEYS) and set(cells) & set(SCORE_KEYS):
+        header, lines = cells, lines[1:]
+        if not lines:
+            raise DatasetError(f"{path}: the list has no rows below its header")
     else:
-        lines = lines[1:]
+        header = ["path", "score", "std", "ref"]
+        if len(cells) > 1 and not _is_number(cells[1]):
+            raise DatasetError(
+                f"{path}, row {lines[0][0]}: field 'score' is not a number: {split(first)[1].strip()!r} "
+                f"(a header row must name a path column {PATH_KEYS} and a score column {SCORE_KEYS})")
     for number, line in lines:
         cells = [cell.strip() for cell in split(line)]
         if len(cells) > len(header):

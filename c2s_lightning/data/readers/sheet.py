@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.resources
+import json
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +26,8 @@ CSIQ_TYPES = {
 """CSIQ's ``dst_type`` words -> (folder under dst_imgs/, token in the file name)."""
 
 SPAQ_LABELS = "Annotations/MOS and Image attribute scores.xlsx"
+BID_STDS = "labels_data/bid_std.json"
+"""BID's per-image stds, relative to the ``c2s_lightning.data`` package."""
 
 
 def read_csiq(root: Path, *, header_row: int = 4) -> list[LabelRow]:
@@ -51,17 +56,28 @@ def read_csiq(root: Path, *, header_row: int = 4) -> list[LabelRow]:
     return rows
 
 
-def read_bid(root: Path, *, std_file: str | Path | None = None) -> list[LabelRow]:
-    """BID: MOS 0-5 from DatabaseGrades.xlsx (column A image number, column B MOS).
+def read_bid(root: Path, *, std_file: str | Path | bool | None = None) -> list[LabelRow]:
+    """BID: MOS 0-5 from DatabaseGrades.xlsx (column A image number, column B MOS), per-image std.
+
+    The workbook has no std. By default each image's std comes from the shipped
+    ``labels_data/bid_std.json`` (LIQE's ``bid_all.txt``, 3rd column, on the same 0-5 scale;
+    ``tools/build_bid_std.py``), as the paper's labels used. An image with no std in the list is
+    an error naming it: a made-up constant would silently change its comparison levels.
 
     Args:
         root: Folder holding DatabaseGrades.xlsx and ImageDatabase/.
-        std_file: Optional list giving the std BID's workbook lacks: lines of ``path score std``
-            (tab or space separated, e.g. LIQE's bid_all.txt), matched on the file name. Without
-            it std is None.
+        std_file: None (default): the shipped stds. A path: a list of ``path score std`` lines
+            (tab or space separated, e.g. LIQE's bid_all.txt) used instead, matched on the file
+            name. False: no std (every record's std is None; the pair sampler then uses its
+            logged fallback).
     """
     path = root / "DatabaseGrades.xlsx"
-    stds = _bid_stds(Path(std_file)) if std_file is not None else None
+    if std_file is False:
+        stds, std_source = None, None
+    elif std_file is None or std_file is True:
+        stds, std_source = shipped_bid_stds(), f"the shipped BID std list ({BID_STDS})"
+    else:
+        stds, std_source = _bid_stds(Path(std_file)), str(std_file)
     rows = []
     for where, values in _numbered_rows(path):
         number = to_float(values[0], where, "image number (column A)")
@@ -73,9 +89,17 @@ def read_bid(root: Path, *, std_file: str | Path | None = None) -> list[LabelRow
         if stds is not None:
             std = stds.get(Path(name).name.lower())
             if std is None:
-                raise DatasetError(f"{std_file}: no std for {Path(name).name} (listed at {where})")
+                raise DatasetError(f"{std_source}: no std for {Path(name).name} (listed at {where}); "
+                                   "pass std_file= a list that has it, or std_file=False to read BID without std")
         rows.append(LabelRow(IQARecord(root / name, mos, std, None, "bid", name), where))
     return rows
+
+
+@functools.cache
+def shipped_bid_stds() -> dict[str, float]:
+    """``{lower-cased file name: std}`` of the 586 BID images, from the package data."""
+    resource = importlib.resources.files("c2s_lightning.data") / BID_STDS
+    return {name.lower(): float(std) for name, std in json.loads(resource.read_text())["std"].items()}
 
 
 def read_spaq(root: Path, *, image_dir: str = "TestImage") -> list[LabelRow]:
@@ -156,12 +180,20 @@ def _image_id(value: object, where: str) -> str:
 def _bid_stds(path: Path) -> dict[str, float]:
     """``{lower-cased file name: std}`` from a ``path score std`` list."""
     require_file(path, "std_file")
-    stds = {}
+    stds: dict[str, float] = {}
+    lines: dict[str, int] = {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
+        where = f"{path}, line {number}"
         if len(fields) < 3:
-            raise DatasetError(f"{path}, line {number}: expected 'path score std', got {line!r}")
-        stds[Path(fields[0].replace("\\", "/")).name.lower()] = to_float(fields[2], f"{path}, line {number}", "std")
+            raise DatasetError(f"{where}: expected 'path score std', got {line!r}")
+        key = Path(fields[0].replace("\\", "/")).name.lower()
+        if key in lines:
+            raise DatasetError(f"{where}: {fields[0]} is listed twice (first on line {lines[key]})")
+        std = to_float(fields[2], where, "std")
+        if std < 0:
+            raise DatasetError(f"{where}: field 'std' is negative ({fields[2]!r})")
+        stds[key], lines[key] = std, number
     return stds

@@ -1,0 +1,161 @@
+"""Decide at read time whether each listed image can be used: decode it, in parallel, remembered.
+
+A damaged download is often a file cut short after an intact header: PIL opens it and reports its
+size, and the error comes only when the pixels are decoded, in the middle of training. The
+``"full"`` check therefore decodes every image (``Image.load()``) before anything else runs. PIL
+releases the GIL while decoding, so a thread pool spreads the work over the cores. Images that
+decoded once are remembered by (path, size in bytes, modification time) in a small JSON file per
+dataset root under the cache folder, so a rerun on KonIQ-10k or KADID-10k only stats the files.
+
+Cache folder: ``$C2S_CACHE_DIR``, else ``$XDG_CACHE_HOME/c2s_lightning``, else
+``~/.cache/c2s_lightning``; ``C2S_CACHE_DIR=off`` turns the memory off. The cache is an
+optimisation only: a cache that cannot be read or written is ignored (logged), never an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import PIL
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+CHECK_MODES = ("full", "header", "none")
+"""``full``: decode every pixel; ``header``: PIL must read the header (fast, misses cut files);
+``none``: no look at the images."""
+
+_CACHE_VERSION = 1
+
+
+def check_mode(check_images: bool | str) -> str:
+    """The check mode of a ``check_images`` option: True -> ``"full"``, False -> ``"none"``."""
+    if check_images is True:
+        return "full"
+    if check_images is False or check_images is None:
+        return "none"
+    if check_images not in CHECK_MODES:
+        raise ValueError(f"check_images must be one of {CHECK_MODES} (or True/False), got {check_images!r}")
+    return check_images
+
+
+def unreadable_images(paths: Sequence[Path], mode: str, cache_key: str | None = None) -> dict[Path, str]:
+    """The images among ``paths`` that PIL cannot read, with the reason for each.
+
+    Args:
+        paths: Image files (existing).
+        mode: ``"full"`` or ``"header"`` (see ``CHECK_MODES``).
+        cache_key: Names the cache file for ``"full"`` (the dataset root); None: no cache.
+
+    Returns:
+        ``{path: reason}`` for the bad images only, e.g. ``{p: "image file is truncated"}``.
+    """
+    if mode == "header":
+        return _check_all(paths, _read_header)
+    cache_file = _cache_file(cache_key)
+    known = _load(cache_file)
+    stamps = {path: _stamp(path) for path in paths}
+    todo = [path for path in paths if known.get(str(path)) != stamps[path]]
+    bad = _check_all(todo, _decode)
+    if cache_file is not None and todo:
+        for path in todo:
+            if path in bad or stamps[path] is None:
+                known.pop(str(path), None)
+            else:
+                known[str(path)] = stamps[path]
+        _save(cache_file, known)
+    return bad
+
+
+def _check_all(paths: Sequence[Path], check) -> dict[Path, str]:
+    if len(paths) < 8:  # a pool costs more than it saves on a handful of files
+        results = [check(path) for path in paths]
+    else:
+        with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
+            results = list(pool.map(check, paths, chunksize=32))
+    return {path: reason for path, reason in zip(paths, results) if reason is not None}
+
+
+def _read_header(path: Path) -> str | None:
+    try:
+        with Image.open(path) as image:
+            image.size  # noqa: B018 - the header is parsed on open; size proves it was understood
+    except Exception as error:  # noqa: BLE001 - any failure to read the file makes it unusable
+        return _reason(error)
+    return None
+
+
+def _decode(path: Path) -> str | None:
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except Exception as error:  # noqa: BLE001 - any failure to decode the file makes it unusable
+        return _reason(error)
+    return None
+
+
+def _reason(error: Exception) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _stamp(path: Path) -> list[int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def cache_dir() -> Path | None:
+    """The cache folder (see the module docstring), or None when turned off."""
+    configured = os.environ.get("C2S_CACHE_DIR")
+    if configured is not None:
+        return None if configured.strip().lower() in ("", "off", "0", "none") else Path(configured).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "c2s_lightning"
+
+
+def _cache_file(cache_key: str | None) -> Path | None:
+    folder = cache_dir()
+    if folder is None or cache_key is None:
+        return None
+    digest = hashlib.sha256(cache_key.encode()).hexdigest()[:20]
+    return folder / "decoded-images" / f"{digest}.json"
+
+
+def _load(cache_file: Path | None) -> dict[str, list[int]]:
+    if cache_file is None or not cache_file.is_file():
+        return {}
+    try:
+        content = json.loads(cache_file.read_text())
+    except (OSError, ValueError) as error:
+        log.info("ignoring the unreadable image-check cache %s (%s)", cache_file, error)
+        return {}
+    # A new Pillow may decode differently: start afresh rather than trust its predecessor.
+    if content.get("version") != _CACHE_VERSION or content.get("pillow") != PIL.__version__:
+        return {}
+    return content.get("images", {})
+
+
+def _save(cache_file: Path, images: dict[str, list[int]]) -> None:
+    content = {"version": _CACHE_VERSION, "pillow": PIL.__version__, "images": images}
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(dir=cache_file.parent, prefix=cache_file.name, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w") as out:
+                json.dump(content, out, separators=(",", ":"))
+            os.replace(temp, cache_file)  # readers see the old file or the new one, never half of one
+        except BaseException:
+            os.unlink(temp)
+            raise
+    except OSError as error:
+        log.info("could not write the image-check cache %s (%s)", cache_file, error)
