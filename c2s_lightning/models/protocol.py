@@ -98,7 +98,7 @@ class ComparisonProtocol:
                      training_datasets: list[dict] | None = None) -> ComparisonProtocol:
         """The protocol this version uses with ``backbone`` (a ``Backbone``); without
         ``preprocessing``: no padding, JPEGs decoded at the model's input size."""
-        preprocessing = preprocessing or ImagePreprocessing.for_encoder(backbone.encoder).to_dict()
+        preprocessing = preprocessing or ImagePreprocessing.for_encoder(getattr(backbone, "encoder", None)).to_dict()
         return cls(template=current_template(backbone.family), levels=list(LEVELS),
                    level_weights=list(LEVEL_WEIGHTS), image_preprocessing=preprocessing,
                    backbone={"family": backbone.family, "build_args": dict(backbone.build_args)},
