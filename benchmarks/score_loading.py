@@ -84,29 +84,32 @@ def timed(scorer, clock: ModelClock, paths: list[Path], workers: int) -> tuple[f
     return len(paths) / wall, 1 - clock.seconds / wall, rows
 
 
-def scorers(args, tmp: Path, bank: AnchorBank):
-    """(new pipeline scorer, full-resolution scorer) over one model."""
+def scorers(args, tmp: Path, anchors: list[IQARecord]):
+    """(new pipeline scorer, full-resolution scorer) over one model, each with its own bank (a bank's
+    matrix belongs to one preprocessing)."""
+    from c2s_lightning.scoring.scorer import Compare2Scorer
+
+    def bank() -> AnchorBank:
+        return AnchorBank.from_records(anchors, dataset="synth", split="train", alpha=5, beta=1)
+
     if args.gpu:
         from scoring import llava_7b_shaped
 
         from c2s_lightning.models.fast_comparator import FastComparator
-        from c2s_lightning.scoring.scorer import Compare2Scorer
 
         backbone = llava_7b_shaped("cuda", torch.bfloat16)
-        comparator = FastComparator(backbone)
-        new = Compare2Scorer(comparator, bank, batch_size=args.batch_size,
+        new = Compare2Scorer(FastComparator(backbone), bank(), batch_size=args.batch_size,
                              pipeline=ImagePreprocessing.for_encoder(backbone.encoder, pad_to_square=True))
-        old = Compare2Scorer(comparator, bank, batch_size=args.batch_size,
-                             pipeline=ImagePreprocessing(pad_to_square=True))
-        return new, old
-    from c2s_lightning.models.backbones import build_backbone
-    from c2s_lightning.models.export import export_pretrained
-    from c2s_lightning.scoring.api import load_scorer
+    else:
+        from c2s_lightning.models.backbones import build_backbone
+        from c2s_lightning.models.export import export_pretrained
+        from c2s_lightning.scoring.api import load_scorer
 
-    export = export_pretrained(build_backbone("tiny-llava"), out_dir=tmp / "export")
-    options = dict(batch_size=args.batch_size, device="cpu")
-    return (load_scorer(export, bank, pad_to_square=True, **options),
-            load_scorer(export, bank, pipeline=ImagePreprocessing(pad_to_square=True), **options))
+        export = export_pretrained(build_backbone("tiny-llava"), out_dir=tmp / "export")
+        new = load_scorer(export, bank(), batch_size=args.batch_size, device="cpu", pad_to_square=True)
+    old = Compare2Scorer(new.comparator, bank(), batch_size=args.batch_size,
+                         pipeline=ImagePreprocessing(pad_to_square=True))
+    return new, old
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -136,10 +139,8 @@ def main(argv: list[str] | None = None) -> None:
         paths = write_images(tmp / "images", count, size)
         anchors = [IQARecord(path=p, mos=float(k), std=0.1, ref=None, dataset="synth", name=p.name)
                    for k, p in enumerate(write_images(tmp, 5, size, first_seed=count))]
-        bank = AnchorBank.from_records(anchors, dataset="synth", split="train", alpha=5, beta=1)
-        new, old = scorers(args, tmp, bank)
-        new.anchor_block()  # once, outside the timing (the old scorer shares the bank's matrix)
-        for scorer in (new, old):  # warm-up outside the timing: anchors' images and features, kernels
+        new, old = scorers(args, tmp, anchors)
+        for scorer in (new, old):  # outside the timing: anchor matrix, anchors' images and features, kernels
             scorer.score(paths[:1])
         clocks = {id(new): ModelClock(new), id(old): ModelClock(old)}
         runs = {"full-resolution, 0 workers": (old, 0), "0 workers": (new, 0), f"{workers} workers": (new, workers)}
