@@ -11,6 +11,9 @@
 #                (dry run: the plain CPU baseline only; DeepSpeed needs CUDA)
 #   scoring_7b   benchmarks/scoring.py --gpu: our scoring vs the release's path, LLaVA-1.5-7B-shaped, bf16
 #   mplug_owl2   benchmarks/gpu_mplug_owl2.py: full-size mPLUG-Owl2 comparison forward and LoRA step, bf16
+#   score_loading_7b  benchmarks/score_loading.py --gpu: `score` on SPAQ-size JPEGs with the 7B-shaped model,
+#                images/s with 0 and 8 loader threads (and full-resolution loading) and the share of
+#                time the GPU waits for data (dry run: the tiny model on CPU)
 #   ddp_eval     validate on 1 and on 2 GPUs (DDP, 99 test images: an odd count): same SRCC/PLCC?
 #                only where 2 GPUs exist (dry run: 1 and 2 CPU processes)
 # Checkpoints, data and logs go to a scratch folder (GPU_SUITE_WORK, default a new temp folder), not to $OUT.
@@ -19,7 +22,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PY:-$( [ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python )}
 DRY=${GPU_SUITE_DRY_RUN:-0}
 BUDGET=${GPU_SUITE_BUDGET_S:-450}
-STEPS=${GPU_SUITE_STEPS:-env zero_steps scoring_7b mplug_owl2 ddp_eval}
+STEPS=${GPU_SUITE_STEPS:-env zero_steps scoring_7b mplug_owl2 score_loading_7b ddp_eval}
 OUTDIR=${OUT:-$ROOT/outputs}
 JSON=$OUTDIR/gpu_suite.json
 WORK=${GPU_SUITE_WORK:-$(mktemp -d -t gpu_suite.XXXXXX)}
@@ -90,6 +93,15 @@ if [ "$DRY" = 1 ]; then
 else
   run_step mplug_owl2 120 json --json "$WORK/mplug_owl2.json" -- "$PY" "$ROOT/benchmarks/gpu_mplug_owl2.py" \
     --out "$WORK/mplug_owl2.json"
+fi
+
+# -- score_loading_7b -----------------------------------------------------------------------------------
+if [ "$DRY" = 1 ]; then
+  run_step score_loading_7b 180 json --json "$WORK/score_loading.json" -- "$PY" "$ROOT/benchmarks/score_loading.py" \
+    --quick --images 16 --rounds 1 --out "$WORK/score_loading.json"
+else
+  run_step score_loading_7b 150 json --json "$WORK/score_loading.json" -- "$PY" "$ROOT/benchmarks/score_loading.py" \
+    --gpu --out "$WORK/score_loading.json"
 fi
 
 # -- ddp_eval -------------------------------------------------------------------------------------------

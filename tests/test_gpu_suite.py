@@ -87,8 +87,9 @@ def test_cpu_dry_run_runs_every_step(tmp_path):
     assert done.returncode == 0, done.stderr
     steps = json.loads((tmp_path / "out" / "gpu_suite.json").read_text())["steps"]
     assert {name: s["status"] for name, s in steps.items()} == dict.fromkeys(
-        ["env", "zero_steps", "scoring_7b", "mplug_owl2", "ddp_eval"], "ok")
+        ["env", "zero_steps", "scoring_7b", "mplug_owl2", "score_loading_7b", "ddp_eval"], "ok")
     assert steps["zero_steps"]["figures"]["strategies"][0]["s_per_step"] > 0
     assert steps["scoring_7b"]["figures"]["max_abs_diff"] < 1e-4
     assert steps["mplug_owl2"]["figures"]["lora_step"]["loss"] > 0
+    assert all(0 <= run["wait_share"] <= 1 for run in steps["score_loading_7b"]["figures"]["runs"].values())
     assert steps["ddp_eval"]["figures"]["equal_1e-6"] is True

@@ -204,6 +204,10 @@ def test_anchors_build_from_an_export_reproduces_its_bank(runs, tmp_path):
     assert built["weights_fingerprint"] == shipped["weights_fingerprint"] == runs.first_fingerprint
     assert np.allclose(built["matrix"], shipped["matrix"], atol=1e-6)
     assert built["image_preprocessing"]["pad_to_square"] is True
+    # the export records the pipeline training loaded with: JPEGs decoded at the tiny model's 32 px
+    protocol = json.loads((runs.first.export / "compare2score.json").read_text())
+    assert protocol["image_preprocessing"] == built["image_preprocessing"] == shipped["image_preprocessing"]
+    assert protocol["image_preprocessing"]["decode_size"] == 32
     with pytest.raises(SystemExit, match="never replaced"):
         main(["anchors", "build", "--checkpoint", str(runs.first.export), "--out", str(out)])
 

@@ -19,9 +19,11 @@ import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_info
 
 from c2s_lightning.callbacks.scatter import scatter_png
+from c2s_lightning.data.images import ImagePreprocessing
 from c2s_lightning.iqa_metrics import iqa_metric_collection
 from c2s_lightning.scoring.bank import AnchorBank
 from c2s_lightning.scoring.cache_setup import cache_counts, cache_protocol, cached_comparator, module_fingerprint
+from c2s_lightning.scoring.loading import ImageCache
 from c2s_lightning.scoring.scorer import Compare2Scorer
 from c2s_lightning.scoring.shards import merge_strided, padded_shard
 
@@ -55,13 +57,17 @@ class SoftComparisonEvaluator(L.Callback):
             keyed by a fingerprint of the live weights, computed once per evaluation, so a
             training step never reuses an entry of the weights before it. Logs
             ``<eval_part>/cache/computed`` and ``<eval_part>/cache/reused``.
+        workers: Threads loading the next images while the model compares (0: none).
+        image_cache_mb: Decoded evaluation images kept between validations of a run, in MiB
+            of pixels (0: none); images beyond it are decoded again at every validation.
     """
 
     def __init__(self, anchor_dataset: str | None = None, anchor_part: str = "train", alpha: int = 5,
                  beta: int = 1, rule: str = "min_variance", anchor_seed: int = 0, matrix: str = "probability",
                  temperature: float = 1.0, link: str = "normal", readoff: str = "raw", eval_part: str = "test",
                  max_images: int | None = None, batch_size: int = 32, before_training: bool = False,
-                 plots: bool = True, cache_dir: str | None = None):
+                 plots: bool = True, cache_dir: str | None = None, workers: int = 2,
+                 image_cache_mb: float = 2048):
         super().__init__()
         if eval_part not in PARTS:
             raise ValueError(f"eval_part must be one of {PARTS}, got {eval_part!r}")
@@ -71,6 +77,10 @@ class SoftComparisonEvaluator(L.Callback):
                                    batch_size=batch_size)
         self.eval_part, self.max_images = eval_part, max_images
         self.before_training, self.plots, self.cache_dir = before_training, plots, cache_dir
+        if workers < 0 or image_cache_mb < 0:
+            raise ValueError(f"workers and image_cache_mb must be >= 0, got {workers} and {image_cache_mb}")
+        self.workers, self.image_cache_mb = workers, image_cache_mb
+        self._cache: ImageCache | None = None
         self.last_results: dict[str, dict[str, float]] = {}
         self.last_predictions: dict[str, list[dict]] = {}
         """Per dataset label, one ``{"image", "path", "prediction", "mos"}`` row per scored image."""
@@ -95,13 +105,17 @@ class SoftComparisonEvaluator(L.Callback):
                                        beta=self.beta, rule=self.rule, seed=self.anchor_seed)
 
     def scorer(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Compare2Scorer:
-        """A scorer over the model as it is now, preparing images as the data module does for
-        training (``image_options``, which is also what the run's protocol records)."""
-        datamodule = trainer.datamodule
-        comparator = pl_module.comparator
+        """A scorer over the model as it is now, loading images as the data module does for
+        training (``image_options`` at the model's input size, which is also what the run's
+        protocol records), through the run's image cache."""
+        datamodule, comparator = trainer.datamodule, pl_module.comparator
+        encoder = getattr(getattr(comparator, "backbone", None), "encoder", None)
+        pipeline = ImagePreprocessing.for_encoder(encoder, **datamodule.image_options())
         if self.cache_dir is not None:
             comparator = live_cached_comparator(comparator, self.cache_dir, trainer, pl_module)
-        return Compare2Scorer(comparator, self.bank(datamodule), **datamodule.image_options(),
+        if self._cache is None or self._cache.pipeline != pipeline:
+            self._cache = ImageCache(pipeline, max_bytes=int(self.image_cache_mb * 2**20))
+        return Compare2Scorer(comparator, self.bank(datamodule), cache=self._cache, workers=self.workers,
                               **self.scorer_options)
 
     def anchor_bank(self, trainer: L.Trainer, pl_module: L.LightningModule) -> AnchorBank:

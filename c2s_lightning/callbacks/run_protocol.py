@@ -9,14 +9,16 @@ from typing import Any
 
 import lightning as L
 
-from c2s_lightning.models.protocol import ComparisonProtocol, image_preprocessing
+from c2s_lightning.data.images import ImagePreprocessing
+from c2s_lightning.models.protocol import ComparisonProtocol
 
 
 def run_protocol(trainer: L.Trainer, pl_module: L.LightningModule) -> ComparisonProtocol:
     """The protocol of ``pl_module``'s backbone fed by ``trainer.datamodule`` (no fingerprint yet)."""
     datamodule = trainer.datamodule
-    pad = datamodule.image_options()["pad_to_square"]
-    return ComparisonProtocol.for_backbone(pl_module.backbone, image_preprocessing(pad), training_datasets(datamodule))
+    # the pipeline the data module trains with (``ComparisonDataModule.image_pipeline``)
+    images = ImagePreprocessing.for_encoder(pl_module.backbone.encoder, **datamodule.image_options())
+    return ComparisonProtocol.for_backbone(pl_module.backbone, images.to_dict(), training_datasets(datamodule))
 
 
 def training_datasets(datamodule: Any) -> list[dict[str, Any]]:

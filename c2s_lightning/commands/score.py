@@ -10,6 +10,7 @@ bank and image preprocessing (``compare2score.json``) are used unless overridden
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import sys
@@ -18,7 +19,6 @@ from pathlib import Path
 
 from c2s_lightning.atomic_files import write_text
 from c2s_lightning.commands.cache_options import add_cache_arguments, cache_setting, report_cache
-from c2s_lightning.data.images import load_image
 from c2s_lightning.data.records import DatasetError
 
 IMAGE_SUFFIXES = {".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".gif"}
@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16, help="image pairs per forward pass")
     p.add_argument("--pad-to-square", action=argparse.BooleanOptionalAction, default=None,
                    help="override the export's image preprocessing (reported); default: as the model was trained")
+    p.add_argument("--workers", type=int, default=2,
+                   help="threads decoding the next images while the model scores (0: none); same scores")
     p.add_argument("--recompute-anchors", action="store_true",
                    help="recompute the anchor matrix if the bank's was computed by other weights")
     add_cache_arguments(p)
@@ -61,23 +63,30 @@ def expand(paths: list[Path]) -> list[Path]:
     return out
 
 
-def score_paths(scorer, paths: list[Path], pad_to_square: bool, chunk: int = 64) -> list[tuple[str, float | None, str]]:
-    """One (path, score, error) row per path; an unreadable image gets an error, the rest a score."""
+def score_paths(scorer, paths: list[Path], workers: int = 0, chunk: int = 64) -> list[tuple[str, float | None, str]]:
+    """One (path, score, error) row per path; an unreadable image gets an error, the rest a score.
+
+    Images are loaded through ``scorer.pipeline`` by ``workers`` threads, one chunk ahead of the
+    chunk being scored.
+    """
     from tqdm import tqdm
 
+    from c2s_lightning.scoring.loading import prefetch
+
+    def load(path: Path):
+        try:
+            return scorer.pipeline.load(path), ""
+        except (DatasetError, FileNotFoundError) as err:
+            return None, str(err)
+
     rows: list[tuple[str, float | None, str]] = []
-    with tqdm(total=len(paths), unit="img", desc="scoring", file=sys.stderr) as bar:
+    with tqdm(total=len(paths), unit="img", desc="scoring", file=sys.stderr) as bar, \
+            contextlib.closing(prefetch(load, paths, workers, ahead=chunk)) as loaded:
         for start in range(0, len(paths), chunk):
-            loaded, order = [], []
-            for path in paths[start:start + chunk]:
-                try:
-                    loaded.append(load_image(path, pad_to_square))
-                    order.append((str(path), None))
-                except (DatasetError, FileNotFoundError) as err:
-                    order.append((str(path), str(err)))
-                    bar.update(1)
-            scores = iter(scorer.score(loaded, progress=bar.update).tolist())
-            rows += [(p, None, e) if e else (p, next(scores), "") for p, e in order]
+            part = [(str(path), *next(loaded)) for path in paths[start:start + chunk]]
+            bar.update(sum(1 for _, _, error in part if error))
+            scores = iter(scorer.score([image for _, image, error in part if not error], progress=bar.update).tolist())
+            rows += [(p, None, e) if e else (p, next(scores), "") for p, _, e in part]
     return rows
 
 
@@ -111,14 +120,14 @@ def main(args: list[str]) -> int:
     try:
         scorer = load_scorer(ns.checkpoint, ns.anchors, batch_size=ns.batch_size, device=ranks.device, dtype=ns.dtype,
                              recompute_anchors=ns.recompute_anchors, pad_to_square=ns.pad_to_square,
-                             readoff=ns.readoff, cache=cache_setting(ns))
+                             readoff=ns.readoff, cache=cache_setting(ns), workers=ns.workers)
         scorer.anchor_block()  # a stale bank fails here, before any image is read
     except (StaleAnchorBankError, ProtocolError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
     ranks.barrier()  # the rate printed below counts scoring, not the other ranks' start
     loaded = time.perf_counter()
     rows = shards.score_sharded(ranks, paths, ns.out, shards.run_key(paths, scorer, ns.dtype),
-                                lambda chunk: score_paths(scorer, chunk, scorer.pad_to_square),
+                                lambda chunk: score_paths(scorer, chunk, ns.workers),
                                 lambda rows: write_rows(rows, ns.out))
     if rows is None:  # not rank 0: rank 0 wrote the file and reports
         return 0

@@ -20,6 +20,7 @@ _LAZY = {
     "Mix": "c2s_lightning.data.mix",
     "MixEntry": "c2s_lightning.data.mix",
     "ComparisonDataModule": "c2s_lightning.data.datamodule",
+    "ImagePreprocessing": "c2s_lightning.data.images",
 }
 
 __all__ = ["LEVELS", "LEVEL_WEIGHTS", "DatasetError", "IQARecord", "comparison_level", *_LAZY]

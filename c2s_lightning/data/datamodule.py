@@ -18,6 +18,7 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
+from c2s_lightning.data.images import ImagePreprocessing
 from c2s_lightning.data.loader import EpochSampler, ResumableLoader
 from c2s_lightning.data.mix import Mix, MixEntry, check_entries, write_synthetic
 from c2s_lightning.data.pair_dataset import PairDataset, collate, fixed_draw
@@ -119,6 +120,13 @@ class ComparisonDataModule(L.LightningDataModule):
         """Label of the dataset anchors come from unless the evaluator names one: the first trained."""
         return self.mix.first_trained()
 
+    @property
+    def image_pipeline(self) -> ImagePreprocessing:
+        """How training images load: ``image_options()`` at the connected model's input size
+        (``ImagePreprocessing.for_encoder``, as the run's protocol records it); full resolution
+        before ``connect`` or for an encoder without ``image_size``."""
+        return ImagePreprocessing.for_encoder(self._encoder, **self.image_options())
+
     def image_options(self) -> dict[str, Any]:
         """How images are prepared before the processor; scoring must prepare them the same way."""
         return {"pad_to_square": self._pad_to_square}
@@ -128,13 +136,14 @@ class ComparisonDataModule(L.LightningDataModule):
         mix = self.mix
         ratings = mix.rating_words() if self._rating_images else None
         data = PairDataset(mix.train_pairs, self._resample, self._pad_to_square, ratings,
-                           self._rating_images, self._augment)
+                           self._rating_images, self._augment, pipeline=self.image_pipeline)
         if len(data):
             rank_zero_info("training pairs per level:\n" + format_histogram(level_histogram(data.pairs(0))))
         return ResumableLoader(data, sampler=EpochSampler(len(data), self._seed), **self._loader_options())
 
     def val_dataloader(self) -> DataLoader | Sequence:
-        data = PairDataset(fixed_draw(self.mix.validation_pairs()), False, self._pad_to_square)
+        data = PairDataset(fixed_draw(self.mix.validation_pairs()), False, self._pad_to_square,
+                           pipeline=self.image_pipeline)
         options = self._loader_options(part=self.mix.held_out_part())
         return DataLoader(data, shuffle=False, **options) if len(data) else []
 

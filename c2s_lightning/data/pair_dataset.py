@@ -18,7 +18,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from c2s_lightning.data import prompts
-from c2s_lightning.data.images import load_image
+from c2s_lightning.data.images import ImagePreprocessing
 from c2s_lightning.data.levels import LEVELS
 from c2s_lightning.data.pairs import Pair
 
@@ -39,11 +39,15 @@ class PairDataset(Dataset):
         ratings: Image path -> rating word, needed when ``rating_images`` > 0.
         rating_images: Rating examples per item: 0, 1 or 2.
         augment: Flip/rotate each image by multiples of 90 degrees, fixed per epoch, pair and image.
+        pipeline: How images load (the model's, from ``connect``); default: full resolution,
+            ``pad_to_square``.
     """
 
     def __init__(self, draw: Callable[[int], list[Pair]], resample: bool, pad_to_square: bool,
-                 ratings: dict[Path, str] | None = None, rating_images: int = 0, augment: bool = False):
+                 ratings: dict[Path, str] | None = None, rating_images: int = 0, augment: bool = False,
+                 pipeline: ImagePreprocessing | None = None):
         self._draw, self.resample, self.pad_to_square, self.augment = draw, resample, pad_to_square, augment
+        self.pipeline = pipeline or ImagePreprocessing(pad_to_square=pad_to_square)
         self.ratings, self.rating_images = ratings or {}, rating_images
         self._cache: dict[int, list[Pair]] = {}
         self.epoch = 0
@@ -60,7 +64,7 @@ class PairDataset(Dataset):
     def __getitem__(self, index: int | tuple[int, int]) -> dict[str, Any]:
         epoch, i = index if isinstance(index, tuple) else (self.epoch, index)
         pair = self.pairs(epoch)[i]
-        images = [load_image(pair.first.path, self.pad_to_square), load_image(pair.second.path, self.pad_to_square)]
+        images = [self.pipeline.load(pair.first.path), self.pipeline.load(pair.second.path)]
         if self.augment:
             images = [dihedral(image, f"{epoch}/{i}/{k}") for k, image in enumerate(images)]
         item = {

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from c2s_lightning.data import prompts
+from c2s_lightning.models.processors import input_side
 
 IGNORE_INDEX = -100
 """Label value that the cross-entropy loss skips."""
@@ -63,6 +64,12 @@ class ComparisonEncoder:
             raise ValueError(f"query_padding_side must be 'left' or 'right', got {query_padding_side!r}")
         self.processor = processor
         self.query_padding_side = query_padding_side
+
+    @property
+    def image_size(self) -> int | None:
+        """Side in pixels of the square the processor scales images to (None: unknown), so the
+        image pipeline can decode no larger than needed (``ImagePreprocessing.for_encoder``)."""
+        return input_side(getattr(self.processor, "image_processor", None))
 
     # -- rendering ---------------------------------------------------------------------------
     def render(self, prompt: str, answer: str | None = None, *, partial: bool = False) -> str:

@@ -40,6 +40,7 @@ import torch
 
 from c2s_lightning.atomic_files import write_text
 from c2s_lightning.data import prompts
+from c2s_lightning.data.images import ImagePreprocessing
 from c2s_lightning.data.levels import LEVEL_WEIGHTS, LEVELS
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,9 @@ class ProtocolError(ValueError):
 
 def image_preprocessing(pad_to_square: bool = False) -> dict[str, Any]:
     """The image preprocessing as a plain dict: pad to a square (centred, with the image's own
-    mean colour per RGB channel, rounded) or not; ``image_size`` None: the processor resizes."""
-    return {"pad_to_square": bool(pad_to_square), "pad_colour": "image_mean", "image_size": None}
+    mean colour per RGB channel, rounded) or not; ``image_size`` None: the processor resizes.
+    Decoded at full resolution; ``ImagePreprocessing.to_dict`` adds the reduced decoding."""
+    return ImagePreprocessing(pad_to_square=bool(pad_to_square)).to_dict()
 
 
 def current_template(family: str) -> dict[str, str]:
@@ -94,9 +96,11 @@ class ComparisonProtocol:
     @classmethod
     def for_backbone(cls, backbone, preprocessing: dict | None = None,
                      training_datasets: list[dict] | None = None) -> ComparisonProtocol:
-        """The protocol this version uses with ``backbone`` (a ``Backbone``)."""
+        """The protocol this version uses with ``backbone`` (a ``Backbone``); without
+        ``preprocessing``: no padding, JPEGs decoded at the model's input size."""
+        preprocessing = preprocessing or ImagePreprocessing.for_encoder(getattr(backbone, "encoder", None)).to_dict()
         return cls(template=current_template(backbone.family), levels=list(LEVELS),
-                   level_weights=list(LEVEL_WEIGHTS), image_preprocessing=preprocessing or image_preprocessing(),
+                   level_weights=list(LEVEL_WEIGHTS), image_preprocessing=preprocessing,
                    backbone={"family": backbone.family, "build_args": dict(backbone.build_args)},
                    training_datasets=list(training_datasets or []))
 

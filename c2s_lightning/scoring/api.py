@@ -59,7 +59,9 @@ def load_scorer(checkpoint: str | os.PathLike, anchors: str | os.PathLike | Anch
         cache: The comparison cache: True (default) the user cache folder (``$C2S_CACHE_DIR`` or
             ``~/.cache/c2s_lightning/comparisons``), a folder, a ``ComparisonCache``, or False
             (off). Keyed by the export's weights fingerprint, so other weights never hit.
-        **options: Further ``Compare2Scorer`` options (``matrix``, ``temperature``, ``link``, ...).
+        **options: Further ``Compare2Scorer`` options (``matrix``, ``temperature``, ``link``,
+            ``workers``, ...). Images load as the protocol's ``image_preprocessing`` says
+            (``ImagePreprocessing``: JPEGs decoded at the model's input size in newer exports).
     """
     from c2s_lightning.models.export import load_export
     from c2s_lightning.models.fast_comparator import FastComparator

@@ -9,6 +9,8 @@ or any trainer.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
@@ -16,9 +18,10 @@ from typing import Any, Protocol
 import torch
 from PIL import Image
 
-from c2s_lightning.data.images import load_image, pad_square
-from c2s_lightning.models.protocol import ComparisonProtocol, image_preprocessing
+from c2s_lightning.data.images import ImagePreprocessing
+from c2s_lightning.models.protocol import ComparisonProtocol
 from c2s_lightning.scoring.bank import AnchorBank, StaleAnchorBankError
+from c2s_lightning.scoring.loading import ImageCache, prefetch
 from c2s_lightning.scoring.map import comparison_matrix, map_estimate, readoff
 from c2s_lightning.scoring.soft import count_probability, soft_probability
 
@@ -57,16 +60,25 @@ class Compare2Scorer:
         protocol: The model's comparison protocol (``compare2score.json``); its image
             preprocessing applies to every image, paths and PIL images alike, and it is recorded
             in the bank when the scorer computes the anchor matrix.
-        pad_to_square: Pad images to a square with their mean colour; None: as the protocol says
-            (no padding without one). An override of the protocol is logged as a warning.
+        pad_to_square: Pad images to a square with their mean colour; None: as the protocol (or
+            ``pipeline``) says, no padding without one. An override of the protocol is logged as
+            a warning.
         recompute_anchors: Recompute the anchor matrix when the bank's was computed by other
             weights or on other preprocessing (otherwise that is a ``StaleAnchorBankError``).
+        pipeline: How paths and PIL images become the model's images when there is no
+            ``protocol`` (``ImagePreprocessing.for_encoder``: the one training used); default:
+            full resolution.
+        workers: Threads that load the next images while the model compares the current ones
+            (0: load in this thread); the scores do not depend on it.
+        cache: An ``ImageCache`` that keeps loaded images between calls; it must load with the
+            scorer's pipeline (which it gives when neither ``protocol`` nor ``pipeline`` does).
     """
 
     def __init__(self, comparator: LevelComparator, anchor_bank: AnchorBank, *, matrix: str = "probability",
                  temperature: float = 1.0, link: str = "normal", readoff: str = "raw", batch_size: int = 16,
                  protocol: ComparisonProtocol | None = None, pad_to_square: bool | None = None,
-                 recompute_anchors: bool = False):
+                 recompute_anchors: bool = False, pipeline: ImagePreprocessing | None = None, workers: int = 0,
+                 cache: ImageCache | None = None):
         if matrix not in ("probability", "count"):
             raise ValueError(f"matrix must be 'probability' or 'count', got {matrix!r}")
         if temperature <= 0:
@@ -74,10 +86,11 @@ class Compare2Scorer:
         self.comparator, self.bank = comparator, anchor_bank
         self.matrix, self.temperature, self.link, self.readoff = matrix, temperature, link, readoff
         self.protocol = protocol.with_preprocessing(pad_to_square) if protocol is not None else None
-        self.preprocessing = (self.protocol.image_preprocessing if self.protocol is not None
-                              else image_preprocessing(bool(pad_to_square)))
-        self.batch_size, self.pad_to_square = batch_size, bool(self.preprocessing["pad_to_square"])
-        self.recompute_anchors = recompute_anchors
+        self.pipeline = _pipeline(self.protocol, pipeline, cache, pad_to_square)
+        self.preprocessing = self.pipeline.to_dict()
+        self.batch_size, self.pad_to_square = batch_size, self.pipeline.pad_to_square
+        self.recompute_anchors, self.workers = recompute_anchors, workers
+        self._load = cache if cache is not None else self.pipeline.load
         self._anchor_images: list[Image.Image] | None = None
 
     def _probability(self, level_logits: torch.Tensor) -> torch.Tensor:
@@ -93,7 +106,7 @@ class Compare2Scorer:
     @property
     def anchor_images(self) -> list[Image.Image]:
         if self._anchor_images is None:
-            self._anchor_images = [load_image(a.path, self.pad_to_square) for a in self.bank.anchors]
+            self._anchor_images = list(prefetch(self._load, [a.path for a in self.bank.anchors], self.workers))
         return self._anchor_images
 
     def anchor_block(self) -> torch.Tensor:
@@ -158,19 +171,33 @@ class Compare2Scorer:
             return torch.empty(0, dtype=torch.float64)
         rows = []
         step = max(1, self.batch_size // max(1, len(self.bank.anchors)))
-        for start in range(0, len(images), step):
-            chunk = [self._image(x) for x in images[start:start + step]]
-            rows.append(self.rows(chunk).double())
-            if progress is not None:
-                progress(len(chunk))
+        # the next chunk loads in the workers while the model compares this one
+        with contextlib.closing(prefetch(self._load, images, self.workers, ahead=step + 2 * self.workers)) as loaded:
+            for _ in range(0, len(images), step):
+                chunk = list(itertools.islice(loaded, step))
+                rows.append(self.rows(chunk).double())
+                if progress is not None:
+                    progress(len(chunk))
         # One batched MAP for every image: [N, n+1, n+1] is small, and per-matrix Newton
         # iterates do not depend on the other matrices of the batch.
         P = comparison_matrix(block, torch.cat(rows))
         return readoff(map_estimate(P, link=self.link), self.readoff)
 
-    def _image(self, x: ImageLike) -> Image.Image:
-        """An RGB image preprocessed as the protocol says, whether given as a path or a PIL image."""
-        if isinstance(x, Image.Image):
-            x = x.convert("RGB") if x.mode != "RGB" else x
-            return pad_square(x) if self.pad_to_square else x
-        return load_image(x, self.pad_to_square)
+
+def _pipeline(protocol: ComparisonProtocol | None, pipeline: ImagePreprocessing | None, cache: ImageCache | None,
+              pad_to_square: bool | None) -> ImagePreprocessing:
+    """The one pipeline a scorer loads with: the protocol's (its padding already overridden), else
+    ``pipeline``, else the cache's, else full resolution; sources that disagree are an error."""
+    chosen = pipeline or (cache.pipeline if cache is not None else None)
+    if protocol is not None:
+        own = ImagePreprocessing.from_dict(protocol.image_preprocessing)
+        if pipeline is not None and pipeline != own:
+            raise ValueError(f"pipeline {pipeline} contradicts the protocol's image preprocessing {own}")
+        chosen = own
+    elif chosen is None:
+        chosen = ImagePreprocessing(pad_to_square=bool(pad_to_square))
+    elif pad_to_square is not None and bool(pad_to_square) != chosen.pad_to_square:
+        raise ValueError(f"pad_to_square={pad_to_square} contradicts the pipeline {chosen}")
+    if cache is not None and cache.pipeline != chosen:
+        raise ValueError(f"the cache loads with {cache.pipeline}, the scorer with {chosen}")
+    return chosen

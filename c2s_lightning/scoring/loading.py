@@ -1,0 +1,97 @@
+"""Loading images ahead of the model: an ordered prefetching map and a bounded image cache.
+
+Threads, not processes: PIL releases the GIL while it decodes, resizes and computes statistics,
+so worker threads decode the next images while the model runs on the current ones, and the
+decoded images need no pickling to reach the main thread.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+from PIL import Image
+
+from c2s_lightning.data.images import ImagePreprocessing
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def prefetch(load: Callable[[T], R], items: Iterable[T], workers: int = 0, ahead: int | None = None) -> Iterator[R]:
+    """``load(item)`` for every item, in order, computed ahead of the consumer by worker threads.
+
+    Args:
+        load: The work per item (decoding an image); its exception is raised when the consumer
+            reaches that item, as without workers.
+        items: The inputs.
+        workers: Threads; 0 loads each item in the caller's thread when it is asked for.
+        ahead: Items submitted ahead of the consumer (default ``2 * workers``): the bound on
+            the memory held by loaded but unconsumed results.
+    """
+    if workers <= 0:
+        yield from map(load, items)
+        return
+    ahead = max(1, ahead if ahead is not None else 2 * workers)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="c2s-load")
+    pending: deque[Future] = deque()
+    try:
+        for item in items:
+            oldest = pending.popleft() if len(pending) == ahead else None
+            pending.append(pool.submit(load, item))  # the window stays full while the consumer works
+            if oldest is not None:
+                yield oldest.result()
+        while pending:
+            yield pending.popleft().result()
+    finally:  # the consumer stopped early or an item failed: drop what is not started
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class ImageCache:
+    """Images loaded through ``pipeline``, kept by path up to ``max_bytes`` of decoded pixels.
+
+    Meant for data read again and again in the same order (the evaluator's images at every
+    validation). Once full it keeps what it holds and admits nothing new: least-recently-used
+    eviction would, on a repeated scan larger than the cache, always evict the image needed
+    next and never hit, while keeping the first images serves that many hits on every pass.
+    Thread-safe; images are decoded outside the lock so worker threads decode in parallel.
+    Callers must not modify the returned images in place (they are shared).
+
+    Args:
+        pipeline: How images are loaded.
+        max_bytes: Bound on the pixels held (width x height x bands).
+    """
+
+    def __init__(self, pipeline: ImagePreprocessing, max_bytes: int):
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
+        self.pipeline, self.max_bytes = pipeline, max_bytes
+        self.bytes, self.hits, self.misses = 0, 0, 0
+        self._images: dict[str, Image.Image] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def __call__(self, image: str | os.PathLike | Image.Image) -> Image.Image:
+        """``pipeline.load(image)``, from the cache when a path was loaded before."""
+        if isinstance(image, Image.Image):
+            return self.pipeline.load(image)
+        key = os.fspath(image)
+        with self._lock:
+            cached = self._images.get(key)
+            self.hits += cached is not None
+        if cached is not None:
+            return cached
+        loaded = self.pipeline.load(image)
+        size = loaded.width * loaded.height * len(loaded.getbands())
+        with self._lock:
+            self.misses += 1
+            if key not in self._images and self.bytes + size <= self.max_bytes:
+                self._images[key] = loaded
+                self.bytes += size
+        return loaded
