@@ -59,7 +59,10 @@ def main(args: list[str]) -> None:
     if ns.action == "synth":
         from c2s_lightning.data.synth import main_synth
 
-        main_synth(ns.out, size=ns.size, seed=ns.seed, distortions=tuple(ns.distortions), force=ns.force,
-                   crops=ns.crops)
+        out = main_synth(ns.out, size=ns.size, seed=ns.seed, distortions=tuple(ns.distortions), force=ns.force,
+                         crops=ns.crops)
+        images = sum(1 for _ in (out / "images").iterdir())
+        print(f"data synth: {out} holds the synthetic dataset (KADID-10k layout): {images} image files, "
+              f"labels in {out / 'dmos.csv'}")
     else:
         print(inspect_dataset(ns.name, ns.root, ns.pairs, not ns.no_check_images))

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 PAD_OPTION = "--data.pad_to_square"
+# The settings that make a validate run an evaluation (nothing trains), as a config stacked last.
+PRESET = Path(__file__).resolve().parents[2] / "experiments" / "presets" / "evaluate.yaml"
 
 
 def protocol_options(checkpoint: str, rest: list[str]) -> list[str]:
@@ -48,6 +50,5 @@ def main(args: list[str]):
     if str(ns.checkpoint).endswith(".ckpt"):
         command += ["--ckpt_path", ns.checkpoint]
     else:
-        command += ["--model.model", ns.checkpoint, "--model.finetune", "frozen",
-                    "--model.train_projector", "false", *protocol_options(ns.checkpoint, rest)]
+        command += ["--config", str(PRESET), "--model.model", ns.checkpoint, *protocol_options(ns.checkpoint, rest)]
     return run_lightning_cli(command)
