@@ -36,7 +36,8 @@ Tools (`COMMAND --help` for options):
   sweep      run a W&B sweep file offline on this machine (grid/random, --dry-run, resumable);
              the paper's 10 splits: sweep sweeps/paper_splits.yaml
   report     paper-layout markdown tables and plots from finished runs (medians over splits)
-  cache      cache stats | cache clear: the persistent comparison cache
+  cache      cache stats | cache clear: the persistent comparison cache (level logits of pairs
+             already compared) that evaluate, score, anchors build and sweeps share
 Every tool takes --config FILE (YAML of its options) and --print_config.
 """
 

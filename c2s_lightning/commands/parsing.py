@@ -19,8 +19,31 @@ def suggestion(word: str, candidates) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+class _ExclusiveGroup:
+    """Options of which at most one may be given. Added to the parser itself, so that jsonargparse
+    types them (argparse's own group would leave a ``Path`` that ``--print_config`` cannot write)."""
+
+    def __init__(self, parser: ArgumentParser):
+        self.parser, self.actions = parser, []
+
+    def add_argument(self, *args, **kwargs):
+        self.actions.append(self.parser.add_argument(*args, **kwargs))
+        return self.actions[-1]
+
+    def check(self, ns: Namespace) -> None:
+        given = [a for a in self.actions if ns.get(a.dest) != a.default]
+        if len(given) > 1:
+            self.parser.error(f"argument {given[1].option_strings[0]}: not allowed with argument "
+                              f"{given[0].option_strings[0]}")
+
+
 class ToolParser(ArgumentParser):
     """A jsonargparse parser whose errors suggest the option or action meant."""
+
+    def add_mutually_exclusive_group(self, **kwargs) -> _ExclusiveGroup:
+        groups = self.__dict__.setdefault("exclusive_groups", [])
+        groups.append(_ExclusiveGroup(self))
+        return groups[-1]
 
     def error(self, message: str, *args, **kwargs):
         unknown = re.search(r"nrecognized arguments: (.*)", message)
@@ -57,7 +80,13 @@ def parse_tool(parser: ToolParser, args: list[str]) -> Namespace:
                      f"(choose from {', '.join(actions.choices)})")
     ns = parser.parse_args(args)
     if actions is None:
-        return ns
-    chosen = ns[ns.action]
+        return _checked(parser, ns)
+    chosen = _checked(actions.choices[ns.action], ns[ns.action])
     chosen.action = ns.action
     return chosen
+
+
+def _checked(parser: ArgumentParser, ns: Namespace) -> Namespace:
+    for group in getattr(parser, "exclusive_groups", []):
+        group.check(ns)
+    return ns

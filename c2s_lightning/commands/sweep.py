@@ -214,7 +214,27 @@ def _parser():
     parser.add_argument("--out", type=Path, help="sweep folder for run folders and the state file "
                                                  "(default outputs/sweeps/<file stem>)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random search's draws")
+    parser.add_argument("--prefetch", action="store_true",
+                        help="evaluation-only sweeps: run the largest evaluator.beta first, so that one batched pass "
+                             "computes the nested anchor sets' comparisons and later runs read them from the cache")
+    parser.add_argument("--cache-dir", type=Path, help="comparison cache folder the runs share (sets C2S_CACHE_DIR; "
+                                                       "default: $C2S_CACHE_DIR or ~/.cache/c2s_lightning/comparisons)")
     return parser
+
+
+def with_cache_options(runs: list[PlannedRun], ns: Any) -> list[PlannedRun]:
+    """The runs in ``--prefetch`` order; ``--cache-dir`` exported for every child run."""
+    if ns.cache_dir is not None:
+        os.environ["C2S_CACHE_DIR"] = str(ns.cache_dir.resolve())  # evaluate's default cache folder
+    if not ns.prefetch:
+        return runs
+    from c2s_lightning.commands.sweep_prefetch import check_evaluation_only, prefetch_order
+
+    try:
+        check_evaluation_only(runs)
+    except ValueError as err:
+        raise SystemExit(f"sweep: {err}") from None
+    return prefetch_order(runs)
 
 
 def main(args: list[str]) -> None:
@@ -225,6 +245,7 @@ def main(args: list[str]) -> None:
         metric = load_sweep(ns.file).get("metric")
     except (SweepError, OSError) as err:
         raise SystemExit(f"sweep: {err}") from None
+    runs = with_cache_options(runs, ns)
     if ns.dry_run:
         for run in runs:
             print(shell_line(run.command))
