@@ -37,7 +37,7 @@ def export(tmp_path_factory):
     bank = AnchorBank.from_records(records, dataset="pool", split="all images")
     from c2s_lightning.scoring.api import load_scorer
 
-    load_scorer(out, bank, device="cpu").anchor_block()
+    load_scorer(out, bank, device="cpu", cache=False).anchor_block()
     bank.save(out / "anchors.json")
     return out
 
@@ -54,7 +54,9 @@ def images(tmp_path_factory):
 
 
 def score_command(images, export, out):
-    assert main(["score", *map(str, images), "--checkpoint", str(export), "--out", str(out), "--device", "cpu"]) == 0
+    # no comparison cache on either side: the two must compute the same scores independently
+    assert main(["score", *map(str, images), "--checkpoint", str(export), "--out", str(out), "--device", "cpu",
+                 "--no-cache"]) == 0
     return torch.tensor([float(r["score"]) for r in csv.DictReader(out.open())], dtype=torch.float64)
 
 
@@ -65,7 +67,7 @@ def test_the_metric_scores_paths_pil_and_tensors_as_the_score_command_loading_on
     calls = []
     real = export_module.load_export
     monkeypatch.setattr(export_module, "load_export", lambda *a, **k: calls.append(a) or real(*a, **k))
-    metric = c2s_lightning.create_metric(export, device="cpu", batch_size=7)
+    metric = c2s_lightning.create_metric(export, device="cpu", batch_size=7, cache=False)
     assert isinstance(metric, torch.nn.Module) and metric.lower_better is False
     assert metric.protocol.pad_to_square is True and metric.score_scale["readoff"] == "raw"
     by_path = metric([str(p) for p in images])

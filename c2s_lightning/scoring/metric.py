@@ -65,8 +65,11 @@ class Compare2ScoreMetric(torch.nn.Module):
     def __init__(self, scorer):
         super().__init__()
         self.scorer = scorer
+        comparator = scorer.comparator
+        while not hasattr(comparator, "backbone"):  # under a comparison cache's wrapper
+            comparator = comparator.inner
         # registered so that .to(device) / .parameters() reach the network
-        self.model = scorer.comparator.backbone.model
+        self.model = comparator.backbone.model
         self.protocol = scorer.protocol
         self.score_scale = {"readoff": scorer.readoff, "meaning": SCORE_SCALES[scorer.readoff]}
 
