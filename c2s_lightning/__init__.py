@@ -9,4 +9,12 @@ def __getattr__(name: str):
         from c2s_lightning.scoring.api import score_images
 
         return score_images
+    if name == "create_metric":
+        from c2s_lightning.scoring.metric import create_metric
+
+        return create_metric
+    if name in ("list_backbones", "list_datasets"):
+        from c2s_lightning import registries
+
+        return getattr(registries, name)
     raise AttributeError(f"module 'c2s_lightning' has no attribute {name!r}")

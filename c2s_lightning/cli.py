@@ -1,4 +1,4 @@
-"""Command-line entry: LightningCLI for fit/validate/test/predict, plain argparse tools for the rest.
+"""Command-line entry: LightningCLI for fit/validate/test/predict, jsonargparse tools for the rest.
 
 ``main(args)`` runs in-process, so tests call it without paying for a subprocess.
 """
@@ -38,6 +38,7 @@ Tools (`COMMAND --help` for options):
   report     paper-layout markdown tables and plots from finished runs (medians over splits)
   cache      cache stats | cache clear: the persistent comparison cache (level logits of pairs
              already compared) that evaluate, score, anchors build and sweeps share
+Every tool takes --config FILE (YAML of its options) and --print_config.
 """
 
 
@@ -53,7 +54,9 @@ def main(args: list[str] | None = None):
         return importlib.import_module(TOOLS[args[0]]).main(args[1:])
     if args[0] not in LIGHTNING:
         print(USAGE, file=sys.stderr)
-        raise SystemExit(f"unknown command {args[0]!r}")
+        from c2s_lightning.commands.parsing import suggestion
+
+        raise SystemExit(f"unknown command {args[0]!r}{suggestion(args[0], [*LIGHTNING, *TOOLS])}")
     from c2s_lightning.lightning_cli import run_lightning_cli
 
     return run_lightning_cli(args)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 from typing import Any
 
 import jsonargparse
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from c2s_lightning.callbacks.evaluator import SoftComparisonEvaluator
@@ -28,6 +30,32 @@ class LoggedConfigCallback(SaveConfigCallback):
             logger.log_hyperparams(flatten(config))
 
 
+class StepBudgetProgressBar(RichProgressBar):
+    """Lightning's rich bar, without "Epoch 3/-2" when training is bounded by steps (max_epochs -1)."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        if self.trainer.max_epochs not in (None, -1):
+            return super()._get_train_description(current_epoch)
+        return f"Epoch {current_epoch} (step budget {self.trainer.max_steps})"
+
+
+class _Drop(logging.Filter):
+    """Drops log lines that no user of this project acts on: Lightning's advertising tips
+    (litlogger, litmodels) and DeepSpeed's "unable to detect" a GPU on import (Lightning's own
+    "GPU available" line already says what runs where)."""
+
+    NOISE = ("Tip: For seamless", "Setting accelerator to CPU")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(text in record.getMessage() for text in self.NOISE)
+
+
+for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero", "DeepSpeed"):
+    logging.getLogger(_name).addFilter(_Drop())
+# Lightning's own use of a torch API deprecated by the pinned torch: only a Lightning upgrade fixes it.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+
+
 class Compare2ScoreCLI(LightningCLI):
     """LightningCLI with the project's callbacks; each run writes into a folder of its own
     (``run_folders.place_run``), while the config it saves and logs is the one given."""
@@ -40,6 +68,8 @@ class Compare2ScoreCLI(LightningCLI):
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
         for callback in self.trainer.callbacks:
+            if type(callback) is RichProgressBar:  # Lightning's default bar: same state, better label
+                callback.__class__ = StepBudgetProgressBar
             if isinstance(callback, LoggedConfigCallback):
                 callback.config = self.given_config  # rerunning it makes a new run, not a nested one
 
@@ -75,6 +105,13 @@ def trainer_defaults() -> dict[str, Any]:
 def run_lightning_cli(args: list[str]) -> Compare2ScoreCLI:
     # Without this, command-line overrides do not reach ${...} interpolations in configs.
     jsonargparse.set_parsing_settings(omegaconf_absolute_to_relative_paths=True)
+    with warnings.catch_warnings():
+        # main() passes sys.argv[1:] itself (or a test's list): giving both is this design, not a mistake
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        return _build_cli(args)
+
+
+def _build_cli(args: list[str]) -> Compare2ScoreCLI:
     return Compare2ScoreCLI(
         Compare2ScoreModule,
         ComparisonDataModule,

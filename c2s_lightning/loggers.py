@@ -44,6 +44,8 @@ class WandbLogger(_LightningWandbLogger):
             Path(save_dir).mkdir(parents=True, exist_ok=True)
         super().__init__(name=name, save_dir=save_dir, project=project, offline=offline,
                          log_model=log_model, **kwargs)
+        if self._wandb_init.get("anonymous") is None:  # wandb warns on the key alone, even when None
+            self._wandb_init.pop("anonymous", None)
 
     def finalize(self, status: str) -> None:
         # Close the run when the trainer is done, so that the next Trainer in the same process

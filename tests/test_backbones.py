@@ -66,8 +66,10 @@ def test_bad_arguments_are_rejected_before_any_loading():
         build_backbone("some-org/some-model", hidden_size=8)
     with pytest.raises(TypeError, match="unknown tiny size"):
         build_backbone("tiny-llava", hiden_size=8)
-    with pytest.raises(ValueError, match="unknown tiny model"):
+    with pytest.raises(ValueError, match="unknown backbone 'tiny-nope'"):
         build_tiny("tiny-nope")
+    with pytest.raises(ValueError, match="(?s)did you mean 'tiny-llava'.*tiny-mplug-owl2"):  # lists the registry
+        build_backbone("tiny-lava")
 
 
 def _llava_with_tokenizer(drop_words):

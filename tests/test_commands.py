@@ -66,6 +66,7 @@ def test_evaluate_scores_the_held_out_set_without_training(trained, synth, tmp_p
     cli = main(["evaluate", "--checkpoint", str(trained / "export"), "--config", QUICKSTART,
                 "--config", override(tmp_path, synth), "--evaluator.beta", "2"])
     assert cli.trainer.global_step == 0
+    assert not any(p.requires_grad for p in cli.model.parameters())  # the evaluate preset froze everything
     evaluator = next(c for c in cli.trainer.callbacks if type(c).__name__ == "SoftComparisonEvaluator")
     assert evaluator.beta == 2 and set(evaluator.last_results) == {"kadid10k"}
     assert -1 <= evaluator.last_results["kadid10k"]["srcc"] <= 1

@@ -10,23 +10,25 @@ the export was trained on, with its split, as the evaluator chose them during tr
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from c2s_lightning.commands.cache_options import add_cache_arguments, cache_setting, report_cache
+from c2s_lightning.commands.parsing import add_actions, parse_tool, tool_parser
+from c2s_lightning.data.datasets import DATASETS
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m c2s_lightning anchors", description=__doc__)
-    sub = p.add_subparsers(dest="action", required=True)
-    b = sub.add_parser("build", help="select anchors and compute the anchor-vs-anchor probability matrix")
+def _parser():
+    p = tool_parser("anchors", __doc__)
+    b = tool_parser("anchors build", "select anchors and compute the anchor-vs-anchor probability matrix")
     b.add_argument("--dataset", help="reader name, e.g. koniq10k (the paper's default); default: the first "
-                                     "training dataset of the --checkpoint export, with its root and split")
+                                     "training dataset of the --checkpoint export, with its root and split; "
+                                     "one of: " + ", ".join(DATASETS))
     b.add_argument("--root", type=Path, help="dataset folder as distributed")
-    b.add_argument("--reader-options", default="{}", help='JSON options of read_dataset, e.g. \'{"check_images": false}\'')
+    # typed mappings (MixEntry's reader_options / split_options): nested YAML in a --config file
+    b.add_argument("--reader-options", type=dict, default={}, help="options of read_dataset, e.g. {check_images: false}")
     b.add_argument("--split", default="paper", help="split protocol: paper, official, random, none (all images)")
     b.add_argument("--split-index", type=int, default=1, help="which of the paper's 10 splits")
-    b.add_argument("--split-options", default="{}", help="JSON options of split_records, e.g. test_refs")
+    b.add_argument("--split-options", type=dict, default={}, help="options of split_records, e.g. {test_refs: [I04]}")
     b.add_argument("--part", default="train", help="part of the split the anchors come from")
     b.add_argument("--alpha", type=int, default=5, help="number of equal-width MOS intervals")
     b.add_argument("--beta", type=int, default=1, help="anchors per interval")
@@ -42,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     add_cache_arguments(b)
     b.add_argument("--out", required=True, type=Path,
                    help="anchor bank JSON to write (its images go to a folder of the same stem); never replaced")
+    add_actions(p, {"build": ("select anchors and compute the anchor-vs-anchor probability matrix", b)})
     return p
 
 
@@ -56,7 +59,7 @@ def trained_dataset(ns: argparse.Namespace) -> None:
         raise SystemExit(f"error: {ns.checkpoint} records no training dataset; give --dataset and --root")
     first = datasets[0]
     ns.dataset, ns.root, ns.split, ns.split_index = first["name"], Path(first["root"]), first["split"], first["split_index"]
-    ns.reader_options, ns.split_options = json.dumps(first["reader_options"]), json.dumps(first["split_options"])
+    ns.reader_options, ns.split_options = dict(first["reader_options"]), dict(first["split_options"])
     ns.seed = first.get("seed", ns.seed)
 
 
@@ -69,18 +72,18 @@ def build_bank(ns: argparse.Namespace):
         trained_dataset(ns)
     elif ns.root is None:
         raise SystemExit("error: --dataset needs --root")
-    records = read_dataset(ns.dataset, ns.root, **json.loads(ns.reader_options))
+    records = read_dataset(ns.dataset, ns.root, **ns.reader_options)
     if ns.split == "none":
         pool, where = records, "all images"
     else:
-        split = split_records(records, ns.split, index=ns.split_index, seed=ns.seed, **json.loads(ns.split_options))
+        split = split_records(records, ns.split, index=ns.split_index, seed=ns.seed, **ns.split_options)
         pool, where = getattr(split, ns.part), f"{ns.split} split {ns.split_index}, {ns.part}"
     return AnchorBank.from_records(pool, dataset=ns.dataset, split=where, alpha=ns.alpha, beta=ns.beta,
                                    rule=ns.rule, seed=ns.seed)
 
 
 def main(args: list[str]) -> int:
-    ns = _parser().parse_args(args)
+    ns = parse_tool(_parser(), args)
     if ns.out.exists():
         raise SystemExit(f"error: {ns.out} exists; an anchor bank is never replaced: choose another --out")
     bank = build_bank(ns)

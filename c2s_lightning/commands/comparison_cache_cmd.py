@@ -7,21 +7,22 @@ or ``~/.cache/c2s_lightning/comparisons``. Clearing only ever costs recomputatio
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from c2s_lightning.commands.parsing import add_actions, parse_tool, tool_parser
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m c2s_lightning cache", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="action", required=True)
+
+def _parser():
+    parser = tool_parser("cache", __doc__)
+    actions = {}
     for name, text in (("stats", "entries, size, bounds and entries per model of the cache"),
                        ("clear", "remove the cache's entries (all, or one model's)")):
-        action = sub.add_parser(name, help=text, description=text)
+        action = actions[name] = tool_parser(f"cache {name}", text)
         action.add_argument("--dir", type=Path, default=None,
                             help="cache folder (default: $C2S_CACHE_DIR or ~/.cache/c2s_lightning/comparisons)")
         if name == "clear":
             action.add_argument("--fingerprint", default=None, help="remove only this weights fingerprint's entries")
+    add_actions(parser, {name: (action.description, action) for name, action in actions.items()})
     return parser
 
 
@@ -39,7 +40,7 @@ def format_stats(stats) -> str:
 
 
 def main(args: list[str]) -> int:
-    ns = _parser().parse_args(args)
+    ns = parse_tool(_parser(), args)
     from c2s_lightning.scoring.comparison_cache import ComparisonCache
 
     with ComparisonCache(ns.dir) as cache:

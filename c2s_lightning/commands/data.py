@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from pathlib import Path
 
+from c2s_lightning.commands.parsing import add_actions, parse_tool, tool_parser
+from c2s_lightning.data.datasets import DATASETS
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m c2s_lightning data", description=__doc__)
-    sub = parser.add_subparsers(dest="action", required=True)
-    synth = sub.add_parser("synth", help="write a small synthetic IQA dataset in KADID-10k's native layout")
+
+SYNTH_HELP = "write a small synthetic IQA dataset in KADID-10k's native layout"
+INSPECT_HELP = "print counts, score range, std coverage and level histogram"
+
+
+def _parser():
+    parser = tool_parser("data", __doc__)
+    synth = tool_parser("data synth", SYNTH_HELP)
     synth.add_argument("--out", required=True, type=Path, help="output folder (images/ + dmos.csv)")
     synth.add_argument("--size", type=int, default=64, help="side of the square images in pixels")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--distortions", nargs="+", default=["noise"], help="noise, blur and/or jpeg")
     synth.add_argument("--crops", type=int, default=1, help="views per photo, each its own reference content")
     synth.add_argument("--force", action="store_true", help="rewrite even if the dataset exists")
-    inspect = sub.add_parser("inspect", help="print counts, score range, std coverage and level histogram")
-    inspect.add_argument("name", help="reader name: live, csiq, kadid10k, bid, clive, koniq10k, tid2013, spaq, agiqa3k, list")
+    inspect = tool_parser("data inspect", INSPECT_HELP)
+    inspect.add_argument("name", help="reader name: " + ", ".join(DATASETS) + " (list: your own labelled list)")
     inspect.add_argument("root", type=Path, help="dataset folder as distributed (for list: the list file)")
     inspect.add_argument("--pairs", type=int, default=2000, help="pairs drawn for the level histogram")
     inspect.add_argument("--no-check-images", action="store_true", help="skip opening every image header")
+    add_actions(parser, {"synth": (SYNTH_HELP, synth), "inspect": (INSPECT_HELP, inspect)})
     return parser
 
 
@@ -49,11 +55,14 @@ def inspect_dataset(name: str, root: Path, pairs: int, check_images: bool) -> st
 
 
 def main(args: list[str]) -> None:
-    ns = _parser().parse_args(args)
+    ns = parse_tool(_parser(), args)
     if ns.action == "synth":
         from c2s_lightning.data.synth import main_synth
 
-        main_synth(ns.out, size=ns.size, seed=ns.seed, distortions=tuple(ns.distortions), force=ns.force,
-                   crops=ns.crops)
+        out = main_synth(ns.out, size=ns.size, seed=ns.seed, distortions=tuple(ns.distortions), force=ns.force,
+                         crops=ns.crops)
+        images = sum(1 for _ in (out / "images").iterdir())
+        print(f"data synth: {out} holds the synthetic dataset (KADID-10k layout): {images} image files, "
+              f"labels in {out / 'dmos.csv'}")
     else:
         print(inspect_dataset(ns.name, ns.root, ns.pairs, not ns.no_check_images))

@@ -21,6 +21,8 @@ from c2s_lightning.commands.cache_options import add_cache_arguments
 
 PAD_OPTION = "--data.pad_to_square"
 CACHE_OPTION = "--evaluator.cache_dir"
+# The settings that make a validate run an evaluation (nothing trains), as a config stacked last.
+PRESET = Path(__file__).resolve().parents[2] / "experiments" / "presets" / "evaluate.yaml"
 
 
 def protocol_options(checkpoint: str, rest: list[str]) -> list[str]:
@@ -74,6 +76,5 @@ def main(args: list[str]):
     if str(ns.checkpoint).endswith(".ckpt"):
         command += ["--ckpt_path", ns.checkpoint]
     else:
-        command += ["--model.model", ns.checkpoint, "--model.finetune", "frozen",
-                    "--model.train_projector", "false", *protocol_options(ns.checkpoint, rest)]
+        command += ["--config", str(PRESET), "--model.model", ns.checkpoint, *protocol_options(ns.checkpoint, rest)]
     return run_lightning_cli(command)

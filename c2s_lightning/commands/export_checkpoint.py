@@ -7,11 +7,11 @@ datasets), which goes into the export's ``compare2score.json``. An anchor bank i
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from c2s_lightning.atomic_files import is_nonempty_folder
+from c2s_lightning.commands.parsing import parse_tool, tool_parser
 
 
 def checkpoint_protocol(ckpt: Path, backbone):
@@ -30,12 +30,12 @@ def checkpoint_protocol(ckpt: Path, backbone):
 
 
 def main(args: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m c2s_lightning export", description=__doc__)
+    p = tool_parser("export", __doc__)
     p.add_argument("--ckpt", required=True, type=Path,
                    help="Lightning checkpoint written by fit, e.g. outputs/quickstart/latest/checkpoints/last.ckpt")
     p.add_argument("--out", required=True, type=Path, help="folder to write (missing or empty; never replaced)")
     p.add_argument("--adapter-only", action="store_true", help="write the LoRA adapter alone (no merge)")
-    ns = p.parse_args(args)
+    ns = parse_tool(p, args)
     if is_nonempty_folder(ns.out):  # before loading the model, not only when writing
         raise SystemExit(f"error: {ns.out} exists and is not empty; an export is never replaced")
     from c2s_lightning.models.export import export_pretrained

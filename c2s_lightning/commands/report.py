@@ -15,11 +15,11 @@ and written first in the report; ``--aggregate KEY`` takes medians over another 
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
 
+from c2s_lightning.commands.parsing import parse_tool, tool_parser
 from c2s_lightning.reporting.paper_numbers import PAPER_BETA_FINDING, PAPER_SECONDS_PER_IMAGE
 from c2s_lightning.reporting.aggregate import aggregate_key, median_table
 from c2s_lightning.reporting.figures import beta_plots, copy_scatters
@@ -84,14 +84,13 @@ def write_report(items: list[str], out: Path, prefix: str = "test", title: str =
     return path, medians[1] if medians else None
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m c2s_lightning report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def _parser():
+    parser = tool_parser("report", __doc__)
     parser.add_argument("runs", nargs="+", help="run files, run folders, folders to search, or entity/project/run_id")
-    parser.add_argument("--out", type=Path, default=Path("outputs/report"), help="report folder (default %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("outputs/report"), help="report folder")
     parser.add_argument("--metric-prefix", choices=("val", "test"), default="test",
                         help="which logged metrics to report: the split part they were computed on, "
-                             "the evaluator's eval_part (default %(default)s)")
+                             "the evaluator's eval_part")
     parser.add_argument("--title", default="Compare2Score report", help="heading of report.md")
     parser.add_argument("--aggregate", metavar="KEY",
                         help="median [min, max] per dataset over runs that differ in KEY (a dotted config key "
@@ -100,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(args: list[str]) -> None:
-    ns = _parser().parse_args(args)
+    ns = parse_tool(_parser(), args)
     try:
         path, medians = write_report(ns.runs, ns.out, ns.metric_prefix, ns.title, ns.aggregate)
     except (FileNotFoundError, RuntimeError, ValueError) as err:

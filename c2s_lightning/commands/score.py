@@ -19,14 +19,14 @@ from pathlib import Path
 
 from c2s_lightning.atomic_files import write_text
 from c2s_lightning.commands.cache_options import add_cache_arguments, cache_setting, report_cache
+from c2s_lightning.commands.parsing import parse_tool, tool_parser
 from c2s_lightning.data.records import DatasetError
 
 IMAGE_SUFFIXES = {".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".gif"}
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m c2s_lightning score", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def _parser():
+    p = tool_parser("score", __doc__)
     p.add_argument("images", nargs="+", type=Path, help="image files and/or folders (searched recursively)")
     p.add_argument("--checkpoint", required=True, type=Path,
                    help="exported model folder, e.g. outputs/quickstart/latest/export")
@@ -107,7 +107,7 @@ def main(args: list[str]) -> int:
     from c2s_lightning.scoring.api import load_scorer
     from c2s_lightning.scoring.bank import StaleAnchorBankError
 
-    ns = _parser().parse_args(args)
+    ns = parse_tool(_parser(), args)
     paths = expand(ns.images)
     if not paths:
         raise SystemExit("no images found in " + ", ".join(map(str, ns.images)))

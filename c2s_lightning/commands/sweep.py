@@ -27,7 +27,6 @@ runs and retries failed ones. The exit status is 1 when any run failed.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -37,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from c2s_lightning.commands.parsing import parse_tool, tool_parser
 from c2s_lightning.commands.sweep_plan import (
     DEFAULT_COMMAND, SweepError, expand, load_sweep, param_key, substitute,
 )
@@ -205,9 +205,8 @@ def best_run(runs: list[PlannedRun], out: Path, metric: dict[str, Any]) -> tuple
     return max(scored, key=lambda item: sign * item[1])
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m c2s_lightning sweep", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def _parser():
+    parser = tool_parser("sweep", __doc__)
     parser.add_argument("file", type=Path, help="W&B sweep YAML (e.g. sweeps/beta.yaml)")
     parser.add_argument("--dry-run", action="store_true", help="print each planned command, run nothing")
     parser.add_argument("--count", type=int, help="number of runs (random: required unless run_cap is set; "
@@ -223,7 +222,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def with_cache_options(runs: list[PlannedRun], ns: argparse.Namespace) -> list[PlannedRun]:
+def with_cache_options(runs: list[PlannedRun], ns: Any) -> list[PlannedRun]:
     """The runs in ``--prefetch`` order; ``--cache-dir`` exported for every child run."""
     if ns.cache_dir is not None:
         os.environ["C2S_CACHE_DIR"] = str(ns.cache_dir.resolve())  # evaluate's default cache folder
@@ -239,7 +238,7 @@ def with_cache_options(runs: list[PlannedRun], ns: argparse.Namespace) -> list[P
 
 
 def main(args: list[str]) -> None:
-    ns = _parser().parse_args(args)
+    ns = parse_tool(_parser(), args)
     out = ns.out or Path("outputs") / "sweeps" / ns.file.stem
     try:
         runs = plan_sweep(ns.file, out, ns.count, ns.seed)

@@ -141,7 +141,9 @@ def read_dataset(
         ValueError: An unknown dataset name or option value.
     """
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+        from c2s_lightning.registries import list_datasets, unknown_name
+
+        raise ValueError(unknown_name("dataset", name, list_datasets()))
     root = Path(root).expanduser().resolve()
     rows = DATASETS[name].reader(root, **options)
     return finish(rows, check_images=check_images, on_missing=on_missing, on_bad_image=on_bad_image,

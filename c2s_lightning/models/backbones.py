@@ -8,6 +8,7 @@ position before anything trains on them.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import torch
@@ -95,7 +96,7 @@ def build_backbone(
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-    if model in TINY_FAMILIES:
+    if model in TINY_FAMILIES or (str(model).startswith("tiny-") and not os.path.exists(model)):
         sizes = dict(tiny_kwargs, **({"image_size": image_size} if image_size else {}))
         net, processor = build_tiny(model, seed=seed, **sizes)
         net = net.to(DTYPES[dtype])

@@ -232,7 +232,9 @@ def build_tiny(name: str, *, seed: int = 0, **sizes):
         ``(model, processor)``, the model in eval mode.
     """
     if name not in TINY_FAMILIES:
-        raise ValueError(f"unknown tiny model {name!r}; choose from {sorted(TINY_FAMILIES)}")
+        from c2s_lightning.registries import list_backbones, unknown_name
+
+        raise ValueError(unknown_name("backbone", name, list_backbones()))
     unknown = set(sizes) - set(TINY_DEFAULTS)
     if unknown:
         raise TypeError(f"unknown tiny size(s) {sorted(unknown)}; known: {sorted(TINY_DEFAULTS)}")

@@ -1,0 +1,92 @@
+"""One argument machinery for every tool command: jsonargparse, as LightningCLI uses for training.
+
+Each tool parser takes ``--config FILE`` (YAML or JSON with the options' names as keys, e.g.
+``batch_size: 8``), ``--print_config`` (the resolved options, ready to save as such a file) and
+shows every default in ``--help``. A mistyped option or action gets a suggestion (difflib).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter, Namespace
+
+
+def suggestion(word: str, candidates) -> str:
+    """``"; did you mean 'x'?"`` when a candidate is close to ``word``, else ``""``."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class _ExclusiveGroup:
+    """Options of which at most one may be given. Added to the parser itself, so that jsonargparse
+    types them (argparse's own group would leave a ``Path`` that ``--print_config`` cannot write)."""
+
+    def __init__(self, parser: ArgumentParser):
+        self.parser, self.actions = parser, []
+
+    def add_argument(self, *args, **kwargs):
+        self.actions.append(self.parser.add_argument(*args, **kwargs))
+        return self.actions[-1]
+
+    def check(self, ns: Namespace) -> None:
+        given = [a for a in self.actions if ns.get(a.dest) != a.default]
+        if len(given) > 1:
+            self.parser.error(f"argument {given[1].option_strings[0]}: not allowed with argument "
+                              f"{given[0].option_strings[0]}")
+
+
+class ToolParser(ArgumentParser):
+    """A jsonargparse parser whose errors suggest the option or action meant."""
+
+    def add_mutually_exclusive_group(self, **kwargs) -> _ExclusiveGroup:
+        groups = self.__dict__.setdefault("exclusive_groups", [])
+        groups.append(_ExclusiveGroup(self))
+        return groups[-1]
+
+    def error(self, message: str, *args, **kwargs):
+        unknown = re.search(r"nrecognized arguments: (.*)", message)
+        if unknown:
+            options = [o for o in self._option_string_actions if o.startswith("--")]
+            for token in unknown.group(1).split():
+                if token.startswith("--"):
+                    message += suggestion(token.split("=", 1)[0], options)
+                    break
+        return super().error(message, *args, **kwargs)
+
+
+def tool_parser(prog: str, description: str | None) -> ToolParser:
+    """A tool command's parser with ``--config`` and ``--print_config``."""
+    parser = ToolParser(prog=f"python -m c2s_lightning {prog}", description=description,
+                        formatter_class=DefaultHelpFormatter)
+    parser.add_argument("--config", action=ActionConfigFile,
+                        help="YAML/JSON file of these options (keys as in --print_config)")
+    return parser
+
+
+def add_actions(parser: ToolParser, actions: dict[str, tuple[str, ToolParser]]) -> None:
+    """Sub-actions (``data synth``, ``anchors build``): name -> (one-line help, its parser)."""
+    sub = parser.add_subcommands(required=True, dest="action")
+    for name, (text, action_parser) in actions.items():
+        sub.add_subcommand(name, action_parser, help=text)
+
+
+def parse_tool(parser: ToolParser, args: list[str]) -> Namespace:
+    """Parse ``args``; for a parser with actions, the chosen action's options with ``action`` set."""
+    actions = parser._subcommands_action  # noqa: SLF001 (jsonargparse keeps the choices here)
+    if actions is not None and args and not args[0].startswith("-") and args[0] not in actions.choices:
+        parser.error(f"unknown action {args[0]!r}{suggestion(args[0], actions.choices)} "
+                     f"(choose from {', '.join(actions.choices)})")
+    ns = parser.parse_args(args)
+    if actions is None:
+        return _checked(parser, ns)
+    chosen = _checked(actions.choices[ns.action], ns[ns.action])
+    chosen.action = ns.action
+    return chosen
+
+
+def _checked(parser: ArgumentParser, ns: Namespace) -> Namespace:
+    for group in getattr(parser, "exclusive_groups", []):
+        group.check(ns)
+    return ns

@@ -1,0 +1,110 @@
+"""``create_metric``: an export folder as a pyiqa-style metric module, loaded once, called many times.
+
+``metric = create_metric("outputs/quickstart/latest/export"); metric("photo.png")`` scores a path,
+a list of paths, PIL images or a float tensor ``[B, 3, H, W]`` in [0, 1]. A tensor is turned into
+8-bit images exactly as saving it losslessly would (``round(x * 255)``), so it scores like the
+same picture read from a PNG. The model, its protocol and the anchor bank are loaded once, when
+the metric is created; the anchor block is computed on the first call and kept.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch
+from PIL import Image
+
+from c2s_lightning.scoring.bank import AnchorBank
+
+SCORE_SCALES = {
+    "raw": "MAP score of Thurstone's Case V model: higher is better, standard normal units "
+           "(N(0, 1) prior) on the scale the export's anchors span; comparable only under one bank",
+    "minmax": "0-100: the image's MAP score min-max rescaled among itself and the anchors (the release's read-off)",
+}
+
+
+def tensor_to_images(batch: torch.Tensor) -> list[Image.Image]:
+    """``[B, 3, H, W]`` (or ``[3, H, W]``) floats in [0, 1] as RGB PIL images, ``round(x * 255)``."""
+    if batch.dim() == 3:
+        batch = batch.unsqueeze(0)
+    if batch.dim() != 4 or batch.shape[1] != 3:
+        raise ValueError(f"a tensor of images must be [B, 3, H, W] (or [3, H, W]); got {list(batch.shape)}")
+    if not batch.is_floating_point():
+        raise ValueError(f"a tensor of images must hold floats in [0, 1]; got {batch.dtype}")
+    low, high = batch.min().item(), batch.max().item()
+    if low < 0.0 or high > 1.0:
+        raise ValueError(f"a tensor of images must hold values in [0, 1]; got values in [{low:.4g}, {high:.4g}]")
+    pixels = (batch.detach().float().cpu() * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return [Image.fromarray(p, mode="RGB") for p in pixels]
+
+
+def as_image_list(images) -> list:
+    """Whatever ``forward`` accepts, as a list of paths and PIL images."""
+    if isinstance(images, torch.Tensor):
+        return tensor_to_images(images)
+    if isinstance(images, (str, os.PathLike, Image.Image)):
+        return [images]
+    if isinstance(images, Sequence):
+        return [item for x in images for item in (tensor_to_images(x) if isinstance(x, torch.Tensor) else [x])]
+    raise TypeError(f"score a path, a list of paths, PIL images or a [B, 3, H, W] tensor; got {type(images).__name__}")
+
+
+class Compare2ScoreMetric(torch.nn.Module):
+    """A loaded Compare2Score scorer as a module (see ``create_metric``).
+
+    Attributes:
+        lower_better: Always False: higher scores mean better quality.
+        score_scale: ``{"readoff": ..., "meaning": ...}``, what a score's units are.
+        protocol: The export's ``ComparisonProtocol`` (template, levels, preprocessing, fingerprint).
+        scorer: The underlying ``Compare2Scorer``.
+    """
+
+    lower_better = False
+
+    def __init__(self, scorer):
+        super().__init__()
+        self.scorer = scorer
+        comparator = scorer.comparator
+        while not hasattr(comparator, "backbone"):  # under a comparison cache's wrapper
+            comparator = comparator.inner
+        # registered so that .to(device) / .parameters() reach the network
+        self.model = comparator.backbone.model
+        self.protocol = scorer.protocol
+        self.score_scale = {"readoff": scorer.readoff, "meaning": SCORE_SCALES[scorer.readoff]}
+
+    @torch.no_grad()
+    def forward(self, images) -> torch.Tensor:
+        """1-D tensor of scores (float64, CPU), one per image, in the order given."""
+        return self.scorer.score(as_image_list(images))
+
+    def extra_repr(self) -> str:
+        return f"lower_better=False, readoff={self.scorer.readoff!r}, anchors={len(self.scorer.bank.anchors)}"
+
+
+def create_metric(export_dir: str | os.PathLike, device: str | torch.device | None = None,
+                  dtype: str | torch.dtype | None = None, batch_size: int = 16,
+                  anchors: str | os.PathLike | AnchorBank | None = None, **options) -> Compare2ScoreMetric:
+    """An export folder as a metric module; call it on images to get their scores.
+
+    Args:
+        export_dir: Exported model folder (``fit`` writes ``<run>/export``), holding
+            ``compare2score.json`` and ``anchors.json``.
+        device: Where the model runs; default: the first GPU if any, else the CPU.
+        dtype: Weight dtype (``"float32"``, ``"bfloat16"``, ``"float16"`` or a ``torch.dtype``);
+            default float32.
+        batch_size: Image pairs per forward pass.
+        anchors: Another anchor bank (path or ``AnchorBank``); default: the export's own.
+        **options: Further ``load_scorer`` options (``readoff="minmax"``, ``pad_to_square``, ...).
+
+    Returns:
+        A ``Compare2ScoreMetric``: ``metric(images) -> Tensor[B]``, ``metric.lower_better``,
+        ``metric.score_scale``, ``metric.protocol``.
+    """
+    from c2s_lightning.scoring.api import load_scorer
+
+    if isinstance(dtype, torch.dtype):
+        dtype = str(dtype).removeprefix("torch.")
+    scorer = load_scorer(export_dir, anchors, batch_size=batch_size, device=None if device is None else str(device),
+                         dtype=dtype or "float32", **options)
+    return Compare2ScoreMetric(scorer)
