@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
 from pathlib import Path
 
+from c2s_lightning.atomic_files import write_text
 from c2s_lightning.data.images import load_image
 from c2s_lightning.data.records import DatasetError
 
@@ -67,17 +69,21 @@ def main(args: list[str]) -> int:
     paths = expand(ns.images)
     if not paths:
         raise SystemExit("no images found in " + ", ".join(map(str, ns.images)))
+    if ns.out:  # an unusable --out is found now, not after every image was scored
+        from c2s_lightning.atomic_files import check_output_file
+
+        check_output_file(ns.out, [*paths, ns.anchors, ns.checkpoint], option="--out")
     scorer = load_scorer(ns.checkpoint, ns.anchors, batch_size=ns.batch_size, device=ns.device, dtype=ns.dtype,
                          recompute_anchors=ns.recompute_anchors, pad_to_square=ns.pad_to_square)
     rows = score_paths(scorer, paths, ns.pad_to_square)
-    out = open(ns.out, "w", newline="") if ns.out else sys.stdout
-    try:
-        writer = csv.writer(out)
-        writer.writerow(["path", "score", "error"])
-        writer.writerows((p, "" if s is None else f"{s:.6f}", e) for p, s, e in rows)
-    finally:
-        if ns.out:
-            out.close()
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(["path", "score", "error"])
+    writer.writerows((p, "" if s is None else f"{s:.6f}", e) for p, s, e in rows)
+    if ns.out:
+        write_text(ns.out, table.getvalue())  # whole or not at all: a failed write keeps the old file
+    else:
+        sys.stdout.write(table.getvalue())
     failed = [r for r in rows if r[2]]
     for path, _, err in failed:
         print(f"error: {err}", file=sys.stderr)

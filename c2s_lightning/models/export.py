@@ -5,19 +5,25 @@ files) that ``AutoModelForImageTextToText.from_pretrained`` reads. An unmerged L
 the adapter alone (``adapter_model.safetensors`` + ``adapter_config.json``, with any fully
 trained projector) and ``c2s_base.json``, the ``build_backbone`` arguments of its base model.
 Merging never touches the live model: merged weights are computed into a fresh state dict.
+The folder is built under a temporary name and renamed when complete (``atomic_files``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 from pathlib import Path
 
 import torch
 from peft import PeftModel
 from peft.tuners.lora import LoraLayer
 
+from c2s_lightning.atomic_files import is_nonempty_folder, publish_folder, staging_folder
 from c2s_lightning.models.backbones import Backbone, assemble_backbone, build_backbone
+
+log = logging.getLogger(__name__)
 
 BASE_FILE = "c2s_base.json"
 """In an adapter folder: ``{"build_args": {...}}`` to rebuild the base with ``build_backbone``."""
@@ -34,15 +40,43 @@ def export_pretrained(
     Args:
         backbone_or_model: A ``Backbone``, or a model (plain or peft-wrapped).
         processor: The processor; taken from the backbone when one is given.
-        out_dir: Folder to write (created if missing).
+        out_dir: Folder to write: missing, empty, or an earlier export, which is replaced (logged)
+            once the new one is complete; any other folder is refused.
         merge_lora: For a peft model, fold the adapters into the weights (True) or write the
             adapter alone plus the base's build arguments (False; needs a ``Backbone``).
 
     Returns:
         The folder.
+
+    Raises:
+        FileExistsError: ``out_dir`` holds something other than an earlier export.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    replace = is_nonempty_folder(out)
+    if replace and not _is_export(out):  # before the (long) save, not only at the final rename
+        raise FileExistsError(f"{out} is not empty and is not an earlier export; it is never replaced: "
+                              "choose another folder")
+    staged = staging_folder(out)
+    try:
+        _save_weights(backbone_or_model, processor, staged, merge_lora)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    if replace:
+        log.warning("replacing the earlier export in %s", out)
+    return publish_folder(staged, out, replace=replace)
+
+
+def _is_export(folder: Path) -> bool:
+    """A flat folder with a model or adapter config: what ``export_pretrained`` writes. Only such a
+    folder is replaced, so a mistyped ``out_dir`` (a home or project folder) is never deleted."""
+    entries = list(folder.iterdir()) if folder.is_dir() else []
+    names = {entry.name for entry in entries}
+    return bool(names & {"config.json", "adapter_config.json"}) and not any(e.is_dir() for e in entries)
+
+
+def _save_weights(backbone_or_model, processor, out: Path, merge_lora: bool) -> None:
+    """The Hugging Face files of the model and processor, written into ``out``."""
     build_args = None
     if isinstance(backbone_or_model, Backbone):
         model, processor = backbone_or_model.model, backbone_or_model.processor
@@ -62,7 +96,6 @@ def export_pretrained(
     else:
         model.save_pretrained(out)
     processor.save_pretrained(out)
-    return out
 
 
 def merged_state_dict(model: PeftModel) -> dict[str, torch.Tensor]:

@@ -13,6 +13,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from c2s_lightning.atomic_files import write_text
 from c2s_lightning.data.records import IQARecord
 from c2s_lightning.scoring.anchors import select_anchors
 
@@ -120,11 +121,8 @@ class AnchorBank:
         return cls(**fields)
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the bank as indented JSON; returns the path."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        return path
+        """Write the bank as indented JSON (atomically); returns the path."""
+        return write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> AnchorBank:
