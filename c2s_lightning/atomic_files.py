@@ -65,6 +65,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             raise FileNotFoundError(f"nothing was written for {path}")
         _fsync_file(temp)
         os.replace(temp, path)
+    except OSError as error:
+        temp.unlink(missing_ok=True)
+        if error.filename is None or Path(error.filename) == temp:  # name the file being written
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+        raise
     except BaseException:
         temp.unlink(missing_ok=True)
         raise

@@ -50,3 +50,9 @@ class WandbLogger(_LightningWandbLogger):
         if self._experiment is not None:
             self._experiment.finish(exit_code=0 if status == "success" else 1)
             self._experiment = None
+            import wandb
+
+            # finish() returns before the W&B service has written the run file to the end; its
+            # teardown waits for that, so the run reads back complete as soon as fit returns
+            if wandb.run is None:
+                wandb.teardown()
