@@ -1,4 +1,9 @@
-"""Lightning checkpoint files looked at before anything loads them.
+"""Lightning checkpoint files: written whole, and looked at before anything loads them.
+
+Lightning writes a local checkpoint through an fsspec "transaction" whose temporary file lives in
+the system's temp folder and is moved into place, which copies in place (not atomic) when that
+folder is on another disk, and never flushes it to disk. ``AtomicCheckpointIO`` writes it beside
+its name instead and renames it (``atomic_files``), so ``last.ckpt`` is the old or the new one.
 
 ``torch.load`` on an empty file raises a bare ``EOFError``, on a text file a ``KeyError`` or an
 unpickling error, and when safe loading (``weights_only=True``) refuses a file its message advises
@@ -13,11 +18,33 @@ import os
 import pickle
 import zipfile
 from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from c2s_lightning.atomic_files import atomic_path
 
 # ckpt_path values Lightning resolves itself (no file name)
 LIGHTNING_KEYWORDS = ("last", "best", "hpc", "registry")
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since PyTorch 1.6
 _PICKLE_PROTOCOL = b"\x80"  # the legacy format: a pickle, protocol 2 or later
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer with local files written atomically (remote ones as before)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        if storage_options is not None or "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        with atomic_path(path) as temp:
+            torch.save(checkpoint, temp)
+
+
+def use_atomic_checkpoints(strategy) -> None:
+    """Give ``strategy`` the atomic writer, unless it was configured with a writer of its own."""
+    if type(strategy.checkpoint_io) is TorchCheckpointIO:
+        strategy.checkpoint_io = AtomicCheckpointIO()
 
 
 class CheckpointFileError(ValueError):

@@ -11,7 +11,7 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from c2s_lightning.callbacks.evaluator import SoftComparisonEvaluator
 from c2s_lightning.callbacks.hf_export import HFExport
-from c2s_lightning.checkpoint_files import LIGHTNING_KEYWORDS, check_checkpoint_file
+from c2s_lightning.checkpoint_files import LIGHTNING_KEYWORDS, check_checkpoint_file, use_atomic_checkpoints
 from c2s_lightning.config_keys import flatten
 from c2s_lightning.data.datamodule import ComparisonDataModule
 from c2s_lightning.models.module import Compare2ScoreModule
@@ -47,6 +47,11 @@ class Compare2ScoreCLI(LightningCLI):
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt_path and str(ckpt_path) not in LIGHTNING_KEYWORDS:
             check_checkpoint_file(ckpt_path, "--ckpt_path", allow_folder=True)
+
+    def instantiate_trainer(self, **kwargs):
+        trainer = super().instantiate_trainer(**kwargs)
+        use_atomic_checkpoints(trainer.strategy)  # last.ckpt is never left half-written
+        return trainer
 
     def connect_data(self) -> None:
         """Hand the model's encoder to the data module: once, before the loop asks for batches.

@@ -152,3 +152,21 @@ def test_score_refuses_an_unusable_out_before_loading_anything(tmp_path, capsys,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --out ") and "Traceback" not in err[0]
     assert image.read_bytes() == b"not even an image"
+
+
+def test_a_checkpoint_save_cut_off_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    from c2s_lightning.checkpoint_files import AtomicCheckpointIO
+
+    io, path = AtomicCheckpointIO(), tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"global_step": 3, "w": torch.ones(4)}, path)
+    real_save = torch.save
+
+    def save_dies(obj, target, *args, **kwargs):
+        real_save(obj, target, *args, **kwargs)
+        Path(target).write_bytes(Path(target).read_bytes()[:100])  # the bytes written before the kill
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", save_dies)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"global_step": 6, "w": torch.zeros(4)}, path)
+    assert torch.load(path, weights_only=True)["global_step"] == 3 and only(path.parent) == ["last.ckpt"]

@@ -124,3 +124,16 @@ def test_a_corrupt_state_or_sweep_file_is_named_in_one_line(tmp_path, capsys):
     bad.write_text("method: grid\nparameters:\n  x: {values: [1, 2]\ncommand: [a]\n")
     with pytest.raises(SweepError, match=rf"{bad}: line 4, column \d+: not valid YAML"):
         load_sweep(bad)
+
+
+def test_reports_skip_superseded_attempts_and_folders_being_written(tmp_path):
+    from c2s_lightning.reporting.wandb_files import find_runs
+
+    current = tmp_path / "s-000-abc" / "wandb" / "offline-run-1" / "run-1.wandb"
+    hidden = [tmp_path / ".superseded" / "s-000-abc.1" / "wandb" / "offline-run-0" / "run-0.wandb",
+              tmp_path / ".export.123-ab.tmp" / "run-2.wandb"]
+    for path in [current, *hidden]:
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"")
+    assert find_runs(tmp_path) == [current]
+    assert find_runs(hidden[0].parent) == [hidden[0]]  # named directly, a hidden folder is read

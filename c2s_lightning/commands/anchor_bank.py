@@ -48,6 +48,9 @@ def build_bank(ns: argparse.Namespace):
 
 def main(args: list[str]) -> int:
     ns = _parser().parse_args(args)
+    from c2s_lightning.atomic_files import check_output_file
+
+    check_output_file(ns.out, [ns.root], option="--out")  # before the dataset is read and the model run
     bank = build_bank(ns)
     if ns.checkpoint is not None:
         from c2s_lightning.scoring.api import load_scorer
