@@ -16,7 +16,9 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--distortions", nargs="+", default=["noise"], help="noise, blur and/or jpeg")
     synth.add_argument("--crops", type=int, default=1, help="views per photo, each its own reference content")
-    synth.add_argument("--force", action="store_true", help="rewrite even if the dataset exists")
+    synth.add_argument("--force", action="store_true",
+                       help="rewrite a folder holding something else; only files an earlier data synth wrote "
+                            "there (synth_files.json) are removed or overwritten")
     inspect = sub.add_parser("inspect", help="print counts, score range, std coverage and level histogram")
     inspect.add_argument("name", help="reader name: live, csiq, kadid10k, bid, clive, koniq10k, tid2013, spaq, agiqa3k, list")
     inspect.add_argument("root", type=Path, help="dataset folder as distributed (for list: the list file)")
