@@ -137,3 +137,13 @@ def test_reports_skip_superseded_attempts_and_folders_being_written(tmp_path):
         path.write_bytes(b"")
     assert find_runs(tmp_path) == [current]
     assert find_runs(hidden[0].parent) == [hidden[0]]  # named directly, a hidden folder is read
+
+
+def test_a_second_runner_on_the_same_folder_refuses_at_once(tmp_path):
+    from c2s_lightning.commands.sweep_state import runner_lock
+
+    with runner_lock(tmp_path):
+        with pytest.raises(SweepError, match=rf"another sweep runner \(pid {os.getpid()}\)"), runner_lock(tmp_path):
+            pass
+    with runner_lock(tmp_path):  # released when the first runner ends
+        pass

@@ -100,7 +100,6 @@ def build_backbone(
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-    check_model_name(model)
     if model in TINY_FAMILIES:
         sizes = dict(tiny_kwargs, **({"image_size": image_size} if image_size else {}))
         net, processor = build_tiny(model, seed=seed, **sizes)
@@ -109,6 +108,7 @@ def build_backbone(
     else:
         if tiny_kwargs:
             raise TypeError(f"{sorted(tiny_kwargs)} only apply to tiny models, not {model!r}")
+        check_model_name(model)  # before any hub call
         net, processor = _load_pretrained(model, DTYPES[dtype], attn_implementation, image_size)
         model_id = str(model)
     if attn_implementation and model in TINY_FAMILIES:
