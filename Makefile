@@ -23,7 +23,8 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
 
 # The main job: synthetic data, a tiny model trained on CPU, soft-comparison evaluation before and after,
-# a W&B offline run, checkpoints, scatter plots and an exported model under outputs/quickstart/.
+# a W&B offline run, checkpoints, scatter plots and an exported model (a complete scorer) in a run folder of its
+# own, outputs/quickstart/runs/<time>-<W&B id>/; outputs/quickstart/latest points at the newest run.
 # One torch thread: faster than two for a model this small (measured: experiments/quickstart.md).
 quickstart: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m c2s_lightning fit --config experiments/quickstart.yaml

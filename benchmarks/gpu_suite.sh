@@ -93,12 +93,12 @@ else
 fi
 
 # -- ddp_eval -------------------------------------------------------------------------------------------
-# The plots are off: this step checks that 2 processes score and sync like 1, nothing else.
+# Plots stay on: the rank-0 plot must not hang the other rank (every rank asks for the log folder).
 validate() {  # validate DEVICES ACCELERATOR IMAGES FOLDER
   echo "$PY -m c2s_lightning validate --config $ROOT/experiments/quickstart.yaml --trainer.accelerator $2" \
     "--trainer.devices $1 --trainer.strategy $([ "$1" -gt 1 ] && echo ddp || echo auto)" \
     "--trainer.default_root_dir $4 --trainer.logger.init_args.save_dir $4 --export.enabled false" \
-    "--evaluator.plots false --evaluator.max_images $3 --trainer.enable_progress_bar false"
+    "--evaluator.max_images $3 --trainer.enable_progress_bar false"
 }
 if [ "$DRY" = 1 ]; then
   run_step ddp_eval 240 ddp_eval --runs "$WORK/ddp1" "$WORK/ddp2" --note "dry run: 1 and 2 CPU processes (gloo)" \

@@ -15,6 +15,7 @@ from c2s_lightning.checkpoint_files import LIGHTNING_KEYWORDS, check_checkpoint_
 from c2s_lightning.config_keys import flatten
 from c2s_lightning.data.datamodule import ComparisonDataModule
 from c2s_lightning.models.module import Compare2ScoreModule
+from c2s_lightning.run_folders import place_run
 
 
 class LoggedConfigCallback(SaveConfigCallback):
@@ -29,6 +30,20 @@ class LoggedConfigCallback(SaveConfigCallback):
 
 
 class Compare2ScoreCLI(LightningCLI):
+    """LightningCLI with the project's callbacks; each run writes into a folder of its own
+    (``run_folders.place_run``), while the config it saves and logs is the one given."""
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        self.given_config = config.clone()
+        self.run_dir = place_run(config, self.subcommand)
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, LoggedConfigCallback):
+                callback.config = self.given_config  # rerunning it makes a new run, not a nested one
+
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(SoftComparisonEvaluator, "evaluator")
@@ -54,14 +69,13 @@ class Compare2ScoreCLI(LightningCLI):
         return trainer
 
     def connect_data(self) -> None:
-        """Hand the model's encoder to the data module: once, before the loop asks for batches.
+        """Hand the model to the data module as its encoder, once, before the loop asks for batches.
 
-        The encoder (processor and answer words) exists once the model is built, so the model is
-        built here, before the trainer sets up its strategy; DeepSpeed ZeRO-3 then partitions it
-        as ``deepspeed.initialize`` runs instead of as it is created.
+        Nothing is built here: the data module reads the model's ``encode_train`` only when
+        Lightning asks for a loader, and Lightning builds the model first (``configure_model``,
+        inside the strategy's context, so DeepSpeed ZeRO-3 partitions it as it is created).
         """
-        self.model.configure_model()
-        self.datamodule.connect(self.model.backbone.encoder)
+        self.datamodule.connect(self.model)
 
     before_fit = before_validate = before_test = before_predict = connect_data
 

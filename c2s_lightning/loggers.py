@@ -28,7 +28,8 @@ class WandbLogger(_LightningWandbLogger):
 
     Args:
         name: Display name of the run.
-        save_dir: Folder under which ``wandb/`` run folders are written.
+        save_dir: Folder under which ``wandb/`` run folders are written; default: the run's own
+            folder (``run_folders``), or the working directory outside the CLI.
         project: W&B project.
         offline: Log offline; None (default) decides from ``WANDB_MODE`` and whether an API key
             exists, so runs work without an account and sync later with ``wandb sync``.
@@ -36,10 +37,11 @@ class WandbLogger(_LightningWandbLogger):
         **kwargs: Passed on to ``wandb.init`` via Lightning's WandbLogger.
     """
 
-    def __init__(self, name: str | None = None, save_dir: str = "outputs", project: str = "c2s_lightning",
+    def __init__(self, name: str | None = None, save_dir: str | None = None, project: str = "c2s_lightning",
                  offline: bool | None = None, log_model: bool = False, **kwargs: Any):
         offline = wandb_offline_by_default() if offline is None else offline
-        Path(save_dir).mkdir(parents=True, exist_ok=True)
+        if save_dir is not None:
+            Path(save_dir).mkdir(parents=True, exist_ok=True)
         super().__init__(name=name, save_dir=save_dir, project=project, offline=offline,
                          log_model=log_model, **kwargs)
 

@@ -7,7 +7,7 @@ import torch
 from peft import PeftModel
 
 from c2s_lightning.data.prompts import COMPARISON_ANSWER, COMPARISON_PROMPT
-from c2s_lightning.models.adapters import configure_trainable, model_parts, parameter_counts
+from c2s_lightning.models.adapters import configure_trainable, model_parts, parameter_counts, unused_parameters
 from c2s_lightning.models.backbones import build_backbone
 from c2s_lightning.models.encoding import model_inputs
 
@@ -95,6 +95,39 @@ def test_lora_on_idefics3_targets_its_text_model(batch_for):
     trainable = _trainable(model)
     assert len(trainable) == 16 and all(".text_model." in n and ".lora_" in n for n in trainable)
     assert _train_steps(model, batch_for(backbone)) == trainable
+
+
+TINY = ("tiny-llava", "tiny-llava-next", "tiny-qwen2-vl", "tiny-idefics3", "tiny-mplug-owl2")
+
+
+@pytest.mark.parametrize("mode", ["full", "lora"])
+@pytest.mark.parametrize("family", TINY)
+def test_every_trainable_parameter_receives_a_gradient(batch_for, family, mode):
+    # DDP waits for a gradient of every trainable parameter: one that the forward never reaches
+    # makes it stop at the first step, so none may be left trainable
+    backbone = build_backbone(family)
+    model = configure_trainable(backbone.model, mode, train_vision=True, train_projector=True)
+    model.train()
+    model(**model_inputs(batch_for(backbone))).loss.backward()
+    trainable = _trainable(model)
+    assert any("vision" in n or "visual" in n for n in trainable)  # the tower trains, all but its unused parts
+    assert {n for n, p in model.named_parameters() if p.requires_grad and p.grad is None} == set()
+
+
+def test_unused_vision_parts_follow_the_feature_layer(batch_for):
+    backbone = build_backbone("tiny-llava")  # SigLIP, 2 encoder layers, reads hidden_states[-1]
+    tower = "model.vision_tower."
+    norm = {tower + "post_layernorm.weight", tower + "post_layernorm.bias"}
+    assert unused_parameters(backbone.model) == norm  # hidden_states[-1] is taken before the final norm
+    backbone.model.config.vision_feature_layer = -2  # LLaVA-1.5's choice: the last layer is skipped too
+    last_layer = {n for n, _ in backbone.model.named_parameters() if n.startswith(tower + "encoder.layers.1.")}
+    assert last_layer and unused_parameters(backbone.model) == norm | last_layer
+    model = configure_trainable(backbone.model, "frozen", train_vision=True, train_projector=False)
+    model.train()
+    model(**model_inputs(batch_for(backbone))).loss.backward()
+    without_grad = {n for n, p in model.named_parameters() if p.grad is None}
+    assert without_grad >= norm | last_layer and not (without_grad & _trainable(model))
+    assert any(n.startswith(tower + "encoder.layers.0.") for n in _trainable(model))
 
 
 def test_unknown_mode_is_rejected(tiny_llava):

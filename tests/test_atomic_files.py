@@ -62,6 +62,8 @@ def test_figures_and_anchor_banks_keep_the_old_file_when_the_write_fails(tmp_pat
     png = scatter_png(tmp_path / "plots" / "test_kadid.png", [0.1, 0.5, 0.9, 1.2], [1.0, 2.0, 3.0, 4.5])
     old_png = png.read_bytes()
     records = [IQARecord(path=tmp_path / f"{i}.png", mos=float(i), std=0.1, ref=None, dataset="d") for i in range(5)]
+    for record in records:
+        record.path.write_bytes(b"an anchor image")  # a bank carries copies of its images
     bank = AnchorBank.from_records(records, dataset="d", split="all")
     bank_path = bank.save(tmp_path / "bank.json")
     old_bank = bank_path.read_bytes()
@@ -77,8 +79,8 @@ def test_figures_and_anchor_banks_keep_the_old_file_when_the_write_fails(tmp_pat
     with pytest.raises(OSError):
         bank.save(bank_path)
     assert png.read_bytes() == old_png and only(png.parent) == ["test_kadid.png"]
-    assert bank_path.read_bytes() == old_bank and json.loads(old_bank)["format_version"] == 1
-    assert [p.name for p in tmp_path.glob(".*")] == []
+    assert bank_path.read_bytes() == old_bank and len(json.loads(old_bank)["anchors"]) == 5
+    assert [p.name for p in tmp_path.rglob(".*")] == []
 
 
 def test_a_folder_is_published_whole_or_not_at_all(tmp_path, monkeypatch):
@@ -101,14 +103,17 @@ def test_a_folder_is_published_whole_or_not_at_all(tmp_path, monkeypatch):
     assert only(tmp_path) == ["export"]
 
 
-def test_export_failing_midway_keeps_the_earlier_export(tiny_llava, tmp_path, monkeypatch):
+def test_export_failing_midway_leaves_no_folder_and_never_touches_an_earlier_one(tiny_llava, tmp_path,
+                                                                                 monkeypatch):
     from c2s_lightning.models.export import export_pretrained
 
-    out = export_pretrained(tiny_llava, out_dir=tmp_path / "export")
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    earlier = export_pretrained(tiny_llava, out_dir=tmp_path / "earlier")
+    before = {p.name: p.read_bytes() for p in earlier.iterdir()}
     changed = copy.deepcopy(tiny_llava.model)
     with torch.no_grad():
         next(changed.parameters()).add_(1.0)  # other weights: an in-place write would change the file
+    with pytest.raises(FileExistsError, match="never replaced"):
+        export_pretrained(changed, tiny_llava.processor, out_dir=earlier)
 
     def dies(self, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -116,14 +121,9 @@ def test_export_failing_midway_keeps_the_earlier_export(tiny_llava, tmp_path, mo
     # the weights are written, then the disk fills
     monkeypatch.setattr(type(tiny_llava.processor), "save_pretrained", dies)
     with pytest.raises(OSError):
-        export_pretrained(changed, tiny_llava.processor, out_dir=out)
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before and only(tmp_path) == ["export"]
-    monkeypatch.undo()
-    project = tmp_path / "project"
-    (project / "src").mkdir(parents=True)
-    with pytest.raises(FileExistsError, match="not an earlier export"):
-        export_pretrained(tiny_llava, out_dir=project)  # a mistyped folder is never replaced
-    assert only(project) == ["src"]
+        export_pretrained(changed, tiny_llava.processor, out_dir=tmp_path / "new")
+    assert {p.name: p.read_bytes() for p in earlier.iterdir()} == before
+    assert only(tmp_path) == ["earlier"]  # no half export, no staging folder left
 
 
 def test_output_file_is_checked_before_any_work(tmp_path):

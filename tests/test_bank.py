@@ -1,66 +1,100 @@
-"""The anchor bank: JSON round trip and refusal to serve another model's matrix."""
+"""The anchor bank: JSON round trip with its images, moving it, old banks, refusing other weights."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from c2s_lightning.data.records import IQARecord
-from c2s_lightning.scoring.bank import AnchorBank
+from c2s_lightning.scoring.bank import AnchorBank, StaleAnchorBankError
 
-
-def _records() -> list[IQARecord]:
-    return [
-        IQARecord(Path(f"/data/koniq/{k}.jpg"), mos=1 + k / 5, std=0.3 + (k % 3) / 10,
-                  ref=None, dataset="koniq10k", name=f"1024x768/{k}.jpg")
-        for k in range(21)
-    ]  # fmt: skip
+PAD = {"pad_to_square": True, "pad_colour": "image_mean", "image_size": None}
 
 
 @pytest.fixture
-def bank() -> AnchorBank:
-    return AnchorBank.from_records(_records(), "koniq10k", "paper split 1, train+val", alpha=4)
+def dataset(tmp_path) -> list[IQARecord]:
+    folder = tmp_path / "koniq" / "1024x768"
+    folder.mkdir(parents=True)
+    records = []
+    for k in range(21):
+        path = folder / f"{k}.png"
+        Image.new("RGB", (6, 4), (10 * k, 0, 0)).save(path)
+        records.append(IQARecord(path, mos=1 + k / 5, std=0.3 + (k % 3) / 10, ref=None, dataset="koniq10k",
+                                 name=f"1024x768/{k}.png"))
+    return records
+
+
+@pytest.fixture
+def bank(dataset) -> AnchorBank:
+    return AnchorBank.from_records(dataset, "koniq10k", "paper split 1, train+val", alpha=4)
 
 
 def test_from_records_selects_and_remembers(bank):
     assert [a.name for a in bank.anchors] == [
-        "1024x768/0.jpg", "1024x768/6.jpg", "1024x768/12.jpg", "1024x768/15.jpg",
+        "1024x768/0.png", "1024x768/6.png", "1024x768/12.png", "1024x768/15.png",
     ]  # fmt: skip
     assert (bank.rule, bank.alpha, bank.beta, bank.seed) == ("min_variance", 4, 1, 0)
-    assert bank.matrix is None and bank.model_id is None
+    assert bank.matrix is None and bank.weights_fingerprint is None
 
 
-def test_round_trip_without_and_with_matrix(bank, tmp_path):
-    assert AnchorBank.load(bank.save(tmp_path / "a" / "bank.json")) == bank
+def test_save_copies_the_anchor_images_and_the_bank_moves_without_the_dataset(bank, dataset, tmp_path):
     matrix = [[0.5, 0.1, 0.05, 0.0], [0.9, 0.5, 0.2, 0.1], [0.95, 0.8, 0.5, 0.3], [1, 1, 1, 0.5]]
-    bank.set_matrix(matrix, model_id="tiny-llava@abc123")
-    path = bank.save(tmp_path / "bank.json")
-    loaded = AnchorBank.load(path)
-    assert loaded == bank
-    assert loaded.anchors[0].path == Path("/data/koniq/0.jpg")
-    assert loaded.require_model("tiny-llava@abc123") == matrix
+    bank.set_matrix(matrix, "sha256:abc", PAD, protocol={"levels": ["a"], "weights_fingerprint": None})
+    path = bank.save(tmp_path / "out" / "bank.json")
+    data = json.loads(path.read_text())
+    assert data["format_version"] == 2 and data["weights_fingerprint"] == "sha256:abc"
+    assert data["protocol"] == {"levels": ["a"], "weights_fingerprint": "sha256:abc", "image_preprocessing": PAD}
+    assert data["anchors"][1] == {"file": "bank/01_6.png", "mos": 2.2, "std": 0.3, "name": "1024x768/6.png",
+                                  "dataset": "koniq10k", "ref": None}
+    assert (tmp_path / "out" / "bank" / "01_6.png").read_bytes() == dataset[6].path.read_bytes()
+    moved = shutil.move(tmp_path / "out", tmp_path / "elsewhere")
+    shutil.rmtree(tmp_path / "koniq")  # the dataset is gone
+    loaded = AnchorBank.load(Path(moved) / "bank.json")
+    assert loaded.anchors[1].path == Path(moved) / "bank" / "01_6.png" and loaded.anchors[1].path.is_file()
+    assert [a.name for a in loaded.anchors] == [a.name for a in bank.anchors]
+    assert loaded.matrix_for("sha256:abc", PAD) == matrix
+    loaded.save(Path(moved) / "bank.json")  # saving in place keeps its own images
+    assert AnchorBank.load(Path(moved) / "bank.json").anchors == loaded.anchors
+
+
+def test_a_bank_without_its_images_is_not_saved(bank, tmp_path):
+    bank.anchors[2].path.unlink()
+    with pytest.raises(FileNotFoundError, match="anchor 2 image .*12.png is missing"):
+        bank.save(tmp_path / "bank.json")
+    assert not (tmp_path / "bank.json").exists()
 
 
 def test_file_is_human_readable_json(bank, tmp_path):
     text = bank.save(tmp_path / "bank.json").read_text()
     assert text.startswith("{\n  ")
-    data = json.loads(text)
-    assert data["dataset"] == "koniq10k" and data["format_version"] == 1
-    assert data["anchors"][1] == {
-        "path": "/data/koniq/6.jpg", "mos": 2.2, "std": 0.3, "name": "1024x768/6.jpg",
-        "dataset": "koniq10k", "ref": None,
-    }  # fmt: skip
+    assert json.loads(text)["dataset"] == "koniq10k"
 
 
-def test_refuses_matrix_of_another_model(bank):
-    with pytest.raises(ValueError, match="no anchor matrix yet.*anchors build"):
-        bank.require_model("model-a")
-    bank.set_matrix([[0.5] * 4] * 4, model_id="model-a")
-    message = "computed with model 'model-a', not 'model-b'.*anchors build"
-    with pytest.raises(ValueError, match=message):
-        bank.require_model("model-b")
+def test_refuses_matrix_of_other_weights_or_preprocessing_in_one_line(bank):
+    with pytest.raises(StaleAnchorBankError, match="no anchor matrix yet.*anchors build"):
+        bank.matrix_for("sha256:a")
+    bank.set_matrix([[0.5] * 4] * 4, "sha256:aaaa", PAD)
+    for weights, preprocessing, message in [("sha256:bbbb", PAD, r"other weights \(sha256:aaaa, this model is sha256:bbbb\)"),
+                                            ("sha256:aaaa", {**PAD, "pad_to_square": False}, "preprocessed as")]:
+        with pytest.raises(StaleAnchorBankError, match=message + ".*--recompute-anchors") as error:
+            bank.matrix_for(weights, preprocessing)
+        assert "\n" not in str(error.value)
+
+
+def test_format_1_banks_load_and_their_matrix_asks_to_be_recomputed(bank, tmp_path):
+    old = {"format_version": 1, "dataset": "koniq10k", "split": "train", "rule": "min_variance", "alpha": 4,
+           "beta": 1, "seed": 0, "matrix": [[0.5] * 4] * 4, "model_id": "/old/export",
+           "anchors": [{"path": str(a.path), "mos": a.mos, "std": a.std, "name": a.name, "dataset": a.dataset,
+                        "ref": None} for a in bank.anchors]}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    loaded = AnchorBank.load(tmp_path / "old.json")
+    assert loaded.anchors == bank.anchors and loaded.weights_fingerprint is None
+    with pytest.raises(StaleAnchorBankError, match="none recorded.*--recompute-anchors"):
+        loaded.matrix_for("sha256:abc")
 
 
 @pytest.mark.parametrize(
@@ -68,7 +102,7 @@ def test_refuses_matrix_of_another_model(bank):
 )
 def test_set_matrix_checks_shape_and_values(bank, matrix, message):
     with pytest.raises(ValueError, match=message):
-        bank.set_matrix(matrix, model_id="m")
+        bank.set_matrix(matrix, "m")
 
 
 def test_load_rejects_other_files(tmp_path):

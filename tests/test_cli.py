@@ -23,13 +23,14 @@ def synth(tmp_path_factory):
 
 
 def override(tmp_path: Path, synth: Path, **trainer) -> str:
-    """A second config that points the quickstart at temporary folders and a small budget."""
+    """A second config that points the quickstart at a temporary root (``tmp_path/run``; each run
+    gets a folder under it, ``latest`` points at the newest) and a small budget."""
     out = tmp_path / "run"
     cfg = {
         "trainer": {"default_root_dir": str(out), "max_steps": 4, "val_check_interval": 2,
                     "log_every_n_steps": 1, "enable_progress_bar": False,
                     "logger": {"class_path": "c2s_lightning.loggers.WandbLogger",
-                               "init_args": {"save_dir": str(out), "name": "test"}}, **trainer},
+                               "init_args": {"name": "test"}}, **trainer},
         # synthesize/synth_options/pairs_per_image explicit: list items merge with the quickstart's
         "data": {"datasets": [{"name": "kadid10k", "root": str(synth), "pairs": 64, "pairs_per_image": None,
                                "split": "random", "synthesize": False, "synth_options": {},
@@ -37,7 +38,6 @@ def override(tmp_path: Path, synth: Path, **trainer) -> str:
                  "balance_levels": False, "rating_images_per_pair": 0, "num_workers": 0,
                  "batch_size": 8, "val_pairs": 8},
         "model": {"rating_loss_weight": 0.0},
-        "checkpoint": {"dirpath": str(out / "checkpoints")},
         "evaluator": {"max_images": 10, "before_training": True},
     }
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -61,8 +61,10 @@ def test_fit_logs_loss_and_soft_comparison_metrics_to_wandb(tmp_path, synth):
     assert "val/loss" in run.summary  # the validation loop's own pairs
     assert run.config["model.model"] == "tiny-llava"  # the resolved config is logged, dotted keys
     assert run.config["evaluator.beta"] == 1
-    assert sorted(p.name for p in (tmp_path / "run" / "plots").glob("*.png"))
-    assert (tmp_path / "run" / "export" / "model.safetensors").is_file()
+    run = tmp_path / "run" / "latest"
+    assert sorted(p.name for p in (run / "plots").glob("*.png"))
+    assert (run / "export" / "model.safetensors").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    assert (run / "config.yaml").is_file() and find_runs(run)
 
 
 def test_resume_mid_run_continues_at_the_right_step(tmp_path, synth):
@@ -70,11 +72,11 @@ def test_resume_mid_run_continues_at_the_right_step(tmp_path, synth):
     straight = main(["fit", "--config", QUICKSTART, "--config", override(tmp_path / "a", synth, max_steps=6),
                      "--evaluator.before_training", "false", "--checkpoint.every_n_train_steps", "3",
                      "--checkpoint.save_top_k", "-1"])
-    ckpt = tmp_path / "a" / "run" / "checkpoints" / "step000003.ckpt"
+    ckpt = tmp_path / "a" / "run" / "latest" / "checkpoints" / "step000003.ckpt"
     assert ckpt.is_file()
     # Lightning saved the loader's place: epoch 0, 3 batches of 8 pairs delivered
     saved = torch.load(ckpt, weights_only=False)["loops"]["fit_loop"]["state_dict"]["combined_loader"]
-    assert saved == [{"epoch": 0, "consumed": 24}]
+    assert saved == [{"epoch": 0, "consumed": 24, "replicas": 1}]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         resumed = main(["fit", "--config", QUICKSTART, "--config", override(tmp_path / "b", synth, max_steps=6),
@@ -97,8 +99,11 @@ def test_deepspeed_overrides_stack_on_quickstart(strategy, capsys):
     expected = yaml.safe_load(strategy.read_text())["trainer"]
     strategy_printed = printed["trainer"]["strategy"]
     assert strategy_printed["class_path"] == expected["strategy"]["class_path"]
-    # the printed config lists every constructor default too; ours must all be there, unchanged
-    assert expected["strategy"]["init_args"].items() <= strategy_printed["init_args"].items()
+    # the printed config lists every constructor default too; ours must all be there, unchanged,
+    # with the interpolation resolved against the experiment underneath
+    ours = expected["strategy"]["init_args"] | {"logging_batch_size_per_gpu": printed["data"]["batch_size"]}
+    assert ours.items() <= strategy_printed["init_args"].items()
+    assert strategy_printed["init_args"]["logging_batch_size_per_gpu"] == 32  # quickstart's data.batch_size
     assert printed["trainer"]["precision"] == "bf16-mixed"
     assert printed["model"]["model"] == "tiny-llava"  # the experiment underneath is kept
 

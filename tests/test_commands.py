@@ -12,6 +12,7 @@ import torch
 import c2s_lightning
 from c2s_lightning import atomic_files
 from c2s_lightning.cli import main
+from c2s_lightning.models.protocol import weights_fingerprint
 from c2s_lightning.scoring.bank import AnchorBank
 
 from test_atomic_files import disk_full
@@ -23,7 +24,7 @@ def trained(tmp_path_factory, synth):  # noqa: F811
     tmp = tmp_path_factory.mktemp("trained")
     main(["fit", "--config", QUICKSTART, "--config", override(tmp, synth, max_steps=2),
           "--evaluator.before_training", "false"])
-    return tmp / "run"
+    return (tmp / "run" / "latest").resolve()
 
 
 def test_export_command_matches_the_fit_export(trained, tmp_path):
@@ -41,7 +42,7 @@ def test_anchors_build_then_score_with_an_unreadable_image(trained, synth, tmp_p
                  "--split-options", json.dumps({"test_refs": ["I04", "I05", "I06", "I07", "I08"]}),
                  "--checkpoint", str(trained / "export"), "--out", str(bank_path)]) == 0
     bank = AnchorBank.load(bank_path)
-    assert len(bank.anchors) == 5 and bank.model_id == str(trained / "export")
+    assert len(bank.anchors) == 5 and bank.weights_fingerprint == weights_fingerprint(trained / "export")
     assert all(a.ref not in {"I04", "I05", "I06", "I07", "I08"} for a in bank.anchors)  # from training contents
     matrix = torch.tensor(bank.matrix)
     assert matrix.shape == (5, 5) and torch.all((matrix >= 0) & (matrix <= 1))
@@ -79,3 +80,5 @@ def test_evaluate_scores_the_held_out_set_without_training(trained, synth, tmp_p
     evaluator = next(c for c in cli.trainer.callbacks if type(c).__name__ == "SoftComparisonEvaluator")
     assert evaluator.beta == 2 and set(evaluator.last_results) == {"kadid10k"}
     assert -1 <= evaluator.last_results["kadid10k"]["srcc"] <= 1
+    (run,) = (tmp_path / "run" / "runs").iterdir()  # its own folder; `latest` names training runs only
+    assert list((run / "plots").glob("test_kadid10k_step000000.png")) and not (tmp_path / "run" / "latest").exists()

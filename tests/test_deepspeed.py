@@ -4,8 +4,9 @@ ZeRO-3 partitions parameters as they are created), not in the module's construct
 
 Nothing is trained: the CLI is run up to instantiation, then Lightning's own configure-model call
 runs with the strategy's contexts replaced by recorders. The slow test enters the real contexts in a
-1-process gloo group on the CPU (ZeRO-3 then partitions the parameters); it is a strict xfail until
-the two defects its reason names are fixed (both fixes together were checked to make it pass).
+1-process gloo group on the CPU: the data module is connected lazily (the model is not built before
+the strategy's context), and ZeRO-3 partitions the parameters as transformers builds them (the module
+keeps transformers' ``HfDeepSpeedConfig`` alive while it builds).
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def _configure_under_real_contexts(rank: int, world: int, tmp: str) -> dict[str,
     for strategy_file in STRATEGIES:
         try:
             cli = _built_cli(strategy_file, Path(tmp) / strategy_file.stem, override(Path(tmp) / "cfg", synth))
+            cli.connect_data()  # the launcher's before_fit hook: nothing is built yet
             cli.trainer._data_connector.attach_data(cli.model, datamodule=cli.datamodule)  # as fit() does
             cli.trainer.strategy.connect(cli.model)
             _call_configure_model(cli.trainer)
@@ -110,11 +112,6 @@ def _built_cli(strategy_file: Path, out: Path, *configs: str):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "two known defects: (1) entering DeepSpeed's context asks the train dataloader for its batch size "
-    "before configure_model has connected the encoder (fix: logging_batch_size_per_gpu: ${data.batch_size} "
-    "in the strategy files, or connect before fit); (2) ZeRO-3 builds the HF model without "
-    "transformers' HfDeepSpeedConfig, so its weight init meets partitioned (empty) tensors"))
 def test_real_deepspeed_contexts_build_and_zero3_partitions(tmp_path):
     from gloo_group import run_on_ranks
 

@@ -12,6 +12,7 @@ from c2s_lightning.models.adapters import configure_trainable
 from c2s_lightning.models.backbones import build_backbone
 from c2s_lightning.models.comparator import Comparator
 from c2s_lightning.models.export import export_pretrained, load_backbone
+from c2s_lightning.models.protocol import weights_fingerprint
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def test_export_then_load_gives_identical_level_logits(tmp_path, pairs, name):
     export_pretrained(backbone, out_dir=tmp_path)
     assert (tmp_path / "model.safetensors").is_file() and not list(tmp_path.glob("*.bin"))
     loaded = load_backbone(tmp_path)
-    assert loaded.model_id == str(tmp_path) and loaded.level_token_ids == backbone.level_token_ids
+    assert loaded.model_id == weights_fingerprint(tmp_path) and loaded.level_token_ids == backbone.level_token_ids
     torch.testing.assert_close(Comparator(loaded).level_logits(*pairs), expected, atol=0, rtol=0)
 
 

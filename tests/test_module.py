@@ -87,7 +87,7 @@ def test_training_step_changes_trained_params_only(synth_root):
     with pytest.raises(RuntimeError, match="connect"):  # the model never connects the data itself
         trainer().fit(m, datamodule=dm)
     assert all(torch.equal(before[n], p) for n, p in m.named_parameters())
-    dm.connect(m.backbone.encoder)  # what the CLI's before_fit does
+    dm.connect(m)  # what the CLI's before_fit does
     trainer = trainer()
     trainer.fit(m, datamodule=dm)
     after = dict(m.named_parameters())
@@ -97,3 +97,21 @@ def test_training_step_changes_trained_params_only(synth_root):
     assert changed and changed <= trained
     assert any("language_model" in n for n in changed) and any("multi_modal_projector" in n for n in changed)
     assert "train/rating_loss" in trainer.callback_metrics and "train/loss" in trainer.callback_metrics
+
+
+def test_the_cli_connects_the_unbuilt_model_and_loaders_bind_its_encoder(synth_root):
+    from types import SimpleNamespace
+
+    from c2s_lightning.lightning_cli import Compare2ScoreCLI
+
+    m, dm = Compare2ScoreModule(model="tiny-llava"), datamodule(synth_root)
+    Compare2ScoreCLI.connect_data(SimpleNamespace(model=m, datamodule=dm))
+    # built later by Lightning, inside the strategy's context (DeepSpeed ZeRO-3 partitions it as created)
+    assert m.net is None and m.backbone is None
+    with pytest.raises(RuntimeError, match="not built yet"):
+        dm.train_dataloader()
+    m.configure_model()
+    loader = dm.train_dataloader()
+    encode = loader.collate_fn.keywords["encode"]
+    assert encode.__self__ is m.backbone.encoder  # worker processes get the processor, not the weights
+    assert next(iter(loader))["levels"].numel() == 10

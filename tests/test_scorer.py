@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from c2s_lightning.data.records import IQARecord
-from c2s_lightning.scoring.bank import AnchorBank
+from c2s_lightning.scoring.bank import AnchorBank, StaleAnchorBankError
 from c2s_lightning.scoring.scorer import Compare2Scorer
 
 LEVEL_SLOPES = torch.tensor([-2.0, -1.0, 0.0, 1.0, 2.0])
@@ -73,7 +73,7 @@ def test_anchor_block_computed_once_and_reused(bank):
     comparator = BrightnessComparator()
     scorer = Compare2Scorer(comparator, bank)
     scorer.score(TESTS[:3])
-    assert len(comparator.pairs) == 5 * 4 + 3 * 5 and bank.model_id == comparator.model_id
+    assert len(comparator.pairs) == 5 * 4 + 3 * 5 and bank.weights_fingerprint == comparator.model_id
     block = torch.tensor(bank.matrix)
     assert block[4, 0] > 0.5 > block[0, 4]  # the brightest anchor beats the darkest
     scorer.score(TESTS[3:])
@@ -84,10 +84,11 @@ def test_anchor_block_computed_once_and_reused(bank):
 
 def test_bank_of_another_model_is_refused_unless_recomputed(bank):
     bank.set_matrix([[0.5] * 5] * 5, "some-other-model")
-    with pytest.raises(ValueError, match="some-other-model"):
+    with pytest.raises(StaleAnchorBankError, match="other weights.*some-other-model.*--recompute-anchors") as error:
         Compare2Scorer(BrightnessComparator(), bank).score(TESTS[:1])
+    assert "\n" not in str(error.value)  # one line
     scores = Compare2Scorer(BrightnessComparator(), bank, recompute_anchors=True).score(TESTS)
-    assert bank.model_id == "fake-brightness" and bank.matrix[4][0] > 0.5
+    assert bank.weights_fingerprint == "fake-brightness" and bank.matrix[4][0] > 0.5
     assert (scores.diff() > 0).all()
 
 
@@ -120,3 +121,50 @@ def test_scores_do_not_depend_on_batch_size_and_progress_counts_images(bank, rea
         torch.testing.assert_close(scorer.score(TESTS, progress=seen.append), expected, atol=1e-10, rtol=0)
     assert sum(seen) == 3 * len(TESTS)
     assert Compare2Scorer(BrightnessComparator(), bank).score([]).shape == (0,)
+
+
+class RecordingComparator(BrightnessComparator):
+    """Keeps every image it is shown."""
+
+    def __init__(self):
+        super().__init__()
+        self.images: list[Image.Image] = []
+
+    def level_logits(self, first_images, second_images, batch_size=None) -> torch.Tensor:
+        self.images += [*first_images, *second_images]
+        return super().level_logits(first_images, second_images, batch_size)
+
+
+def padded_by_hand(image: Image.Image) -> bytes:
+    """Centred on a square canvas of the image's mean colour (rounded per channel), with numpy."""
+    import numpy as np
+
+    pixels = np.asarray(image.convert("RGB"))
+    h, w, _ = pixels.shape
+    side = max(h, w)
+    canvas = np.empty((side, side, 3), dtype=np.uint8)
+    canvas[:] = np.round(pixels.reshape(-1, 3).mean(axis=0)).astype(np.uint8)
+    top, left = (side - h) // 2, (side - w) // 2
+    canvas[top:top + h, left:left + w] = pixels
+    return canvas.tobytes()
+
+
+@pytest.mark.parametrize("as_path", [False, True])
+def test_non_square_images_are_padded_with_their_mean_colour_when_asked(bank, make_images, tmp_path, as_path):
+    wide = make_images(1, size=(12, 6), seed=5)[0]
+    wide.save(tmp_path / "wide.png")
+    given = tmp_path / "wide.png" if as_path else wide
+    for pad, expected in ((True, padded_by_hand(wide)), (False, wide.tobytes())):
+        comparator = RecordingComparator()
+        Compare2Scorer(comparator, AnchorBank(bank.anchors, "synth", "train"), pad_to_square=pad).score([given])
+        shown = [img for img in comparator.images if img.size != (8, 8)]  # the anchors are 8x8
+        assert shown and all(img.tobytes() == expected for img in shown)
+        assert all(img.size == ((12, 12) if pad else (12, 6)) for img in shown)
+
+
+def test_a_matrix_of_other_preprocessing_is_stale(bank):
+    Compare2Scorer(BrightnessComparator(), bank, pad_to_square=False).anchor_block()
+    with pytest.raises(StaleAnchorBankError, match="preprocessed as .*'pad_to_square': False.*--recompute-anchors"):
+        Compare2Scorer(BrightnessComparator(), bank, pad_to_square=True).anchor_block()
+    Compare2Scorer(BrightnessComparator(), bank, pad_to_square=True, recompute_anchors=True).anchor_block()
+    assert bank.image_preprocessing["pad_to_square"] is True

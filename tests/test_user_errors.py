@@ -40,7 +40,7 @@ def test_a_mistyped_backbone_fails_at_once_naming_the_families(capsys, tmp_path,
     line = one_error_line(capsys, ["fit", "--config", QUICKSTART, "--model.model", "tiny-llavaa",
                                    "--trainer.default_root_dir", str(tmp_path)])
     assert "'tiny-llavaa'" in line and "tiny-qwen2-vl" in line and "did you mean 'tiny-llava'" in line
-    assert not any(tmp_path.iterdir())  # nothing ran: no logger, no checkpoint folder
+    assert not [*tmp_path.rglob("*.wandb"), *tmp_path.rglob("*.ckpt")]  # nothing ran: no W&B run, no checkpoint
     with pytest.raises(ValueError, match="no such folder"):
         check_model_name(str(tmp_path / "missing_export"))
     with pytest.raises(ValueError, match="is a file"):

@@ -1,4 +1,4 @@
-"""``HFExport``: write the trained model as a Hugging Face folder when fitting ends."""
+"""``HFExport``: write the trained model, its protocol and its anchor bank when fitting ends."""
 
 from __future__ import annotations
 
@@ -7,14 +7,23 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 
+from c2s_lightning.atomic_files import is_nonempty_folder
+from c2s_lightning.callbacks.evaluator import SoftComparisonEvaluator
+from c2s_lightning.callbacks.run_protocol import run_protocol
 from c2s_lightning.models.export import export_pretrained
+
+PROTOCOL_KEY = "compare2score_protocol"
+"""Key of the protocol dict in Lightning checkpoints (read by ``python -m c2s_lightning export``)."""
 
 
 class HFExport(L.Callback):
-    """Exports the model at the end of ``fit`` for ``score``, ``anchors build`` and ``evaluate``.
+    """Exports the model at the end of ``fit`` as a complete scorer for ``score``, ``anchors build``
+    and ``evaluate``: the Hugging Face folder, ``compare2score.json`` (the comparison protocol with
+    the weights fingerprint) and ``anchors.json`` (the evaluator's anchor bank with its images).
 
     Args:
-        dirpath: Output folder; default ``<trainer.default_root_dir>/export``.
+        dirpath: Output folder; default ``<run folder>/export``. An existing folder that is not
+            empty is refused before training starts, never replaced.
         merge_lora: Fold LoRA adapters into the weights (True) or write the adapter alone.
         enabled: Set False to skip the export.
     """
@@ -23,11 +32,24 @@ class HFExport(L.Callback):
         super().__init__()
         self.dirpath, self.merge_lora, self.enabled = dirpath, merge_lora, enabled
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit" and self.enabled and self.dirpath and is_nonempty_folder(self.dirpath):
+            raise FileExistsError(f"export.dirpath {self.dirpath} exists and is not empty; an export is never "
+                                  "replaced: choose another folder, or leave export.dirpath unset (each run "
+                                  "then exports into its own run folder)")
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        checkpoint[PROTOCOL_KEY] = run_protocol(trainer, pl_module).to_dict()
+
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.enabled or trainer.fast_dev_run:
             return
         out = Path(self.dirpath or Path(trainer.default_root_dir) / "export")
+        evaluator = next((c for c in trainer.callbacks if isinstance(c, SoftComparisonEvaluator)), None)
+        # every rank computes the bank: under sharded strategies a forward pass needs them all
+        bank = None if evaluator is None else evaluator.anchor_bank(trainer, pl_module)
         if trainer.is_global_zero:
-            export_pretrained(pl_module.backbone, out_dir=out, merge_lora=self.merge_lora)
-            rank_zero_info(f"exported the model to {out}")
+            export_pretrained(pl_module.backbone, out_dir=out, merge_lora=self.merge_lora,
+                              protocol=run_protocol(trainer, pl_module), anchor_bank=bank)
+            rank_zero_info(f"exported the model to {out}" + (" with its anchor bank" if bank else ""))
         trainer.strategy.barrier()

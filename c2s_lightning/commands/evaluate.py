@@ -2,12 +2,36 @@
 
 Beta, the anchor rule and the matrix type are inference-time choices, so their sweeps reuse one
 checkpoint. This runs LightningCLI's ``validate`` with the model loaded from the checkpoint;
-every other option is a LightningCLI option (``--evaluator.beta 3``, ``--config ...``).
+every other option is a LightningCLI option (``--evaluator.beta 3``, ``--config ...``). Images are
+preprocessed as the export's ``compare2score.json`` says, whatever the configs say; an explicit
+``--data.pad_to_square`` on the command line overrides it (reported). Each evaluation writes into
+a run folder of its own under ``trainer.default_root_dir``.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+PAD_OPTION = "--data.pad_to_square"
+
+
+def protocol_options(checkpoint: str, rest: list[str]) -> list[str]:
+    """``--data.pad_to_square`` as the export's protocol says, unless ``rest`` sets it (reported)."""
+    from c2s_lightning.models.protocol import ComparisonProtocol, has_protocol
+
+    if not Path(checkpoint).is_dir() or not has_protocol(checkpoint):
+        return []
+    trained = ComparisonProtocol.load(checkpoint).pad_to_square
+    given = [a for a in rest if a.startswith(PAD_OPTION)]
+    if given:
+        print(f"evaluate: {' '.join(given)} given; {checkpoint} was trained with pad_to_square={trained}",
+              file=sys.stderr)
+        return []
+    print(f"evaluate: image preprocessing from {checkpoint}/compare2score.json: pad_to_square={trained}",
+          file=sys.stderr)
+    return [PAD_OPTION, str(trained).lower()]
 
 
 def main(args: list[str]):
@@ -25,5 +49,5 @@ def main(args: list[str]):
         command += ["--ckpt_path", ns.checkpoint]
     else:
         command += ["--model.model", ns.checkpoint, "--model.finetune", "frozen",
-                    "--model.train_projector", "false"]
+                    "--model.train_projector", "false", *protocol_options(ns.checkpoint, rest)]
     return run_lightning_cli(command)

@@ -1,7 +1,8 @@
 """``ComparisonDataModule``: pairs mixed across datasets as text-labelled comparison instructions.
 
-The processor comes from the model, so the collate is bound late through ``connect(encoder)``,
-which the launcher calls once the model is built; this module never looks at the model or at
+The processor comes from the model, so the collate is bound late through ``connect(encoder)``:
+the launcher hands over the model before the loop starts, and its ``encode_train`` is read only
+when a loader is made, once the model is built; this module reads nothing else of the model, nor
 Lightning's loops. Reading, splitting and drawing live in :mod:`~c2s_lightning.data.mix`, items and collate
 in :mod:`~c2s_lightning.data.pair_dataset`, the resumable epoch order in :mod:`~c2s_lightning.data.loader`.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
@@ -18,7 +19,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from c2s_lightning.data.loader import EpochSampler, ResumableLoader
-from c2s_lightning.data.mix import Mix, MixEntry, check_entries
+from c2s_lightning.data.mix import Mix, MixEntry, check_entries, write_synthetic
 from c2s_lightning.data.pair_dataset import PairDataset, collate, fixed_draw
 from c2s_lightning.data.pairs import format_histogram, level_histogram
 from c2s_lightning.data.records import IQARecord
@@ -76,11 +77,21 @@ class ComparisonDataModule(L.LightningDataModule):
         self._seed, self._resample, self._pad_to_square = seed, resample_every_epoch, pad_to_square
         self._balance_levels, self._rating_images, self._augment = balance_levels, rating_images_per_pair, augment
         self._mix: Mix | None = None
-        self._encode: Callable | None = None
+        self._encoder: Any = None
 
     def connect(self, encoder: Any) -> None:
-        """Bind the model's encoder (an object with ``encode_train(examples)``) for the collate."""
-        self._encode = encoder.encode_train
+        """Bind the model's encoder (an object with ``encode_train(examples)``) for the collate.
+
+        ``encode_train`` is read when a loader is made, not here, so the object may build its
+        encoder later: the ``Compare2ScoreModule`` does, when Lightning calls its
+        ``configure_model`` inside the strategy's context, before it asks for any loader.
+        """
+        self._encoder = encoder
+
+    def prepare_data(self) -> None:
+        """Write the synthetic datasets asked for; Lightning runs this on one process per node,
+        then the others wait, so no process reads a folder while another is writing it."""
+        write_synthetic(self._entries)
 
     def setup(self, stage: str | None = None) -> None:
         """Read and split every dataset once (later calls do nothing)."""
@@ -128,7 +139,7 @@ class ComparisonDataModule(L.LightningDataModule):
         return DataLoader(data, shuffle=False, **options) if len(data) else []
 
     def _loader_options(self, part: str | None = None) -> dict[str, Any]:
-        if self._encode is None:
+        if self._encoder is None:
             raise RuntimeError("ComparisonDataModule.connect(encoder) must be called before loading batches")
-        return dict(batch_size=self._batch_size, num_workers=self._num_workers,
-                    collate_fn=functools.partial(collate, encode=self._encode, part=part), persistent_workers=False)
+        return dict(batch_size=self._batch_size, num_workers=self._num_workers, persistent_workers=False,
+                    collate_fn=functools.partial(collate, encode=self._encoder.encode_train, part=part))

@@ -1,4 +1,4 @@
-"""The training loader: each epoch's order, and the place in it that checkpoints save.
+"""The training loader: each epoch's order, each rank's share of it, and the place that checkpoints save.
 
 The order of an epoch is a pure function of ``(seed, epoch)``, so a run knows where it stands from
 two numbers: the epoch and how many indices of that epoch's order were already delivered as
@@ -6,41 +6,75 @@ batches. :class:`ResumableLoader` reports them through ``state_dict``/``load_sta
 interface Lightning's fit loop saves with every checkpoint and restores before it iterates again,
 so a run resumed mid-epoch sees exactly the batches an uninterrupted run would have seen next.
 The count is kept by the loader, not the sampler: worker processes draw indices from the sampler
-ahead of the batches training has consumed. Under DDP each rank would count its own shard's
-indices; the order stays the same pure function for every rank to shard.
+ahead of the batches training has consumed.
+
+Under data parallelism (DDP, DeepSpeed) every rank computes the same order and takes its own
+strided share of it (:class:`EpochSampler`), so the count is a position in the rank's share. The
+shares are equally long, so every rank stands at the same count after every step and the one
+state a checkpoint holds (rank 0's) resumes each rank exactly, provided the number of processes
+is the same; a different number restarts the epoch, with a warning.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator
 from typing import Any
 
+import torch.distributed as dist
 from lightning.fabric.utilities import rank_zero_warn
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 
-class EpochSampler(Sampler):
+class EpochSampler(DistributedSampler):
     """Yields ``(epoch, index)`` in a seeded shuffled order, so workers read the current epoch's pairs.
 
     Lightning calls ``set_epoch`` at every epoch start. ``resume(epoch, start)`` makes the next pass
-    over ``epoch`` begin at position ``start`` of its order; a pass over any other epoch, or any
-    later pass, starts at 0.
+    over ``epoch`` begin at position ``start`` of this rank's share; a pass over any other epoch, or
+    any later pass, starts at 0.
+
+    With ``num_replicas`` W > 1, rank r takes positions r, r + W, r + 2W, ... of the epoch's order
+    (the same order on every rank), so the ranks' shares are disjoint and together cover the epoch.
+    When W does not divide the number of items, the order is first padded to a multiple of W by
+    repeating its first items, as torch's ``DistributedSampler`` does: every rank then runs the same
+    number of steps (a collective that waits for a rank with one batch fewer would hang), at the cost
+    of at most W - 1 items seen twice in that epoch.
+
+    It is a ``DistributedSampler`` so that Lightning uses it as it is: Lightning wraps any other
+    sampler in its own distributed wrapper, which would shard our order a second time and keep the
+    resume position from reaching us.
 
     Args:
         n: Number of items.
         seed: Seed of the order.
+        num_replicas: Number of ranks sharing each epoch; default: the ``torch.distributed`` world
+            size when a process group is initialised (Lightning has set it up before it asks for the
+            training loader), else 1.
+        rank: This process's rank among them; default: the ``torch.distributed`` rank, else 0.
     """
 
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed = n, seed
-        self.epoch, self.start = 0, 0
+    def __init__(self, n: int, seed: int, num_replicas: int | None = None, rank: int | None = None):
+        grouped = dist.is_available() and dist.is_initialized()
+        if num_replicas is None:
+            num_replicas = dist.get_world_size() if grouped else 1
+        if rank is None:
+            rank = dist.get_rank() if grouped else 0
+        super().__init__(range(n), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self.n, self.start = n, 0
 
     def order(self, epoch: int) -> list[int]:
-        """The shuffled indices of ``epoch``: depends on ``(seed, epoch)`` only."""
+        """The shuffled indices of ``epoch`` (all ranks'): depends on ``(seed, epoch)`` only."""
         order = list(range(self.n))
         random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
         return order
+
+    def share(self, epoch: int) -> list[int]:
+        """This rank's indices of ``epoch``: every ``num_replicas``-th of the padded order."""
+        order = self.order(epoch)
+        if order:
+            order *= math.ceil(self.total_size / len(order))  # pad by repeating from the start
+        return order[: self.total_size][self.rank :: self.num_replicas]
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch of the next pass (Lightning calls it as each epoch starts)."""
@@ -49,24 +83,24 @@ class EpochSampler(Sampler):
         self.epoch = epoch
 
     def resume(self, epoch: int, start: int) -> None:
-        """Make the next pass the rest of ``epoch``, from position ``start`` of its order."""
+        """Make the next pass the rest of ``epoch``, from position ``start`` of this rank's share."""
         self.epoch, self.start = epoch, start
 
     def __len__(self) -> int:
-        return self.n
+        return self.num_samples
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         epoch, start, self.start = self.epoch, self.start, 0
-        return iter([(epoch, i) for i in self.order(epoch)[start:]])
+        return iter([(epoch, i) for i in self.share(epoch)[start:]])
 
 
 class ResumableLoader(DataLoader):
     """A ``DataLoader`` over an :class:`EpochSampler` whose place in the epoch Lightning saves.
 
     Takes ``DataLoader``'s arguments unchanged (batches are not dropped), so Lightning can
-    re-create it like any loader. Its position is exact with an ``EpochSampler``; when Lightning
-    replaced the sampler (a DDP wrapper, ``overfit_batches``), a resumed epoch restarts whole, with
-    a warning.
+    re-create it like any loader. Its position is exact with an ``EpochSampler`` (per rank: the
+    position in the rank's share); when Lightning replaced the sampler (``overfit_batches``) or
+    the number of processes changed, a resumed epoch restarts whole, with a warning.
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -90,22 +124,37 @@ class ResumableLoader(DataLoader):
             yield batch
 
     def state_dict(self) -> dict[str, int]:
-        """The epoch of the current pass and the indices of its order delivered so far."""
-        return {"epoch": self._epoch, "consumed": self._consumed}
+        """The epoch of the current pass, the indices of this rank's share delivered so far, and
+        the number of ranks sharing the epoch."""
+        return {"epoch": self._epoch, "consumed": self._consumed, "replicas": self._replicas()}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        """Continue from ``state``: the rest of its epoch, or the next epoch if it was complete."""
-        if set(state) != {"epoch", "consumed"}:
-            raise ValueError(f"not a ResumableLoader state (keys epoch, consumed): {sorted(state)}")
-        epoch, consumed = int(state["epoch"]), int(state["consumed"])
-        if consumed >= len(self.sampler):  # saved as the epoch ended
-            epoch, consumed = epoch + 1, 0
-        if not isinstance(self.sampler, EpochSampler):
-            # Lightning swaps the sampler for DDP (a wrapper that shards it) or overfit_batches;
-            # resuming a shard exactly needs a sampler that knows its rank (not written yet)
-            if consumed:
-                rank_zero_warn(f"{type(self.sampler).__name__} replaced the EpochSampler: epoch {epoch} "
-                               f"restarts from its beginning instead of after {consumed} indices")
+        """Continue from ``state``: the rest of its epoch, or the next epoch if it was complete.
+
+        A state without ``replicas`` (saved before runs were sharded) counts as one process.
+        """
+        if not {"epoch", "consumed"} <= set(state) <= {"epoch", "consumed", "replicas"}:
+            raise ValueError(f"not a ResumableLoader state (keys epoch, consumed, replicas): {sorted(state)}")
+        epoch, consumed, replicas = int(state["epoch"]), int(state["consumed"]), int(state.get("replicas", 1))
+        sampler = self.sampler
+        if not isinstance(sampler, EpochSampler):  # Lightning swapped it in (overfit_batches)
+            if 0 < consumed < len(sampler):
+                self._restart_warning(f"{type(sampler).__name__} replaced the EpochSampler", epoch, consumed)
             return
-        self.sampler.resume(epoch, consumed)
+        if consumed >= math.ceil(sampler.n / replicas):  # saved as the epoch ended
+            epoch, consumed = epoch + 1, 0
+        if consumed and replicas != sampler.num_replicas:
+            # another number of ranks cuts the order into other shares: a position in the old
+            # share names no position in the new one
+            self._restart_warning(f"saved with {replicas} process(es), resumed with {sampler.num_replicas}",
+                                  epoch, consumed)
+            consumed = 0
+        sampler.resume(epoch, consumed)
         self._epoch, self._consumed = epoch, consumed
+
+    @staticmethod
+    def _restart_warning(reason: str, epoch: int, consumed: int) -> None:
+        rank_zero_warn(f"{reason}: epoch {epoch} restarts from its beginning instead of after {consumed} indices")
+
+    def _replicas(self) -> int:
+        return self.sampler.num_replicas if isinstance(self.sampler, EpochSampler) else 1

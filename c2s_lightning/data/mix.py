@@ -92,15 +92,21 @@ def check_entries(entries: Sequence[MixEntry]) -> None:
         log.warning("no dataset has an amount of pairs: nothing to train on (fine for evaluation)")
 
 
+def write_synthetic(entries: Sequence[MixEntry]) -> None:
+    """Write the synthetic dataset of every entry with ``synthesize`` (no-op where already written)."""
+    from c2s_lightning.data.synth import main_synth
+
+    for entry in entries:
+        if entry.synthesize:
+            main_synth(Path(entry.root), **entry.synth_options)
+
+
 def read_split(entry: MixEntry, seed: int) -> Split:
     """Read one entry's dataset (writing the synthetic one first when asked) and split it."""
     from c2s_lightning.data.datasets import read_dataset
     from c2s_lightning.data.splits import split_records
 
-    if entry.synthesize:
-        from c2s_lightning.data.synth import main_synth
-
-        main_synth(Path(entry.root), **entry.synth_options)  # no-op when already written
+    write_synthetic([entry])
     records = read_dataset(entry.name, entry.root, **entry.reader_options)
     if entry.split == "none":
         return Split(train=[], val=[], test=list(records))

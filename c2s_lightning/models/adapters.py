@@ -4,6 +4,7 @@ A vision-language model has three parts: the vision encoder, the projector that 
 features into the language model's embedding space, and the language model (with its head). The
 ``mode`` decides the language model's fate; ``train_vision`` and ``train_projector`` decide the
 other two in every mode, so ``mode="frozen", train_projector=True`` is LLaVA's stage-1 recipe.
+Parameters the forward never reaches (:func:`unused_parameters`) stay frozen in every mode.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ MODES = ("full", "lora", "frozen")
 VISION_NAMES = ("vision_tower", "vision_model", "visual")
 PROJECTOR_NAMES = ("multi_modal_projector", "connector", "merger", "image_newline", "visual_abstractor")
 LORA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
+UNUSED_VISION_HEADS = ("post_layernorm", "head")  # after the encoder layers; LLaVA-style models read a layer's output
+_PEFT_SEGMENTS = re.compile(r"^base_model\.model\.|\.(modules_to_save\.default|original_module|base_layer)(?=\.)")
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ def configure_trainable(
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    parts = model_parts(model)
+    parts, unused = model_parts(model), unused_parameters(model)  # before peft renames anything
     if mode == "lora":
         model = _wrap_lora(model, parts, lora_rank, lora_alpha, lora_dropout, lora_target_modules,
                            train_vision, train_projector)
@@ -100,10 +103,55 @@ def configure_trainable(
                 param.requires_grad_(train_vision)
             if _under(name, parts.projector):  # after vision: Qwen2-VL's merger sits inside it
                 param.requires_grad_(train_projector)
+    _freeze(model, unused)
     counts = parameter_counts(model)
     log.info("mode=%s: %d of %d parameters trainable (%.2f%%)", mode, counts["trainable"],
              counts["total"], 100 * counts["trainable"] / max(counts["total"], 1))
     return model
+
+
+def unused_parameters(model: nn.Module) -> set[str]:
+    """Names of the parameters a training forward never reaches, found from the model's structure.
+
+    LLaVA-style models (a ``vision_feature_layer`` in their config: LLaVA, LLaVA-NeXT, ...) read
+    the hidden states of one or a few vision encoder layers (``hidden_states[k]``, where index 0
+    is the embeddings). The encoder layers after the deepest one read, and the tower's final norm
+    and pooling head (``post_layernorm``, ``head``), then never receive a gradient: DDP refuses to
+    train such parameters (it waits for their gradients), and they would only cost optimiser
+    state. Other families (Qwen2-VL, Idefics3, mPLUG-Owl2) use every parameter. A test checks,
+    for each tiny family, that every trainable parameter receives a gradient in a step.
+
+    Args:
+        model: A Hugging Face image-text-to-text model (not wrapped by peft).
+    """
+    selected = getattr(model.config, "vision_feature_layer", None)
+    if selected is None:
+        return set()
+    selected = [selected] if isinstance(selected, int) else list(selected)
+    unused: set[str] = set()
+    for tower_name in model_parts(model).vision:
+        tower = model.get_submodule(tower_name)
+        layers_name = next((n for n, m in tower.named_modules()
+                            if n.split(".")[-1] == "layers" and isinstance(m, nn.ModuleList)), None)
+        if layers_name is None:
+            raise ValueError(f"cannot find the encoder layers of {tower_name} ({type(tower).__name__})")
+        count = len(tower.get_submodule(layers_name))
+        read = max(k if k >= 0 else count + 1 + k for k in selected)  # hidden_states[read]: after `read` layers
+        skipped = [f"{layers_name}.{i}" for i in range(read, count)]
+        skipped += [n for n, _ in tower.named_children() if n in UNUSED_VISION_HEADS]
+        unused |= {f"{tower_name}.{name}" for name, _ in tower.named_parameters()
+                   if any(name.startswith(s + ".") for s in skipped)}
+    return unused
+
+
+def _freeze(model: nn.Module, base_names: set[str]) -> None:
+    """Freeze parameters by their name in the unwrapped model (peft's copies included)."""
+    for name, param in model.named_parameters():
+        if _PEFT_SEGMENTS.sub("", name) in base_names:
+            param.requires_grad_(False)
+    if base_names:
+        log.info("frozen, never reached by the forward: %d parameter tensors (%s, ...)",
+                 len(base_names), sorted(base_names)[0])
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:

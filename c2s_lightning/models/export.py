@@ -5,16 +5,22 @@ files) that ``AutoModelForImageTextToText.from_pretrained`` reads. An unmerged L
 the adapter alone (``adapter_model.safetensors`` + ``adapter_config.json``, with any fully
 trained projector) and ``c2s_base.json``, the ``build_backbone`` arguments of its base model.
 Merging never touches the live model: merged weights are computed into a fresh state dict.
-The folder is built under a temporary name and renamed when complete (``atomic_files``).
+
+Either way the folder also holds ``compare2score.json``, the comparison protocol with the weights
+fingerprint (``models/protocol.py``), and, when one is given, ``anchors.json`` with its anchor
+images: the folder alone is then a complete scorer. The folder is built under a temporary name
+and renamed when complete; an existing non-empty folder is never replaced.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from peft import PeftModel
@@ -22,9 +28,18 @@ from peft.tuners.lora import LoraLayer
 
 from c2s_lightning.atomic_files import is_nonempty_folder, publish_folder, staging_folder
 from c2s_lightning.models.backbones import Backbone, assemble_backbone, build_backbone
+from c2s_lightning.models.protocol import (
+    PROTOCOL_FILE,
+    ComparisonProtocol,
+    ProtocolError,
+    has_protocol,
+    weights_fingerprint,
+)
 
 log = logging.getLogger(__name__)
 
+ANCHORS_FILE = "anchors.json"
+"""In an export: the anchor bank of the evaluator that trained it (``AnchorBank``)."""
 BASE_FILE = "c2s_base.json"
 """In an adapter folder: ``{"build_args": {...}}`` to rebuild the base with ``build_backbone``."""
 
@@ -34,49 +49,56 @@ def export_pretrained(
     processor=None,
     out_dir: str | os.PathLike = "export",
     merge_lora: bool = True,
+    protocol: ComparisonProtocol | None = None,
+    anchor_bank=None,
 ) -> Path:
-    """Save a backbone (or a bare model + processor) as a Hugging Face folder.
+    """Save a backbone (or a bare model + processor) as a Hugging Face folder with its protocol.
 
     Args:
         backbone_or_model: A ``Backbone``, or a model (plain or peft-wrapped).
         processor: The processor; taken from the backbone when one is given.
-        out_dir: Folder to write: missing, empty, or an earlier export, which is replaced (logged)
-            once the new one is complete; any other folder is refused.
+        out_dir: Folder to write; it must be missing or empty.
         merge_lora: For a peft model, fold the adapters into the weights (True) or write the
             adapter alone plus the base's build arguments (False; needs a ``Backbone``).
+        protocol: The comparison protocol the model was trained with (image preprocessing,
+            training datasets); default: this version's template with no padding. Its
+            ``weights_fingerprint`` is filled in from the written tensors.
+        anchor_bank: An ``AnchorBank`` whose matrix these same weights computed; written as
+            ``anchors.json`` (plus its images), its matrix recorded under the export's fingerprint.
 
     Returns:
         The folder.
 
     Raises:
-        FileExistsError: ``out_dir`` holds something other than an earlier export.
+        FileExistsError: ``out_dir`` exists and is not empty.
     """
     out = Path(out_dir)
-    replace = is_nonempty_folder(out)
-    if replace and not _is_export(out):  # before the (long) save, not only at the final rename
-        raise FileExistsError(f"{out} is not empty and is not an earlier export; it is never replaced: "
-                              "choose another folder")
+    if is_nonempty_folder(out):  # before the (long) save, not only at the final rename
+        raise FileExistsError(f"{out} exists and is not empty; it is never replaced: choose another folder")
     staged = staging_folder(out)
     try:
-        _save_weights(backbone_or_model, processor, staged, merge_lora)
+        model, processor = _save_weights(backbone_or_model, processor, staged, merge_lora)
+        protocol = protocol or _default_protocol(backbone_or_model, model)
+        protocol = dataclasses.replace(protocol, weights_fingerprint=weights_fingerprint(staged))
+        protocol.save(staged)
+        if anchor_bank is not None:
+            anchor_bank.set_matrix(anchor_bank.matrix, protocol.weights_fingerprint,
+                                   protocol.image_preprocessing, protocol=protocol.to_dict())
+            anchor_bank.save(staged / ANCHORS_FILE)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
-    if replace:
-        log.warning("replacing the earlier export in %s", out)
-    return publish_folder(staged, out, replace=replace)
+    return publish_folder(staged, out)
 
 
-def _is_export(folder: Path) -> bool:
-    """A flat folder with a model or adapter config: what ``export_pretrained`` writes. Only such a
-    folder is replaced, so a mistyped ``out_dir`` (a home or project folder) is never deleted."""
-    entries = list(folder.iterdir()) if folder.is_dir() else []
-    names = {entry.name for entry in entries}
-    return bool(names & {"config.json", "adapter_config.json"}) and not any(e.is_dir() for e in entries)
+def _default_protocol(backbone_or_model, model) -> ComparisonProtocol:
+    if isinstance(backbone_or_model, Backbone):
+        return ComparisonProtocol.for_backbone(backbone_or_model)
+    return ComparisonProtocol.for_backbone(SimpleNamespace(family=model.config.model_type, build_args={}))
 
 
-def _save_weights(backbone_or_model, processor, out: Path, merge_lora: bool) -> None:
-    """The Hugging Face files of the model and processor, written into ``out``."""
+def _save_weights(backbone_or_model, processor, out: Path, merge_lora: bool):
+    """The Hugging Face files of the model and processor; returns the plain model and processor."""
     build_args = None
     if isinstance(backbone_or_model, Backbone):
         model, processor = backbone_or_model.model, backbone_or_model.processor
@@ -96,6 +118,7 @@ def _save_weights(backbone_or_model, processor, out: Path, merge_lora: bool) -> 
     else:
         model.save_pretrained(out)
     processor.save_pretrained(out)
+    return model, processor
 
 
 def merged_state_dict(model: PeftModel) -> dict[str, torch.Tensor]:
@@ -123,20 +146,52 @@ def merged_state_dict(model: PeftModel) -> dict[str, torch.Tensor]:
 def load_backbone(folder: str | os.PathLike, **kwargs) -> Backbone:
     """Load an exported folder: ``build_backbone`` on it, or base + adapter for an adapter folder.
 
+    The backbone's ``model_id`` is the folder's weights fingerprint (``weights_fingerprint``), so
+    anchor matrices are tied to the weights, not to where they are stored.
+
     Args:
-        folder: Written by ``export_pretrained``.
+        folder: Written by ``export_pretrained`` (or any Hugging Face / mPLUG-Owl2 folder).
         **kwargs: Passed to ``build_backbone`` (e.g. ``dtype``); for an adapter folder they
             override the recorded base arguments.
     """
     folder = Path(folder)
     base_file = folder / BASE_FILE
     if not base_file.is_file():
-        return build_backbone(str(folder), **kwargs)
-    build_args = {**json.loads(base_file.read_text())["build_args"], **kwargs}
-    base = build_backbone(**build_args)
-    model = PeftModel.from_pretrained(base.model, str(folder))
-    backbone = assemble_backbone(
-        model.eval(), base.processor, model_id=str(folder), rating=build_args.get("rating")
-    )
-    backbone.build_args = build_args
+        backbone = build_backbone(str(folder), **kwargs)
+    else:
+        build_args = {**json.loads(base_file.read_text())["build_args"], **kwargs}
+        base = build_backbone(**build_args)
+        model = PeftModel.from_pretrained(base.model, str(folder))
+        backbone = assemble_backbone(
+            model.eval(), base.processor, model_id=str(folder), rating=build_args.get("rating")
+        )
+        backbone.build_args = build_args
+    if folder.is_dir():
+        backbone.model_id = weights_fingerprint(folder)
     return backbone
+
+
+def load_export(folder: str | os.PathLike, **kwargs) -> tuple[Backbone, ComparisonProtocol]:
+    """An export and its protocol, checked: the question it was trained with is the one this
+    version asks, and its weights are the ones ``compare2score.json`` was written for.
+
+    A folder without ``compare2score.json`` (a released checkpoint, an older export) gets this
+    version's protocol without padding, with a warning.
+
+    Raises:
+        ProtocolError: the template or level words differ, or the weights were changed after export.
+    """
+    folder = Path(folder)
+    protocol = ComparisonProtocol.load(folder) if has_protocol(folder) else None
+    if protocol is not None:
+        protocol.check_current(str(folder / PROTOCOL_FILE))
+    backbone = load_backbone(folder, **kwargs)
+    if protocol is None:
+        log.warning("%s has no %s: scoring with this version's template and no padding; if the model "
+                    "was trained on padded images, say so (--pad-to-square)", folder, PROTOCOL_FILE)
+        protocol = ComparisonProtocol.for_backbone(backbone)
+        protocol.weights_fingerprint = backbone.model_id
+    elif protocol.weights_fingerprint != backbone.model_id:
+        raise ProtocolError(f"{folder}: its weights ({backbone.model_id}) are not the ones {PROTOCOL_FILE} "
+                            f"was written for ({protocol.weights_fingerprint}); the folder changed after export")
+    return backbone, protocol

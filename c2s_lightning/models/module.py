@@ -7,6 +7,7 @@ The module orchestrates only (loss, steps, optimisers, logging). The network is 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -97,6 +98,7 @@ class Compare2ScoreModule(L.LightningModule):
             options = dict(hp.backbone_options or {})
             if hp.rating_loss_weight > 0:
                 options.setdefault("rating", True)  # fail at build time if rating words split
+            self._hf_zero3 = _hf_zero3_config(self._trainer)  # referenced while transformers builds
             self.backbone = build_backbone(hp.model, **options)
             self.net = configure_trainable(
                 self.backbone.model, mode=hp.finetune, lora_rank=hp.lora_rank, lora_alpha=hp.lora_alpha,
@@ -106,6 +108,18 @@ class Compare2ScoreModule(L.LightningModule):
             self.net.train()  # builders hand over eval-mode models; Lightning keeps modes as found
             if hp.gradient_checkpointing:
                 self.net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+    @property
+    def encode_train(self) -> Callable[[list[dict]], dict]:
+        """The backbone encoder's ``encode_train``: what ``ComparisonDataModule.connect(module)`` binds.
+
+        A property, not a method, so a loader's collate holds the encoder (a processor, picklable
+        for worker processes), never this module and its weights. The model must be built first:
+        Lightning calls ``configure_model`` before it asks for any loader.
+        """
+        if self.backbone is None:
+            raise RuntimeError("the model is not built yet: configure_model() comes before the data loaders")
+        return self.backbone.encoder.encode_train
 
     @property
     def comparator(self) -> Comparator:
@@ -177,3 +191,17 @@ def lr_factor(step: int, warmup: int, total: int, schedule: str) -> float:
         return 1.0
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _hf_zero3_config(trainer):
+    """transformers' ``HfDeepSpeedConfig`` when the trainer runs DeepSpeed ZeRO-3, else None.
+
+    While such an object is alive, transformers builds models for ZeRO-3 (its weight
+    initialisation gathers the partitioned parameters instead of meeting empty tensors).
+    """
+    config = getattr(getattr(trainer, "strategy", None), "config", None)
+    if not isinstance(config, dict) or config.get("zero_optimization", {}).get("stage") != 3:
+        return None
+    from transformers.integrations import HfDeepSpeedConfig
+
+    return HfDeepSpeedConfig(config)

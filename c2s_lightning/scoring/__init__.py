@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 from c2s_lightning.scoring.anchors import RULES, select_anchors
-from c2s_lightning.scoring.bank import AnchorBank
+from c2s_lightning.scoring.bank import AnchorBank, StaleAnchorBankError
 from c2s_lightning.scoring.map import LINKS, comparison_matrix, map_estimate, readoff
 from c2s_lightning.scoring.soft import count_probability, level_probabilities, soft_probability
 
@@ -19,6 +19,7 @@ __all__ = [
     "LINKS",
     "RULES",
     "AnchorBank",
+    "StaleAnchorBankError",
     "comparison_matrix",
     "count_probability",
     "level_probabilities",

@@ -1,50 +1,82 @@
-"""``score_images``: score images with an exported checkpoint and an anchor bank, in one call."""
+"""``score_images``: score images with an exported checkpoint (and its own anchor bank), in one call."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
 from c2s_lightning.scoring.bank import AnchorBank
 from c2s_lightning.scoring.scorer import Compare2Scorer, ImageLike
 
+ANCHORS_FILE = "anchors.json"  # models.export.ANCHORS_FILE; repeated so this import stays light
 
-def load_scorer(checkpoint: str | os.PathLike, anchors: str | os.PathLike | AnchorBank,
+
+def export_bank(checkpoint: str | os.PathLike, anchors: str | os.PathLike | AnchorBank | None) -> AnchorBank:
+    """``anchors`` as a bank; None: the export's own ``anchors.json``."""
+    if isinstance(anchors, AnchorBank):
+        return anchors
+    if anchors is None:
+        anchors = Path(checkpoint) / ANCHORS_FILE
+        if not anchors.is_file():
+            raise FileNotFoundError(f"{checkpoint} holds no {ANCHORS_FILE} (exports written by `fit` do): give an "
+                                    "anchor bank (--anchors), or build one with `python -m c2s_lightning anchors build`")
+    return AnchorBank.load(anchors)
+
+
+def refuse_stale_bank(bank: AnchorBank, checkpoint: str | os.PathLike, pad_to_square: bool | None) -> None:
+    """Fail before loading the weights when the export's recorded fingerprint already shows that
+    the bank's matrix is not theirs (``load_export`` then checks the weights themselves)."""
+    from c2s_lightning.models.protocol import ComparisonProtocol, has_protocol
+
+    if bank.matrix is not None and has_protocol(checkpoint):
+        protocol = ComparisonProtocol.load(checkpoint)
+        preprocessing = protocol.image_preprocessing
+        if pad_to_square is not None:  # the scorer reports the override; here it only has to be applied
+            preprocessing = {**preprocessing, "pad_to_square": bool(pad_to_square)}
+        bank.matrix_for(protocol.weights_fingerprint, preprocessing)
+
+
+def load_scorer(checkpoint: str | os.PathLike, anchors: str | os.PathLike | AnchorBank | None = None,
                 batch_size: int = 16, recompute_anchors: bool = False, device: str | None = None,
-                dtype: str = "float32", **options) -> Compare2Scorer:
-    """A scorer over an exported Hugging Face folder (``export_pretrained``) and an anchor bank.
+                dtype: str = "float32", pad_to_square: bool | None = None, **options) -> Compare2Scorer:
+    """A scorer over an exported folder (``export_pretrained``), with its protocol and anchor bank.
 
     Args:
         checkpoint: Exported model folder (merged weights or a LoRA adapter folder).
-        anchors: Anchor bank JSON (``anchors build``) or an ``AnchorBank``.
+        anchors: Anchor bank JSON (``anchors build``) or an ``AnchorBank``; default: the export's
+            own ``anchors.json``.
         batch_size: Image pairs per forward pass.
-        recompute_anchors: Recompute the anchor matrix if the bank's came from another model.
+        recompute_anchors: Recompute the anchor matrix if the bank's came from other weights.
         device: Where the model runs (``cuda``, ``cpu``, ...); default: the first GPU if any.
         dtype: Weight dtype: ``float32``, ``bfloat16`` or ``float16`` (a 7B model in float32 needs
             ~33 GB of memory; bfloat16 halves it).
+        pad_to_square: Override the export's image preprocessing (logged); None: as trained.
         **options: Further ``Compare2Scorer`` options (``matrix``, ``temperature``, ``link``, ...).
     """
-    from c2s_lightning.models.export import load_backbone
+    from c2s_lightning.models.export import load_export
     from c2s_lightning.models.fast_comparator import FastComparator
 
-    bank = anchors if isinstance(anchors, AnchorBank) else AnchorBank.load(anchors)
-    backbone = load_backbone(checkpoint, dtype=dtype)
+    bank = export_bank(checkpoint, anchors)
+    if not recompute_anchors:
+        refuse_stale_bank(bank, checkpoint, pad_to_square)
+    backbone, protocol = load_export(checkpoint, dtype=dtype)
     backbone.model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    comparator = FastComparator(backbone)
-    return Compare2Scorer(comparator, bank, batch_size=batch_size, recompute_anchors=recompute_anchors,
-                          **options)
+    return Compare2Scorer(FastComparator(backbone), bank, batch_size=batch_size, protocol=protocol,
+                          pad_to_square=pad_to_square, recompute_anchors=recompute_anchors, **options)
 
 
 def score_images(images: Sequence[ImageLike], checkpoint: str | os.PathLike,
-                 anchors: str | os.PathLike | AnchorBank, batch_size: int = 16, **options) -> torch.Tensor:
-    """Quality scores (higher is better) of images given as paths or PIL images.
+                 anchors: str | os.PathLike | AnchorBank | None = None, batch_size: int = 16,
+                 **options) -> torch.Tensor:
+    """Quality scores (raw MAP: higher is better) of images given as paths or PIL images.
 
     Args:
-        images: Paths or PIL images.
+        images: Paths or PIL images (preprocessed as the export's protocol says).
         checkpoint: Exported model folder.
-        anchors: Anchor bank JSON path or ``AnchorBank``.
+        anchors: Anchor bank JSON path or ``AnchorBank``; default: the export's own bank.
         batch_size: Image pairs per forward pass.
         **options: See ``load_scorer``.
 

@@ -1,8 +1,14 @@
 """The anchor bank: the chosen anchors, how they were chosen, and their mutual probabilities.
 
-Saved as human-readable JSON so that one anchor set can be inspected, versioned and reused.
-The anchor-vs-anchor matrix depends on the model that compared the anchors, so the bank records
-that model's id and refuses to serve the matrix to another model.
+Saved as human-readable JSON so that one anchor set can be inspected, versioned and reused, with
+its anchor images copied beside it (``bank.json`` + ``bank/00_<image name>`` ...; paths in the
+JSON are relative), so a bank scores on a machine without the dataset. The anchor-vs-anchor
+matrix depends on the weights that compared the anchors and on how the images were
+preprocessed, so the bank records the weights fingerprint, the image preprocessing and the
+comparison protocol it was computed under, and refuses to serve the matrix to other weights.
+
+Format 1 banks (absolute image paths, the model named by a path) still load; their matrix is
+refused (it names no weights fingerprint) until recomputed, e.g. ``score --recompute-anchors``.
 """
 
 from __future__ import annotations
@@ -12,30 +18,28 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from c2s_lightning.atomic_files import write_text
+from c2s_lightning.atomic_files import copy_file, write_text
 from c2s_lightning.data.records import IQARecord
 from c2s_lightning.scoring.anchors import select_anchors
 
-FORMAT_VERSION = 1
-_RECORD_FIELDS = ("path", "mos", "std", "name", "dataset", "ref")
+FORMAT_VERSION = 2
+_RECORD_FIELDS = ("mos", "std", "name", "dataset", "ref")
+RECOMPUTE_HINT = "rerun with --recompute-anchors (recompute_anchors=True) to recompute it with this model"
 
 
-def _record_to_dict(record: IQARecord) -> dict:
-    row = {field: getattr(record, field) for field in _RECORD_FIELDS}
-    row["path"] = str(record.path)
-    return row
+class StaleAnchorBankError(ValueError):
+    """The bank's matrix does not belong to these weights or this preprocessing (a one-line message)."""
 
 
-def _record_from_dict(row: dict) -> IQARecord:
-    return IQARecord(
-        path=Path(row["path"]),
-        mos=float(row["mos"]),
-        std=None if row.get("std") is None else float(row["std"]),
-        ref=row.get("ref"),
-        dataset=row["dataset"],
-        name=row.get("name", ""),
-    )
+def _short(fingerprint: str | None) -> str:
+    return "none recorded" if fingerprint is None else fingerprint[:19]
+
+
+def _record_from_dict(row: dict, path: Path) -> IQARecord:
+    return IQARecord(path=path, mos=float(row["mos"]), std=None if row.get("std") is None else float(row["std"]),
+                     ref=row.get("ref"), dataset=row["dataset"], name=row.get("name", ""))
 
 
 @dataclasses.dataclass
@@ -51,7 +55,10 @@ class AnchorBank:
         beta: Anchors per interval.
         seed: Seed of the random rule.
         matrix: ``matrix[i][j]`` = P(anchor i beats anchor j), or None until computed.
-        model_id: Identifier of the model that computed ``matrix`` (None while ``matrix`` is).
+        weights_fingerprint: The weights that computed ``matrix`` (an export's ``sha256:...``).
+        image_preprocessing: How the anchor images were preprocessed for ``matrix``.
+        protocol: The comparison protocol (``ComparisonProtocol.to_dict()``) ``matrix`` was
+            computed under, when known.
     """
 
     anchors: list[IQARecord]
@@ -62,73 +69,103 @@ class AnchorBank:
     beta: int = 1
     seed: int = 0
     matrix: list[list[float]] | None = None
-    model_id: str | None = None
+    weights_fingerprint: str | None = None
+    image_preprocessing: dict[str, Any] | None = None
+    protocol: dict[str, Any] | None = None
 
     @classmethod
-    def from_records(
-        cls,
-        records: Sequence[IQARecord],
-        dataset: str,
-        split: str,
-        alpha: int = 5,
-        beta: int = 1,
-        rule: str = "min_variance",
-        seed: int = 0,
-    ) -> AnchorBank:
+    def from_records(cls, records: Sequence[IQARecord], dataset: str, split: str, alpha: int = 5, beta: int = 1,
+                     rule: str = "min_variance", seed: int = 0) -> AnchorBank:
         """Select anchors from ``records`` with ``select_anchors`` and remember how."""
         anchors = select_anchors(records, alpha=alpha, beta=beta, rule=rule, seed=seed)
         return cls(anchors, dataset, split, rule, alpha, beta, seed)
 
-    def set_matrix(self, matrix: Sequence[Sequence[float]], model_id: str) -> None:
-        """Store the anchor-vs-anchor probabilities computed by model ``model_id``."""
+    def set_matrix(self, matrix: Sequence[Sequence[float]], weights_fingerprint: str,
+                   image_preprocessing: dict[str, Any] | None = None, protocol: dict[str, Any] | None = None) -> None:
+        """Store the anchor-vs-anchor probabilities computed by ``weights_fingerprint``'s weights on
+        images preprocessed as ``image_preprocessing``, under ``protocol``."""
         rows = [[float(value) for value in row] for row in matrix]
         n = len(self.anchors)
         if len(rows) != n or any(len(row) != n for row in rows):
             raise ValueError(f"anchor matrix must be {n} x {n} for {n} anchors")
         if any(not 0 <= value <= 1 for row in rows for value in row):
             raise ValueError("anchor matrix must hold probabilities in [0, 1]")
-        self.matrix, self.model_id = rows, str(model_id)
+        if protocol is not None:
+            protocol = {**protocol, "weights_fingerprint": str(weights_fingerprint)}
+            if image_preprocessing is not None:
+                protocol["image_preprocessing"] = image_preprocessing
+        self.matrix, self.weights_fingerprint = rows, str(weights_fingerprint)
+        self.image_preprocessing, self.protocol = image_preprocessing, protocol
 
-    def require_model(self, model_id: str) -> list[list[float]]:
-        """The stored matrix, if it was computed by ``model_id``; a clear error otherwise."""
+    def matrix_for(self, weights_fingerprint: str, image_preprocessing: dict[str, Any] | None = None) -> list[list[float]]:
+        """The stored matrix, if ``weights_fingerprint``'s weights computed it on images preprocessed
+        as ``image_preprocessing``; otherwise a ``StaleAnchorBankError`` with a one-line message."""
+        where = f"the anchor bank ({self.dataset}, {self.split})"
         if self.matrix is None:
-            raise ValueError(
-                f"the anchor bank ({self.dataset}, {self.split}) has no anchor matrix yet; "
-                "compute it with `python -m c2s_lightning anchors build ...`"
-            )
-        if self.model_id != str(model_id):
-            raise ValueError(
-                f"the anchor matrix was computed with model {self.model_id!r}, not "
-                f"{str(model_id)!r}; recompute it with `python -m c2s_lightning anchors build ...` "
-                "using this model"
-            )
+            raise StaleAnchorBankError(f"{where} has no anchor matrix yet; compute it with "
+                                       "`python -m c2s_lightning anchors build --checkpoint ...` or --recompute-anchors")
+        if self.weights_fingerprint != str(weights_fingerprint):
+            raise StaleAnchorBankError(
+                f"{where} holds a matrix computed by other weights ({_short(self.weights_fingerprint)}, this "
+                f"model is {_short(str(weights_fingerprint))}); {RECOMPUTE_HINT}")
+        if None not in (self.image_preprocessing, image_preprocessing) and self.image_preprocessing != image_preprocessing:
+            raise StaleAnchorBankError(
+                f"{where} holds a matrix of images preprocessed as {self.image_preprocessing}, not "
+                f"{image_preprocessing}; preprocess as the bank did (--pad-to-square / --no-pad-to-square) or "
+                f"{RECOMPUTE_HINT}")
         return self.matrix
 
-    def to_dict(self) -> dict:
-        """Plain JSON-ready dict (paths as strings)."""
+    def to_dict(self, files: Sequence[str] | None = None) -> dict:
+        """Plain JSON-ready dict; each anchor's ``file`` is ``files[k]`` (default: its path)."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        fields["anchors"] = [_record_to_dict(record) for record in self.anchors]
+        files = [str(a.path) for a in self.anchors] if files is None else list(files)
+        fields["anchors"] = [{"file": file, **{key: getattr(a, key) for key in _RECORD_FIELDS}}
+                             for a, file in zip(self.anchors, files)]
         return {"format_version": FORMAT_VERSION, **fields}
 
     @classmethod
-    def from_dict(cls, data: dict) -> AnchorBank:
-        """Inverse of ``to_dict``."""
+    def from_dict(cls, data: dict, folder: str | os.PathLike | None = None) -> AnchorBank:
+        """Inverse of ``to_dict``; relative ``file`` entries resolve against ``folder``."""
         version = data.get("format_version")
-        if version != FORMAT_VERSION:
-            raise ValueError(f"unsupported anchor bank format_version {version!r}")
+        if version not in (1, FORMAT_VERSION):
+            raise ValueError(f"unsupported anchor bank format_version {version!r} (this version reads 1 and 2)")
         fields = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
-        fields["anchors"] = [_record_from_dict(row) for row in data["anchors"]]
+        base = Path(folder) if folder is not None else Path()
+        key = "file" if version == FORMAT_VERSION else "path"
+        fields["anchors"] = [_record_from_dict(row, base / row[key]) for row in data["anchors"]]
         return cls(**fields)
 
+    def images_folder(self, path: str | os.PathLike) -> Path:
+        """Where ``save(path)`` puts the anchor images: ``bank.json`` -> ``bank/``."""
+        path = Path(path)
+        return path.with_name(path.stem if path.suffix else f"{path.name}_images")
+
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the bank as indented JSON (atomically); returns the path."""
-        return write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write the bank as indented JSON and copy its anchor images beside it; returns the path.
+
+        Raises:
+            FileNotFoundError: an anchor image is missing (a bank must carry its images).
+        """
+        path = Path(path)
+        folder = self.images_folder(path)
+        files = []
+        for k, anchor in enumerate(self.anchors):
+            if not anchor.path.is_file():
+                raise FileNotFoundError(f"anchor {k} image {anchor.path} is missing; a bank carries its images")
+            if folder.is_dir() and anchor.path.parent.resolve() == folder.resolve():
+                target = anchor.path  # already carried by this bank (saved in place again)
+            else:
+                target = folder / f"{k:02d}_{anchor.path.name}"
+                copy_file(anchor.path, target)
+            files.append(Path(os.path.relpath(target, path.parent)).as_posix())
+        return write_text(path, json.dumps(self.to_dict(files), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> AnchorBank:
-        """Read a bank written by ``save``."""
+        """Read a bank written by ``save`` (format 2) or by earlier versions (format 1)."""
+        path = Path(path)
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-            return cls.from_dict(data)
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls.from_dict(data, folder=path.parent)
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{path}: not a valid anchor bank file ({error})") from error

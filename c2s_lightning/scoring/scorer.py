@@ -16,8 +16,9 @@ from typing import Any, Protocol
 import torch
 from PIL import Image
 
-from c2s_lightning.data.images import load_image
-from c2s_lightning.scoring.bank import AnchorBank
+from c2s_lightning.data.images import load_image, pad_square
+from c2s_lightning.models.protocol import ComparisonProtocol, image_preprocessing
+from c2s_lightning.scoring.bank import AnchorBank, StaleAnchorBankError
 from c2s_lightning.scoring.map import comparison_matrix, map_estimate, readoff
 from c2s_lightning.scoring.soft import count_probability, soft_probability
 
@@ -53,21 +54,29 @@ class Compare2Scorer:
         link: MAP link function, ``normal`` (Thurstone Case V) or ``logistic``.
         readoff: ``raw`` MAP score of the test image, or ``minmax`` (the release's 0-100 rescaling).
         batch_size: Image pairs per forward pass.
-        pad_to_square: Pad images to a square with their mean colour before comparing.
-        recompute_anchors: Recompute the anchor matrix when the bank's was computed by another model
-            (otherwise that is an error).
+        protocol: The model's comparison protocol (``compare2score.json``); its image
+            preprocessing applies to every image, paths and PIL images alike, and it is recorded
+            in the bank when the scorer computes the anchor matrix.
+        pad_to_square: Pad images to a square with their mean colour; None: as the protocol says
+            (no padding without one). An override of the protocol is logged as a warning.
+        recompute_anchors: Recompute the anchor matrix when the bank's was computed by other
+            weights or on other preprocessing (otherwise that is a ``StaleAnchorBankError``).
     """
 
     def __init__(self, comparator: LevelComparator, anchor_bank: AnchorBank, *, matrix: str = "probability",
                  temperature: float = 1.0, link: str = "normal", readoff: str = "raw", batch_size: int = 16,
-                 pad_to_square: bool = False, recompute_anchors: bool = False):
+                 protocol: ComparisonProtocol | None = None, pad_to_square: bool | None = None,
+                 recompute_anchors: bool = False):
         if matrix not in ("probability", "count"):
             raise ValueError(f"matrix must be 'probability' or 'count', got {matrix!r}")
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.comparator, self.bank = comparator, anchor_bank
         self.matrix, self.temperature, self.link, self.readoff = matrix, temperature, link, readoff
-        self.batch_size, self.pad_to_square = batch_size, pad_to_square
+        self.protocol = protocol.with_preprocessing(pad_to_square) if protocol is not None else None
+        self.preprocessing = (self.protocol.image_preprocessing if self.protocol is not None
+                              else image_preprocessing(bool(pad_to_square)))
+        self.batch_size, self.pad_to_square = batch_size, bool(self.preprocessing["pad_to_square"])
         self.recompute_anchors = recompute_anchors
         self._anchor_images: list[Image.Image] | None = None
 
@@ -88,16 +97,28 @@ class Compare2Scorer:
         return self._anchor_images
 
     def anchor_block(self) -> torch.Tensor:
-        """``[n, n]`` P(anchor i beats anchor j): the bank's, or computed once (both orders)."""
+        """``[n, n]`` P(anchor i beats anchor j): the bank's, or computed once (both orders).
+
+        Raises:
+            StaleAnchorBankError: the bank's matrix came from other weights or preprocessing and
+                ``recompute_anchors`` is off.
+        """
         model_id = str(self.comparator.model_id)
-        stale = self.bank.matrix is not None and self.bank.model_id != model_id
-        if self.bank.matrix is None or (stale and self.recompute_anchors):
+        if self.bank.matrix is None or (self.recompute_anchors and not self._bank_fits(model_id)):
             # pair (first=j, second=i) gives P(i beats j); comparison_matrix then averages the
             # two presentation orders as (A + 1 - A^T) / 2.
             block = self.rows(self.anchor_images) if self._fast else self._plain_block()
             block.fill_diagonal_(0.5)
-            self.bank.set_matrix(block.tolist(), model_id)
-        return torch.tensor(self.bank.require_model(model_id), dtype=torch.float64)
+            protocol = None if self.protocol is None else self.protocol.to_dict()
+            self.bank.set_matrix(block.tolist(), model_id, self.preprocessing, protocol=protocol)
+        return torch.tensor(self.bank.matrix_for(model_id, self.preprocessing), dtype=torch.float64)
+
+    def _bank_fits(self, model_id: str) -> bool:
+        try:
+            self.bank.matrix_for(model_id, self.preprocessing)
+        except StaleAnchorBankError:
+            return False
+        return True
 
     def rows(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """``[B, n]`` P(test image beats anchor j), anchor shown first, test image second."""
@@ -148,6 +169,8 @@ class Compare2Scorer:
         return readoff(map_estimate(P, link=self.link), self.readoff)
 
     def _image(self, x: ImageLike) -> Image.Image:
+        """An RGB image preprocessed as the protocol says, whether given as a path or a PIL image."""
         if isinstance(x, Image.Image):
-            return x.convert("RGB") if x.mode != "RGB" else x
+            x = x.convert("RGB") if x.mode != "RGB" else x
+            return pad_square(x) if self.pad_to_square else x
         return load_image(x, self.pad_to_square)

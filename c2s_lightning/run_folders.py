@@ -1,0 +1,133 @@
+"""Run folders: every fit/validate/test/predict writes into a folder of its own, never over another.
+
+``<trainer.default_root_dir>/runs/<YYYYmmdd-HHMMSS>-<W&B run id>/`` holds the run's checkpoints
+(``checkpoints/``, with its own ``last.ckpt``), plots, exported model (``export/``), resolved
+config and W&B files. The root is what the config names (``trainer.default_root_dir``); the run
+folder is made from it before anything is built, and the paths left unset in the config
+(``checkpoint.dirpath``, the W&B logger's ``save_dir``, ``export.dirpath``) default into it. Paths
+set explicitly are kept (an explicit export folder that is not empty is refused by ``HFExport``).
+
+``<root>/latest`` (a relative symlink, replaced atomically) and ``<root>/latest.json`` point at the
+newest ``fit``: ``<root>/latest/checkpoints/last.ckpt`` and ``<root>/latest/export`` are always
+the newest training run's. Evaluation runs (validate, test, ``evaluate``) get folders too but
+leave ``latest`` alone.
+
+The processes of one run (DDP, DeepSpeed) share one folder: the first names it and hands it to
+the ranks Lightning spawns through ``C2S_RUN_DIR``; with a launcher that starts every rank itself
+(torchrun, SLURM), set ``C2S_RUN_DIR`` to one folder for all ranks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import string
+import time
+from pathlib import Path
+from typing import Any
+
+from c2s_lightning.atomic_files import write_text
+
+log = logging.getLogger(__name__)
+
+RUN_ENV = "C2S_RUN_DIR"
+_OWNER_ENV = "C2S_RUN_DIR_OWNER"  # set when this package chose C2S_RUN_DIR (the pid that did)
+LATEST = "latest"
+
+
+def new_run_id() -> str:
+    """Eight characters of ``[a-z0-9]``, the form of W&B run ids."""
+    return "".join(random.SystemRandom().choices(string.ascii_lowercase + string.digits, k=8))
+
+
+def place_run(config: Any, subcommand: str | None) -> Path:
+    """Make this run's folder and point the config's unset output paths into it.
+
+    Args:
+        config: The parsed LightningCLI config of the subcommand (a jsonargparse Namespace with
+            ``trainer``, ``checkpoint``, ``export``, ``ckpt_path``); changed in place.
+        subcommand: ``fit`` moves ``<root>/latest`` to the new folder; others do not.
+
+    Returns:
+        The run folder.
+    """
+    trainer = config.trainer
+    root = Path(trainer.default_root_dir or ".")
+    run = _run_folder(root, _wandb_run_id(trainer.logger))
+    trainer.default_root_dir = str(run)
+    for logger in _wandb_loggers(trainer.logger):
+        if logger.init_args.save_dir is None and logger.init_args.get("dir") is None:
+            logger.init_args.save_dir = str(run)
+    if config.get("checkpoint") is not None and config.checkpoint.dirpath is None:
+        config.checkpoint.dirpath = str(run / "checkpoints")
+    if subcommand == "fit":
+        ckpt = config.get("ckpt_path")
+        if ckpt and Path(ckpt).exists():  # resolve `latest/...` before `latest` moves to this run
+            config.ckpt_path = str(Path(ckpt).resolve())
+        if _first_rank():
+            export = config.get("export")
+            point_latest(root, run, {"checkpoints": config.get("checkpoint", {}).get("dirpath"),
+                                     "export": (export or {}).get("dirpath") or str(run / "export")})
+    return run
+
+
+def point_latest(root: str | os.PathLike, run: str | os.PathLike, paths: dict[str, Any] | None = None) -> None:
+    """Point ``<root>/latest`` (symlink) and ``<root>/latest.json`` at ``run``, atomically."""
+    root, run = Path(root), Path(run)
+    target = os.path.relpath(run, root)
+    write_text(root / f"{LATEST}.json", json.dumps({"run": target, **(paths or {}),
+                                                     "started": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=2) + "\n")
+    temp = root / f".{LATEST}.{os.getpid()}.tmp"
+    try:
+        temp.unlink(missing_ok=True)
+        os.symlink(target, temp, target_is_directory=True)
+        os.replace(temp, root / LATEST)
+    except OSError as error:  # no symlinks (some Windows setups) or a real folder named `latest`
+        temp.unlink(missing_ok=True)
+        log.warning("could not point %s at %s (%s); %s.json says where the newest run is",
+                    root / LATEST, run, error, LATEST)
+
+
+def _run_folder(root: Path, run_id: str | None) -> Path:
+    inherited = os.environ.get(RUN_ENV)
+    # a folder the user chose (no owner) serves every process; one we chose serves the ranks
+    # spawned from the run that chose it, never a later run of this process or of a child tool
+    if inherited and (_OWNER_ENV not in os.environ or not _first_rank()):
+        run = Path(inherited)
+        run.mkdir(parents=True, exist_ok=True)
+        return run
+    name = time.strftime("%Y%m%d-%H%M%S") + (f"-{run_id}" if run_id else "")
+    run, k = root / "runs" / name, 1
+    while True:
+        try:
+            run.mkdir(parents=True)
+            break
+        except FileExistsError:  # two runs without a W&B id in the same second
+            k += 1
+            run = root / "runs" / f"{name}-{k}"
+    os.environ[RUN_ENV], os.environ[_OWNER_ENV] = str(run.resolve()), str(os.getpid())
+    return run
+
+
+def _wandb_loggers(logger_config: Any) -> list:
+    configs = logger_config if isinstance(logger_config, list) else [logger_config]
+    return [c for c in configs if hasattr(c, "class_path") and str(c.class_path).endswith("WandbLogger")]
+
+
+def _wandb_run_id(logger_config: Any) -> str | None:
+    """The W&B run id (given, or made now and written into the logger's config), if W&B logs."""
+    for logger in _wandb_loggers(logger_config):
+        args = logger.init_args
+        if args.get("id") is None and args.get("version") is None:
+            args.id = new_run_id()
+        return args.get("id") or args.get("version")
+    return None
+
+
+def _first_rank() -> bool:
+    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        if os.environ.get(name, "0") != "0":
+            return False
+    return True
