@@ -19,6 +19,7 @@ TOOLS = {
     "sweep": "c2s_lightning.commands.sweep",
     "report": "c2s_lightning.commands.report",
     "export": "c2s_lightning.commands.export_checkpoint",
+    "cache": "c2s_lightning.commands.comparison_cache_cmd",
 }
 LIGHTNING = ("fit", "validate", "test", "predict")
 
@@ -39,6 +40,8 @@ Tools (`COMMAND --help` for options):
   sweep      run a W&B sweep file offline on this machine (grid/random, --dry-run, resumable);
              the paper's 10 splits: sweep sweeps/paper_splits.yaml
   report     paper-layout markdown tables and plots from finished runs (medians over splits)
+  cache      cache stats | cache clear: the persistent comparison cache (level logits of pairs
+             already compared) that evaluate, score, anchors build and sweeps share
 
 Errors are one line; --debug (or C2S_DEBUG=1) shows the traceback.
 """

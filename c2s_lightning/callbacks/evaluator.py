@@ -21,6 +21,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from c2s_lightning.callbacks.scatter import scatter_png
 from c2s_lightning.iqa_metrics import iqa_metric_collection
 from c2s_lightning.scoring.bank import AnchorBank
+from c2s_lightning.scoring.cache_setup import cache_counts, cache_protocol, cached_comparator, module_fingerprint
 from c2s_lightning.scoring.scorer import Compare2Scorer
 from c2s_lightning.scoring.shards import merge_strided, padded_shard
 
@@ -49,13 +50,18 @@ class SoftComparisonEvaluator(L.Callback):
         batch_size: Image pairs per forward pass.
         before_training: Also evaluate once before the first training step (step 0).
         plots: Write a prediction-vs-MOS scatter PNG per dataset (and log it to W&B).
+        cache_dir: Comparison cache folder (``scoring/comparison_cache.py``); None (the default
+            in ``fit``): off. ``evaluate`` sets it (default the user cache folder). Entries are
+            keyed by a fingerprint of the live weights, computed once per evaluation, so a
+            training step never reuses an entry of the weights before it. Logs
+            ``<eval_part>/cache/computed`` and ``<eval_part>/cache/reused``.
     """
 
     def __init__(self, anchor_dataset: str | None = None, anchor_part: str = "train", alpha: int = 5,
                  beta: int = 1, rule: str = "min_variance", anchor_seed: int = 0, matrix: str = "probability",
                  temperature: float = 1.0, link: str = "normal", readoff: str = "raw", eval_part: str = "test",
                  max_images: int | None = None, batch_size: int = 32, before_training: bool = False,
-                 plots: bool = True):
+                 plots: bool = True, cache_dir: str | None = None):
         super().__init__()
         if eval_part not in PARTS:
             raise ValueError(f"eval_part must be one of {PARTS}, got {eval_part!r}")
@@ -64,7 +70,7 @@ class SoftComparisonEvaluator(L.Callback):
         self.scorer_options = dict(matrix=matrix, temperature=temperature, link=link, readoff=readoff,
                                    batch_size=batch_size)
         self.eval_part, self.max_images = eval_part, max_images
-        self.before_training, self.plots = before_training, plots
+        self.before_training, self.plots, self.cache_dir = before_training, plots, cache_dir
         self.last_results: dict[str, dict[str, float]] = {}
         self.last_predictions: dict[str, list[dict]] = {}
         """Per dataset label, one ``{"image", "path", "prediction", "mos"}`` row per scored image."""
@@ -92,7 +98,10 @@ class SoftComparisonEvaluator(L.Callback):
         """A scorer over the model as it is now, preparing images as the data module does for
         training (``image_options``, which is also what the run's protocol records)."""
         datamodule = trainer.datamodule
-        return Compare2Scorer(pl_module.comparator, self.bank(datamodule), **datamodule.image_options(),
+        comparator = pl_module.comparator
+        if self.cache_dir is not None:
+            comparator = live_cached_comparator(comparator, self.cache_dir, trainer, pl_module)
+        return Compare2Scorer(comparator, self.bank(datamodule), **datamodule.image_options(),
                               **self.scorer_options)
 
     def anchor_bank(self, trainer: L.Trainer, pl_module: L.LightningModule) -> AnchorBank:
@@ -125,7 +134,8 @@ class SoftComparisonEvaluator(L.Callback):
             if plot_dir is not None and trainer.is_global_zero:
                 self._plot(plot_dir, trainer, self.eval_part, label, self.last_predictions[label], results[label])
         pl_module.train(was_training)
-        self._log(trainer, pl_module, stage, results)
+        counts = cache_counts(scorer.comparator)
+        self._log(trainer, pl_module, stage, results, {} if counts is None else counts)
         self.last_results = results
         return results
 
@@ -154,12 +164,14 @@ class SoftComparisonEvaluator(L.Callback):
             dist.all_gather(parts, scores)
         return merge_strided(parts, n).tolist(), values
 
-    def _log(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str, results: dict) -> None:
+    def _log(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str, results: dict,
+             cache: dict[str, int]) -> None:
         part = self.eval_part  # the keys name the part scored, not the loop (``stage``) running us
         flat = {f"{part}/{label}/{name}": value for label, row in results.items() for name, value in row.items()}
         if results:
             names = next(iter(results.values())).keys()
             flat |= {f"{part}/mean/{n}": sum(r[n] for r in results.values()) / len(results) for n in names}
+        flat |= {f"{part}/cache/{name}": float(count) for name, count in cache.items()}  # this rank's counts
         # pl_module.log is allowed in these hooks (also feeds callback_metrics, so a checkpoint
         # can monitor val/mean/srcc when eval_part is val); torchmetrics has already synced the
         # values, so every rank logs the same numbers without another sync.
@@ -191,3 +203,19 @@ class SoftComparisonEvaluator(L.Callback):
                                            columns=["image", "prediction", "mos"],
                                            data=[[r["image"], r["prediction"], r["mos"]] for r in rows]),
                                        "trainer/global_step": trainer.global_step})
+
+
+def live_cached_comparator(comparator, cache_dir: str, trainer: L.Trainer, pl_module: L.LightningModule):
+    """``comparator`` reading and writing the cache under a fingerprint of the weights as they
+    are now, or ``comparator`` itself (with a warning) under a strategy that shards the weights
+    (DeepSpeed, FSDP), where a rank's state dict does not hold them all."""
+    strategy = type(trainer.strategy).__name__.lower()
+    if "deepspeed" in strategy or "fsdp" in strategy:
+        rank_zero_info(f"evaluator: comparison cache off under {type(trainer.strategy).__name__} (sharded weights)")
+        return comparator
+    from c2s_lightning.models.protocol import ComparisonProtocol, image_preprocessing
+
+    protocol = ComparisonProtocol.for_backbone(
+        pl_module.backbone, image_preprocessing(**trainer.datamodule.image_options()))
+    key = cache_protocol(protocol.to_dict(), precision=trainer.precision)
+    return cached_comparator(comparator, cache_dir, module_fingerprint(pl_module), key)

@@ -13,6 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
+from c2s_lightning.commands.cache_options import add_cache_arguments, cache_setting, report_cache
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m c2s_lightning anchors", description=__doc__)
@@ -37,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                    help="weight dtype; bfloat16 halves the memory of a 7B model")
     b.add_argument("--batch-size", type=int, default=16)
+    add_cache_arguments(b)
     b.add_argument("--out", required=True, type=Path,
                    help="anchor bank JSON to write (its images go to a folder of the same stem); never replaced")
     return p
@@ -87,8 +90,10 @@ def main(args: list[str]) -> int:
     if ns.checkpoint is not None:
         from c2s_lightning.scoring.api import load_scorer
 
-        load_scorer(ns.checkpoint, bank, batch_size=ns.batch_size, device=ns.device, dtype=ns.dtype,
-                    pad_to_square=ns.pad_to_square).anchor_block()
+        scorer = load_scorer(ns.checkpoint, bank, batch_size=ns.batch_size, device=ns.device, dtype=ns.dtype,
+                             pad_to_square=ns.pad_to_square, cache=cache_setting(ns))
+        scorer.anchor_block()
+        report_cache(scorer.comparator, "anchors build")
     bank.save(ns.out)
     for a in bank.anchors:
         print(f"  mos {a.mos:8.4g}  std {a.std if a.std is None else round(a.std, 4)!s:>8}  {a.name or a.path.name}")

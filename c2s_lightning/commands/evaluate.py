@@ -5,7 +5,10 @@ checkpoint. This runs LightningCLI's ``validate`` with the model loaded from the
 every other option is a LightningCLI option (``--evaluator.beta 3``, ``--config ...``). Images are
 preprocessed as the export's ``compare2score.json`` says, whatever the configs say; an explicit
 ``--data.pad_to_square`` on the command line overrides it (reported). Each evaluation writes into
-a run folder of its own under ``trainer.default_root_dir``.
+a run folder of its own under ``trainer.default_root_dir``. Comparisons go through the comparison
+cache (``--cache-dir``, default the user cache folder; ``--no-cache`` or an explicit
+``--evaluator.cache_dir`` overrides), so runs of a sweep that differ in how comparisons are chosen
+or combined compute each one once.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from c2s_lightning.commands.cache_options import add_cache_arguments
+
 PAD_OPTION = "--data.pad_to_square"
+CACHE_OPTION = "--evaluator.cache_dir"
 
 
 def protocol_options(checkpoint: str, rest: list[str]) -> list[str]:
@@ -34,6 +40,16 @@ def protocol_options(checkpoint: str, rest: list[str]) -> list[str]:
     return [PAD_OPTION, str(trained).lower()]
 
 
+def cache_options(ns: argparse.Namespace, rest: list[str]) -> list[str]:
+    """``--evaluator.cache_dir DIR``: on by default here (off in ``fit``), unless ``rest`` sets it."""
+    from c2s_lightning.scoring.cache_setup import user_cache_dir
+
+    folder = ns.cache_dir or user_cache_dir()
+    if ns.no_cache or folder is None or any(a.startswith(CACHE_OPTION) for a in rest):
+        return []
+    return [CACHE_OPTION, str(folder)]
+
+
 def main(args: list[str]):
     p = argparse.ArgumentParser(prog="python -m c2s_lightning evaluate", description=__doc__,
                                 epilog="Other options go to `validate` (see `python -m c2s_lightning validate --help`).")
@@ -41,10 +57,11 @@ def main(args: list[str]):
                    help="exported model folder (merged or adapter), or a Lightning .ckpt of the same config")
     p.add_argument("--test", action="store_true",
                    help="run the test loop instead of validate (metric keys follow --evaluator.eval_part either way)")
+    add_cache_arguments(p)
     ns, rest = p.parse_known_args(args)
     from c2s_lightning.lightning_cli import run_lightning_cli
 
-    command = ["test" if ns.test else "validate", *rest]
+    command = ["test" if ns.test else "validate", *rest, *cache_options(ns, rest)]
     if str(ns.checkpoint).endswith(".ckpt"):
         command += ["--ckpt_path", ns.checkpoint]
     else:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from c2s_lightning.atomic_files import write_text
+from c2s_lightning.commands.cache_options import add_cache_arguments, cache_setting, report_cache
 from c2s_lightning.data.images import load_image
 from c2s_lightning.data.records import DatasetError
 
@@ -41,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="override the export's image preprocessing (reported); default: as the model was trained")
     p.add_argument("--recompute-anchors", action="store_true",
                    help="recompute the anchor matrix if the bank's was computed by other weights")
+    add_cache_arguments(p)
     return p
 
 
@@ -92,7 +94,7 @@ def main(args: list[str]) -> int:
     try:
         scorer = load_scorer(ns.checkpoint, ns.anchors, batch_size=ns.batch_size, device=ns.device, dtype=ns.dtype,
                              recompute_anchors=ns.recompute_anchors, pad_to_square=ns.pad_to_square,
-                             readoff=ns.readoff)
+                             readoff=ns.readoff, cache=cache_setting(ns))
         scorer.anchor_block()  # a stale bank fails here, before any image is read
     except (StaleAnchorBankError, ProtocolError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
@@ -113,4 +115,5 @@ def main(args: list[str]) -> int:
     print(f"scored {len(rows) - len(failed)} of {len(rows)} images in {seconds:.1f} s "
           f"({len(rows) / max(seconds, 1e-9):.2f} images/s; model and anchors loaded in {loaded - start:.1f} s)"
           + (f" -> {ns.out}" if ns.out else ""), file=sys.stderr)
+    report_cache(scorer.comparator, "score")
     return 1 if failed else 0

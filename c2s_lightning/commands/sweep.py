@@ -46,7 +46,7 @@ from c2s_lightning.commands.sweep_plan import (
     DEFAULT_COMMAND, SweepError, command_key, expand, load_sweep, param_key, substitute,
 )
 from c2s_lightning.commands.sweep_state import (
-    STATE_FILE, load_state, runner_lock, save_state, set_aside,
+    STATE_FILE, load_state, refuse_live_runs, runner_lock, save_state, set_aside,
 )
 
 PROJECT_COMMANDS = ("fit", "validate", "test", "predict", "evaluate")
@@ -182,7 +182,7 @@ def run_sweep(runs: list[PlannedRun], out: Path, group: str) -> dict[str, int]:
     """
     with runner_lock(out), sweep_processes.signals_raise():
         state, counts = load_state(out), {"finished": 0, "failed": 0, "skipped": 0}
-        _refuse_live_runs(state, out)
+        refuse_live_runs(state, out)
         for i, run in enumerate(runs, 1):
             head = f"[{i}/{len(runs)}] {run.name} {describe(run.params)}"
             previous = state["runs"].get(run.key, {})
@@ -225,16 +225,6 @@ def _run_recorded(run: PlannedRun, group: str, out: Path, state: dict[str, Any],
     return status
 
 
-def _refuse_live_runs(state: dict[str, Any], out: Path) -> None:
-    """A run recorded as running whose process still lives is never started a second time."""
-    for record in state["runs"].values():
-        pid, identity = record.get("pid"), record.get("pid_start")
-        if (record.get("status") == "running" and isinstance(pid, int) and identity is not None
-                and sweep_processes.process_start(pid) == identity):
-            raise SweepError(f"run {record.get('name')} in {out} is still running as pid {pid}, started by an "
-                             f"earlier runner; stop it (kill -- -{pid}) or let it finish, then rerun")
-
-
 def best_run(runs: list[PlannedRun], out: Path, metric: dict[str, Any]) -> tuple[PlannedRun, float] | None:
     """The finished run (with the current command) with the best value of the sweep's metric, among
     those that logged it."""
@@ -260,7 +250,27 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, help="sweep folder for run folders and the state file "
                                                  "(default outputs/sweeps/<file stem>)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random search's draws")
+    parser.add_argument("--prefetch", action="store_true",
+                        help="evaluation-only sweeps: run the largest evaluator.beta first, so that one batched pass "
+                             "computes the nested anchor sets' comparisons and later runs read them from the cache")
+    parser.add_argument("--cache-dir", type=Path, help="comparison cache folder the runs share (sets C2S_CACHE_DIR; "
+                                                       "default: $C2S_CACHE_DIR or ~/.cache/c2s_lightning/comparisons)")
     return parser
+
+
+def with_cache_options(runs: list[PlannedRun], ns: argparse.Namespace) -> list[PlannedRun]:
+    """The runs in ``--prefetch`` order; ``--cache-dir`` exported for every child run."""
+    if ns.cache_dir is not None:
+        os.environ["C2S_CACHE_DIR"] = str(ns.cache_dir.resolve())  # evaluate's default cache folder
+    if not ns.prefetch:
+        return runs
+    from c2s_lightning.commands.sweep_prefetch import check_evaluation_only, prefetch_order
+
+    try:
+        check_evaluation_only(runs)
+    except ValueError as err:
+        raise SystemExit(f"sweep: {err}") from None
+    return prefetch_order(runs)
 
 
 def main(args: list[str]) -> None:
@@ -271,6 +281,7 @@ def main(args: list[str]) -> None:
         metric = load_sweep(ns.file).get("metric")
     except (SweepError, OSError) as err:
         raise SystemExit(f"sweep: {err}") from None
+    runs = with_cache_options(runs, ns)
     if ns.dry_run:
         for run in runs:
             print(shell_line(run.command))

@@ -19,6 +19,7 @@ from typing import Any
 
 from c2s_lightning.atomic_files import is_nonempty_folder, write_json
 from c2s_lightning.commands.sweep_plan import SweepError
+from c2s_lightning.commands.sweep_processes import process_start
 
 STATE_FILE = "sweep_state.json"
 LOCK_FILE = ".sweep.lock"
@@ -82,3 +83,17 @@ def set_aside(folder: Path, out: Path) -> Path | None:
     target = aside / f"{folder.name}.{n}"
     os.replace(folder, target)
     return target
+
+
+def refuse_live_runs(state: dict[str, Any], out: Path) -> None:
+    """A run recorded as running whose process still lives is never started a second time.
+
+    Raises:
+        SweepError: naming the run and its pid.
+    """
+    for record in state["runs"].values():
+        pid, identity = record.get("pid"), record.get("pid_start")
+        if (record.get("status") == "running" and isinstance(pid, int) and identity is not None
+                and process_start(pid) == identity):
+            raise SweepError(f"run {record.get('name')} in {out} is still running as pid {pid}, started by an "
+                             f"earlier runner; stop it (kill -- -{pid}) or let it finish, then rerun")

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from c2s_lightning.scoring.bank import AnchorBank
+from c2s_lightning.scoring.cache_setup import CacheSetting, cache_protocol, cached_comparator
 from c2s_lightning.scoring.scorer import Compare2Scorer, ImageLike
 
 ANCHORS_FILE = "anchors.json"  # models.export.ANCHORS_FILE; repeated so this import stays light
@@ -41,7 +42,8 @@ def refuse_stale_bank(bank: AnchorBank, checkpoint: str | os.PathLike, pad_to_sq
 
 def load_scorer(checkpoint: str | os.PathLike, anchors: str | os.PathLike | AnchorBank | None = None,
                 batch_size: int = 16, recompute_anchors: bool = False, device: str | None = None,
-                dtype: str = "float32", pad_to_square: bool | None = None, **options) -> Compare2Scorer:
+                dtype: str = "float32", pad_to_square: bool | None = None, cache: CacheSetting = True,
+                **options) -> Compare2Scorer:
     """A scorer over an exported folder (``export_pretrained``), with its protocol and anchor bank.
 
     Args:
@@ -54,6 +56,9 @@ def load_scorer(checkpoint: str | os.PathLike, anchors: str | os.PathLike | Anch
         dtype: Weight dtype: ``float32``, ``bfloat16`` or ``float16`` (a 7B model in float32 needs
             ~33 GB of memory; bfloat16 halves it).
         pad_to_square: Override the export's image preprocessing (logged); None: as trained.
+        cache: The comparison cache: True (default) the user cache folder (``$C2S_CACHE_DIR`` or
+            ``~/.cache/c2s_lightning/comparisons``), a folder, a ``ComparisonCache``, or False
+            (off). Keyed by the export's weights fingerprint, so other weights never hit.
         **options: Further ``Compare2Scorer`` options (``matrix``, ``temperature``, ``link``, ...).
     """
     from c2s_lightning.models.export import load_export
@@ -64,8 +69,12 @@ def load_scorer(checkpoint: str | os.PathLike, anchors: str | os.PathLike | Anch
         refuse_stale_bank(bank, checkpoint, pad_to_square)
     backbone, protocol = load_export(checkpoint, dtype=dtype)
     backbone.model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return Compare2Scorer(FastComparator(backbone), bank, batch_size=batch_size, protocol=protocol,
-                          pad_to_square=pad_to_square, recompute_anchors=recompute_anchors, **options)
+    scorer = Compare2Scorer(FastComparator(backbone), bank, batch_size=batch_size, protocol=protocol,
+                            pad_to_square=pad_to_square, recompute_anchors=recompute_anchors, **options)
+    # keyed on the protocol the scorer applies (with any pad_to_square override) and the dtype
+    key = cache_protocol(scorer.protocol.to_dict(), dtype=dtype)
+    scorer.comparator = cached_comparator(scorer.comparator, cache, backbone.model_id, key)
+    return scorer
 
 
 def score_images(images: Sequence[ImageLike], checkpoint: str | os.PathLike,

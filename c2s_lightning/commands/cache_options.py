@@ -1,0 +1,32 @@
+"""The comparison-cache options the scoring commands share: ``--cache-dir`` and ``--no-cache``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--cache-dir DIR`` and ``--no-cache`` to a command's parser."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--cache-dir", type=Path, default=None,
+                       help="comparison cache folder (default: $C2S_CACHE_DIR or ~/.cache/c2s_lightning/comparisons); "
+                            "comparisons made before by the same weights and protocol are read, not recomputed")
+    group.add_argument("--no-cache", action="store_true", help="neither read nor write the comparison cache")
+
+
+def cache_setting(ns: argparse.Namespace) -> bool | Path:
+    """``load_scorer``'s ``cache`` argument from the parsed options."""
+    return False if ns.no_cache else (ns.cache_dir or True)
+
+
+def report_cache(comparator: Any, command: str) -> None:
+    """Print how many comparisons the run computed and how many the cache answered (if on)."""
+    from c2s_lightning.scoring.cache_setup import cache_counts
+
+    counts = cache_counts(comparator)
+    if counts is not None:
+        print(f"{command}: comparisons computed {counts['computed']:,}, reused {counts['reused']:,} "
+              f"(cache {comparator.cache.folder})", file=sys.stderr)

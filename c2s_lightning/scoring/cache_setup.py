@@ -1,0 +1,87 @@
+"""How scorers get the comparison cache: which cache, under which key, wrapping which comparator.
+
+The cache key's protocol part is the *comparison-relevant* subset of a model's protocol: what,
+besides the weights, changes the level logits of a pair (the template, the level words and
+weights, the image preprocessing, the backbone family) plus the compute dtype or precision,
+which the weights fingerprint does not see when a float32 export is loaded in bfloat16. What a
+model was trained on (``training_datasets``) and its fingerprint (keyed on its own) stay out, so
+a protocol that differs only there shares entries. The device is left out too: CPU and GPU
+logits of one model differ only by rounding.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from c2s_lightning.models.protocol import weights_fingerprint
+from c2s_lightning.scoring.caching_comparator import CachingComparator
+from c2s_lightning.scoring.comparison_cache import ENV_VAR, ComparisonCache, default_cache_dir
+
+CacheSetting = bool | str | os.PathLike | ComparisonCache | None
+"""``True``: the user cache folder (``default_cache_dir()``, None when ``C2S_CACHE_DIR=off``); a
+folder; a cache; False/None: off."""
+
+KEY_FIELDS = ("template", "levels", "level_weights", "image_preprocessing")
+
+
+def cache_protocol(protocol: Mapping[str, Any], **compute: Any) -> dict[str, Any]:
+    """The part of a protocol dict (``ComparisonProtocol.to_dict()``) that keys the cache.
+
+    Args:
+        protocol: The full protocol dict.
+        **compute: How the logits are computed besides the weights (``dtype=``, ``precision=``).
+
+    Raises:
+        KeyError: naming a missing field.
+    """
+    missing = [name for name in KEY_FIELDS if name not in protocol]
+    if missing:
+        raise KeyError(f"the comparison protocol lacks {', '.join(missing)}, needed to key the cache")
+    family = (protocol.get("backbone") or {}).get("family")
+    return {**{name: protocol[name] for name in KEY_FIELDS}, "backbone_family": family,
+            **{name: str(value) for name, value in compute.items()}}
+
+
+def user_cache_dir() -> Path | None:
+    """``default_cache_dir()``, or None when ``C2S_CACHE_DIR`` is ``off`` (as for the image checks)."""
+    if os.environ.get(ENV_VAR, "x").strip().lower() in ("", "off", "0", "none"):
+        return None
+    return default_cache_dir()
+
+
+def open_cache(setting: CacheSetting) -> ComparisonCache | None:
+    """The cache a ``CacheSetting`` names, or None when caching is off."""
+    if setting is True:
+        setting = user_cache_dir()
+    if setting is None or setting is False:
+        return None
+    if isinstance(setting, ComparisonCache):
+        return setting
+    return ComparisonCache(setting)
+
+
+def module_fingerprint(module: torch.nn.Module) -> str:
+    """``weights_fingerprint`` of a live module's state dict: one changed weight, a new key.
+
+    It reads every tensor (a copy to the CPU and a sha256 pass: seconds for a 7B model), so it
+    is paid once per evaluation, not per comparison.
+    """
+    return weights_fingerprint(module.state_dict())
+
+
+def cached_comparator(inner: Any, setting: CacheSetting, fingerprint: str,
+                      protocol: Mapping[str, Any]) -> Any:
+    """``inner`` wrapped in a ``CachingComparator`` (``protocol`` as from ``cache_protocol``),
+    or ``inner`` itself when ``setting`` turns caching off."""
+    cache = open_cache(setting)
+    return inner if cache is None else CachingComparator(inner, cache, fingerprint, protocol)
+
+
+def cache_counts(comparator: Any) -> dict[str, int] | None:
+    """``{"computed", "reused"}`` of a caching comparator; None for any other."""
+    return comparator.counts() if isinstance(comparator, CachingComparator) else None
