@@ -46,7 +46,17 @@ def start(command: list[str], log: IO, env: dict[str, str]) -> subprocess.Popen:
 
 
 def stop(child: subprocess.Popen, grace: float = 10.0) -> None:
-    """End ``child`` and every process of its group: SIGTERM, SIGKILL after ``grace`` seconds."""
+    """End ``child`` and every process of its group: SIGTERM, SIGKILL after ``grace`` seconds.
+    A second Ctrl-C or SIGTERM to the runner meanwhile waits until this is done."""
+    stopping = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
+    try:
+        _stop_group(child, grace)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def _stop_group(child: subprocess.Popen, grace: float) -> None:
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(child.pid, sig)
