@@ -163,19 +163,6 @@ def publish_folder(staged: str | os.PathLike, path: str | os.PathLike, replace: 
     return path
 
 
-@contextlib.contextmanager
-def atomic_folder(path: str | os.PathLike, replace: bool = False) -> Iterator[Path]:
-    """A staging folder to fill; published as ``path`` when the block ends without error
-    (``publish_folder``), deleted otherwise."""
-    staged = staging_folder(path)
-    try:
-        yield staged
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
-    publish_folder(staged, path, replace=replace)
-
-
 def check_output_file(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (),
                       option: str = "--out") -> Path:
     """Check, before any work, that ``path`` can be written as a file: not a folder, not one of
