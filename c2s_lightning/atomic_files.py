@@ -1,16 +1,24 @@
 """Files and folders written whole or not at all: built under a temporary name, then renamed.
 
 A reader (or a rerun after a crash) sees the old file or the new one, never half of one. The
-temporary name is in the same folder, so the final ``os.replace`` is a rename on one file system.
+temporary name is in the same folder, so the final ``os.replace`` is a rename on one file system;
+the data is flushed to disk (``fsync``) before the rename, and the folder's entry after it, so a
+power cut cannot leave the new name pointing at blocks that were never written. Every file the
+project writes goes through here (the comparison cache is an SQLite database with transactions of
+its own). Temporary names start with a dot, so report readers skip them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import secrets
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import IO, Any
 
 
 def _umask() -> int:
@@ -22,36 +30,88 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp's files are private (0600)
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically; creates the parent folder."""
+def _fsync_file(path: str | os.PathLike) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder: str | os.PathLike) -> None:
+    # makes the rename itself durable; some platforms cannot open a folder, which is no error here
+    with contextlib.suppress(OSError):
+        _fsync_file(folder)
+
+
+def _temp_name(path: Path, kind: str = "tmp") -> Path:
+    # the real suffix stays last, so writers that pick a format by extension (savefig, PIL) still do
+    return path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.{kind}{path.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path beside ``path`` for any writer (``savefig``, ``PIL.Image.save``,
+    ``torch.save``); renamed to ``path`` when the block ends without error, removed otherwise.
+
+    Creates the parent folder. The temporary name keeps ``path``'s suffix.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temp = _temp_name(path)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.chmod(temp, _FILE_MODE)
+        yield temp
+        if not temp.is_file():
+            raise FileNotFoundError(f"nothing was written for {path}")
+        _fsync_file(temp)
         os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
+    except OSError as error:
+        temp.unlink(missing_ok=True)
+        if error.filename is None or Path(error.filename) == temp:  # name the file being written
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
         raise
-    return path
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
+    """``open(path, mode)`` on a temporary file that replaces ``path`` when the block ends without
+    error (``mode`` ``"w"`` or ``"wb"``; ``kwargs`` as ``open``'s, e.g. ``newline=""`` for csv)."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open writes a new file: mode 'w' or 'wb', not {mode!r}")
+    if "b" not in mode:
+        kwargs.setdefault("encoding", "utf-8")
+    with atomic_path(path) as temp, open(temp, mode, **kwargs) as handle:
+        yield handle
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; creates the parent folder."""
+    with atomic_open(path, "w", newline="") as handle:
+        handle.write(text)
+    return Path(path)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; creates the parent folder."""
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike, data: Any, **dumps: Any) -> Path:
+    """``json.dumps(data, **dumps)`` plus a final newline, written atomically (indent 2 by default)."""
+    return write_text(path, json.dumps(data, **{"indent": 2, **dumps}) + "\n")
 
 
 def copy_file(source: str | os.PathLike, path: str | os.PathLike) -> Path:
     """Copy the bytes of ``source`` to ``path`` atomically; creates the parent folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    with atomic_path(path) as temp:
         shutil.copyfile(source, temp)
-        os.chmod(temp, _FILE_MODE)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def is_nonempty_folder(path: str | os.PathLike) -> bool:
@@ -69,15 +129,66 @@ def staging_folder(path: str | os.PathLike) -> Path:
     return staged
 
 
-def publish_folder(staged: str | os.PathLike, path: str | os.PathLike) -> Path:
-    """Rename the finished ``staged`` folder to ``path``, which must be missing or empty.
+def publish_folder(staged: str | os.PathLike, path: str | os.PathLike, replace: bool = False) -> Path:
+    """Rename the finished ``staged`` folder to ``path`` (its files flushed to disk first).
+
+    Args:
+        replace: Replace a ``path`` that holds something: it is renamed aside, the new folder
+            renamed into place, then the old one deleted (a crash in between leaves it beside
+            ``path`` as ``.<name>.<pid>-<token>.old``, never half of either).
 
     Raises:
-        FileExistsError: ``path`` holds something; it is never replaced (the staged folder is removed).
+        FileExistsError: ``path`` holds something and ``replace`` is False; it is never replaced
+            then (the staged folder is removed).
     """
-    path = Path(path)
-    if is_nonempty_folder(path):
+    path, staged = Path(path), Path(staged)
+    if is_nonempty_folder(path) and not replace:
         shutil.rmtree(staged, ignore_errors=True)
         raise FileExistsError(f"{path} exists and is not empty; it is never replaced: choose another folder")
-    os.replace(staged, path)  # an empty folder at `path` is replaced in one rename (POSIX)
+    for file in staged.rglob("*"):
+        if file.is_file() and not file.is_symlink():
+            _fsync_file(file)
+    if not is_nonempty_folder(path):
+        os.replace(staged, path)  # an empty folder at `path` is replaced in one rename (POSIX)
+    else:
+        old = _temp_name(path, "old")
+        os.replace(path, old)
+        try:
+            os.replace(staged, path)
+        except BaseException:
+            os.replace(old, path)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    _fsync_folder(path.parent)
+    return path
+
+
+def check_output_file(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (),
+                      option: str = "--out") -> Path:
+    """Check, before any work, that ``path`` can be written as a file: not a folder, not one of
+    ``inputs``, in a folder that takes a new file (or that can be created). Nothing is created.
+
+    Raises:
+        ValueError: with one line naming ``option``, the path and what is wrong.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{option} {path} is a folder; give a file name, e.g. {path / 'scores.csv'}")
+    resolved = path.resolve()
+    for item in inputs:
+        if Path(item).resolve() == resolved:
+            raise ValueError(f"{option} {path} is also an input; writing it would destroy that input")
+    folder = path.parent
+    existing = next((p for p in [folder, *folder.parents] if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ValueError(f"{option} {path}: {existing} is a file, not a folder")
+    if existing is None or existing != folder:  # created when written: its nearest folder must take it
+        if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+            raise ValueError(f"{option} {path}: cannot create {folder} ({existing} is not writable)")
+        return path
+    try:
+        with tempfile.TemporaryFile(dir=folder):  # the rename needs a new file here, not only `path`
+            pass
+    except OSError as error:
+        raise ValueError(f"{option} {path}: cannot write in {folder} ({error.strerror or error})") from None
     return path

@@ -1,10 +1,14 @@
 """Command-line entry: LightningCLI for fit/validate/test/predict, jsonargparse tools for the rest.
 
-``main(args)`` runs in-process, so tests call it without paying for a subprocess.
+``main(args)`` runs in-process, so tests call it without paying for a subprocess. A user error
+(bad data, a missing file, an invalid option value: ``user_errors``) ends any command
+with one line on stderr and exit status 2; ``--debug`` (anywhere) or ``C2S_DEBUG=1`` shows the
+traceback instead.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 TOOLS = {
@@ -39,12 +43,40 @@ Tools (`COMMAND --help` for options):
   cache      cache stats | cache clear: the persistent comparison cache (level logits of pairs
              already compared) that evaluate, score, anchors build and sweeps share
 Every tool takes --config FILE (YAML of its options) and --print_config.
+Errors are one line; --debug (or C2S_DEBUG=1) shows the traceback.
 """
 
 
 def main(args: list[str] | None = None):
-    """Run a command; ``args`` defaults to ``sys.argv[1:]``."""
+    """Run a command; ``args`` defaults to ``sys.argv[1:]``.
+
+    Raises:
+        SystemExit: status 2 and one line for a user error (unless debugging), 130 on Ctrl-C.
+    """
     args = list(sys.argv[1:] if args is None else args)
+    debug = "--debug" in args or os.environ.get("C2S_DEBUG", "") not in ("", "0")
+    args = [a for a in args if a != "--debug"]
+    if debug:
+        return _dispatch(args)
+    from c2s_lightning.user_errors import is_user_error, one_line
+
+    try:
+        return _dispatch(args)
+    except Exception as error:
+        if not is_user_error(error):
+            raise
+        print(f"error: {one_line(error)} (--debug shows the traceback)", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def _dispatch(args: list[str]):
+    import warnings
+
+    # `python -m c2s_lightning fit ...` (and evaluate) hand LightningCLI the arguments sys.argv holds
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within Python")
     if not args or args[0] in ("-h", "--help"):
         print(USAGE)
         return None

@@ -13,6 +13,7 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from c2s_lightning.callbacks.evaluator import SoftComparisonEvaluator
 from c2s_lightning.callbacks.hf_export import HFExport
+from c2s_lightning.checkpoint_files import LIGHTNING_KEYWORDS, check_checkpoint_file, use_atomic_checkpoints
 from c2s_lightning.config_keys import flatten
 from c2s_lightning.data.datamodule import ComparisonDataModule
 from c2s_lightning.models.module import Compare2ScoreModule
@@ -82,6 +83,20 @@ class Compare2ScoreCLI(LightningCLI):
             "checkpoint.filename": "step{step:06d}",
             "checkpoint.auto_insert_metric_name": False,
         })
+
+    def parse_arguments(self, parser, args) -> None:
+        """Parse, then check a ``--ckpt_path`` before Lightning reads it (it does so right after
+        parsing): a file that is not a checkpoint fails in one line, before anything is built."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and str(ckpt_path) not in LIGHTNING_KEYWORDS:
+            check_checkpoint_file(ckpt_path, "--ckpt_path", allow_folder=True)
+
+    def instantiate_trainer(self, **kwargs):
+        trainer = super().instantiate_trainer(**kwargs)
+        use_atomic_checkpoints(trainer.strategy)  # last.ckpt is never left half-written
+        return trainer
 
     def connect_data(self) -> None:
         """Hand the model to the data module as its encoder, once, before the loop asks for batches.

@@ -49,6 +49,7 @@ def override(tmp_path: Path, synth: Path, **trainer) -> str:
 def test_fit_logs_loss_and_soft_comparison_metrics_to_wandb(tmp_path, synth):
     cli = main(["fit", "--config", QUICKSTART, "--config", override(tmp_path, synth)])
     assert cli.trainer.global_step == 4
+    assert type(cli.trainer.strategy.checkpoint_io).__name__ == "AtomicCheckpointIO"  # never half a last.ckpt
     run = read_run(find_runs(tmp_path / "run")[-1])
     losses = run.series("train/loss")
     assert len(losses) == 4 and all(0 < v < 20 for v in losses)

@@ -10,10 +10,12 @@ import pytest
 import torch
 
 import c2s_lightning
+from c2s_lightning import atomic_files
 from c2s_lightning.cli import main
 from c2s_lightning.models.protocol import weights_fingerprint
 from c2s_lightning.scoring.bank import AnchorBank
 
+from test_atomic_files import disk_full
 from test_cli import QUICKSTART, override, synth  # noqa: F401  (fixture)
 
 
@@ -34,7 +36,7 @@ def test_export_command_matches_the_fit_export(trained, tmp_path):
     assert ours.keys() == fits.keys() and all(torch.equal(ours[k], fits[k]) for k in ours)
 
 
-def test_anchors_build_then_score_with_an_unreadable_image(trained, synth, tmp_path, capsys):  # noqa: F811
+def test_anchors_build_then_score_with_an_unreadable_image(trained, synth, tmp_path, capsys, monkeypatch):  # noqa: F811
     bank_path = tmp_path / "bank.json"
     assert main(["anchors", "build", "--dataset", "kadid10k", "--root", str(synth), "--split", "random",
                  "--split-options", json.dumps({"test_refs": ["I04", "I05", "I06", "I07", "I08"]}),
@@ -57,6 +59,17 @@ def test_anchors_build_then_score_with_an_unreadable_image(trained, synth, tmp_p
     assert all(r["score"] and not r["error"] for r in rows[:3])
     assert rows[3]["score"] == "" and str(broken) in rows[3]["error"]
     assert "scored 3 of 4 images" in capsys.readouterr().err
+    # a rerun whose write fails (the disk fills as the CSV is flushed) leaves the earlier CSV whole
+    before = out.read_bytes()
+    monkeypatch.setattr(atomic_files, "_fsync_file", disk_full)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["score", *map(str, images[:1]), "--checkpoint", str(trained / "export"),
+              "--anchors", str(bank_path), "--out", str(out)])
+    err = capsys.readouterr().err  # the first write to fail may be the resume parts' key, beside --out
+    assert exit_info.value.code == 2 and f"error: {out}" in err and "no space left on device" in err
+    assert out.read_bytes() == before
+    assert not [p for p in tmp_path.rglob("*scores*") if p.name.endswith(".tmp") or p.name.startswith(".")]
+    monkeypatch.undo()
     # the Python API gives the same scores
     api = c2s_lightning.score_images(images, trained / "export", anchors=bank_path, batch_size=4)
     assert torch.allclose(api, torch.tensor([float(r["score"]) for r in rows[:3]], dtype=api.dtype), atol=1e-5)

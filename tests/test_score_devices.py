@@ -45,8 +45,9 @@ def killed_run(monkeypatch, images, export: Path, out: Path) -> None:
         return real(*args, **kwargs)
 
     monkeypatch.setattr(score, "score_paths", dies_second)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(SystemExit) as killed:  # Ctrl-C: the CLI exits with 130
         main(["score", *map(str, images), "--checkpoint", str(export), "--out", str(out), "--device", "cpu"])
+    assert killed.value.code == 130
     monkeypatch.setattr(score, "score_paths", real)
     assert not out.exists() and len(list(score_shards.parts_folder(out).glob("part-*.csv"))) == 1
 
@@ -74,9 +75,10 @@ def test_parts_of_other_inputs_are_refused(trained, images, tmp_path, monkeypatc
         main(["score", *map(str, images[1:]), "--checkpoint", str(export), "--out", str(out), "--device", "cpu"])
 
 
-def test_an_unusable_out_fails_before_scoring(images, tmp_path):
-    with pytest.raises(SystemExit, match="is a folder"):
+def test_an_unusable_out_fails_before_scoring(images, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # the checkpoint does not even exist: --out is checked first
         main(["score", *map(str, images), "--checkpoint", str(tmp_path / "missing"), "--out", str(tmp_path)])
+    assert exit_info.value.code == 2 and "folder" in capsys.readouterr().err
 
 
 def test_evaluate_devices_map_to_the_trainer_ddp_options():

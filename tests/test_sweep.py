@@ -16,6 +16,7 @@ from c2s_lightning.commands import sweep as sweep_cmd
 from c2s_lightning.commands.sweep_plan import (
     SweepError, expand, expand_grid, load_sweep, param_key, sample_random, substitute,
 )
+from c2s_lightning.commands.sweep_state import save_state
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP_FILES = sorted((REPO / "sweeps").rglob("*.yaml"))
@@ -175,8 +176,8 @@ def test_best_run_follows_the_metric_goal(tmp_path, monkeypatch):
     file, out = marker_sweep(tmp_path), tmp_path / "out"
     runs = sweep_cmd.plan_sweep(file, out)
     out.mkdir()
-    sweep_cmd._save_state(out, {"runs": {
-        r.key: {"status": "finished", "folder": str(r.folder)} for r in runs[:2]}})
+    save_state(out, {"runs": {
+        r.key: {"status": "finished", "folder": str(r.folder), "command_key": r.command_key} for r in runs[:2]}})
     values = {runs[0].folder: 0.5, runs[1].folder: 0.9, runs[2].folder: 5.0}  # the third never finished
     monkeypatch.setattr(sweep_cmd, "read_metric", lambda folder, name: values[Path(folder)])
     assert sweep_cmd.best_run(runs, out, {"name": "m", "goal": "maximize"}) == (runs[1], 0.9)

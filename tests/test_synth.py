@@ -147,3 +147,43 @@ def test_main_synth_with_crops_is_idempotent(tmp_path):
     assert (out / "dmos.csv").stat().st_mtime_ns == stamp  # nothing rewritten
     with pytest.raises(FileExistsError, match="force"):
         main_synth(out, size=8, crops=3)
+
+
+def kadid_like(root: Path) -> dict[str, bytes]:
+    """A folder holding files named as the real KADID-10k names them, which synth did not write."""
+    files = {"dmos.csv": b"dist_img,ref_img,dmos,var\nI01_01_01.png,I01.png,4.57,0.496\n",
+             "images/I01.png": b"real reference", "images/I01_01_01.png": b"real blur level 1",
+             "images/I01_11_02.png": b"real white noise level 2"}
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return files
+
+
+def test_force_never_touches_files_synth_did_not_write(tmp_path):
+    real = tmp_path / "kadid10k"
+    files = kadid_like(real)
+    with pytest.raises(FileExistsError, match="not written by data synth"):
+        main_synth(real, size=8, contents=("coins", "moon"), levels=2, force=True)
+    assert {name: (real / name).read_bytes() for name in files} == files
+    assert sorted(p.name for p in real.rglob("*")) == sorted(["images", *(Path(n).name for n in files)])
+
+    out = tmp_path / "synth"
+    main_synth(out, size=8, contents=("coins", "moon"), levels=2, distortions=("blur",))
+    assert (out / "images" / "I01_01_01.png").is_file()  # synth's own blur image, a KADID name
+    (out / "images" / "I02_05_01.png").write_bytes(b"added by hand")  # a KADID name synth never wrote
+    main_synth(out, size=8, contents=("coins", "moon"), levels=2, distortions=("noise",), force=True)
+    names = {p.name for p in (out / "images").iterdir()}
+    assert "I01_01_01.png" not in names and "I01_11_02.png" in names  # its old files go, new ones come
+    assert (out / "images" / "I02_05_01.png").read_bytes() == b"added by hand"
+    listed = json.loads((out / "synth_files.json").read_text())
+    assert "images/I02_05_01.png" not in listed and "images/I01_11_02.png" in listed
+
+
+def test_force_on_a_folder_written_before_manifests_removes_only_its_files(tmp_path):
+    out = main_synth(tmp_path / "old", size=8, contents=("coins", "moon"), levels=2)
+    (out / "synth_files.json").unlink()  # as a folder written by an earlier version
+    (out / "images" / "I01_01_01.png").write_bytes(b"not synth's")
+    main_synth(out, size=8, contents=("coins", "moon"), levels=3, force=True)
+    assert (out / "images" / "I01_01_01.png").read_bytes() == b"not synth's"
+    assert (out / "images" / "I01_11_03.png").is_file()

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from c2s_lightning.atomic_files import atomic_path
+
 
 def scatter_png(path: str | Path, preds: Sequence[float], mos: Sequence[float], title: str = "") -> Path:
     """Write a prediction-vs-MOS scatter plot with the fitted 4-parameter logistic curve."""
@@ -18,7 +20,6 @@ def scatter_png(path: str | Path, preds: Sequence[float], mos: Sequence[float], 
     from c2s_lightning.metrics import fit_logistic4, logistic4
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     x, y = np.asarray(preds, dtype=float), np.asarray(mos, dtype=float)
     fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
     ax.scatter(x, y, s=12, alpha=0.7)
@@ -31,6 +32,9 @@ def scatter_png(path: str | Path, preds: Sequence[float], mos: Sequence[float], 
     ax.set_ylabel("MOS")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as temp:  # a reader (W&B, report) never sees half a PNG
+            fig.savefig(temp)
+    finally:
+        plt.close(fig)
     return path

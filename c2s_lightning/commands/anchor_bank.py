@@ -86,6 +86,9 @@ def main(args: list[str]) -> int:
     ns = parse_tool(_parser(), args)
     if ns.out.exists():
         raise SystemExit(f"error: {ns.out} exists; an anchor bank is never replaced: choose another --out")
+    from c2s_lightning.atomic_files import check_output_file
+
+    check_output_file(ns.out, [ns.root] if ns.root else [], option="--out")  # before the dataset is read and the model run
     bank = build_bank(ns)
     if ns.checkpoint is not None:
         from c2s_lightning.scoring.api import load_scorer

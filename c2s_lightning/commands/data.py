@@ -21,7 +21,9 @@ def _parser():
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--distortions", nargs="+", default=["noise"], help="noise, blur and/or jpeg")
     synth.add_argument("--crops", type=int, default=1, help="views per photo, each its own reference content")
-    synth.add_argument("--force", action="store_true", help="rewrite even if the dataset exists")
+    synth.add_argument("--force", action="store_true",
+                       help="rewrite a folder holding something else; only files an earlier data synth wrote "
+                            "there (synth_files.json) are removed or overwritten")
     inspect = tool_parser("data inspect", INSPECT_HELP)
     inspect.add_argument("name", help="reader name: " + ", ".join(DATASETS) + " (list: your own labelled list)")
     inspect.add_argument("root", type=Path, help="dataset folder as distributed (for list: the list file)")

@@ -38,9 +38,11 @@ def main(args: list[str]) -> int:
     ns = parse_tool(p, args)
     if is_nonempty_folder(ns.out):  # before loading the model, not only when writing
         raise SystemExit(f"error: {ns.out} exists and is not empty; an export is never replaced")
+    from c2s_lightning.checkpoint_files import check_checkpoint_file
     from c2s_lightning.models.export import export_pretrained
     from c2s_lightning.models.module import Compare2ScoreModule
 
+    check_checkpoint_file(ns.ckpt, "--ckpt")  # an empty or text file: one line, not a bare EOFError
     # load_from_checkpoint runs configure_model, so the backbone is built and holds the weights
     module = Compare2ScoreModule.load_from_checkpoint(ns.ckpt, map_location="cpu", weights_only=True)
     protocol = checkpoint_protocol(ns.ckpt, module.backbone)

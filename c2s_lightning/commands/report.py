@@ -19,6 +19,7 @@ import os
 import sys
 from pathlib import Path
 
+from c2s_lightning.atomic_files import write_text
 from c2s_lightning.commands.parsing import parse_tool, tool_parser
 from c2s_lightning.reporting.paper_numbers import PAPER_BETA_FINDING, PAPER_SECONDS_PER_IMAGE
 from c2s_lightning.reporting.aggregate import aggregate_key, median_table
@@ -78,9 +79,7 @@ def write_report(items: list[str], out: Path, prefix: str = "test", title: str =
     key = aggregate_key(runs, varied, aggregate)
     medians = (key, median_table(runs, varied, key, prefix)) if key else None
     out.mkdir(parents=True, exist_ok=True)
-    path, tmp = out / "report.md", out / "report.md.tmp"
-    tmp.write_text(render(runs, varied, prefix, out, title, medians))
-    os.replace(tmp, path)  # a reader never sees half a report
+    path = write_text(out / "report.md", render(runs, varied, prefix, out, title, medians))
     return path, medians[1] if medians else None
 
 

@@ -113,8 +113,10 @@ def main(args: list[str]) -> int:
         raise SystemExit("no images found in " + ", ".join(map(str, ns.images)))
     from c2s_lightning.commands import score_shards as shards
 
-    if ns.out:
-        shards.check_out(ns.out)  # an unusable --out is found now, not after every image was scored
+    if ns.out:  # an unusable --out is found now, not after every image was scored
+        from c2s_lightning.atomic_files import check_output_file
+
+        check_output_file(ns.out, [p for p in (*paths, ns.anchors, ns.checkpoint) if p], option="--out")
     ranks = shards.start_ranks(ns.devices, ns.num_nodes, ns.device)  # ddp: the other ranks re-run this command
     start = time.perf_counter()
     try:

@@ -77,15 +77,6 @@ def parts_folder(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
-def check_out(out: Path) -> None:
-    """Refuse an ``--out`` that cannot be written, before anything is scored."""
-    if out.is_dir():
-        raise SystemExit(f"error: --out {out} is a folder; give a file name, e.g. {out / 'scores.csv'}")
-    folder = next((p for p in [out.parent, *out.parent.parents] if p.exists()), Path("."))
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise SystemExit(f"error: --out {out}: cannot write in {folder}")
-
-
 def run_key(paths: Sequence[Path], scorer, dtype: str) -> dict:
     """What the scores depend on: the images (path, size, mtime), the weights, the anchors and
     the scoring options. Parts are reused only under an equal key."""

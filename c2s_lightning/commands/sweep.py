@@ -21,39 +21,47 @@ The paper's 10-split protocol is one such sweep (``sweeps/paper_splits.yaml``, a
 Commands run in the current folder, as under ``wandb agent``: launch the shipped files from the
 repository root (their commands name ``experiments/...`` relatively).
 
-``OUT/sweep_state.json`` records each run by a hash of its parameters: a rerun skips finished
-runs and retries failed ones. The exit status is 1 when any run failed.
+``OUT/sweep_state.json`` records each run (``sweep_state``): a rerun skips a finished run only when
+its whole command is unchanged (arguments and the contents of the config files it names: editing a
+config or the command reruns the runs), and retries failed and interrupted ones; an earlier
+attempt's folder is moved to ``OUT/.superseded/`` first. Each child runs in a process group of its
+own that ends with the runner (``sweep_processes``); a run still running from an earlier runner is
+never started twice. The exit status is 1 when any run failed.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shlex
-import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from c2s_lightning.commands.parsing import parse_tool, tool_parser
+from c2s_lightning.atomic_files import write_json
+from c2s_lightning.commands import sweep_processes
 from c2s_lightning.commands.sweep_plan import (
-    DEFAULT_COMMAND, SweepError, expand, load_sweep, param_key, substitute,
+    DEFAULT_COMMAND, SweepError, command_key, expand, load_sweep, param_key, substitute,
+)
+from c2s_lightning.commands.sweep_state import (
+    STATE_FILE, load_state, refuse_live_runs, runner_lock, save_state, set_aside,
 )
 
-STATE_FILE = "sweep_state.json"
 PROJECT_COMMANDS = ("fit", "validate", "test", "predict", "evaluate")
 
 
 @dataclasses.dataclass(frozen=True)
 class PlannedRun:
-    """One run of a sweep: its parameters, resume key, folder and the exact command."""
+    """One run of a sweep: its parameters, their key, folder, the exact command and its key."""
 
     name: str
     key: str
     params: dict[str, Any]
     folder: Path
     command: list[str]
+    command_key: str = ""
 
 
 def is_project_cli(command: list[str]) -> bool:
@@ -86,28 +94,14 @@ def plan_sweep(path: str | Path, out: Path, count: int | None = None, seed: int 
     for index, params in enumerate(expand(sweep, count, seed)):
         key = param_key(params)
         name, folder = f"{stem}-{index:03d}-{key[:6]}", out / f"{stem}-{index:03d}-{key[:6]}"
-        command = substitute(sweep.get("command", DEFAULT_COMMAND), params, sweep.get("program"),
-                             json_file=str(folder / "params.json"))
+        template, program = sweep.get("command", DEFAULT_COMMAND), sweep.get("program")
+        # keyed without the run's own paths: the folder follows the grid position, the key must not
+        keyed = substitute(template, params, program, json_file="${args_json_file}")
+        command = substitute(template, params, program, json_file=str(folder / "params.json"))
         if is_project_cli(command):
             command += own_folder_args(command, folder, name)
-        runs.append(PlannedRun(name, key, params, folder, command))
+        runs.append(PlannedRun(name, key, params, folder, command, command_key(keyed)))
     return runs
-
-
-def _load_state(out: Path) -> dict[str, Any]:
-    path = out / STATE_FILE
-    return json.loads(path.read_text()) if path.is_file() else {"runs": {}}
-
-
-def _write_json(path: Path, data: Any) -> None:
-    # Written whole and renamed, so an interrupted sweep never leaves a half-written file.
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
-
-
-def _save_state(out: Path, state: dict[str, Any]) -> None:
-    _write_json(out / STATE_FILE, state)
 
 
 def _run_env(run: PlannedRun, group: str) -> dict[str, str]:
@@ -119,19 +113,28 @@ def _run_env(run: PlannedRun, group: str) -> dict[str, str]:
     return env
 
 
-def run_one(run: PlannedRun, group: str) -> int:
-    """Run one command with its output in ``FOLDER/output.log``; return its exit status."""
+def run_one(run: PlannedRun, group: str, started: Callable[[int], None] = lambda pid: None) -> int:
+    """Run one command with its output in ``FOLDER/output.log``; return its exit status.
+
+    ``started(pid)`` is called once the child runs. However this function ends (a signal turned
+    into an exception included), the child's process group has ended too.
+    """
     run.folder.mkdir(parents=True, exist_ok=True)
-    _write_json(run.folder / "params.json", run.params)
-    with open(run.folder / "output.log", "w") as log:
+    write_json(run.folder / "params.json", run.params)
+    with open(run.folder / "output.log", "w") as log:  # a log streams: it is the one file not renamed
         log.write(f"$ {shell_line(run.command)}\n")
         log.flush()
         try:
-            return subprocess.run(run.command, stdout=log, stderr=subprocess.STDOUT,
-                                  env=_run_env(run, group)).returncode
+            child = sweep_processes.start(run.command, log, _run_env(run, group))
         except OSError as err:  # e.g. the program does not exist: a failed run, not a crash
             log.write(f"cannot start the command: {err}\n")
             return 127
+        try:
+            started(child.pid)
+            return child.wait()
+        finally:
+            if child.returncode is None:
+                sweep_processes.stop(child)
 
 
 def read_metric(folder: Path, name: str) -> float | None:
@@ -170,33 +173,65 @@ def describe(params: dict[str, Any]) -> str:
 
 
 def run_sweep(runs: list[PlannedRun], out: Path, group: str) -> dict[str, int]:
-    """Run every planned run not finished before; return the counts of each outcome."""
-    out.mkdir(parents=True, exist_ok=True)
-    state, counts = _load_state(out), {"finished": 0, "failed": 0, "skipped": 0}
-    for i, run in enumerate(runs, 1):
-        head = f"[{i}/{len(runs)}] {run.name} {describe(run.params)}"
-        if state["runs"].get(run.key, {}).get("status") == "finished":
-            counts["skipped"] += 1
-            print(f"{head}: skipped (finished before)", flush=True)
-            continue
-        start = time.monotonic()
-        code = run_one(run, group)
-        status = "finished" if code == 0 else "failed"
-        state["runs"][run.key] = {"name": run.name, "params": run.params, "status": status,
-                                  "folder": str(run.folder), "returncode": code,
-                                  "seconds": round(time.monotonic() - start, 1), "command": run.command}
-        _save_state(out, state)
-        counts[status] += 1
-        tail = "" if code == 0 else f" (exit {code}; see {run.folder / 'output.log'})"
-        print(f"{head}: {status} in {time.monotonic() - start:.1f} s{tail}", flush=True)
+    """Run every planned run not finished before with the same command; return the counts of each
+    outcome. Holds the sweep folder's lock; SIGTERM/SIGHUP/SIGINT end the running child's group.
+
+    Raises:
+        SweepError: another runner works in ``out``, a run of an earlier runner still runs, or the
+            state file is corrupt.
+    """
+    with runner_lock(out), sweep_processes.signals_raise():
+        state, counts = load_state(out), {"finished": 0, "failed": 0, "skipped": 0}
+        refuse_live_runs(state, out)
+        for i, run in enumerate(runs, 1):
+            head = f"[{i}/{len(runs)}] {run.name} {describe(run.params)}"
+            previous = state["runs"].get(run.key, {})
+            if previous.get("status") == "finished" and previous.get("command_key") == run.command_key:
+                counts["skipped"] += 1
+                print(f"{head}: skipped (finished before)", flush=True)
+                continue
+            why = {"finished": "command or config changed since it finished", "running": "interrupted earlier",
+                   "interrupted": "interrupted earlier", "failed": "failed earlier"}.get(previous.get("status"))
+            aside = set_aside(run.folder, out)
+            if why or aside:
+                kept = f" (earlier attempt kept in {aside})" if aside else ""
+                print(f"{head}: {why or 'its folder exists'}; rerunning{kept}", flush=True)
+            counts[_run_recorded(run, group, out, state, head)] += 1
     return counts
 
 
+def _run_recorded(run: PlannedRun, group: str, out: Path, state: dict[str, Any], head: str) -> str:
+    """Run ``run`` with its record in the state: ``running`` with the child's pid while it runs,
+    then ``finished``/``failed`` (or ``interrupted`` when the runner is stopped)."""
+    record = {"name": run.name, "params": run.params, "status": "running", "folder": str(run.folder),
+              "command": run.command, "command_key": run.command_key, "runner_pid": os.getpid()}
+    state["runs"][run.key] = record
+
+    def started(pid: int) -> None:
+        record.update(pid=pid, pid_start=sweep_processes.process_start(pid))
+        save_state(out, state)
+
+    start, code = time.monotonic(), None
+    try:
+        code = run_one(run, group, started)
+    finally:
+        status = "interrupted" if code is None else "finished" if code == 0 else "failed"
+        record.update(status=status, returncode=code, seconds=round(time.monotonic() - start, 1))
+        for transient in ("pid", "pid_start", "runner_pid"):
+            record.pop(transient, None)
+        save_state(out, state)
+    tail = "" if code == 0 else f" (exit {code}; see {run.folder / 'output.log'})"
+    print(f"{head}: {status} in {time.monotonic() - start:.1f} s{tail}", flush=True)
+    return status
+
+
 def best_run(runs: list[PlannedRun], out: Path, metric: dict[str, Any]) -> tuple[PlannedRun, float] | None:
-    """The finished run with the best value of the sweep's metric, among those that logged it."""
-    done = _load_state(out)["runs"]
+    """The finished run (with the current command) with the best value of the sweep's metric, among
+    those that logged it."""
+    done = load_state(out)["runs"]
     folders = {run.key: Path(done[run.key].get("folder", run.folder)) for run in runs
-               if done.get(run.key, {}).get("status") == "finished"}
+               if done.get(run.key, {}).get("status") == "finished"
+               and done[run.key].get("command_key") == run.command_key}
     scored = [(run, value) for run in runs if run.key in folders
               if (value := read_metric(folders[run.key], metric["name"])) is not None]
     if not scored:
@@ -250,7 +285,10 @@ def main(args: list[str]) -> None:
         for run in runs:
             print(shell_line(run.command))
         return
-    counts = run_sweep(runs, out, group=ns.file.stem)
+    try:
+        counts = run_sweep(runs, out, group=ns.file.stem)
+    except SweepError as err:
+        raise SystemExit(f"sweep: {err}") from None
     print(f"sweep {ns.file.stem}: {len(runs)} runs: {counts['finished']} finished, {counts['failed']} failed, "
           f"{counts['skipped']} skipped (finished before); state in {out / STATE_FILE}")
     best = best_run(runs, out, metric) if metric and "name" in metric else None

@@ -54,7 +54,13 @@ class SweepError(ValueError):
 
 def load_sweep(path: str | Path) -> dict[str, Any]:
     """Read and check a sweep file: a known method and a mapping of parameters."""
-    sweep = yaml.safe_load(Path(path).read_text())
+    try:
+        sweep = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SweepError(f"{path}:{where} not valid YAML ({problem})") from None
     if not isinstance(sweep, dict) or not isinstance(sweep.get("parameters"), dict):
         raise SweepError(f"{path}: a sweep file is a mapping with a 'parameters' mapping")
     method = sweep.get("method")
@@ -139,8 +145,27 @@ def expand(sweep: dict[str, Any], count: int | None = None, seed: int = 0) -> li
 
 
 def param_key(params: dict[str, Any]) -> str:
-    """A stable hash of one run's parameters (the resume key)."""
+    """A stable hash of one run's parameters (names its folder and its record in the state)."""
     return hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+# Files whose contents are part of a command: configs and scripts. Other files (checkpoints,
+# images) and folders count by name only: hashing them would be slow or follow the runs' own output.
+CONTENT_SUFFIXES = (".yaml", ".yml", ".json", ".toml", ".cfg", ".ini", ".py")
+
+
+def command_key(command: list[str]) -> str:
+    """A hash of a run's whole command (the resume key beside the parameters): every argument
+    (the running interpreter as ``python``, so another path to it counts the same) and the
+    contents of the config files and scripts it names (``--config x.yaml`` or ``--config=x.yaml``)."""
+    digest = hashlib.sha1()
+    for arg in command:
+        digest.update(("python" if arg == sys.executable else arg).encode() + b"\0")
+        for name in dict.fromkeys([arg, arg.split("=", 1)[-1]]):  # ordered: the hash must be stable
+            file = Path(name)
+            if file.suffix in CONTENT_SUFFIXES and file.is_file():
+                digest.update(file.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
 
 
 def macro_values(params: dict[str, Any], program: str | None) -> dict[str, list[str]]:

@@ -18,13 +18,14 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import PIL
 from PIL import Image
+
+from c2s_lightning.atomic_files import write_text
 
 log = logging.getLogger(__name__)
 
@@ -147,15 +148,7 @@ def _load(cache_file: Path | None) -> dict[str, list[int]]:
 
 def _save(cache_file: Path, images: dict[str, list[int]]) -> None:
     content = {"version": _CACHE_VERSION, "pillow": PIL.__version__, "images": images}
-    try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=cache_file.parent, prefix=cache_file.name, suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w") as out:
-                json.dump(content, out, separators=(",", ":"))
-            os.replace(temp, cache_file)  # readers see the old file or the new one, never half of one
-        except BaseException:
-            os.unlink(temp)
-            raise
+    try:  # readers see the old file or the new one, never half of one
+        write_text(cache_file, json.dumps(content, separators=(",", ":")))
     except OSError as error:
         log.info("could not write the image-check cache %s (%s)", cache_file, error)

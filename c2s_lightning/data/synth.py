@@ -10,6 +10,7 @@ a simple, learnable function of the image. The folder is read by the real KADID-
     out/dmos.csv                   dist_img,ref_img,dmos,var  ('dmos' is a MOS, 'var' a variance)
     out/contents.json              {"I01": "astronaut", ...}
     out/synth.json                 the parameters, so that regenerating can be skipped
+    out/synth_files.json           every file written here, the only ones a rewrite may remove
 
 Distortion type numbers are KADID-10k's own (01 Gaussian blur, 10 JPEG, 11 white noise).
 """
@@ -25,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
+
+from c2s_lightning.atomic_files import atomic_open, atomic_path, write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,7 @@ DISTORTIONS = {
 STD_RANGE = (0.3, 0.5)
 JITTER = 0.15
 _VERSION = 1
+FILES_MANIFEST = "synth_files.json"
 
 
 def content_ids(contents: Sequence[str] | None = None, crops: int = 1) -> dict[str, str]:
@@ -132,7 +136,10 @@ def synthetic_labels(contents: Sequence[str] | None = None, levels: int = 5, see
 def write_synthetic_kadid(out: str | Path, size: int = 64, levels: int = 5, seed: int = 0,
                           contents: Sequence[str] | None = None,
                           distortions: Sequence[str] = ("noise",), crops: int = 1) -> Path:
-    """Write the synthetic dataset into ``out`` (overwriting files of the same names).
+    """Write the synthetic dataset into ``out``, overwriting only files written here before.
+
+    Each file is written atomically; ``synth_files.json`` lists them (written first, so a run cut
+    short leaves them removable) and ``synth.json`` comes last, marking the folder complete.
 
     Args:
         out: Target folder (created).
@@ -146,28 +153,37 @@ def write_synthetic_kadid(out: str | Path, size: int = 64, levels: int = 5, seed
 
     Returns:
         ``out`` as a Path, the root to give the KADID-10k reader.
+
+    Raises:
+        FileExistsError: a file of the dataset's names exists in ``out`` and was not written here.
     """
     out = Path(out)
-    (out / "images").mkdir(parents=True, exist_ok=True)
     if crops < 1:
         raise ValueError(f"crops must be at least 1, got {crops}")
     ids = content_ids(contents, crops)
     rows = synthetic_labels(contents, levels, seed, distortions, crops)
+    manifest = _manifest(size, levels, seed, list(contents or CONTENTS), distortions, crops)
+    _claim(out, [f"images/{ref}.png" for ref in ids] + [f"images/{row['dist_img']}" for row in rows]
+           + ["dmos.csv", "contents.json", "synth.json"])
     references = {ref: load_view(view, size, seed) for ref, view in ids.items()}
     for ref, image in references.items():
-        Image.fromarray(image).save(out / "images" / f"{ref}.png")
+        _save_png(image, out / "images" / f"{ref}.png")
     for i, row in enumerate(rows):
         rng = np.random.default_rng([seed, _VERSION, i])
-        image = distort(references[row["ref_img"][:-4]], row["kind"], row["strength"], rng)
-        Image.fromarray(image).save(out / "images" / row["dist_img"])
-    with (out / "dmos.csv").open("w", newline="") as handle:
+        _save_png(distort(references[row["ref_img"][:-4]], row["kind"], row["strength"], rng),
+                  out / "images" / row["dist_img"])
+    with atomic_open(out / "dmos.csv", newline="") as handle:
         writer = csv.DictWriter(handle, ["dist_img", "ref_img", "dmos", "var"], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    (out / "contents.json").write_text(json.dumps(ids, indent=1) + "\n")
-    manifest = _manifest(size, levels, seed, list(contents or CONTENTS), distortions, crops)
-    (out / "synth.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    write_json(out / "contents.json", ids, indent=1)
+    write_text(out / "synth.json", json.dumps(manifest, indent=1) + "\n")
     return out
+
+
+def _save_png(image: np.ndarray, path: Path) -> None:
+    with atomic_path(path) as temp:
+        Image.fromarray(image).save(temp)
 
 
 def main_synth(out: str | Path, size: int = 64, seed: int = 0,
@@ -180,7 +196,9 @@ def main_synth(out: str | Path, size: int = 64, seed: int = 0,
         size: Image side in pixels.
         seed: Random seed.
         distortions: Distortion types (see ``write_synthetic_kadid``).
-        force: Rewrite even if ``out`` holds a different synthetic dataset or other files.
+        force: Rewrite even if ``out`` holds a different synthetic dataset or other files. Only
+            files an earlier ``data synth`` wrote there (``synth_files.json``) are removed or
+            overwritten; any other file is left alone, and one in the way is an error.
         levels: Distortion levels per type.
         contents: scikit-image sample names, default ``CONTENTS``.
         crops: Views per content (see ``write_synthetic_kadid``).
@@ -189,7 +207,8 @@ def main_synth(out: str | Path, size: int = 64, seed: int = 0,
         ``out`` as a Path.
 
     Raises:
-        FileExistsError: ``out`` is not empty and holds something else, and ``force`` is False.
+        FileExistsError: ``out`` is not empty and holds something else, and ``force`` is False;
+            or a file in the way was not written by ``data synth``.
     """
     out = Path(out)
     contents = list(contents or CONTENTS)
@@ -236,9 +255,42 @@ def _matches(out: Path, wanted: dict) -> bool:
     return names == expected and all((out / "images" / n).is_file() for n in names)
 
 
+def _owned_files(out: Path) -> set[str]:
+    """The files (relative names) an earlier ``data synth`` wrote into ``out``: its manifest; for a
+    folder written before manifests, the names its ``synth.json`` parameters give; else none."""
+    try:
+        return set(json.loads((out / FILES_MANIFEST).read_text()))
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, TypeError):
+        return set()  # an unreadable manifest proves nothing: own nothing
+    try:
+        old = json.loads((out / "synth.json").read_text())
+        if old.get("generator") != __name__:
+            return set()
+        ids = content_ids(old["contents"], old.get("crops", 1))
+        rows = synthetic_labels(old["contents"], old["levels"], old["seed"], old["distortions"], old.get("crops", 1))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
+    return ({f"images/{ref}.png" for ref in ids} | {f"images/{row['dist_img']}" for row in rows}
+            | {"dmos.csv", "contents.json", "synth.json"})
+
+
+def _claim(out: Path, names: list[str]) -> None:
+    """Refuse names taken by files not written here; record ``names`` in the manifest."""
+    owned = _owned_files(out)
+    foreign = [name for name in names if (out / name).exists() and name not in owned]
+    if foreign:
+        raise FileExistsError(f"{out / foreign[0]} was not written by data synth ({len(foreign)} such file(s) "
+                              f"in the way); it is never overwritten: choose an empty --out")
+    kept = {name for name in owned if (out / name).exists()}
+    write_json(out / FILES_MANIFEST, sorted(kept | set(names)), indent=0)
+
+
 def _remove_previous(out: Path) -> None:
-    """Delete what an earlier run wrote (only files of our own naming), before a rewrite."""
-    for pattern in ("images/I[0-9][0-9].png", "images/I[0-9][0-9]_[0-9][0-9]_[0-9][0-9].png",
-                    "dmos.csv", "contents.json", "synth.json"):
-        for path in out.glob(pattern):
-            path.unlink()
+    """Delete what an earlier run wrote (the files it listed, nothing else), before a rewrite."""
+    for name in sorted(_owned_files(out)):
+        path = out / name
+        if Path(name).is_absolute() or ".." in Path(name).parts or not path.is_file():
+            continue  # a manifest edited to point elsewhere removes nothing outside `out`
+        path.unlink()

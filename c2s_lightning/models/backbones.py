@@ -8,8 +8,11 @@ position before anything trains on them.
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from tokenizers import AddedToken
@@ -32,6 +35,7 @@ from c2s_lightning.models.tiny import TINY_DEFAULTS, TINY_FAMILIES, build_tiny
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 _IMAGE_ONLY_QWEN = ("qwen2_vl", "qwen2_5_vl")  # their processors need torchvision for video
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name, as the hub spells repository ids
 
 @dataclass
 class Backbone:
@@ -104,6 +108,7 @@ def build_backbone(
     else:
         if tiny_kwargs:
             raise TypeError(f"{sorted(tiny_kwargs)} only apply to tiny models, not {model!r}")
+        check_model_name(model)  # before any hub call
         net, processor = _load_pretrained(model, DTYPES[dtype], attn_implementation, image_size)
         model_id = str(model)
     if attn_implementation and model in TINY_FAMILIES:
@@ -116,6 +121,43 @@ def build_backbone(
         image_size=image_size, seed=seed, **tiny_kwargs,
     )
     return backbone
+
+
+def check_model_name(model: str) -> None:
+    """Fail at once, before any hub call, on a ``model`` that cannot load: neither a tiny family,
+    nor an existing local folder, nor a hub id ``owner/name``; or, with ``HF_HUB_OFFLINE`` set, a
+    hub id missing from the local cache (instead of a network error after the hub's retries).
+
+    Raises:
+        ValueError: one line naming ``model``, the known families and the closest of them.
+    """
+    model = str(model)
+    if model in TINY_FAMILIES or Path(model).expanduser().is_dir():
+        return
+    if Path(model).expanduser().exists():
+        raise ValueError(f"model {model!r} is a file; give the model's folder (the one holding config.json)")
+    owner = model.split("/", 1)[0]
+    if _HUB_ID.fullmatch(model) and not Path(owner).is_dir():
+        _check_offline_cache(model)
+        return
+    if "/" in model or model.startswith((".", "~")):
+        raise ValueError(f"model {model!r}: no such folder" + (
+            f" ({owner}/ exists here, so this is not taken for a hub id)" if _HUB_ID.fullmatch(model) else ""))
+    close = difflib.get_close_matches(model, list(TINY_FAMILIES), n=1)
+    raise ValueError(f"unknown model {model!r}: not a tiny family ({', '.join(TINY_FAMILIES)}), an existing "
+                     "folder or a hub id (owner/name)" + (f"; did you mean {close[0]!r}?" if close else ""))
+
+
+def _check_offline_cache(hub_id: str) -> None:
+    flags = [name for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+             if os.environ.get(name, "").strip().upper() in ("1", "ON", "YES", "TRUE")]
+    if not flags:
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(hub_id, "config.json"), str):
+        raise ValueError(f"model {hub_id!r} is not in the local Hugging Face cache and {flags[0]} is set: "
+                         f"download it where the hub is reachable (hf download {hub_id}) or give its folder")
 
 
 def tiny_model_id(name: str, seed: int, sizes: dict) -> str:

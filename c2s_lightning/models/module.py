@@ -14,7 +14,7 @@ import lightning as L
 import torch
 
 from c2s_lightning.models.adapters import configure_trainable
-from c2s_lightning.models.backbones import Backbone, build_backbone
+from c2s_lightning.models.backbones import Backbone, build_backbone, check_model_name
 from c2s_lightning.models.comparator import Comparator
 from c2s_lightning.models.fast_comparator import FastComparator
 from c2s_lightning.models.encoding import model_inputs
@@ -85,6 +85,7 @@ class Compare2ScoreModule(L.LightningModule):
             raise ValueError(f"warmup_ratio must be in [0, 1), got {warmup_ratio}")
         if finetune != "lora" and lora_target_modules is not None:
             raise ValueError("lora_target_modules is set but finetune is not 'lora'")
+        check_model_name(model)  # a mistyped name fails here, not after minutes of data reading
         self.save_hyperparameters(logger=False)  # the CLI logs the whole resolved config instead
         self.backbone: Backbone | None = None
         self.net: torch.nn.Module | None = None

@@ -8,11 +8,11 @@ no global backend or figure state is touched.
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from c2s_lightning.atomic_files import atomic_path, copy_file
 from c2s_lightning.reporting.paper_numbers import DATASET_NAMES
 from c2s_lightning.reporting.runs import ReportRun
 from c2s_lightning.reporting.tables import datasets_of, mean_metric
@@ -26,7 +26,8 @@ def _series(runs: list[ReportRun], key: str, metric_key) -> tuple[list[float], l
 
 def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as temp:
+        fig.savefig(temp, dpi=100)
     return path
 
 
@@ -88,8 +89,6 @@ def copy_scatters(runs: list[ReportRun], prefix: str, out: Path) -> dict[str, li
     copies: dict[str, list[Path]] = {}
     for run in runs:
         for source in scatter_sources(run, prefix):
-            target = out / "scatter" / f"{_slug(run.label)}__{source.name}"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
+            target = copy_file(source, out / "scatter" / f"{_slug(run.label)}__{source.name}")
             copies.setdefault(run.label, []).append(target)
     return copies

@@ -96,5 +96,9 @@ def read_run(path: str | os.PathLike) -> RunData:
 
 
 def find_runs(root: str | os.PathLike) -> list[Path]:
-    """Every offline run file under ``root``, oldest first."""
-    return sorted(Path(root).rglob("run-*.wandb"), key=lambda p: p.stat().st_mtime)
+    """Every offline run file under ``root``, oldest first; hidden folders below ``root`` are
+    skipped (a sweep's ``.superseded/`` attempts, folders still being written under a temporary name)."""
+    root = Path(root)
+    found = [p for p in root.rglob("run-*.wandb")
+             if not any(part.startswith(".") for part in p.relative_to(root).parts[:-1])]
+    return sorted(found, key=lambda p: p.stat().st_mtime)

@@ -1,0 +1,99 @@
+"""The sweep folder's bookkeeping: the state file, the runner's lock, earlier attempts set aside.
+
+``OUT/sweep_state.json`` maps each run's parameter key to its record: status (``running``,
+``finished``, ``failed``, ``interrupted``), the hash of its whole command (``command_key``), its
+folder, and while it runs the child's pid. It is written atomically after every change.
+``OUT/.sweep.lock`` is held by the one runner working in ``OUT``. An earlier attempt's folder is
+moved to ``OUT/.superseded/`` before a run starts again, so each run folder holds one attempt and
+nothing earlier is overwritten (report readers skip hidden folders).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from c2s_lightning.atomic_files import is_nonempty_folder, write_json
+from c2s_lightning.commands.sweep_plan import SweepError
+from c2s_lightning.commands.sweep_processes import process_start
+
+STATE_FILE = "sweep_state.json"
+LOCK_FILE = ".sweep.lock"
+SUPERSEDED = ".superseded"
+
+
+def load_state(out: Path) -> dict[str, Any]:
+    """The state of the sweep in ``out`` (empty when there is none yet).
+
+    Raises:
+        SweepError: the file is not a state file (one line naming it).
+    """
+    path = out / STATE_FILE
+    if not path.is_file():
+        return {"runs": {}}
+    try:
+        state = json.loads(path.read_text())
+        if not isinstance(state, dict) or not isinstance(state.get("runs"), dict):
+            raise ValueError("expected an object with a 'runs' object")
+    except (ValueError, UnicodeDecodeError) as error:
+        raise SweepError(f"{path}: corrupt sweep state ({error}); fix it, or move it away to rerun "
+                         "every run") from None
+    return state
+
+
+def save_state(out: Path, state: dict[str, Any]) -> None:
+    """Write the state file atomically: an interrupted runner never leaves half of one."""
+    write_json(out / STATE_FILE, state, default=str)
+
+
+@contextlib.contextmanager
+def runner_lock(out: Path) -> Iterator[None]:
+    """Hold ``OUT/.sweep.lock`` while running; a second runner on the same folder fails at once."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise SweepError(f"{out}: another sweep runner (pid {holder}) is running this sweep; wait for "
+                             "it or stop it") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+
+
+def set_aside(folder: Path, out: Path) -> Path | None:
+    """Move an earlier attempt's folder to ``OUT/.superseded/<name>.<n>``; return where, or None."""
+    if not is_nonempty_folder(folder):
+        return None
+    aside = out / SUPERSEDED
+    aside.mkdir(exist_ok=True)
+    n = 1
+    while (aside / f"{folder.name}.{n}").exists():
+        n += 1
+    target = aside / f"{folder.name}.{n}"
+    os.replace(folder, target)
+    return target
+
+
+def refuse_live_runs(state: dict[str, Any], out: Path) -> None:
+    """A run recorded as running whose process still lives is never started a second time.
+
+    Raises:
+        SweepError: naming the run and its pid.
+    """
+    for record in state["runs"].values():
+        pid, identity = record.get("pid"), record.get("pid_start")
+        if (record.get("status") == "running" and isinstance(pid, int) and identity is not None
+                and process_start(pid) == identity):
+            raise SweepError(f"run {record.get('name')} in {out} is still running as pid {pid}, started by an "
+                             f"earlier runner; stop it (kill -- -{pid}) or let it finish, then rerun")

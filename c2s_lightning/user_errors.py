@@ -1,0 +1,44 @@
+"""Which exceptions are the user's mistakes, and the one line ``cli.main`` prints for each.
+
+A user error is bad input, not a defect: data that fails a reader's checks (``DatasetError``), an
+option or config value a constructor refuses (``ValueError`` and its kinds: ``SweepError``,
+``AnswerWordError``, ``CheckpointFileError``, anchor bank errors), a missing or unwritable file, a
+checkpoint that safe loading refuses, a comparison cache that is not one, a full or read-only
+disk. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+import pickle
+import sys
+
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+               PermissionError, pickle.UnpicklingError)
+"""Exception types that end a command with one line (and exit status 2)."""
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # the disk, not the code: full or read-only
+
+
+def is_user_error(error: BaseException) -> bool:
+    """True for the types above, a full or read-only disk, and the comparison cache's
+    ``CacheError`` (looked up only when its module was loaded: the command line never imports the
+    scoring stack for this)."""
+    cache_db = sys.modules.get("c2s_lightning.scoring.cache_db")
+    return (isinstance(error, USER_ERRORS) or (isinstance(error, OSError) and error.errno in _DISK_ERRNOS)
+            or (cache_db is not None and isinstance(error, cache_db.CacheError)))
+
+
+def one_line(error: BaseException) -> str:
+    """The message of ``error`` as one line: what went wrong, and where, as the raiser said it."""
+    if isinstance(error, pickle.UnpicklingError):
+        from c2s_lightning.checkpoint_files import unsafe_load_reason
+
+        return unsafe_load_reason(error)
+    if isinstance(error, OSError) and error.strerror:
+        where = f"{error.filename}: " if error.filename is not None else ""
+        return f"{where}{error.strerror[:1].lower()}{error.strerror[1:]}"
+    text = str(error).strip()
+    if "Original Traceback" in text:  # re-raised from a data-loader worker: its last line is the error
+        text = text.splitlines()[-1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return "; ".join(lines) or type(error).__name__
