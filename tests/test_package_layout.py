@@ -61,3 +61,16 @@ def test_reader_imports_no_lightning_and_training_imports_no_reporting():
 def test_module_file_names_are_unique():
     names = collections.Counter(p.name for p in PACKAGE.rglob("*.py") if p.name != "__init__.py")
     assert {name: n for name, n in names.items() if n > 1} == {}
+
+
+def test_files_stay_small_and_data_code_never_reads_the_trainer():
+    sizes = {p.relative_to(PACKAGE).as_posix(): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
+    assert not {name: n for name, n in sizes.items() if n > 300}
+    assert sizes["data/datamodule.py"] <= 150
+    for path in (PACKAGE / "data").rglob("*.py"):
+        code = path.read_text()
+        assert "fit_loop" not in code and ".trainer" not in code, path  # resume goes through loader state
+    for path in (PACKAGE / "models").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "connect"]
+        assert not calls, f"{path}: the launcher connects the data module, not the model"

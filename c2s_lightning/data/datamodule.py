@@ -81,17 +81,12 @@ class ComparisonDataModule(L.LightningDataModule):
         self._encoder: Any = None
 
     def connect(self, encoder: Any) -> None:
-        """Bind the model's encoder (an object with ``encode_train(examples)``) for the collate.
-
-        ``encode_train`` is read when a loader is made, not here, so the object may build its
-        encoder later: the ``Compare2ScoreModule`` does, when Lightning calls its
-        ``configure_model`` inside the strategy's context, before it asks for any loader.
-        """
+        """Bind the model's encoder (an object with ``encode_train(examples)``) for the collate; it is
+        read when a loader is made, so the model may build it later (in ``configure_model``)."""
         self._encoder = encoder
 
     def prepare_data(self) -> None:
-        """Write the synthetic datasets asked for; Lightning runs this on one process per node,
-        then the others wait, so no process reads a folder while another is writing it."""
+        """Write the synthetic datasets asked for (one process per node writes, the others wait)."""
         write_synthetic(self._entries)
 
     def setup(self, stage: str | None = None) -> None:
@@ -122,9 +117,8 @@ class ComparisonDataModule(L.LightningDataModule):
 
     @property
     def image_pipeline(self) -> ImagePreprocessing:
-        """How training images load: ``image_options()`` at the connected model's input size
-        (``ImagePreprocessing.for_encoder``, as the run's protocol records it); full resolution
-        before ``connect`` or for an encoder without ``image_size``."""
+        """How training images load: ``image_options()`` at the connected model's input size (as the
+        run's protocol records it); full resolution before ``connect``."""
         return ImagePreprocessing.for_encoder(self._encoder, **self.image_options())
 
     def image_options(self) -> dict[str, Any]:
