@@ -86,7 +86,7 @@ def _dispatch(args: list[str]):
         return importlib.import_module(TOOLS[args[0]]).main(args[1:])
     if args[0] not in LIGHTNING:
         print(USAGE, file=sys.stderr)
-        from c2s_lightning.commands.parsing import suggestion
+        from c2s_lightning.registries import suggestion
 
         raise SystemExit(f"unknown command {args[0]!r}{suggestion(args[0], [*LIGHTNING, *TOOLS])}")
     from c2s_lightning.lightning_cli import run_lightning_cli

@@ -93,8 +93,13 @@ def format_listing(entries: dict) -> str:
     return "\n".join(f"  {name:<{width}}  {info.description}" for name, info in entries.items())
 
 
+def suggestion(word: str, candidates) -> str:
+    """``"; did you mean 'x'?"`` when a candidate is close to ``word``, else ``""``: the one
+    did-you-mean of commands, options, backbones and datasets."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def unknown_name(kind: str, name: str, entries: dict) -> str:
     """An error text for an unknown ``kind`` name: a suggestion when one is close, then the list."""
-    close = difflib.get_close_matches(name, list(entries), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown {kind} {name!r}{hint} Known {kind}s:\n{format_listing(entries)}"
+    return f"unknown {kind} {name!r}{suggestion(name, entries)} Known {kind}s:\n{format_listing(entries)}"

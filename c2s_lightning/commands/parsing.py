@@ -7,16 +7,11 @@ shows every default in ``--help``. A mistyped option or action gets a suggestion
 
 from __future__ import annotations
 
-import difflib
 import re
 
 from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter, Namespace
 
-
-def suggestion(word: str, candidates) -> str:
-    """``"; did you mean 'x'?"`` when a candidate is close to ``word``, else ``""``."""
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+from c2s_lightning.registries import suggestion
 
 
 class _ExclusiveGroup:

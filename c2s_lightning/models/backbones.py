@@ -8,7 +8,6 @@ position before anything trains on them.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from dataclasses import dataclass, field
@@ -143,9 +142,10 @@ def check_model_name(model: str) -> None:
     if "/" in model or model.startswith((".", "~")):
         raise ValueError(f"model {model!r}: no such folder" + (
             f" ({owner}/ exists here, so this is not taken for a hub id)" if _HUB_ID.fullmatch(model) else ""))
-    close = difflib.get_close_matches(model, list(TINY_FAMILIES), n=1)
+    from c2s_lightning.registries import suggestion
+
     raise ValueError(f"unknown model {model!r}: not a tiny family ({', '.join(TINY_FAMILIES)}), an existing "
-                     "folder or a hub id (owner/name)" + (f"; did you mean {close[0]!r}?" if close else ""))
+                     "folder or a hub id (owner/name)" + suggestion(model, TINY_FAMILIES))
 
 
 def _check_offline_cache(hub_id: str) -> None:
