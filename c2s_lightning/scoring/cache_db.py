@@ -7,6 +7,7 @@ module only holds the mechanics, so the cache itself reads as keys, values and e
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,19 +50,29 @@ def connect(path: Path, timeout: float) -> sqlite3.Connection:
         CacheError: the file is not a database, or one of another schema version.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")  # stored in the file: set once, kept
-        conn.execute("PRAGMA synchronous=NORMAL")  # WAL commits survive a process kill without fsync
-        _ensure_schema(conn, path)
-    except sqlite3.DatabaseError as err:
-        conn.close()
-        raise CacheError(f"{path}: not a usable comparison cache ({err}); delete the file "
-                         "(it only holds recomputable comparisons)") from err
-    except CacheError:
-        conn.close()
-        raise
-    return conn
+    deadline = time.monotonic() + timeout
+    while True:
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")  # stored in the file: set once, kept
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL commits survive a process kill without fsync
+            _ensure_schema(conn, path)
+            return conn
+        except sqlite3.OperationalError as err:
+            conn.close()
+            # Two first openers of a new file: switching it to WAL can fail at once with "locked"
+            # (SQLite does not wait on a lock it might deadlock on), so the setup is retried.
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise CacheError(f"{path}: not a usable comparison cache ({err}); delete the file "
+                                 "(it only holds recomputable comparisons)") from err
+            time.sleep(0.05)
+        except sqlite3.DatabaseError as err:
+            conn.close()
+            raise CacheError(f"{path}: not a usable comparison cache ({err}); delete the file "
+                             "(it only holds recomputable comparisons)") from err
+        except CacheError:
+            conn.close()
+            raise
 
 
 @contextmanager
