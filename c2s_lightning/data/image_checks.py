@@ -115,11 +115,18 @@ def _stamp(path: Path) -> list[int] | None:
     return [stat.st_size, stat.st_mtime_ns]
 
 
+def caches_off() -> bool:
+    """``C2S_CACHE_DIR`` set to ``off`` (or ``0``, ``none``, empty): every project cache is off."""
+    return os.environ.get("C2S_CACHE_DIR", "x").strip().lower() in ("", "off", "0", "none")
+
+
 def cache_dir() -> Path | None:
     """The cache folder (see the module docstring), or None when turned off."""
+    if caches_off():
+        return None
     configured = os.environ.get("C2S_CACHE_DIR")
     if configured is not None:
-        return None if configured.strip().lower() in ("", "off", "0", "none") else Path(configured).expanduser()
+        return Path(configured).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "c2s_lightning"
 

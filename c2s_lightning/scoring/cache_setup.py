@@ -49,9 +49,9 @@ def cache_protocol(protocol: Mapping[str, Any], **compute: Any) -> dict[str, Any
 
 def user_cache_dir() -> Path | None:
     """``default_cache_dir()``, or None when ``C2S_CACHE_DIR`` is ``off`` (as for the image checks)."""
-    if os.environ.get(ENV_VAR, "x").strip().lower() in ("", "off", "0", "none"):
-        return None
-    return default_cache_dir()
+    from c2s_lightning.data.image_checks import caches_off
+
+    return None if caches_off() else default_cache_dir()
 
 
 def open_cache(setting: CacheSetting) -> ComparisonCache | None:
