@@ -20,7 +20,7 @@ import torch
 
 from c2s_lightning.models.protocol import weights_fingerprint
 from c2s_lightning.scoring.caching_comparator import CachingComparator
-from c2s_lightning.scoring.comparison_cache import ENV_VAR, ComparisonCache, default_cache_dir
+from c2s_lightning.scoring.comparison_cache import ComparisonCache, default_cache_dir
 
 CacheSetting = bool | str | os.PathLike | ComparisonCache | None
 """``True``: the user cache folder (``default_cache_dir()``, None when ``C2S_CACHE_DIR=off``); a
