@@ -2,12 +2,15 @@
 
 Each tool parser takes ``--config FILE`` (YAML or JSON with the options' names as keys, e.g.
 ``batch_size: 8``), ``--print_config`` (the resolved options, ready to save as such a file) and
-shows every default in ``--help``. A mistyped option or action gets a suggestion (difflib).
+shows every default in ``--help``. A mistyped option or action gets a suggestion
+(``registries.suggestion``); LightningCLI's parser (``lightning_cli.SuggestingParser``) uses the same hint.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import typing
 
 from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter, Namespace
 
@@ -48,12 +51,22 @@ def long_options(parser: ArgumentParser) -> list[str]:
     """The ``--`` options of ``parser`` and, when it has subcommands, of the one its arguments chose
     (of every one before a choice is seen): the candidates of a did-you-mean."""
     options = [o for o in parser._option_string_actions if o.startswith("--")]  # noqa: SLF001
+    options += [f"--{action.dest}.{field}" for action in parser._actions  # noqa: SLF001
+                for field in _dataclass_fields(getattr(action, "_typehint", action.type))]
     actions = parser._subcommands_action  # noqa: SLF001
     if actions is not None:
         chosen = [a for a in getattr(parser, "args", None) or [] if a in actions.choices][:1]
         for name in chosen or actions.choices:
             options += long_options(actions.choices[name])
     return list(dict.fromkeys(options))
+
+
+def _dataclass_fields(hint) -> list[str]:
+    """The fields of a dataclass option (``--dataset.name``), also under ``Optional``."""
+    for kind in (hint, *typing.get_args(hint)):
+        if dataclasses.is_dataclass(kind):
+            return [field.name for field in dataclasses.fields(kind)]
+    return []
 
 
 def unknown_option_hint(message: str, options: list[str]) -> str:
@@ -63,6 +76,9 @@ def unknown_option_hint(message: str, options: list[str]) -> str:
     for token in unknown.group(1).split() if unknown else []:
         if token.startswith("--"):
             return suggestion(token.split("=", 1)[0], options)
+    nested = re.search(r"Parser key \"([^\"]+)\":.*?Option '([^']+)' is not accepted", message, re.DOTALL)
+    if nested:  # a mistyped field of a dataclass option (--dataset.nme)
+        return suggestion(f"--{nested.group(1)}.{nested.group(2)}", options)
     key = re.search(r"(?:Subcommand '[^']+'|Group '([^']+)') does not accept option '([^']+)'", message)
     if key:
         given = f"{key.group(1)}.{key.group(2)}" if key.group(1) else key.group(2)
