@@ -33,7 +33,8 @@ def _parser():
                         "(paper, official, random, none), --dataset.split_index, --dataset.split_options, "
                         "--dataset.reader_options (all fields: --dataset.help MixEntry); default: the first "
                         "training dataset of the --checkpoint export, with its root and split")
-    b.add_argument("--part", default="train", help="part of the split the anchors come from (split none: all images)")
+    b.add_argument("--part", default="train", choices=["train", "val", "test"],
+                   help="part of the split the anchors come from (split none: all images)")
     b.add_argument("--alpha", type=int, default=5, help="number of equal-width MOS intervals")
     b.add_argument("--beta", type=int, default=1, help="anchors per interval")
     b.add_argument("--rule", default="min_variance", help="min_variance, max_variance or random")
