@@ -9,10 +9,11 @@ from typing import Any
 
 import jsonargparse
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from c2s_lightning.callbacks.evaluator import SoftComparisonEvaluator
 from c2s_lightning.callbacks.hf_export import HFExport
+from c2s_lightning.commands.parsing import long_options, unknown_option_hint
 from c2s_lightning.checkpoint_files import LIGHTNING_KEYWORDS, check_checkpoint_file, use_atomic_checkpoints
 from c2s_lightning.config_keys import flatten
 from c2s_lightning.data.datamodule import ComparisonDataModule
@@ -57,9 +58,35 @@ for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utiliti
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
+class SuggestingParser(LightningArgumentParser):
+    """LightningCLI's parser whose "unrecognized arguments" error suggests the option meant, among
+    the chosen subcommand's options and ``other_options`` (the options of the command that called
+    LightningCLI, e.g. ``evaluate``'s own)."""
+
+    other_options: tuple[str, ...] = ()
+
+    def error(self, message: str, *args, **kwargs):
+        candidates = [*long_options(self), *self.other_options]
+        return super().error(message + unknown_option_hint(message, candidates), *args, **kwargs)
+
+
 class Compare2ScoreCLI(LightningCLI):
     """LightningCLI with the project's callbacks; each run writes into a folder of its own
-    (``run_folders.place_run``), while the config it saves and logs is the one given."""
+    (``run_folders.place_run``), while the config it saves and logs is the one given.
+
+    Args:
+        other_options: Options a mistyped option may also have meant (the calling command's own).
+    """
+
+    def __init__(self, *args, other_options: tuple[str, ...] = (), **kwargs):
+        self.other_options = tuple(other_options)
+        super().__init__(*args, parser_class=kwargs.pop("parser_class", SuggestingParser), **kwargs)
+
+    def init_parser(self, **kwargs) -> SuggestingParser:
+        """Every parser LightningCLI makes (the main one and each subcommand's) comes from here."""
+        parser = super().init_parser(**kwargs)
+        parser.other_options = self.other_options
+        return parser
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -117,16 +144,18 @@ def trainer_defaults() -> dict[str, Any]:
     }
 
 
-def run_lightning_cli(args: list[str]) -> Compare2ScoreCLI:
+def run_lightning_cli(args: list[str], other_options: tuple[str, ...] = ()) -> Compare2ScoreCLI:
+    """Run LightningCLI on ``args``; ``other_options`` are the calling command's own options, which a
+    mistyped option may also have meant."""
     # Without this, command-line overrides do not reach ${...} interpolations in configs.
     jsonargparse.set_parsing_settings(omegaconf_absolute_to_relative_paths=True)
     with warnings.catch_warnings():
         # main() passes sys.argv[1:] itself (or a test's list): giving both is this design, not a mistake
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-        return _build_cli(args)
+        return _build_cli(args, other_options)
 
 
-def _build_cli(args: list[str]) -> Compare2ScoreCLI:
+def _build_cli(args: list[str], other_options: tuple[str, ...] = ()) -> Compare2ScoreCLI:
     return Compare2ScoreCLI(
         Compare2ScoreModule,
         ComparisonDataModule,
@@ -136,4 +165,5 @@ def _build_cli(args: list[str]) -> Compare2ScoreCLI:
         save_config_kwargs={"overwrite": True},
         trainer_defaults=trainer_defaults(),
         seed_everything_default=0,
+        other_options=other_options,
     )

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from PIL import Image
 
+from c2s_lightning.cli import main
+from c2s_lightning.data.datasets import read_dataset
 from c2s_lightning.data.records import IQARecord
+from c2s_lightning.scoring.anchors import select_anchors
 from c2s_lightning.scoring.bank import AnchorBank, StaleAnchorBankError
+
+from native_fixtures import write_koniq
 
 PAD = {"pad_to_square": True, "pad_colour": "image_mean", "image_size": None}
 
@@ -110,3 +117,27 @@ def test_load_rejects_other_files(tmp_path):
     path.write_text('{"anchors": []}')
     with pytest.raises(ValueError, match="bad.json: not a valid anchor bank file"):
         AnchorBank.load(path)
+
+
+def test_anchors_build_takes_a_mix_entry_and_selects_from_its_training_part(tmp_path, capsys):
+    root = write_koniq(tmp_path / "koniq10k", n=24)
+    out = tmp_path / "bank.json"
+    assert main(["anchors", "build", "--dataset.name", "koniq10k", "--dataset.root", str(root),
+                 "--dataset.split", "official", "--alpha", "3", "--out", str(out)]) == 0
+    # independently: KonIQ's own sets file says which images train, the selection rule picks from them
+    with (root / "koniq10k_distributions_sets.csv").open() as sets:
+        training = {f"1024x768/{row['image_name']}" for row in csv.DictReader(sets) if row["set"] == "training"}
+    pool = [r for r in read_dataset("koniq10k", root) if r.name in training]
+    expected = select_anchors(pool, alpha=3)
+    built = AnchorBank.load(out)
+    assert len(pool) == 12 and [a.name for a in built.anchors] == [r.name for r in expected]
+    assert [(a.mos, a.std) for a in built.anchors] == [(r.mos, r.std) for r in expected]
+    assert built.split == "official split 1, train" and built.dataset == "koniq10k"
+    assert "3 anchors (min_variance" in capsys.readouterr().out
+    # the same entry written as a data.datasets item of an experiment YAML gives the same bank
+    config = tmp_path / "bank.yaml"
+    config.write_text(yaml.safe_dump({"dataset": {"name": "koniq10k", "root": str(root), "split": "official",
+                                                  "pairs": 64, "reader_options": {"check_images": False}},
+                                      "alpha": 3, "out": str(tmp_path / "again.json")}))
+    assert main(["anchors", "build", "--config", str(config)]) == 0
+    assert [a.name for a in AnchorBank.load(tmp_path / "again.json").anchors] == [r.name for r in expected]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 import c2s_lightning
 from c2s_lightning import atomic_files
@@ -38,11 +38,16 @@ def test_export_command_matches_the_fit_export(trained, tmp_path):
 
 def test_anchors_build_then_score_with_an_unreadable_image(trained, synth, tmp_path, capsys, monkeypatch):  # noqa: F811
     bank_path = tmp_path / "bank.json"
-    assert main(["anchors", "build", "--dataset", "kadid10k", "--root", str(synth), "--split", "random",
-                 "--split-options", json.dumps({"test_refs": ["I04", "I05", "I06", "I07", "I08"]}),
-                 "--checkpoint", str(trained / "export"), "--out", str(bank_path)]) == 0
+    # the dataset entry exactly as the training config wrote it (data.datasets[0])
+    (entry,) = yaml.safe_load(Path(override(tmp_path, synth)).read_text())["data"]["datasets"]
+    config = tmp_path / "bank.yaml"
+    config.write_text(yaml.safe_dump({"dataset": entry, "checkpoint": str(trained / "export"), "out": str(bank_path)}))
+    assert main(["anchors", "build", "--config", str(config)]) == 0
     bank = AnchorBank.load(bank_path)
     assert len(bank.anchors) == 5 and bank.weights_fingerprint == weights_fingerprint(trained / "export")
+    # the entry the model trained on gives the anchors its evaluator chose (and fit exported)
+    shipped = AnchorBank.load(trained / "export" / "anchors.json").anchors
+    assert [(a.name, a.mos, a.std) for a in bank.anchors] == [(a.name, a.mos, a.std) for a in shipped]
     assert all(a.ref not in {"I04", "I05", "I06", "I07", "I08"} for a in bank.anchors)  # from training contents
     matrix = torch.tensor(bank.matrix)
     assert matrix.shape == (5, 5) and torch.all((matrix >= 0) & (matrix <= 1))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 
 import pytest
 import yaml
 from PIL import Image
 
 from c2s_lightning.cli import main
+from c2s_lightning.data.mix import MixEntry
 
 # each tool command with its required arguments (nothing runs: --print_config exits first)
 TOOLS = {
@@ -47,26 +49,56 @@ def test_help_shows_defaults(capsys):
     assert "--batch-size" in text and "default: 16" in text and "--config" in text and "--print_config" in text
 
 
-def test_anchor_options_are_typed_mappings_in_a_config(capsys, tmp_path):
+def test_anchor_dataset_is_a_mix_entry_nested_as_in_an_experiment(capsys, tmp_path):
+    entry = {"name": "kadid10k", "root": "data/kadid10k", "split": "random", "pairs": 64,
+             "split_options": {"test_refs": ["I04", "I05"]}, "reader_options": {"check_images": False}}
     path = tmp_path / "bank.yaml"
-    path.write_text(yaml.safe_dump({"out": "b.json", "split_options": {"test_refs": ["I04", "I05"]},
-                                    "reader_options": {"check_images": False}}))
+    path.write_text(yaml.safe_dump({"out": "b.json", "dataset": entry}))
     with pytest.raises(SystemExit):
         main(["anchors", "build", "--config", str(path), "--print_config"])
-    printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["split_options"] == {"test_refs": ["I04", "I05"]}
-    assert printed["reader_options"] == {"check_images": False}
+    from_file = yaml.safe_load(capsys.readouterr().out)
+    # MixEntry's fields, its defaults filled in (a data.datasets item of experiments/*.yaml reads the same)
+    assert from_file["dataset"] == {**dataclasses.asdict(MixEntry(**entry)), **entry}
+    with pytest.raises(SystemExit):
+        main(["anchors", "build", "--dataset.name", "koniq10k", "--dataset.root", "k", "--dataset.split", "paper",
+              "--out", "b.json", "--print_config"])
+    printed = yaml.safe_load(capsys.readouterr().out)["dataset"]
+    assert (printed["name"], printed["root"], printed["split"], printed["split_index"]) == ("koniq10k", "k", "paper", 1)
 
 
 @pytest.mark.parametrize("args, wanted", [(["scor"], "'score'"), (["evalute"], "'evaluate'"),
                                           (["anchors", "buidl"], "'build'"),
                                           (["score", "a.png", "--checkpoint", "e", "--bach-size", "2"], "'--batch-size'"),
-                                          (["data", "synth", "--out", "x", "--sise", "8"], "'--size'")])
+                                          (["data", "synth", "--out", "x", "--sise", "8"], "'--size'"),
+                                          (["anchors", "build", "--out", "b", "--dataset.nme", "k"], "'--dataset.name'"),
+                                          (["fit", "--trainer.max_stepz", "3"], "'--trainer.max_steps'"),
+                                          (["validate", "--evaluator.bta", "3"], "'--evaluator.beta'"),
+                                          # evaluate: its own options, and validate's, wherever they stand
+                                          (["evaluate", "--checkpont", "e"], "'--checkpoint'"),
+                                          (["evaluate", "--checkpoint", "e", "--no-cach"], "'--no-cache'"),
+                                          (["evaluate", "--checkpoint", "e", "--trainer.max_stepz", "3"],
+                                           "'--trainer.max_steps'")])
 def test_a_mistyped_command_action_or_option_gets_a_suggestion(args, wanted, capsys):
     with pytest.raises(SystemExit) as error:
         main(args)
     said = str(error.value.code) + capsys.readouterr().err
     assert f"did you mean {wanted}?" in said
+
+
+def test_a_mistyped_key_in_a_training_config_gets_a_suggestion(tmp_path, capsys):
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump({"trainer": {"max_stepz": 3}}))
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(path)])
+    assert "'trainer.max_stepz'; did you mean 'trainer.max_steps'?" in capsys.readouterr().err
+
+
+def test_evaluate_help_lists_its_own_options_and_points_at_validate(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--checkpoint" in text and "--no-cache" in text and "--num-nodes" in text and "default: False" in text
+    assert "--trainer.max_steps" not in text and "python -m c2s_lightning validate --help" in text
 
 
 def test_data_synth_from_a_config_says_what_it_wrote(tmp_path, capsys):

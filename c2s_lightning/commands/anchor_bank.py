@@ -1,10 +1,14 @@
 """``python -m c2s_lightning anchors build``: select anchors from a dataset and compute their matrix.
 
-The bank is written as JSON with its anchor images copied beside it (``bank.json`` + ``bank/``),
-so it moves to another machine as one folder. With ``--checkpoint`` the matrix is computed by
-that export under its protocol (image preprocessing from ``compare2score.json``) and the bank
-records the weights fingerprint; without ``--dataset`` the anchors come from the first dataset
-the export was trained on, with its split, as the evaluator chose them during training.
+The dataset is an entry of the training mix's kind (``MixEntry``): ``--dataset.name koniq10k
+--dataset.root DIR --dataset.split paper`` on the command line, or a ``dataset:`` mapping in a
+``--config`` YAML written like an item of ``data.datasets`` in ``experiments/*.yaml``; so a config's
+entry gives the anchors the evaluator chose from it during training. The bank is written as JSON
+with its anchor images copied beside it (``bank.json`` + ``bank/``), so it moves to another machine
+as one folder. With ``--checkpoint`` the matrix is computed by that export under its protocol (image
+preprocessing from ``compare2score.json``) and the bank records the weights fingerprint; without
+``--dataset`` the anchors come from the first dataset the export was trained on, with its split, as
+the evaluator chose them during training.
 """
 
 from __future__ import annotations
@@ -12,24 +16,25 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from jsonargparse import Namespace
+
 from c2s_lightning.commands.cache_options import add_cache_arguments, cache_setting, report_cache
 from c2s_lightning.commands.parsing import add_actions, parse_tool, tool_parser
-from c2s_lightning.data.datasets import DATASETS
+from c2s_lightning.data.mix import MixEntry
+
+BUILD_HELP = "select anchors and compute the anchor-vs-anchor probability matrix"
 
 
 def _parser():
     p = tool_parser("anchors", __doc__)
-    b = tool_parser("anchors build", "select anchors and compute the anchor-vs-anchor probability matrix")
-    b.add_argument("--dataset", help="reader name, e.g. koniq10k (the paper's default); default: the first "
-                                     "training dataset of the --checkpoint export, with its root and split; "
-                                     "one of: " + ", ".join(DATASETS))
-    b.add_argument("--root", type=Path, help="dataset folder as distributed")
-    # typed mappings (MixEntry's reader_options / split_options): nested YAML in a --config file
-    b.add_argument("--reader-options", type=dict, default={}, help="options of read_dataset, e.g. {check_images: false}")
-    b.add_argument("--split", default="paper", help="split protocol: paper, official, random, none (all images)")
-    b.add_argument("--split-index", type=int, default=1, help="which of the paper's 10 splits")
-    b.add_argument("--split-options", type=dict, default={}, help="options of split_records, e.g. {test_refs: [I04]}")
-    b.add_argument("--part", default="train", help="part of the split the anchors come from")
+    b = tool_parser("anchors build", BUILD_HELP)
+    b.add_argument("--dataset", type=MixEntry | None, default=None,
+                   help="the anchors' dataset, a training-mix entry: --dataset.name, --dataset.root, --dataset.split "
+                        "(paper, official, random, none), --dataset.split_index, --dataset.split_options, "
+                        "--dataset.reader_options (all fields: --dataset.help MixEntry); default: the first "
+                        "training dataset of the --checkpoint export, with its root and split")
+    b.add_argument("--part", default="train", choices=["train", "val", "test"],
+                   help="part of the split the anchors come from (split none: all images)")
     b.add_argument("--alpha", type=int, default=5, help="number of equal-width MOS intervals")
     b.add_argument("--beta", type=int, default=1, help="anchors per interval")
     b.add_argument("--rule", default="min_variance", help="min_variance, max_variance or random")
@@ -44,42 +49,47 @@ def _parser():
     add_cache_arguments(b)
     b.add_argument("--out", required=True, type=Path,
                    help="anchor bank JSON to write (its images go to a folder of the same stem); never replaced")
-    add_actions(p, {"build": ("select anchors and compute the anchor-vs-anchor probability matrix", b)})
+    add_actions(p, {"build": (BUILD_HELP, b)})
     return p
 
 
-def trained_dataset(ns: argparse.Namespace) -> None:
-    """Fill ``--dataset``/``--root``/split options from the export's first training dataset."""
+def trained_dataset(checkpoint: Path | None) -> tuple[MixEntry, int | None]:
+    """The export's first training dataset as a mix entry, with the seed of its split (if recorded)."""
     from c2s_lightning.models.protocol import ComparisonProtocol
 
-    if ns.checkpoint is None:
-        raise SystemExit("error: give --dataset and --root (or --checkpoint of an export that records its datasets)")
-    datasets = ComparisonProtocol.load(ns.checkpoint).training_datasets
+    if checkpoint is None:
+        raise SystemExit("error: give --dataset.name and --dataset.root (or --checkpoint of an export that "
+                         "records its datasets)")
+    datasets = ComparisonProtocol.load(checkpoint).training_datasets
     if not datasets:
-        raise SystemExit(f"error: {ns.checkpoint} records no training dataset; give --dataset and --root")
+        raise SystemExit(f"error: {checkpoint} records no training dataset; give --dataset.name and --dataset.root")
     first = datasets[0]
-    ns.dataset, ns.root, ns.split, ns.split_index = first["name"], Path(first["root"]), first["split"], first["split_index"]
-    ns.reader_options, ns.split_options = dict(first["reader_options"]), dict(first["split_options"])
-    ns.seed = first.get("seed", ns.seed)
+    entry = MixEntry(name=first["name"], root=str(first["root"]), split=first["split"],
+                     split_index=first["split_index"], split_options=dict(first["split_options"]),
+                     reader_options=dict(first["reader_options"]), label=first.get("label"))
+    return entry, first.get("seed")
 
 
-def build_bank(ns: argparse.Namespace):
-    from c2s_lightning.data.datasets import read_dataset
-    from c2s_lightning.data.splits import split_records
+def dataset_entry(ns: Namespace) -> tuple[MixEntry, int]:
+    """The anchors' dataset (given, or the export's first training one) and the seed of its split."""
+    if ns.dataset is None:
+        entry, seed = trained_dataset(ns.checkpoint)
+        return entry, ns.seed if seed is None else seed
+    return MixEntry(**ns.dataset.as_dict()), ns.seed
+
+
+def build_bank(entry: MixEntry, part: str = "train", alpha: int = 5, beta: int = 1, rule: str = "min_variance",
+               seed: int = 0):
+    """The anchor bank (no matrix yet) of one part of ``entry``'s split, read as the training mix reads it."""
+    from c2s_lightning.data.mix import read_split
     from c2s_lightning.scoring.bank import AnchorBank
 
-    if ns.dataset is None:
-        trained_dataset(ns)
-    elif ns.root is None:
-        raise SystemExit("error: --dataset needs --root")
-    records = read_dataset(ns.dataset, ns.root, **ns.reader_options)
-    if ns.split == "none":
-        pool, where = records, "all images"
+    split = read_split(entry, seed)
+    if entry.split == "none":  # read_split puts every image in test
+        pool, where = split.test, "all images"
     else:
-        split = split_records(records, ns.split, index=ns.split_index, seed=ns.seed, **ns.split_options)
-        pool, where = getattr(split, ns.part), f"{ns.split} split {ns.split_index}, {ns.part}"
-    return AnchorBank.from_records(pool, dataset=ns.dataset, split=where, alpha=ns.alpha, beta=ns.beta,
-                                   rule=ns.rule, seed=ns.seed)
+        pool, where = getattr(split, part), f"{entry.split} split {entry.split_index}, {part}"
+    return AnchorBank.from_records(pool, dataset=entry.key, split=where, alpha=alpha, beta=beta, rule=rule, seed=seed)
 
 
 def main(args: list[str]) -> int:
@@ -88,8 +98,9 @@ def main(args: list[str]) -> int:
         raise SystemExit(f"error: {ns.out} exists; an anchor bank is never replaced: choose another --out")
     from c2s_lightning.atomic_files import check_output_file
 
-    check_output_file(ns.out, [ns.root] if ns.root else [], option="--out")  # before the dataset is read and the model run
-    bank = build_bank(ns)
+    entry, seed = dataset_entry(ns)
+    check_output_file(ns.out, [Path(entry.root)], option="--out")  # before the dataset is read and the model run
+    bank = build_bank(entry, ns.part, ns.alpha, ns.beta, ns.rule, seed)
     if ns.checkpoint is not None:
         from c2s_lightning.scoring.api import load_scorer
 

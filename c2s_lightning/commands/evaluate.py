@@ -1,8 +1,9 @@
 """``python -m c2s_lightning evaluate``: soft-comparison evaluation of a checkpoint, no training.
 
 Beta, the anchor rule and the matrix type are inference-time choices, so their sweeps reuse one
-checkpoint. This runs LightningCLI's ``validate`` with the model loaded from the checkpoint;
-every other option is a LightningCLI option (``--evaluator.beta 3``, ``--config ...``). Images are
+checkpoint. This runs LightningCLI's ``validate`` with the model loaded from the checkpoint and
+the evaluate preset (``c2s_lightning/presets/evaluate.yaml``: nothing trains) stacked last; every
+option but evaluate's own is a LightningCLI option (``--evaluator.beta 3``, ``--config ...``). Images are
 preprocessed as the export's ``compare2score.json`` says, whatever the configs say; an explicit
 ``--data.pad_to_square`` on the command line overrides it (reported). Each evaluation writes into
 a run folder of its own under ``trainer.default_root_dir``. Comparisons go through the comparison
@@ -13,16 +14,21 @@ or combined compute each one once.
 
 from __future__ import annotations
 
-import argparse
 import sys
+from importlib import resources
 from pathlib import Path
 
+from jsonargparse import Namespace
+
 from c2s_lightning.commands.cache_options import add_cache_arguments
+from c2s_lightning.commands.parsing import ToolParser, long_options, parse_tool, tool_parser
+from c2s_lightning.registries import suggestion
 
 PAD_OPTION = "--data.pad_to_square"
 CACHE_OPTION = "--evaluator.cache_dir"
-# The settings that make a validate run an evaluation (nothing trains), as a config stacked last.
-PRESET = Path(__file__).resolve().parents[2] / "experiments" / "presets" / "evaluate.yaml"
+# The settings that make a validate run an evaluation (nothing trains), as a config stacked last;
+# package data, so it is found in an installed package as in a checkout.
+PRESET = resources.files("c2s_lightning") / "presets" / "evaluate.yaml"
 
 
 def protocol_options(checkpoint: str, rest: list[str]) -> list[str]:
@@ -42,7 +48,7 @@ def protocol_options(checkpoint: str, rest: list[str]) -> list[str]:
     return [PAD_OPTION, str(trained).lower()]
 
 
-def cache_options(ns: argparse.Namespace, rest: list[str]) -> list[str]:
+def cache_options(ns: Namespace, rest: list[str]) -> list[str]:
     """``--evaluator.cache_dir DIR``: on by default here (off in ``fit``), unless ``rest`` sets it."""
     from c2s_lightning.scoring.cache_setup import user_cache_dir
 
@@ -59,9 +65,9 @@ def _ddp_options(devices: int | None, num_nodes: int | None) -> list[str]:
     return options + (["--trainer.strategy", "ddp"] if (devices or 1) * (num_nodes or 1) > 1 else [])
 
 
-def main(args: list[str]):
-    p = argparse.ArgumentParser(prog="python -m c2s_lightning evaluate", description=__doc__,
-                                epilog="Other options go to `validate` (see `python -m c2s_lightning validate --help`).")
+def _parser() -> ToolParser:
+    p = tool_parser("evaluate", __doc__, config=False)  # --config is LightningCLI's (the experiment's)
+    p.epilog = "Other options go to `validate` (see `python -m c2s_lightning validate --help`)."
     p.add_argument("--checkpoint", required=True,
                    help="exported model folder (merged or adapter), or a Lightning .ckpt of the same config")
     p.add_argument("--test", action="store_true",
@@ -69,12 +75,53 @@ def main(args: list[str]):
     add_cache_arguments(p)
     p.add_argument("--devices", type=int, help="processes per node: --trainer.devices N --trainer.strategy ddp")
     p.add_argument("--num-nodes", type=int, help="nodes: --trainer.num_nodes N (with ddp)")
-    ns, rest = p.parse_known_args(args)
+    return p
+
+
+def split_own(parser: ToolParser, args: list[str]) -> tuple[list[str], list[str]]:
+    """``args`` as evaluate's own options (with their values) and the rest, for LightningCLI.
+
+    Own options are matched by their exact name (``--devices 2`` or ``--devices=2``), so
+    ``--checkpoint.save_last`` (LightningCLI's ModelCheckpoint) or ``--trainer.devices`` stay in the rest.
+    """
+    takes_value = {o: a.nargs != 0 for a in parser._actions for o in a.option_strings}  # noqa: SLF001
+    own: list[str] = []
+    rest: list[str] = []
+    k = 0
+    while k < len(args):
+        name = args[k].split("=", 1)[0]
+        if name not in takes_value:
+            rest.append(args[k])
+            k += 1
+            continue
+        width = 2 if takes_value[name] and "=" not in args[k] else 1  # the option and its value
+        own.extend(args[k:k + width])
+        k += width
+    return own, rest
+
+
+def _check_checkpoint_given(parser: ToolParser, own: list[str], rest: list[str]) -> None:
+    """A missing ``--checkpoint`` whose mistyped form went to the rest is named with a suggestion."""
+    given = {a.split("=", 1)[0] for a in own}
+    if "--checkpoint" in given or given & {"-h", "--help"}:
+        return
+    for token in rest:
+        hint = suggestion(token.split("=", 1)[0], ["--checkpoint"]) if token.startswith("--") else ""
+        if hint:
+            parser.error(f"the following arguments are required: --checkpoint ({token} given{hint})")
+
+
+def main(args: list[str]):
+    parser = _parser()
+    own, rest = split_own(parser, args)
+    _check_checkpoint_given(parser, own, rest)
+    ns = parse_tool(parser, own)
     from c2s_lightning.lightning_cli import run_lightning_cli
 
     command = ["test" if ns.test else "validate", *rest, *cache_options(ns, rest), *_ddp_options(ns.devices, ns.num_nodes)]
+    evaluate_options = tuple(long_options(parser))  # a mistyped one reaches LightningCLI: suggested there
     if str(ns.checkpoint).endswith(".ckpt"):
-        command += ["--ckpt_path", ns.checkpoint]
-    else:
-        command += ["--config", str(PRESET), "--model.model", ns.checkpoint, *protocol_options(ns.checkpoint, rest)]
-    return run_lightning_cli(command)
+        return run_lightning_cli([*command, "--ckpt_path", ns.checkpoint], evaluate_options)
+    with resources.as_file(PRESET) as preset:
+        command += ["--config", str(preset), "--model.model", ns.checkpoint, *protocol_options(ns.checkpoint, rest)]
+        return run_lightning_cli(command, evaluate_options)

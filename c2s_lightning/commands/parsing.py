@@ -2,12 +2,15 @@
 
 Each tool parser takes ``--config FILE`` (YAML or JSON with the options' names as keys, e.g.
 ``batch_size: 8``), ``--print_config`` (the resolved options, ready to save as such a file) and
-shows every default in ``--help``. A mistyped option or action gets a suggestion (difflib).
+shows every default in ``--help``. A mistyped option or action gets a suggestion
+(``registries.suggestion``); LightningCLI's parser (``lightning_cli.SuggestingParser``) uses the same hint.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import typing
 
 from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter, Namespace
 
@@ -41,22 +44,56 @@ class ToolParser(ArgumentParser):
         return groups[-1]
 
     def error(self, message: str, *args, **kwargs):
-        unknown = re.search(r"nrecognized arguments: (.*)", message)
-        if unknown:
-            options = [o for o in self._option_string_actions if o.startswith("--")]
-            for token in unknown.group(1).split():
-                if token.startswith("--"):
-                    message += suggestion(token.split("=", 1)[0], options)
-                    break
-        return super().error(message, *args, **kwargs)
+        return super().error(message + unknown_option_hint(message, long_options(self)), *args, **kwargs)
 
 
-def tool_parser(prog: str, description: str | None) -> ToolParser:
-    """A tool command's parser with ``--config`` and ``--print_config``."""
+def long_options(parser: ArgumentParser) -> list[str]:
+    """The ``--`` options of ``parser`` and, when it has subcommands, of the one its arguments chose
+    (of every one before a choice is seen): the candidates of a did-you-mean."""
+    options = [o for o in parser._option_string_actions if o.startswith("--")]  # noqa: SLF001
+    options += [f"--{action.dest}.{field}" for action in parser._actions  # noqa: SLF001
+                for field in _dataclass_fields(getattr(action, "_typehint", action.type))]
+    actions = parser._subcommands_action  # noqa: SLF001
+    if actions is not None:
+        chosen = [a for a in getattr(parser, "args", None) or [] if a in actions.choices][:1]
+        for name in chosen or actions.choices:
+            options += long_options(actions.choices[name])
+    return list(dict.fromkeys(options))
+
+
+def _dataclass_fields(hint) -> list[str]:
+    """The fields of a dataclass option (``--dataset.name``), also under ``Optional``."""
+    for kind in (hint, *typing.get_args(hint)):
+        if dataclasses.is_dataclass(kind):
+            return [field.name for field in dataclasses.fields(kind)]
+    return []
+
+
+def unknown_option_hint(message: str, options: list[str]) -> str:
+    """``"; did you mean '--x'?"`` for the first unknown option a parser's error ``message`` names:
+    an unrecognized ``--`` argument, or a config file's key (then suggested as a key, ``x.y``)."""
+    unknown = re.search(r"nrecognized arguments: (.*)", message)
+    for token in unknown.group(1).split() if unknown else []:
+        if token.startswith("--"):
+            return suggestion(token.split("=", 1)[0], options)
+    nested = re.search(r"Parser key \"([^\"]+)\":.*?Option '([^']+)' is not accepted", message, re.DOTALL)
+    if nested:  # a mistyped field of a dataclass option (--dataset.nme)
+        return suggestion(f"--{nested.group(1)}.{nested.group(2)}", options)
+    key = re.search(r"(?:Subcommand '[^']+'|Group '([^']+)') does not accept option '([^']+)'", message)
+    if key:
+        given = f"{key.group(1)}.{key.group(2)}" if key.group(1) else key.group(2)
+        return suggestion(given, [o[2:] for o in options])
+    return ""
+
+
+def tool_parser(prog: str, description: str | None, config: bool = True) -> ToolParser:
+    """A tool command's parser with ``--config`` and ``--print_config`` (unless ``config`` is false:
+    ``evaluate`` hands ``--config`` to LightningCLI)."""
     parser = ToolParser(prog=f"python -m c2s_lightning {prog}", description=description,
                         formatter_class=DefaultHelpFormatter)
-    parser.add_argument("--config", action=ActionConfigFile,
-                        help="YAML/JSON file of these options (keys as in --print_config)")
+    if config:
+        parser.add_argument("--config", action=ActionConfigFile,
+                            help="YAML/JSON file of these options (keys as in --print_config)")
     return parser
 
 
