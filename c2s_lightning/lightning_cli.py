@@ -160,7 +160,7 @@ def _build_cli(args: list[str], other_options: tuple[str, ...] = ()) -> Compare2
         Compare2ScoreModule,
         ComparisonDataModule,
         args=args,
-        parser_kwargs={"parser_mode": "omegaconf+"},
+        parser_kwargs={"parser_mode": "omegaconf+", "prog": "python -m c2s_lightning"},
         save_config_callback=LoggedConfigCallback,
         save_config_kwargs={"overwrite": True},
         trainer_defaults=trainer_defaults(),
