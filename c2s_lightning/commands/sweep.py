@@ -7,8 +7,8 @@ server), substitutes W&B's command macros and runs each command as a subprocess:
 - environment: ``WANDB_MODE=offline`` unless ``WANDB_MODE`` is already set (export
   ``WANDB_MODE=online`` to log to a server), ``WANDB_RUN_GROUP`` = the sweep's name, and
   ``WANDB_DIR`` = the run's folder unless set, so any program's offline run lands beside its log;
-- the run's folder ``OUT/<sweep>-<index>-<hash>/`` holds ``output.log`` (stdout and stderr) and
-  ``params.json`` (also what ``${args_json_file}`` names);
+- the run's folder ``OUT/<sweep>-<index>-<hash>/`` holds ``output.log`` (stdout and stderr; named
+  ``output.log.partial`` while the run runs) and ``params.json`` (what ``${args_json_file}`` names);
 - when the command is this project's CLI (``-m c2s_lightning fit|validate|test|predict|evaluate``),
   ``--trainer.logger.init_args.save_dir FOLDER``, ``--trainer.logger.init_args.name NAME``,
   ``--trainer.default_root_dir FOLDER``, ``--checkpoint.dirpath FOLDER/checkpoints`` and
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from c2s_lightning.commands.parsing import parse_tool, tool_parser
-from c2s_lightning.atomic_files import write_json
+from c2s_lightning.atomic_files import streaming_file, write_json
 from c2s_lightning.commands import sweep_processes
 from c2s_lightning.commands.sweep_plan import (
     DEFAULT_COMMAND, SweepError, command_key, expand, load_sweep, param_key, substitute,
@@ -114,14 +114,15 @@ def _run_env(run: PlannedRun, group: str) -> dict[str, str]:
 
 
 def run_one(run: PlannedRun, group: str, started: Callable[[int], None] = lambda pid: None) -> int:
-    """Run one command with its output in ``FOLDER/output.log``; return its exit status.
+    """Run one command with its output in ``FOLDER/output.log`` (``.partial`` while it runs,
+    ``.interrupted`` if the runner is stopped: ``streaming_file``); return its exit status.
 
     ``started(pid)`` is called once the child runs. However this function ends (a signal turned
     into an exception included), the child's process group has ended too.
     """
     run.folder.mkdir(parents=True, exist_ok=True)
     write_json(run.folder / "params.json", run.params)
-    with open(run.folder / "output.log", "w") as log:  # a log streams: it is the one file not renamed
+    with streaming_file(run.folder / "output.log") as log:  # output.log.partial while it runs
         log.write(f"$ {shell_line(run.command)}\n")
         log.flush()
         try:
