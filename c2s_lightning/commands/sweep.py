@@ -253,15 +253,15 @@ def _parser():
     parser.add_argument("--prefetch", action="store_true",
                         help="evaluation-only sweeps: run the largest evaluator.beta first, so that one batched pass "
                              "computes the nested anchor sets' comparisons and later runs read them from the cache")
-    parser.add_argument("--cache-dir", type=Path, help="comparison cache folder the runs share (sets C2S_CACHE_DIR; "
-                                                       "default: $C2S_CACHE_DIR or ~/.cache/c2s_lightning/comparisons)")
+    parser.add_argument("--cache-dir", type=Path, help="cache root the runs share (sets C2S_CACHE_DIR; comparisons "
+                        "in DIR/comparisons; default $XDG_CACHE_HOME/c2s_lightning or ~/.cache/c2s_lightning)")
     return parser
 
 
 def with_cache_options(runs: list[PlannedRun], ns: Any) -> list[PlannedRun]:
     """The runs in ``--prefetch`` order; ``--cache-dir`` exported for every child run."""
     if ns.cache_dir is not None:
-        os.environ["C2S_CACHE_DIR"] = str(ns.cache_dir.resolve())  # evaluate's default cache folder
+        os.environ["C2S_CACHE_DIR"] = str(ns.cache_dir.resolve())  # the root of evaluate's default caches
     if not ns.prefetch:
         return runs
     from c2s_lightning.commands.sweep_prefetch import check_evaluation_only, prefetch_order
