@@ -114,6 +114,34 @@ def copy_file(source: str | os.PathLike, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+@contextlib.contextmanager
+def streaming_file(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
+    """A file written over time (a log a program streams into), open as ``<path>.partial`` while
+    the block runs, so that ``tail -f`` follows it and ``path`` appears only complete.
+
+    When the block ends without error it is renamed to ``path``; when it ends on an exception (the
+    writer stopped: a signal, Ctrl-C) to ``<path>.interrupted``, kept; a writer killed outright
+    leaves ``<path>.partial``. Creates the parent folder; ``mode`` and ``kwargs`` as ``atomic_open``'s.
+    """
+    path = Path(path)
+    if mode not in ("w", "wb"):
+        raise ValueError(f"streaming_file writes a new file: mode 'w' or 'wb', not {mode!r}")
+    if "b" not in mode:
+        kwargs.setdefault("encoding", "utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial, final = path.with_name(path.name + ".partial"), path.with_name(path.name + ".interrupted")
+    handle = open(partial, mode, **kwargs)
+    try:
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        final = path
+    finally:
+        os.replace(partial, final)
+        _fsync_folder(path.parent)
+
+
 def is_nonempty_folder(path: str | os.PathLike) -> bool:
     """True when ``path`` exists and is a file or a folder with anything in it."""
     path = Path(path)

@@ -13,12 +13,13 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 
 from c2s_lightning.callbacks.evaluator import SoftComparisonEvaluator
 from c2s_lightning.callbacks.hf_export import HFExport
-from c2s_lightning.commands.parsing import long_options, unknown_option_hint
+from c2s_lightning.callbacks.run_start import RunStart
 from c2s_lightning.checkpoint_files import LIGHTNING_KEYWORDS, check_checkpoint_file, use_atomic_checkpoints
+from c2s_lightning.commands.parsing import long_options, unknown_option_hint
 from c2s_lightning.config_keys import flatten
 from c2s_lightning.data.datamodule import ComparisonDataModule
 from c2s_lightning.models.module import Compare2ScoreModule
-from c2s_lightning.run_folders import place_run
+from c2s_lightning.run_folders import place
 
 
 class LoggedConfigCallback(SaveConfigCallback):
@@ -72,15 +73,21 @@ class SuggestingParser(LightningArgumentParser):
 
 class Compare2ScoreCLI(LightningCLI):
     """LightningCLI with the project's callbacks; each run writes into a folder of its own
-    (``run_folders.place_run``), while the config it saves and logs is the one given.
+    (``run_folders.place``), while the config it saves and logs is the one given. A run that
+    fails before its loop starts leaves ``latest`` alone and no folder without results.
 
     Args:
         other_options: Options a mistyped option may also have meant (the calling command's own).
     """
 
-    def __init__(self, *args, other_options: tuple[str, ...] = (), **kwargs):
-        self.other_options = tuple(other_options)
-        super().__init__(*args, parser_class=kwargs.pop("parser_class", SuggestingParser), **kwargs)
+    def __init__(self, *args, other_options: tuple[str, ...] = (), **kwargs) -> None:
+        self.other_options, self.run_folder = tuple(other_options), None
+        try:
+            super().__init__(*args, parser_class=kwargs.pop("parser_class", SuggestingParser), **kwargs)
+        except BaseException:
+            if self.run_folder is not None:
+                self.run_folder.discard_unstarted()
+            raise
 
     def init_parser(self, **kwargs) -> SuggestingParser:
         """Every parser LightningCLI makes (the main one and each subcommand's) comes from here."""
@@ -91,10 +98,12 @@ class Compare2ScoreCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         self.given_config = config.clone()
-        self.run_dir = place_run(config, self.subcommand)
+        self.run_folder = place(config, self.subcommand)
+        self.run_dir = self.run_folder.path
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
+        self.trainer.callbacks.append(RunStart(self.run_folder))
         for callback in self.trainer.callbacks:
             if type(callback) is RichProgressBar:  # Lightning's default bar: same state, better label
                 callback.__class__ = StepBudgetProgressBar

@@ -8,9 +8,11 @@ folder is made from it before anything is built, and the paths left unset in the
 set explicitly are kept (an explicit export folder that is not empty is refused by ``HFExport``).
 
 ``<root>/latest`` (a relative symlink, replaced atomically) and ``<root>/latest.json`` point at the
-newest ``fit``: ``<root>/latest/checkpoints/last.ckpt`` and ``<root>/latest/export`` are always
-the newest training run's. Evaluation runs (validate, test, ``evaluate``) get folders too but
-leave ``latest`` alone.
+newest ``fit`` that started training (or exported): ``<root>/latest/checkpoints/last.ckpt`` and
+``<root>/latest/export`` are always the newest training run's, and a fit that fails before it
+trains (a typo in an option, a missing data folder) leaves ``latest`` where it was and removes the
+folder it made, unless something beyond what setup writes is in it (``RunFolder.discard_unstarted``).
+Evaluation runs (validate, test, ``evaluate``) get folders too but leave ``latest`` alone.
 
 The processes of one run (DDP, DeepSpeed) share one folder: the first names it and hands it to
 the ranks Lightning spawns through ``C2S_RUN_DIR``; with a launcher that starts every rank itself
@@ -23,8 +25,10 @@ import json
 import logging
 import os
 import random
+import shutil
 import string
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,35 +46,85 @@ def new_run_id() -> str:
     return "".join(random.SystemRandom().choices(string.ascii_lowercase + string.digits, k=8))
 
 
+@dataclass
+class RunFolder:
+    """A run's folder as ``place`` made it, and what happens to it once the run starts or fails.
+
+    Attributes:
+        root: The configured root (``<root>/latest`` lives there).
+        path: The run folder.
+        latest: What ``latest.json`` records once a fit starts; None when ``latest`` stays (not a
+            fit, or not the first rank).
+        made: This process made the folder (not one chosen through ``C2S_RUN_DIR``).
+        started: The run's loop began (set by ``callbacks.run_start.RunStart``).
+    """
+
+    root: Path
+    path: Path
+    latest: dict[str, Any] | None = None
+    made: bool = False
+    started: bool = field(default=False, init=False)
+
+    # what setup writes before any loop runs: the saved config and the W&B logger's files
+    SETUP_FILES = frozenset({"config.yaml", "wandb"})
+
+    def start(self) -> None:
+        """Mark the run started; a fit now becomes ``<root>/latest``."""
+        if not self.started and self.latest is not None:
+            point_latest(self.root, self.path, self.latest)
+        self.started = True
+
+    def discard_unstarted(self) -> bool:
+        """Remove the folder of a run that failed before its loop began, if it holds nothing but
+        what setup writes; a folder with anything else (checkpoints, plots, a user's file) stays.
+
+        Returns:
+            True if the folder was removed.
+        """
+        if self.started or not self.made or not self.path.is_dir() or not _first_rank():
+            return False
+        if any(entry.name not in self.SETUP_FILES for entry in self.path.iterdir()):
+            return False
+        shutil.rmtree(self.path)
+        return True
+
+
 def place_run(config: Any, subcommand: str | None) -> Path:
+    """``place(config, subcommand).path``: the run folder."""
+    return place(config, subcommand).path
+
+
+def place(config: Any, subcommand: str | None) -> RunFolder:
     """Make this run's folder and point the config's unset output paths into it.
 
     Args:
         config: The parsed LightningCLI config of the subcommand (a jsonargparse Namespace with
             ``trainer``, ``checkpoint``, ``export``, ``ckpt_path``); changed in place.
-        subcommand: ``fit`` moves ``<root>/latest`` to the new folder; others do not.
+        subcommand: ``fit`` moves ``<root>/latest`` to the new folder once it starts
+            (``RunFolder.start``); others leave it alone.
 
     Returns:
         The run folder.
     """
     trainer = config.trainer
     root = Path(trainer.default_root_dir or ".")
-    run = _run_folder(root, _wandb_run_id(trainer.logger))
+    run, made = _run_folder(root, _wandb_run_id(trainer.logger))
     trainer.default_root_dir = str(run)
     for logger in _wandb_loggers(trainer.logger):
         if logger.init_args.save_dir is None and logger.init_args.get("dir") is None:
             logger.init_args.save_dir = str(run)
     if config.get("checkpoint") is not None and config.checkpoint.dirpath is None:
         config.checkpoint.dirpath = str(run / "checkpoints")
+    folder = RunFolder(root, run, made=made)
     if subcommand == "fit":
         ckpt = config.get("ckpt_path")
         if ckpt and Path(ckpt).exists():  # resolve `latest/...` before `latest` moves to this run
             config.ckpt_path = str(Path(ckpt).resolve())
         if _first_rank():
             export = config.get("export")
-            point_latest(root, run, {"checkpoints": config.get("checkpoint", {}).get("dirpath"),
-                                     "export": (export or {}).get("dirpath") or str(run / "export")})
-    return run
+            folder.latest = {"checkpoints": config.get("checkpoint", {}).get("dirpath"),
+                             "export": (export or {}).get("dirpath") or str(run / "export")}
+    return folder
 
 
 def point_latest(root: str | os.PathLike, run: str | os.PathLike, paths: dict[str, Any] | None = None) -> None:
@@ -90,14 +144,15 @@ def point_latest(root: str | os.PathLike, run: str | os.PathLike, paths: dict[st
                     root / LATEST, run, error, LATEST)
 
 
-def _run_folder(root: Path, run_id: str | None) -> Path:
+def _run_folder(root: Path, run_id: str | None) -> tuple[Path, bool]:
+    """The run folder, and whether it was made here (True) or inherited through ``C2S_RUN_DIR``."""
     inherited = os.environ.get(RUN_ENV)
     # a folder the user chose (no owner) serves every process; one we chose serves the ranks
     # spawned from the run that chose it, never a later run of this process or of a child tool
     if inherited and (_OWNER_ENV not in os.environ or not _first_rank()):
         run = Path(inherited)
         run.mkdir(parents=True, exist_ok=True)
-        return run
+        return run, False
     name = time.strftime("%Y%m%d-%H%M%S") + (f"-{run_id}" if run_id else "")
     run, k = root / "runs" / name, 1
     while True:
@@ -108,7 +163,7 @@ def _run_folder(root: Path, run_id: str | None) -> Path:
             k += 1
             run = root / "runs" / f"{name}-{k}"
     os.environ[RUN_ENV], os.environ[_OWNER_ENV] = str(run.resolve()), str(os.getpid())
-    return run
+    return run, True
 
 
 def _wandb_loggers(logger_config: Any) -> list:

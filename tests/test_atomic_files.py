@@ -14,7 +14,8 @@ from matplotlib.figure import Figure
 
 from c2s_lightning import atomic_files
 from c2s_lightning.atomic_files import (
-    atomic_open, check_output_file, copy_file, publish_folder, staging_folder, write_json, write_text,
+    atomic_open, check_output_file, copy_file, publish_folder, staging_folder, streaming_file, write_json,
+    write_text,
 )
 from c2s_lightning.cli import main
 
@@ -45,6 +46,20 @@ def test_a_full_disk_at_flush_leaves_the_old_file(tmp_path, monkeypatch):
         with pytest.raises(OSError, match="space"):
             write()
         assert path.read_bytes() == old and only(tmp_path) == ["state.json"]
+
+
+def test_a_streamed_log_is_partial_while_written_and_kept_as_interrupted_on_an_exception(tmp_path):
+    with streaming_file(tmp_path / "output.log") as log:
+        log.write("step 1\n")
+        log.flush()
+        assert only(tmp_path) == ["output.log.partial"]
+        assert (tmp_path / "output.log.partial").read_text() == "step 1\n"  # followable while it runs
+    assert only(tmp_path) == ["output.log"] and (tmp_path / "output.log").read_text() == "step 1\n"
+    with pytest.raises(KeyboardInterrupt), streaming_file(tmp_path / "b" / "output.log") as log:
+        log.write("step 1\n")
+        raise KeyboardInterrupt
+    assert only(tmp_path / "b") == ["output.log.interrupted"]
+    assert (tmp_path / "b" / "output.log.interrupted").read_text() == "step 1\n"
 
 
 def test_new_files_get_the_usual_permissions(tmp_path):

@@ -112,4 +112,4 @@ def test_c2s_cache_dir_off_turns_the_default_cache_off(monkeypatch, tmp_path):
     monkeypatch.setenv("C2S_CACHE_DIR", "off")
     assert open_cache(True) is None and open_cache(tmp_path).folder == tmp_path
     monkeypatch.setenv("C2S_CACHE_DIR", str(tmp_path / "c"))
-    assert open_cache(True).folder == tmp_path / "c"
+    assert open_cache(True).folder == tmp_path / "c" / "comparisons"

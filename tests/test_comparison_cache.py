@@ -235,8 +235,9 @@ def test_image_digests_follow_content(tmp_path):
 
 def test_default_folder_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("C2S_CACHE_DIR", str(tmp_path / "here"))
-    assert default_cache_dir() == tmp_path / "here" and ComparisonCache().folder == tmp_path / "here"
+    assert default_cache_dir() == tmp_path / "here" / "comparisons" == ComparisonCache().folder
     monkeypatch.delenv("C2S_CACHE_DIR")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert default_cache_dir() == tmp_path / ".cache" / "c2s_lightning" / "comparisons"
 

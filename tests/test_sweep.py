@@ -163,6 +163,8 @@ def test_rerun_skips_finished_runs_and_retries_failed_ones(tmp_path, capsys, mon
     assert sorted(r["status"] for r in state.values()) == ["failed", "finished", "finished"]
     failed = next(r for r in state.values() if r["status"] == "failed")
     assert "hello from 2" in (Path(failed["folder"]) / "output.log").read_text()
+    for record in state.values():  # finished or failed, the log got its final name
+        assert sorted(p.name for p in Path(record["folder"]).glob("output.log*")) == ["output.log"]
     assert json.loads((Path(failed["folder"]) / "params.json").read_text()) == {"x": 2}
 
     (tmp_path / "fail.flag").unlink()

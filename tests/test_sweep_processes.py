@@ -48,6 +48,10 @@ def start_runner(sweep: Path, out: Path) -> subprocess.Popen:
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+def logs(record: dict) -> list[str]:
+    return sorted(p.name for p in Path(record["folder"]).glob("output.log*"))
+
+
 def test_killing_the_runner_leaves_no_child(tmp_path):
     pid_file = tmp_path / "child.pid"
     sweep, out = write_sweep(tmp_path / "s.yaml", ["${interpreter}", "-c", SLEEPER, str(pid_file)]), tmp_path / "out"
@@ -59,11 +63,15 @@ def test_killing_the_runner_leaves_no_child(tmp_path):
         child = int(pid_file.read_text())
         record = next(iter(load_state(out)["runs"].values()))
         assert record["status"] == "running" and record["pid"] == child and process_start(child) is not None
+        assert logs(record) == ["output.log.partial"]  # no output.log until the run ends
         runner.send_signal(kill)
         runner.wait(60)
         assert wait_for(lambda: process_start(child) is None, 30), f"child {child} outlived the runner ({kill!r})"
         status = next(iter(load_state(out)["runs"].values()))["status"]
         assert status == ("interrupted" if kill == signal.SIGTERM else "running")  # SIGKILL: no last word
+        # the log so far is kept, named for what happened: stopped by the runner, or cut off
+        kept = Path(record["folder"]) / ("output.log.interrupted" if kill == signal.SIGTERM else "output.log.partial")
+        assert logs(record) == [kept.name] and kept.read_text().startswith("$ ")
         # the second round is a rerun of the interrupted run: it is retried, not skipped
 
 

@@ -12,8 +12,10 @@ def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--cache-dir DIR`` and ``--no-cache`` to a command's parser."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--cache-dir", type=Path, default=None,
-                       help="comparison cache folder (default: $C2S_CACHE_DIR or ~/.cache/c2s_lightning/comparisons); "
-                            "comparisons made before by the same weights and protocol are read, not recomputed")
+                       help="comparison cache folder (default: CACHE_ROOT/comparisons, CACHE_ROOT being "
+                            "$C2S_CACHE_DIR, else $XDG_CACHE_HOME/c2s_lightning, else ~/.cache/c2s_lightning; "
+                            "C2S_CACHE_DIR=off: no cache); comparisons made before by the same weights and "
+                            "protocol are read, not recomputed")
     group.add_argument("--no-cache", action="store_true", help="neither read nor write the comparison cache")
 
 

@@ -1,8 +1,10 @@
 """``python -m c2s_lightning cache stats|clear``: look at or empty the persistent comparison cache.
 
 The cache holds the level logits of image pairs already compared under a model and protocol
-(``c2s_lightning.scoring.comparison_cache``); it lives in ``--dir``, default ``$C2S_CACHE_DIR``
-or ``~/.cache/c2s_lightning/comparisons``. Clearing only ever costs recomputation.
+(``c2s_lightning.scoring.comparison_cache``); it lives in ``--dir``, default
+``CACHE_ROOT/comparisons``, CACHE_ROOT being ``$C2S_CACHE_DIR``, else
+``$XDG_CACHE_HOME/c2s_lightning``, else ``~/.cache/c2s_lightning``. Clearing only ever costs
+recomputation.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ def _parser():
                        ("clear", "remove the cache's entries (all, or one model's)")):
         action = actions[name] = tool_parser(f"cache {name}", text)
         action.add_argument("--dir", type=Path, default=None,
-                            help="cache folder (default: $C2S_CACHE_DIR or ~/.cache/c2s_lightning/comparisons)")
+                            help="cache folder (default: CACHE_ROOT/comparisons, CACHE_ROOT being $C2S_CACHE_DIR, "
+                                 "else $XDG_CACHE_HOME/c2s_lightning, else ~/.cache/c2s_lightning)")
         if name == "clear":
             action.add_argument("--fingerprint", default=None, help="remove only this weights fingerprint's entries")
     add_actions(parser, {name: (action.description, action) for name, action in actions.items()})

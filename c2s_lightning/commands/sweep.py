@@ -7,8 +7,8 @@ server), substitutes W&B's command macros and runs each command as a subprocess:
 - environment: ``WANDB_MODE=offline`` unless ``WANDB_MODE`` is already set (export
   ``WANDB_MODE=online`` to log to a server), ``WANDB_RUN_GROUP`` = the sweep's name, and
   ``WANDB_DIR`` = the run's folder unless set, so any program's offline run lands beside its log;
-- the run's folder ``OUT/<sweep>-<index>-<hash>/`` holds ``output.log`` (stdout and stderr) and
-  ``params.json`` (also what ``${args_json_file}`` names);
+- the run's folder ``OUT/<sweep>-<index>-<hash>/`` holds ``output.log`` (stdout and stderr; named
+  ``output.log.partial`` while the run runs) and ``params.json`` (what ``${args_json_file}`` names);
 - when the command is this project's CLI (``-m c2s_lightning fit|validate|test|predict|evaluate``),
   ``--trainer.logger.init_args.save_dir FOLDER``, ``--trainer.logger.init_args.name NAME``,
   ``--trainer.default_root_dir FOLDER``, ``--checkpoint.dirpath FOLDER/checkpoints`` and
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from c2s_lightning.commands.parsing import parse_tool, tool_parser
-from c2s_lightning.atomic_files import write_json
+from c2s_lightning.atomic_files import streaming_file, write_json
 from c2s_lightning.commands import sweep_processes
 from c2s_lightning.commands.sweep_plan import (
     DEFAULT_COMMAND, SweepError, command_key, expand, load_sweep, param_key, substitute,
@@ -114,14 +114,15 @@ def _run_env(run: PlannedRun, group: str) -> dict[str, str]:
 
 
 def run_one(run: PlannedRun, group: str, started: Callable[[int], None] = lambda pid: None) -> int:
-    """Run one command with its output in ``FOLDER/output.log``; return its exit status.
+    """Run one command with its output in ``FOLDER/output.log`` (``.partial`` while it runs,
+    ``.interrupted`` if the runner is stopped: ``streaming_file``); return its exit status.
 
     ``started(pid)`` is called once the child runs. However this function ends (a signal turned
     into an exception included), the child's process group has ended too.
     """
     run.folder.mkdir(parents=True, exist_ok=True)
     write_json(run.folder / "params.json", run.params)
-    with open(run.folder / "output.log", "w") as log:  # a log streams: it is the one file not renamed
+    with streaming_file(run.folder / "output.log") as log:  # output.log.partial while it runs
         log.write(f"$ {shell_line(run.command)}\n")
         log.flush()
         try:
@@ -252,15 +253,15 @@ def _parser():
     parser.add_argument("--prefetch", action="store_true",
                         help="evaluation-only sweeps: run the largest evaluator.beta first, so that one batched pass "
                              "computes the nested anchor sets' comparisons and later runs read them from the cache")
-    parser.add_argument("--cache-dir", type=Path, help="comparison cache folder the runs share (sets C2S_CACHE_DIR; "
-                                                       "default: $C2S_CACHE_DIR or ~/.cache/c2s_lightning/comparisons)")
+    parser.add_argument("--cache-dir", type=Path, help="cache root the runs share (sets C2S_CACHE_DIR; comparisons "
+                        "in DIR/comparisons; default $XDG_CACHE_HOME/c2s_lightning or ~/.cache/c2s_lightning)")
     return parser
 
 
 def with_cache_options(runs: list[PlannedRun], ns: Any) -> list[PlannedRun]:
     """The runs in ``--prefetch`` order; ``--cache-dir`` exported for every child run."""
     if ns.cache_dir is not None:
-        os.environ["C2S_CACHE_DIR"] = str(ns.cache_dir.resolve())  # evaluate's default cache folder
+        os.environ["C2S_CACHE_DIR"] = str(ns.cache_dir.resolve())  # the root of evaluate's default caches
     if not ns.prefetch:
         return runs
     from c2s_lightning.commands.sweep_prefetch import check_evaluation_only, prefetch_order

@@ -5,10 +5,9 @@ size, and the error comes only when the pixels are decoded, in the middle of tra
 ``"full"`` check therefore decodes every image (``Image.load()``) before anything else runs. PIL
 releases the GIL while decoding, so a thread pool spreads the work over the cores. Images that
 decoded once are remembered by (path, size in bytes, modification time) in a small JSON file per
-dataset root under the cache folder, so a rerun on KonIQ-10k or KADID-10k only stats the files.
-
-Cache folder: ``$C2S_CACHE_DIR``, else ``$XDG_CACHE_HOME/c2s_lightning``, else
-``~/.cache/c2s_lightning``; ``C2S_CACHE_DIR=off`` turns the memory off. The cache is an
+dataset root in ``<cache root>/decoded-images/`` (``cache_folders``: ``$C2S_CACHE_DIR``, else
+``$XDG_CACHE_HOME/c2s_lightning``, else ``~/.cache/c2s_lightning``; ``C2S_CACHE_DIR=off`` turns the
+memory off), so a rerun on KonIQ-10k or KADID-10k only stats the files. The cache is an
 optimisation only: a cache that cannot be read or written is ignored (logged), never an error.
 """
 
@@ -26,6 +25,7 @@ import PIL
 from PIL import Image
 
 from c2s_lightning.atomic_files import write_text
+from c2s_lightning.cache_folders import IMAGE_CHECKS, cache_folder, caches_off  # noqa: F401  (caches_off: kept here)
 
 log = logging.getLogger(__name__)
 
@@ -115,28 +115,12 @@ def _stamp(path: Path) -> list[int] | None:
     return [stat.st_size, stat.st_mtime_ns]
 
 
-def caches_off() -> bool:
-    """``C2S_CACHE_DIR`` set to ``off`` (or ``0``, ``none``, empty): every project cache is off."""
-    return os.environ.get("C2S_CACHE_DIR", "x").strip().lower() in ("", "off", "0", "none")
-
-
-def cache_dir() -> Path | None:
-    """The cache folder (see the module docstring), or None when turned off."""
-    if caches_off():
-        return None
-    configured = os.environ.get("C2S_CACHE_DIR")
-    if configured is not None:
-        return Path(configured).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "c2s_lightning"
-
-
 def _cache_file(cache_key: str | None) -> Path | None:
-    folder = cache_dir()
+    folder = cache_folder(IMAGE_CHECKS)
     if folder is None or cache_key is None:
         return None
     digest = hashlib.sha256(cache_key.encode()).hexdigest()[:20]
-    return folder / "decoded-images" / f"{digest}.json"
+    return folder / f"{digest}.json"
 
 
 def _load(cache_file: Path | None) -> dict[str, list[int]]:

@@ -29,6 +29,7 @@ from c2s_lightning.data.levels import LEVELS
 from c2s_lightning.models import mplug_owl2
 from c2s_lightning.models.encoding import AnswerWordError, ComparisonEncoder
 from c2s_lightning.models.processors import ImageOnlyQwen2VLProcessor
+from c2s_lightning.models.quiet_loading import no_transformers_bars
 from c2s_lightning.models.tiny import TINY_DEFAULTS, TINY_FAMILIES, build_tiny
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -221,6 +222,7 @@ def _add_word_tokens(net, processor, words) -> bool:
     return True
 
 
+@no_transformers_bars()
 def _load_pretrained(name: str, dtype, attn_implementation, image_size):
     if mplug_owl2.folder_format(name) is not None:  # not an AutoConfig model type
         if image_size:

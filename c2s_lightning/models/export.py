@@ -28,6 +28,7 @@ from peft.tuners.lora import LoraLayer
 
 from c2s_lightning.atomic_files import is_nonempty_folder, publish_folder, staging_folder
 from c2s_lightning.models.backbones import Backbone, assemble_backbone, build_backbone
+from c2s_lightning.models.quiet_loading import no_transformers_bars
 from c2s_lightning.models.protocol import (
     PROTOCOL_FILE,
     ComparisonProtocol,
@@ -97,6 +98,7 @@ def _default_protocol(backbone_or_model, model) -> ComparisonProtocol:
     return ComparisonProtocol.for_backbone(SimpleNamespace(family=model.config.model_type, build_args={}))
 
 
+@no_transformers_bars()
 def _save_weights(backbone_or_model, processor, out: Path, merge_lora: bool):
     """The Hugging Face files of the model and processor; returns the plain model and processor."""
     build_args = None
@@ -161,7 +163,8 @@ def load_backbone(folder: str | os.PathLike, **kwargs) -> Backbone:
     else:
         build_args = {**json.loads(base_file.read_text())["build_args"], **kwargs}
         base = build_backbone(**build_args)
-        model = PeftModel.from_pretrained(base.model, str(folder))
+        with no_transformers_bars():
+            model = PeftModel.from_pretrained(base.model, str(folder))
         backbone = assemble_backbone(
             model.eval(), base.processor, model_id=str(folder), rating=build_args.get("rating")
         )

@@ -56,8 +56,8 @@ def load_scorer(checkpoint: str | os.PathLike, anchors: str | os.PathLike | Anch
         dtype: Weight dtype: ``float32``, ``bfloat16`` or ``float16`` (a 7B model in float32 needs
             ~33 GB of memory; bfloat16 halves it).
         pad_to_square: Override the export's image preprocessing (logged); None: as trained.
-        cache: The comparison cache: True (default) the user cache folder (``$C2S_CACHE_DIR`` or
-            ``~/.cache/c2s_lightning/comparisons``), a folder, a ``ComparisonCache``, or False
+        cache: The comparison cache: True (default) the user cache folder (``<cache root>/comparisons``,
+            ``cache_folders``; off when ``C2S_CACHE_DIR=off``), a folder, a ``ComparisonCache``, or False
             (off). Keyed by the export's weights fingerprint, so other weights never hit.
         **options: Further ``Compare2Scorer`` options (``matrix``, ``temperature``, ``link``,
             ``workers``, ...). Images load as the protocol's ``image_preprocessing`` says

@@ -48,10 +48,8 @@ def cache_protocol(protocol: Mapping[str, Any], **compute: Any) -> dict[str, Any
 
 
 def user_cache_dir() -> Path | None:
-    """``default_cache_dir()``, or None when ``C2S_CACHE_DIR`` is ``off`` (as for the image checks)."""
-    from c2s_lightning.data.image_checks import caches_off
-
-    return None if caches_off() else default_cache_dir()
+    """``default_cache_dir()``: ``<cache root>/comparisons``, None when ``C2S_CACHE_DIR=off``."""
+    return default_cache_dir()
 
 
 def open_cache(setting: CacheSetting) -> ComparisonCache | None:

@@ -44,13 +44,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from c2s_lightning.cache_folders import COMPARISONS, ENV_VAR, cache_folder  # noqa: F401  (ENV_VAR: kept here)
 from c2s_lightning.scoring.cache_db import CacheError, connect, totals, transaction
 from c2s_lightning.scoring.digests import DIGEST_SIZE, file_digest, pixel_digest, protocol_key
 
 __all__ = ["CacheError", "CacheStats", "ComparisonCache", "ComparisonKey", "default_cache_dir",
            "file_digest", "pixel_digest", "protocol_key"]
 
-ENV_VAR = "C2S_CACHE_DIR"
 DB_NAME = "comparisons.sqlite3"
 DEFAULT_MAX_BYTES = 1 << 30
 """1 GiB: about 6 million comparisons of five float32 logits."""
@@ -91,11 +91,11 @@ class CacheStats:
     contexts: list[tuple[str, str, int]] = field(default_factory=list)
 
 
-def default_cache_dir() -> Path:
-    """``$C2S_CACHE_DIR`` if set, else ``~/.cache/c2s_lightning/comparisons``."""
-    if os.environ.get(ENV_VAR):
-        return Path(os.environ[ENV_VAR]).expanduser()
-    return Path.home() / ".cache" / "c2s_lightning" / "comparisons"
+def default_cache_dir() -> Path | None:
+    """``<cache root>/comparisons`` (``cache_folders``: the root is ``$C2S_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/c2s_lightning``, else ``~/.cache/c2s_lightning``); None when
+    ``C2S_CACHE_DIR=off``."""
+    return cache_folder(COMPARISONS)
 
 
 class ComparisonCache:
@@ -105,7 +105,8 @@ class ComparisonCache:
     not meant to be shared between threads.
 
     Args:
-        folder: Where the database lives (created if missing); default ``default_cache_dir()``.
+        folder: Where the database lives (created if missing); default ``default_cache_dir()``
+            (a ValueError when ``C2S_CACHE_DIR=off`` turned it off).
         max_bytes: Bound on the estimated size (None: unbounded); least recently used entries
             are evicted past it.
         max_entries: Bound on the number of entries (None: unbounded).
@@ -117,7 +118,10 @@ class ComparisonCache:
         for name, bound in (("max_bytes", max_bytes), ("max_entries", max_entries)):
             if bound is not None and bound <= 0:
                 raise ValueError(f"{name} must be positive or None, got {bound}")
-        self.folder = Path(folder).expanduser() if folder is not None else default_cache_dir()
+        folder = default_cache_dir() if folder is None else folder
+        if folder is None:
+            raise ValueError("C2S_CACHE_DIR=off turns the default comparison cache off: give a folder")
+        self.folder = Path(folder).expanduser()
         self.path = self.folder / DB_NAME
         self.max_bytes, self.max_entries, self.timeout = max_bytes, max_entries, timeout
         self.hits = self.misses = self.evicted = 0

@@ -1,0 +1,40 @@
+"""Where the project's caches live: one root folder, one named subfolder per cache.
+
+The root is ``$C2S_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/c2s_lightning``, else
+``~/.cache/c2s_lightning``; ``C2S_CACHE_DIR=off`` (or ``0``, ``none``, empty) turns every cache
+off. The caches under it: ``decoded-images/`` (images that decoded once, ``data/image_checks.py``)
+and ``comparisons/`` (level logits of compared pairs, ``scoring/comparison_cache.py``). Both are
+optimisations only: deleting the root costs recomputation, nothing else.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_VAR = "C2S_CACHE_DIR"
+IMAGE_CHECKS = "decoded-images"
+COMPARISONS = "comparisons"
+
+
+def caches_off() -> bool:
+    """``C2S_CACHE_DIR`` set to ``off`` (or ``0``, ``none``, empty): every project cache is off."""
+    return os.environ.get(ENV_VAR, "x").strip().lower() in ("", "off", "0", "none")
+
+
+def cache_root() -> Path | None:
+    """The project's cache root (see the module docstring), or None when caches are off."""
+    if caches_off():
+        return None
+    configured = os.environ.get(ENV_VAR)
+    if configured is not None:
+        return Path(configured).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "c2s_lightning"
+
+
+def cache_folder(name: str) -> Path | None:
+    """The folder of the cache ``name`` (``IMAGE_CHECKS``, ``COMPARISONS``) under the root, or None
+    when caches are off."""
+    root = cache_root()
+    return None if root is None else root / name
