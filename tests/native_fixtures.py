@@ -185,8 +185,22 @@ def write_koniq(root: Path, n: int = 6, *, full: bool = False, images: bool = Tr
     Sets cycle training, training, validation, test, ... Full: the real 10,073 names.
     """
     names = real_names()["koniq10k"] if full else [f"{826373 + 1000 * k}.jpg" for k in range(n)]
-    root.mkdir(parents=True, exist_ok=True)
     sets = ("training", "training", "validation", "test")
+    rows = []
+    for i, name in enumerate(names):
+        counts = [i % 3, 2 + i % 5, 10 + i % 7, 30 + (i * 7) % 40, (i * 3) % 25]
+        mos = np.repeat(np.arange(1, 6), counts).mean()
+        rows.append((name, counts, 100 * ((mos - 1) / 4) ** 1.2, sets[i % 4]))
+    write_koniq_labels(root, rows)
+    if images:
+        write_images(root / "1024x768", names)
+    return root
+
+
+def write_koniq_labels(root: Path, rows: list[tuple[str, list[int], float, str]]) -> Path:
+    """KonIQ-10k's two label files from ``(image_name, [c1..c5], MOS_zscore, set)`` rows: MOS and SD
+    are the mean and sample std of the votes the counts give, as in the release."""
+    root.mkdir(parents=True, exist_ok=True)
     with (root / "koniq10k_scores_and_distributions.csv").open("w", newline="") as scores, \
             (root / "koniq10k_distributions_sets.csv").open("w", newline="") as splits:
         score_writer = csv.writer(scores, quoting=csv.QUOTE_NONNUMERIC)
@@ -194,15 +208,11 @@ def write_koniq(root: Path, n: int = 6, *, full: bool = False, images: bool = Tr
         columns = ["image_name", "c1", "c2", "c3", "c4", "c5", "c_total"]
         score_writer.writerow([*columns, "MOS", "SD", "MOS_zscore"])
         split_writer.writerow([*columns, "set"])
-        for i, name in enumerate(names):
-            counts = np.array([i % 3, 2 + i % 5, 10 + i % 7, 30 + (i * 7) % 40, (i * 3) % 25])
+        for name, counts, zscore, part in rows:
             grades = np.repeat(np.arange(1, 6), counts)
             mos, sd = grades.mean(), grades.std(ddof=1)
-            zscore = 100 * ((mos - 1) / 4) ** 1.2
-            score_writer.writerow([name, *counts.tolist(), int(counts.sum()), mos, sd, zscore])
-            split_writer.writerow([name, *counts.tolist(), int(counts.sum()), sets[i % 4]])
-    if images:
-        write_images(root / "1024x768", names)
+            score_writer.writerow([name, *counts, int(sum(counts)), mos, sd, zscore])
+            split_writer.writerow([name, *counts, int(sum(counts)), part])
     return root
 
 

@@ -1,78 +1,111 @@
-"""Every command the README shows parses as written (``--print_config``: nothing runs or downloads)."""
+"""Every command the README shows parses as written (``--print_config``: nothing runs or downloads).
+
+The command list is tests/readme_walk.py's, which runs the same commands on a fresh clone (slow):
+placeholders are skipped by both, and commands marked ``# needs ...`` (a GPU, a download) are only
+parse-checked by both.
+"""
 
 from __future__ import annotations
 
 import re
-import shlex
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from c2s_lightning.cli import main
 
+sys.path.insert(0, str(Path(__file__).parent))
+import readme_walk as walk  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
-PLACEHOLDER = re.compile(r"^[A-Z_]+(\.\.\.)?$|\.\.\.|^X\.yaml$|^Y\.yaml$")
+PLAN = walk.plan(walk.readme_commands(README))
+OURS = [(kind, c) for kind, c in PLAN if kind in ("run", "check") and c.ours]
+TRAINING = ("fit", "validate", "test")
 
 
-def fenced_lines() -> list[str]:
-    """Lines of the README's ```bash blocks, continuation lines joined, comments dropped."""
-    lines = []
-    for block in re.findall(r"```bash\n(.*?)```", README, flags=re.S):
-        for line in block.replace("\\\n", " ").splitlines():
-            line = line.split(" #")[0].strip()
-            if line and not line.startswith("#"):
-                lines.append(line)
-    return lines
-
-
-def cli_commands() -> list[list[str]]:
-    """Our commands in fenced blocks and inline code, without ones that hold placeholders."""
-    inline = re.findall(r"`((?:python -m c2s_lightning|c2s-lightning) [^`]*)`", README)
-    found = []
-    for line in [*fenced_lines(), *inline]:
-        words = shlex.split(line)
-        if words[:3] == ["python", "-m", "c2s_lightning"]:
-            args = words[3:]
-        elif words[:1] == ["c2s-lightning"]:
-            args = words[1:]
-        else:
-            continue
-        if args and not any(PLACEHOLDER.search(w) or w in (">", "|") for w in args) and args not in found:
-            found.append(args)
-    return found
-
-
-COMMANDS = cli_commands()
+def args_of(command: walk.Command) -> list[str]:
+    words = command.words()
+    return words[3:] if words[1:3] == ["-m", "c2s_lightning"] else words[1:]
 
 
 def test_the_readme_shows_the_first_hour_path():
-    assert ". .venv/bin/activate" in fenced_lines() and "make quickstart" in fenced_lines()
-    verbs = [c[0] for c in COMMANDS]
-    assert {"score", "evaluate", "fit", "anchors", "sweep", "report"} <= set(verbs)
+    fenced = [c.text for kind, c in PLAN if not c.inline]
+    assert ". .venv/bin/activate" in fenced and "make quickstart" in fenced
+    assert {"score", "evaluate", "fit", "data", "sweep", "report"} <= {args_of(c)[0] for kind, c in OURS if kind == "run"}
     assert 'c2s-lightning = "c2s_lightning.cli:main"' in (ROOT / "pyproject.toml").read_text()
 
 
-@pytest.mark.parametrize("args", COMMANDS, ids=[" ".join(c)[:60] for c in COMMANDS])
-def test_each_readme_command_parses_as_written(args, capsys, monkeypatch, tmp_path):
+@pytest.mark.parametrize("kind,command", OURS, ids=[f"{k}:{c.text[24:84]}" for k, c in OURS])
+def test_each_readme_command_parses_as_written(kind, command, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)  # as the README says: from the repository root
+    args = args_of(command)
     if args == ["--help"]:
         assert main(args) is None and "score" in capsys.readouterr().out
         return
-    if "bank.yaml" in args:  # the README makes it with the command before: `... --print_config > bank.yaml`
-        with pytest.raises(SystemExit):
-            main(["anchors", "build", "--checkpoint", "export", "--out", "bank.json", "--print_config"])
-        (tmp_path / "bank.yaml").write_text(capsys.readouterr().out)
-        args = [str(tmp_path / "bank.yaml") if a == "bank.yaml" else a for a in args]
     with pytest.raises(SystemExit) as done:
         main([*args, "--print_config"])
-    assert done.value.code in (0, None), capsys.readouterr().err[-2000:]
+    out, err = capsys.readouterr()
+    assert done.value.code in (0, None), err[-2000:]
+    if kind == "run" and args[0] in TRAINING:  # unmarked training runs as written on a CPU-only machine
+        config = yaml.safe_load(out)
+        assert config["model"]["model"].startswith("tiny-"), f"line {command.line}: mark it '# needs ...'"
+        assert config["trainer"]["accelerator"] == "cpu", f"line {command.line}: mark it '# needs ...'"
+
+
+def test_readme_markings_are_uniform():
+    """A trailing comment that says 'needs' is the marker, so the walker checks that command only."""
+    for kind, command in PLAN:
+        if re.search(r"\bneeds?\b", command.comment):
+            assert kind == "check" and command.comment.startswith("# needs "), (command.line, command.comment)
+        if kind == "run":
+            assert not re.search(r"\bgpu\b|deepspeed|7b|download", command.text, flags=re.I), command.line
 
 
 def test_other_fenced_commands_name_files_that_exist():
-    for line in fenced_lines():
-        words = shlex.split(line)
+    for kind, command in PLAN:
+        words = command.words()
+        if kind == "syntax" or command.ours:
+            continue
         if words[0] == "make":
-            assert re.search(rf"^{words[1]}:", (ROOT / "Makefile").read_text(), flags=re.M), line
+            assert re.search(rf"^{words[1]}:", (ROOT / "Makefile").read_text(), flags=re.M), command.text
         elif words[0] in ("bash", ".venv/bin/python"):
-            assert (ROOT / words[1]).is_file(), line
+            assert (ROOT / words[1]).is_file(), command.text
+
+
+def test_the_walker_reads_commands_as_the_readme_writes_them():
+    readme = """Intro `python -m c2s_lightning score a.png --out s.csv` and `c2s-lightning X`.
+
+```bash
+make quickstart   # the main job
+# a comment line
+python -m c2s_lightning fit --config a.yaml \\
+    --config b.yaml  # needs a GPU
+python -m c2s_lightning anchors build --checkpoint EXPORT --print_config > bank.yaml
+python -m c2s_lightning anchors build --config bank.yaml
+python -m c2s_lightning sweep s.yaml  # needs GPUs
+hf download org/model  # needs the internet
+make quickstart
+```
+
+Then `python -m
+c2s_lightning data inspect koniq10k data/koniq10k` checks it.
+"""
+    planned = [(kind, c.text, c.line) for kind, c in walk.plan(walk.readme_commands(readme))]
+    assert planned == [
+        ("run", "python -m c2s_lightning score a.png --out s.csv", 1),
+        ("syntax", "c2s-lightning X", 1),
+        ("run", "make quickstart", 4),
+        ("check", "python -m c2s_lightning fit --config a.yaml --config b.yaml", 6),
+        ("syntax", "python -m c2s_lightning anchors build --checkpoint EXPORT --print_config > bank.yaml", 8),
+        ("syntax", "python -m c2s_lightning anchors build --config bank.yaml", 9),
+        ("check", "python -m c2s_lightning sweep s.yaml", 10),
+        ("check", "hf download org/model", 11),
+        ("again", "make quickstart", 12),
+        ("run", "python -m c2s_lightning data inspect koniq10k data/koniq10k", 15),
+    ]
+    checks = [c.check_text() for kind, c in walk.plan(walk.readme_commands(readme)) if kind == "check"]
+    assert checks == ["python -m c2s_lightning fit --config a.yaml --config b.yaml --print_config",
+                      "python -m c2s_lightning sweep s.yaml --dry-run", "hf download org/model --help"]
