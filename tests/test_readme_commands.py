@@ -31,6 +31,11 @@ def args_of(command: walk.Command) -> list[str]:
     return words[3:] if words[1:3] == ["-m", "c2s_lightning"] else words[1:]
 
 
+# file name -> the README command (without `> file`) that writes it
+WRITERS = {args_of(c)[args_of(c).index(">") + 1]: args_of(c)[:args_of(c).index(">")]
+           for _, c in OURS if ">" in args_of(c)}
+
+
 def test_the_readme_shows_the_first_hour_path():
     fenced = [c.text for kind, c in PLAN if not c.inline]
     assert ". .venv/bin/activate" in fenced and "make quickstart" in fenced
@@ -39,14 +44,22 @@ def test_the_readme_shows_the_first_hour_path():
 
 
 @pytest.mark.parametrize("kind,command", OURS, ids=[f"{k}:{c.text[24:84]}" for k, c in OURS])
-def test_each_readme_command_parses_as_written(kind, command, capsys, monkeypatch):
+def test_each_readme_command_parses_as_written(kind, command, capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(ROOT)  # as the README says: from the repository root
     args = args_of(command)
     if args == ["--help"]:
         assert main(args) is None and "score" in capsys.readouterr().out
         return
+    if ">" in args:  # `... --print_config > bank.yaml`: the command itself, without the redirection
+        args = args[:args.index(">")]
+    for name, writer in WRITERS.items():
+        if name in args:  # a file an earlier README command writes with `> name`: write it here
+            with pytest.raises(SystemExit):
+                main(writer)
+            (tmp_path / name).write_text(capsys.readouterr().out)
+            args = [str(tmp_path / name) if a == name else a for a in args]
     with pytest.raises(SystemExit) as done:
-        main([*args, "--print_config"])
+        main(args if "--print_config" in args else [*args, "--print_config"])
     out, err = capsys.readouterr()
     assert done.value.code in (0, None), err[-2000:]
     if kind == "run" and args[0] in TRAINING:  # unmarked training runs as written on a CPU-only machine
