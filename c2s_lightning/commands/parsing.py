@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 import typing
 
 from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter, Namespace
@@ -35,7 +36,17 @@ class _ExclusiveGroup:
                               f"{given[0].option_strings[0]}")
 
 
-class ToolParser(ArgumentParser):
+class ShortUsage:
+    """A parser mixin: before an error, one usage line instead of a listing of every option, which
+    would bury the error line (``--help`` lists them all)."""
+
+    prog: str
+
+    def print_usage(self, file=None) -> None:
+        (file or sys.stdout).write(f"usage: {self.prog.replace(' [options]', '')} [options]\n")
+
+
+class ToolParser(ShortUsage, ArgumentParser):
     """A jsonargparse parser whose errors suggest the option or action meant."""
 
     def add_mutually_exclusive_group(self, **kwargs) -> _ExclusiveGroup:
