@@ -115,3 +115,17 @@ def test_the_cli_connects_the_unbuilt_model_and_loaders_bind_its_encoder(synth_r
     encode = loader.collate_fn.keywords["encode"]
     assert encode.__self__ is m.backbone.encoder  # worker processes get the processor, not the weights
     assert next(iter(loader))["levels"].numel() == 10
+
+
+@pytest.mark.parametrize("finetune", ["full", "lora"])
+def test_gradient_checkpointing_configures_without_deprecation_warnings(finetune):
+    """base.yaml turns checkpointing on for every real run: the pinned transformers warns on its old
+    method names (ours and the one peft reads), which no user of this project can act on."""
+    import warnings
+
+    m = Compare2ScoreModule(model="tiny-llava", finetune=finetune, gradient_checkpointing=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        m.configure_model()
+    layers = [mod for mod in m.net.modules() if getattr(mod, "gradient_checkpointing", False)]
+    assert layers, "checkpointing is on in the decoder layers"

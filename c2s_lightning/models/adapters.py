@@ -9,8 +9,11 @@ Parameters the forward never reaches (:func:`unused_parameters`) stay frozen in 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from peft import LoraConfig, get_peft_model
@@ -173,7 +176,17 @@ def _wrap_lora(model, parts, rank, alpha, dropout, targets, train_vision, train_
         r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
         modules_to_save=modules or None, bias="none",
     )
-    return get_peft_model(model, config)
+    with peft_quietly():
+        return get_peft_model(model, config)
+
+
+@contextlib.contextmanager
+def peft_quietly() -> Iterator[None]:
+    """peft reads transformers' deprecated ``is_gradient_checkpointing`` on every wrap: its
+    FutureWarning is peft's to fix, not something a user of this project can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
 
 
 def default_lora_targets(model: nn.Module, parts: ModelParts) -> str:

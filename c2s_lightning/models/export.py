@@ -27,6 +27,7 @@ from peft import PeftModel
 from peft.tuners.lora import LoraLayer
 
 from c2s_lightning.atomic_files import is_nonempty_folder, publish_folder, staging_folder
+from c2s_lightning.models.adapters import peft_quietly
 from c2s_lightning.models.backbones import Backbone, assemble_backbone, build_backbone
 from c2s_lightning.models.quiet_loading import no_transformers_bars
 from c2s_lightning.models.protocol import (
@@ -163,7 +164,7 @@ def load_backbone(folder: str | os.PathLike, **kwargs) -> Backbone:
     else:
         build_args = {**json.loads(base_file.read_text())["build_args"], **kwargs}
         base = build_backbone(**build_args)
-        with no_transformers_bars():
+        with no_transformers_bars(), peft_quietly():
             model = PeftModel.from_pretrained(base.model, str(folder))
         backbone = assemble_backbone(
             model.eval(), base.processor, model_id=str(folder), rating=build_args.get("rating")

@@ -106,8 +106,8 @@ class Compare2ScoreModule(L.LightningModule):
                 train_vision=hp.train_vision, train_projector=hp.train_projector)
             self.backbone.model = self.net
             self.net.train()  # builders hand over eval-mode models; Lightning keeps modes as found
-            if hp.gradient_checkpointing:
-                self.net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if hp.gradient_checkpointing:  # the pinned transformers' name; the old one warns
+                self.net.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
 
     @property
     def encode_train(self) -> Callable[[list[dict]], dict]:
