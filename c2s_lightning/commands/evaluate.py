@@ -50,9 +50,9 @@ def protocol_options(checkpoint: str, rest: list[str]) -> list[str]:
 
 def cache_options(ns: Namespace, rest: list[str]) -> list[str]:
     """``--evaluator.cache_dir DIR``: on by default here (off in ``fit``), unless ``rest`` sets it."""
-    from c2s_lightning.scoring.cache_setup import user_cache_dir
+    from c2s_lightning.scoring.comparison_cache import default_cache_dir
 
-    folder = ns.cache_dir or user_cache_dir()
+    folder = ns.cache_dir or default_cache_dir()
     if ns.no_cache or folder is None or any(a.startswith(CACHE_OPTION) for a in rest):
         return []
     return [CACHE_OPTION, str(folder)]

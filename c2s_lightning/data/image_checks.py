@@ -25,7 +25,7 @@ import PIL
 from PIL import Image
 
 from c2s_lightning.atomic_files import write_text
-from c2s_lightning.cache_folders import IMAGE_CHECKS, cache_folder, caches_off  # noqa: F401  (caches_off: kept here)
+from c2s_lightning.cache_folders import IMAGE_CHECKS, cache_folder
 
 log = logging.getLogger(__name__)
 

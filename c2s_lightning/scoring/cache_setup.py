@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -47,15 +46,10 @@ def cache_protocol(protocol: Mapping[str, Any], **compute: Any) -> dict[str, Any
             **{name: str(value) for name, value in compute.items()}}
 
 
-def user_cache_dir() -> Path | None:
-    """``default_cache_dir()``: ``<cache root>/comparisons``, None when ``C2S_CACHE_DIR=off``."""
-    return default_cache_dir()
-
-
 def open_cache(setting: CacheSetting) -> ComparisonCache | None:
     """The cache a ``CacheSetting`` names, or None when caching is off."""
     if setting is True:
-        setting = user_cache_dir()
+        setting = default_cache_dir()
     if setting is None or setting is False:
         return None
     if isinstance(setting, ComparisonCache):
