@@ -15,7 +15,7 @@ from c2s_lightning.callbacks.evaluator import SoftComparisonEvaluator
 from c2s_lightning.callbacks.hf_export import HFExport
 from c2s_lightning.callbacks.run_start import RunStart
 from c2s_lightning.checkpoint_files import LIGHTNING_KEYWORDS, check_checkpoint_file, use_atomic_checkpoints
-from c2s_lightning.commands.parsing import ShortUsage, long_options, unknown_option_hint
+from c2s_lightning.commands.parsing import ErrorsThatHelp
 from c2s_lightning.config_keys import flatten
 from c2s_lightning.data.datamodule import ComparisonDataModule
 from c2s_lightning.models.module import Compare2ScoreModule
@@ -59,16 +59,10 @@ for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utiliti
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
-class SuggestingParser(ShortUsage, LightningArgumentParser):
-    """LightningCLI's parser whose "unrecognized arguments" error suggests the option meant, among
-    the chosen subcommand's options and ``other_options`` (the options of the command that called
-    LightningCLI, e.g. ``evaluate``'s own)."""
-
-    other_options: tuple[str, ...] = ()
-
-    def error(self, message: str, *args, **kwargs):
-        candidates = [*long_options(self), *self.other_options]
-        return super().error(message + unknown_option_hint(message, candidates), *args, **kwargs)
+class SuggestingParser(ErrorsThatHelp, LightningArgumentParser):
+    """LightningCLI's parser whose errors suggest the option meant, among the chosen subcommand's
+    options and ``other_options`` (the options of the command that called LightningCLI, e.g.
+    ``evaluate``'s own)."""
 
 
 class Compare2ScoreCLI(LightningCLI):

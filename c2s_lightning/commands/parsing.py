@@ -36,26 +36,30 @@ class _ExclusiveGroup:
                               f"{given[0].option_strings[0]}")
 
 
-class ShortUsage:
-    """A parser mixin: before an error, one usage line instead of a listing of every option, which
-    would bury the error line (``--help`` lists them all)."""
+class ErrorsThatHelp:
+    """A parser mixin for the tools' and LightningCLI's parsers: an error names the option meant
+    (among the parser's own and ``other_options``, e.g. ``evaluate``'s when LightningCLI parses the
+    rest of its line), after one usage line instead of a listing of every option, which would bury
+    the error line (``--help`` lists them all)."""
 
     prog: str
+    other_options: tuple[str, ...] = ()
 
     def print_usage(self, file=None) -> None:
         (file or sys.stdout).write(f"usage: {self.prog.replace(' [options]', '')} [options]\n")
 
+    def error(self, message: str, *args, **kwargs):
+        candidates = [*long_options(self), *self.other_options]
+        return super().error(message + unknown_option_hint(message, candidates), *args, **kwargs)
 
-class ToolParser(ShortUsage, ArgumentParser):
+
+class ToolParser(ErrorsThatHelp, ArgumentParser):
     """A jsonargparse parser whose errors suggest the option or action meant."""
 
     def add_mutually_exclusive_group(self, **kwargs) -> _ExclusiveGroup:
         groups = self.__dict__.setdefault("exclusive_groups", [])
         groups.append(_ExclusiveGroup(self))
         return groups[-1]
-
-    def error(self, message: str, *args, **kwargs):
-        return super().error(message + unknown_option_hint(message, long_options(self)), *args, **kwargs)
 
 
 def long_options(parser: ArgumentParser) -> list[str]:
