@@ -21,15 +21,6 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp's files are private (0600)
-
-
 def _fsync_file(path: str | os.PathLike) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -76,14 +67,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     _fsync_folder(path.parent)
 
 
+def _new_file_mode(mode: str, kwargs: dict[str, Any], writer: str) -> None:
+    """Refuse a mode other than ``"w"``/``"wb"`` (these writers make a new file); text is UTF-8
+    unless ``kwargs`` says otherwise."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"{writer} writes a new file: mode 'w' or 'wb', not {mode!r}")
+    if "b" not in mode:
+        kwargs.setdefault("encoding", "utf-8")
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     """``open(path, mode)`` on a temporary file that replaces ``path`` when the block ends without
     error (``mode`` ``"w"`` or ``"wb"``; ``kwargs`` as ``open``'s, e.g. ``newline=""`` for csv)."""
-    if mode not in ("w", "wb"):
-        raise ValueError(f"atomic_open writes a new file: mode 'w' or 'wb', not {mode!r}")
-    if "b" not in mode:
-        kwargs.setdefault("encoding", "utf-8")
+    _new_file_mode(mode, kwargs, "atomic_open")
     with atomic_path(path) as temp, open(temp, mode, **kwargs) as handle:
         yield handle
 
@@ -92,13 +89,6 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically; creates the parent folder."""
     with atomic_open(path, "w", newline="") as handle:
         handle.write(text)
-    return Path(path)
-
-
-def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically; creates the parent folder."""
-    with atomic_open(path, "wb") as handle:
-        handle.write(data)
     return Path(path)
 
 
@@ -124,10 +114,7 @@ def streaming_file(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> I
     leaves ``<path>.partial``. Creates the parent folder; ``mode`` and ``kwargs`` as ``atomic_open``'s.
     """
     path = Path(path)
-    if mode not in ("w", "wb"):
-        raise ValueError(f"streaming_file writes a new file: mode 'w' or 'wb', not {mode!r}")
-    if "b" not in mode:
-        kwargs.setdefault("encoding", "utf-8")
+    _new_file_mode(mode, kwargs, "streaming_file")
     path.parent.mkdir(parents=True, exist_ok=True)
     partial, final = path.with_name(path.name + ".partial"), path.with_name(path.name + ".interrupted")
     handle = open(partial, mode, **kwargs)
@@ -170,13 +157,14 @@ def publish_folder(staged: str | os.PathLike, path: str | os.PathLike, replace: 
             then (the staged folder is removed).
     """
     path, staged = Path(path), Path(staged)
-    if is_nonempty_folder(path) and not replace:
+    occupied = is_nonempty_folder(path)
+    if occupied and not replace:
         shutil.rmtree(staged, ignore_errors=True)
         raise FileExistsError(f"{path} exists and is not empty; it is never replaced: choose another folder")
     for file in staged.rglob("*"):
         if file.is_file() and not file.is_symlink():
             _fsync_file(file)
-    if not is_nonempty_folder(path):
+    if not occupied:
         os.replace(staged, path)  # an empty folder at `path` is replaced in one rename (POSIX)
     else:
         old = _temp_name(path, "old")
