@@ -73,10 +73,6 @@ def main(args: list[str] | None = None):
 
 
 def _dispatch(args: list[str]):
-    import warnings
-
-    # `python -m c2s_lightning fit ...` (and evaluate) hand LightningCLI the arguments sys.argv holds
-    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within Python")
     if not args or args[0] in ("-h", "--help"):
         print(USAGE)
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from pathlib import Path
 from typing import Any
 
 import jsonargparse
@@ -83,6 +84,11 @@ class Compare2ScoreCLI(LightningCLI):
                 self.run_folder.discard_unstarted()
             raise
 
+    @property
+    def run_dir(self) -> Path:
+        """This run's folder (``run_folders.place``)."""
+        return self.run_folder.path
+
     def init_parser(self, **kwargs) -> SuggestingParser:
         """Every parser LightningCLI makes (the main one and each subcommand's) comes from here."""
         parser = super().init_parser(**kwargs)
@@ -93,7 +99,6 @@ class Compare2ScoreCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         self.given_config = config.clone()
         self.run_folder = place(config, self.subcommand)
-        self.run_dir = self.run_folder.path
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()

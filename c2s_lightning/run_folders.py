@@ -21,7 +21,6 @@ the ranks Lightning spawns through ``C2S_RUN_DIR``; with a launcher that starts 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -32,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from c2s_lightning.atomic_files import write_text
+from c2s_lightning.atomic_files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +88,6 @@ class RunFolder:
         return True
 
 
-def place_run(config: Any, subcommand: str | None) -> Path:
-    """``place(config, subcommand).path``: the run folder."""
-    return place(config, subcommand).path
-
-
 def place(config: Any, subcommand: str | None) -> RunFolder:
     """Make this run's folder and point the config's unset output paths into it.
 
@@ -131,8 +125,7 @@ def point_latest(root: str | os.PathLike, run: str | os.PathLike, paths: dict[st
     """Point ``<root>/latest`` (symlink) and ``<root>/latest.json`` at ``run``, atomically."""
     root, run = Path(root), Path(run)
     target = os.path.relpath(run, root)
-    write_text(root / f"{LATEST}.json", json.dumps({"run": target, **(paths or {}),
-                                                     "started": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=2) + "\n")
+    write_json(root / f"{LATEST}.json", {"run": target, **(paths or {}), "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
     temp = root / f".{LATEST}.{os.getpid()}.tmp"
     try:
         temp.unlink(missing_ok=True)

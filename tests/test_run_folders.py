@@ -11,7 +11,7 @@ from jsonargparse import Namespace
 
 from c2s_lightning import run_folders
 from c2s_lightning.cli import main
-from c2s_lightning.run_folders import place, place_run
+from c2s_lightning.run_folders import place
 from test_cli import QUICKSTART, override, synth  # noqa: F401  (fixture)
 
 
@@ -32,7 +32,7 @@ def clean_env(monkeypatch):
 
 def test_each_run_gets_its_folder_named_by_time_and_wandb_id(tmp_path):
     first, second = parsed(tmp_path), parsed(tmp_path)
-    a, b = place_run(first, "fit"), place(second, "fit")
+    a, b = place(first, "fit").path, place(second, "fit")
     assert not (tmp_path / "latest").exists()  # nothing has started yet
     b.start()
     b = b.path
@@ -47,7 +47,7 @@ def test_each_run_gets_its_folder_named_by_time_and_wandb_id(tmp_path):
 
 def test_explicit_paths_are_kept_and_evaluations_leave_latest_alone(tmp_path):
     config = parsed(tmp_path, save_dir=str(tmp_path / "logs"), dirpath=str(tmp_path / "ckpts"))
-    run = place_run(config, "validate")
+    run = place(config, "validate").path
     assert config.trainer.logger.init_args.save_dir == str(tmp_path / "logs")
     assert config.checkpoint.dirpath == str(tmp_path / "ckpts") and run.is_dir()
     assert not (tmp_path / "latest").exists() and not (tmp_path / "latest.json").exists()
@@ -76,7 +76,7 @@ def test_spawned_ranks_share_the_folder_and_a_later_run_does_not(tmp_path, monke
     assert (tmp_path / "latest").resolve() == run.resolve()
     assert not rank.discard_unstarted() and run.is_dir()  # only the rank that made it may remove it
     monkeypatch.delenv("LOCAL_RANK")
-    assert place_run(parsed(tmp_path), "fit") != run.resolve()  # the next run of this process
+    assert place(parsed(tmp_path), "fit").path != run.resolve()  # the next run of this process
 
 
 def test_a_failed_run_keeps_its_folder_when_it_holds_more_than_setup_wrote(tmp_path):
