@@ -20,13 +20,12 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from c2s_lightning.atomic_files import write_text
+from c2s_lightning.atomic_files import atomic_open, write_json
 from c2s_lightning.scoring.shards import padded_shard
 
 Row = tuple[str, "float | None", str]  # (path, score, error), as score.score_paths gives
@@ -111,7 +110,7 @@ def check_parts(folder: Path, key: dict) -> None:
 def open_parts(folder: Path, key: dict) -> None:
     """Create ``folder`` with ``key`` unless it is there (``check_parts`` first)."""
     if not (folder / KEY_FILE).is_file():
-        write_text(folder / KEY_FILE, json.dumps(key, indent=1) + "\n")
+        write_json(folder / KEY_FILE, key, indent=1)
 
 
 def read_parts(folder: Path, paths: Sequence[Path]) -> dict[int, Row]:
@@ -130,21 +129,20 @@ def read_parts(folder: Path, paths: Sequence[Path]) -> dict[int, Row]:
 
 def write_part(folder: Path, name: str, indices: Sequence[int], rows: Sequence[Row]) -> None:
     """One part file: the rows of ``indices``, scores at full precision."""
-    with tempfile.SpooledTemporaryFile(mode="w+", newline="") as table:
+    with atomic_open(folder / name, newline="") as table:
         writer = csv.writer(table)
         writer.writerow(PART_FIELDS)
         writer.writerows((i, p, "" if s is None else repr(s), e) for i, (p, s, e) in zip(indices, rows))
-        table.seek(0)
-        write_text(folder / name, table.read())
 
 
 def score_missing(ranks: Ranks, folder: Path, paths: Sequence[Path],
-                  score_chunk: Callable[[list[Path]], list[Row]]) -> int:
-    """Score this rank's share of the images no part holds, a part file per chunk; how many."""
-    missing = [i for i in range(len(paths)) if i not in read_parts(folder, paths)]
+                  score_chunk: Callable[[list[Path]], list[Row]]) -> None:
+    """Score this rank's share of the images no part holds, a part file per chunk."""
+    done = read_parts(folder, paths)
+    missing = [i for i in range(len(paths)) if i not in done]
     ranks.barrier()  # every rank has read the parts before any rank adds one
     if not missing:
-        return 0
+        return
     own, padded = padded_shard(len(missing), ranks.world, ranks.rank)
     tag = f"{ranks.rank}-{os.getpid()}-{os.urandom(3).hex()}"  # unique across ranks and reruns
     for number, start in enumerate(range(0, len(padded), CHUNK)):
@@ -153,7 +151,6 @@ def score_missing(ranks: Ranks, folder: Path, paths: Sequence[Path],
         kept = [(missing[p], row) for j, (p, row) in enumerate(zip(positions, rows)) if start + j < len(own)]
         if kept:  # the padding repeats an image of this share: scored for equal counts, not written
             write_part(folder, f"part-{tag}-{number:05d}.csv", *zip(*kept))
-    return len(own)
 
 
 def score_sharded(ranks: Ranks, paths: Sequence[Path], out: Path | None, key: dict,

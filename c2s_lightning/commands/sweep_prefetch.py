@@ -45,13 +45,13 @@ def check_evaluation_only(runs: Sequence[Any]) -> None:
         ValueError: naming the first run that is not (training changes the weights, so nothing of
             one run could be prefetched for another).
     """
-    checkpoints = {}
+    checkpoints = set()
     for run in runs:
         checkpoint = evaluated_checkpoint(run.command)
         if checkpoint is None:
             raise ValueError(f"--prefetch needs an evaluation-only sweep, but run {run.name} is not "
                              "`evaluate --checkpoint ...`")
-        checkpoints.setdefault(checkpoint, run.name)
+        checkpoints.add(checkpoint)
     if len(checkpoints) > 1:
         raise ValueError(f"--prefetch needs one evaluated checkpoint, but the runs evaluate {sorted(checkpoints)}")
 

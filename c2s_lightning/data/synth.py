@@ -21,13 +21,13 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
 
-from c2s_lightning.atomic_files import atomic_open, atomic_path, write_json, write_text
+from c2s_lightning.atomic_files import atomic_open, atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +163,7 @@ def write_synthetic_kadid(out: str | Path, size: int = 64, levels: int = 5, seed
     ids = content_ids(contents, crops)
     rows = synthetic_labels(contents, levels, seed, distortions, crops)
     manifest = _manifest(size, levels, seed, list(contents or CONTENTS), distortions, crops)
-    _claim(out, [f"images/{ref}.png" for ref in ids] + [f"images/{row['dist_img']}" for row in rows]
-           + ["dmos.csv", "contents.json", "synth.json"])
+    _claim(out, _dataset_files(ids, rows))
     references = {ref: load_view(view, size, seed) for ref, view in ids.items()}
     for ref, image in references.items():
         _save_png(image, out / "images" / f"{ref}.png")
@@ -177,7 +176,7 @@ def write_synthetic_kadid(out: str | Path, size: int = 64, levels: int = 5, seed
         writer.writeheader()
         writer.writerows(rows)
     write_json(out / "contents.json", ids, indent=1)
-    write_text(out / "synth.json", json.dumps(manifest, indent=1) + "\n")
+    write_json(out / "synth.json", manifest, indent=1)
     return out
 
 
@@ -272,8 +271,13 @@ def _owned_files(out: Path) -> set[str]:
         rows = synthetic_labels(old["contents"], old["levels"], old["seed"], old["distortions"], old.get("crops", 1))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return set()
-    return ({f"images/{ref}.png" for ref in ids} | {f"images/{row['dist_img']}" for row in rows}
-            | {"dmos.csv", "contents.json", "synth.json"})
+    return set(_dataset_files(ids, rows))
+
+
+def _dataset_files(ids: Mapping[str, Any], rows: list[dict]) -> list[str]:
+    """The files (relative names) of a synthetic dataset with these references and label rows."""
+    return ([f"images/{ref}.png" for ref in ids] + [f"images/{row['dist_img']}" for row in rows]
+            + ["dmos.csv", "contents.json", "synth.json"])
 
 
 def _claim(out: Path, names: list[str]) -> None:
