@@ -58,18 +58,15 @@ def connect(path: Path, timeout: float) -> sqlite3.Connection:
             conn.execute("PRAGMA synchronous=NORMAL")  # WAL commits survive a process kill without fsync
             _ensure_schema(conn, path)
             return conn
-        except sqlite3.OperationalError as err:
+        except sqlite3.DatabaseError as err:
             conn.close()
             # Two first openers of a new file: switching it to WAL can fail at once with "locked"
             # (SQLite does not wait on a lock it might deadlock on), so the setup is retried.
-            if "locked" not in str(err) or time.monotonic() > deadline:
+            locked = isinstance(err, sqlite3.OperationalError) and "locked" in str(err)
+            if not locked or time.monotonic() > deadline:
                 raise CacheError(f"{path}: not a usable comparison cache ({err}); delete the file "
                                  "(it only holds recomputable comparisons)") from err
             time.sleep(0.05)
-        except sqlite3.DatabaseError as err:
-            conn.close()
-            raise CacheError(f"{path}: not a usable comparison cache ({err}); delete the file "
-                             "(it only holds recomputable comparisons)") from err
         except CacheError:
             conn.close()
             raise

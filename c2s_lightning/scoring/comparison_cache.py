@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from c2s_lightning.cache_folders import COMPARISONS, ENV_VAR, cache_folder  # noqa: F401  (ENV_VAR: kept here)
+from c2s_lightning.cache_folders import COMPARISONS, cache_folder
 from c2s_lightning.scoring.cache_db import CacheError, connect, totals, transaction
 from c2s_lightning.scoring.digests import DIGEST_SIZE, file_digest, pixel_digest, protocol_key
 
