@@ -227,9 +227,8 @@ def live_cached_comparator(comparator, cache_dir: str, trainer: L.Trainer, pl_mo
     if "deepspeed" in strategy or "fsdp" in strategy:
         rank_zero_info(f"evaluator: comparison cache off under {type(trainer.strategy).__name__} (sharded weights)")
         return comparator
-    from c2s_lightning.models.protocol import ComparisonProtocol, image_preprocessing
+    from c2s_lightning.callbacks.run_protocol import run_protocol
 
-    protocol = ComparisonProtocol.for_backbone(
-        pl_module.backbone, image_preprocessing(**trainer.datamodule.image_options()))
-    key = cache_protocol(protocol.to_dict(), precision=trainer.precision)
+    # the run's own protocol (as the export records it): the key names the pipeline the scorer loads with
+    key = cache_protocol(run_protocol(trainer, pl_module).to_dict(), precision=trainer.precision)
     return cached_comparator(comparator, cache_dir, module_fingerprint(pl_module), key)
