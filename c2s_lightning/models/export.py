@@ -31,6 +31,8 @@ from c2s_lightning.models.adapters import peft_quietly
 from c2s_lightning.models.backbones import Backbone, assemble_backbone, build_backbone
 from c2s_lightning.models.quiet_loading import no_transformers_bars
 from c2s_lightning.models.protocol import (
+    ANCHORS_FILE,
+    BASE_FILE,
     PROTOCOL_FILE,
     ComparisonProtocol,
     ProtocolError,
@@ -39,11 +41,6 @@ from c2s_lightning.models.protocol import (
 )
 
 log = logging.getLogger(__name__)
-
-ANCHORS_FILE = "anchors.json"
-"""In an export: the anchor bank of the evaluator that trained it (``AnchorBank``)."""
-BASE_FILE = "c2s_base.json"
-"""In an adapter folder: ``{"build_args": {...}}`` to rebuild the base with ``build_backbone``."""
 
 
 def export_pretrained(

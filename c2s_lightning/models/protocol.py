@@ -47,7 +47,10 @@ log = logging.getLogger(__name__)
 
 PROTOCOL_FILE = "compare2score.json"
 FORMAT_VERSION = 1
-_BASE_FILE = "c2s_base.json"  # models.export.BASE_FILE, repeated to keep this module import-light
+ANCHORS_FILE = "anchors.json"
+"""In an export: the anchor bank of the evaluator that trained it (``AnchorBank``)."""
+BASE_FILE = "c2s_base.json"
+"""In an adapter folder: ``{"build_args": {...}}`` to rebuild the base with ``build_backbone``."""
 
 
 class ProtocolError(ValueError):
@@ -177,7 +180,7 @@ def weights_fingerprint(source: str | os.PathLike | Mapping[str, torch.Tensor]) 
         return "sha256:" + digest.hexdigest()
     folder = Path(source)
     _hash_tensors(digest, _folder_tensors(folder))
-    base = folder / _BASE_FILE
+    base = folder / BASE_FILE
     if base.is_file():
         build_args = json.loads(base.read_text(encoding="utf-8")).get("build_args", {})
         digest.update(b"c2s_base.json\0" + json.dumps(build_args, sort_keys=True).encode())

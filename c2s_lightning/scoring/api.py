@@ -8,11 +8,11 @@ from pathlib import Path
 
 import torch
 
+from c2s_lightning.models.protocol import ANCHORS_FILE, ComparisonProtocol, has_protocol
 from c2s_lightning.scoring.bank import AnchorBank
 from c2s_lightning.scoring.cache_setup import CacheSetting, cache_protocol, cached_comparator
 from c2s_lightning.scoring.scorer import Compare2Scorer, ImageLike
 
-ANCHORS_FILE = "anchors.json"  # models.export.ANCHORS_FILE; repeated so this import stays light
 
 
 def export_bank(checkpoint: str | os.PathLike, anchors: str | os.PathLike | AnchorBank | None) -> AnchorBank:
@@ -30,8 +30,6 @@ def export_bank(checkpoint: str | os.PathLike, anchors: str | os.PathLike | Anch
 def refuse_stale_bank(bank: AnchorBank, checkpoint: str | os.PathLike, pad_to_square: bool | None) -> None:
     """Fail before loading the weights when the export's recorded fingerprint already shows that
     the bank's matrix is not theirs (``load_export`` then checks the weights themselves)."""
-    from c2s_lightning.models.protocol import ComparisonProtocol, has_protocol
-
     if bank.matrix is not None and has_protocol(checkpoint):
         protocol = ComparisonProtocol.load(checkpoint)
         preprocessing = protocol.image_preprocessing
