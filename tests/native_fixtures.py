@@ -294,10 +294,3 @@ WRITERS = {"live": write_live, "csiq": write_csiq, "kadid10k": write_kadid, "bid
            "clive": write_clive, "koniq10k": write_koniq, "tid2013": write_tid2013, "spaq": write_spaq,
            "agiqa3k": write_agiqa}
 """Dataset name -> writer, for tests parametrised over the native datasets."""
-
-
-def edit_xlsx(path, cell, value, sheet=None):
-    """Set one cell of a workbook (the first sheet unless ``sheet`` names one), in place."""
-    book = openpyxl.load_workbook(path)
-    (book[sheet] if sheet else book.worksheets[0])[cell] = value
-    book.save(path)

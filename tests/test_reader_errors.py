@@ -20,6 +20,12 @@ def tiny(name, tmp_path, **kwargs):
     return nf.WRITERS[name](tmp_path / name, **kwargs)
 
 
+def _edit_xlsx(path, cell, value, sheet=None):
+    book = openpyxl.load_workbook(path)
+    (book[sheet] if sheet else book.worksheets[0])[cell] = value
+    book.save(path)
+
+
 LABEL_FILES = {"live": "dmos_realigned.mat", "csiq": "csiq.DMOS.xlsx", "kadid10k": "dmos.csv",
                "bid": "DatabaseGrades.xlsx", "clive": "Data/AllMOS_release.mat",
                "koniq10k": "koniq10k_scores_and_distributions.csv", "tid2013": "mos_std.txt",
@@ -97,11 +103,11 @@ BAD_VALUES = [  # (dataset, edit of the tiny fixture, expected message)
     ("kadid10k", lambda r: _edit_csv(r / "dmos.csv", 2, "var", "nan"), r"dmos\.csv, row 2: field 'var' is 'nan'"),
     ("koniq10k", lambda r: _edit_csv(r / KONIQ_CSV, 4, "MOS", ""), r"distributions\.csv, row 4: field 'MOS' is empty"),
     ("agiqa3k", lambda r: _edit_csv(r / "data.csv", 5, "mos_quality", "n/a"), r"data\.csv, row 5: field 'mos_quality'"),
-    ("csiq", lambda r: nf.edit_xlsx(r / CSIQ_XLSX, "F6", "abc", "all_by_image"),
+    ("csiq", lambda r: _edit_xlsx(r / CSIQ_XLSX, "F6", "abc", "all_by_image"),
      r"csiq\.DMOS\.xlsx, sheet 'all_by_image', row 6: field 'dmos' is not a number"),
-    ("csiq", lambda r: nf.edit_xlsx(r / CSIQ_XLSX, "C7", "ringing", "all_by_image"), r"row 7: field 'dst_type'"),
-    ("bid", lambda r: nf.edit_xlsx(r / "DatabaseGrades.xlsx", "B3", "good"), r"DatabaseGrades\.xlsx, row 3: field 'MOS"),
-    ("spaq", lambda r: nf.edit_xlsx(r / SPAQ_XLSX, "B2", None), r"scores\.xlsx, row 2: field 'MOS' is empty"),
+    ("csiq", lambda r: _edit_xlsx(r / CSIQ_XLSX, "C7", "ringing", "all_by_image"), r"row 7: field 'dst_type'"),
+    ("bid", lambda r: _edit_xlsx(r / "DatabaseGrades.xlsx", "B3", "good"), r"DatabaseGrades\.xlsx, row 3: field 'MOS"),
+    ("spaq", lambda r: _edit_xlsx(r / SPAQ_XLSX, "B2", None), r"scores\.xlsx, row 2: field 'MOS' is empty"),
     ("live", lambda r: _edit_mat(r / "dmos_realigned.mat", "dmos_new", 0, np.nan),
      r"dmos_realigned\.mat, entry 1 \(jp2k/img1\.bmp\): field 'dmos_new' is nan"),
     ("clive", lambda r: _edit_mat(r / "Data/AllStdDev_release.mat", "AllStdDev_release", 8, np.inf),
@@ -127,9 +133,9 @@ def _overwrite(path, content):
 BAD_LAYOUTS = [
     ("csiq", lambda r: _rename_sheet(r / CSIQ_XLSX, "all_by_image", "Sheet9"),
      r"csiq\.DMOS\.xlsx: no sheet 'all_by_image'"),
-    ("csiq", lambda r: nf.edit_xlsx(r / CSIQ_XLSX, "F4", "score", "all_by_image"),
+    ("csiq", lambda r: _edit_xlsx(r / CSIQ_XLSX, "F4", "score", "all_by_image"),
      r"sheet 'all_by_image', row 4: header lacks column\(s\) \['dmos'\]"),
-    ("spaq", lambda r: nf.edit_xlsx(r / SPAQ_XLSX, "A1", "file"), r"row 1: header lacks column\(s\) \['image name'\]"),
+    ("spaq", lambda r: _edit_xlsx(r / SPAQ_XLSX, "A1", "file"), r"row 1: header lacks column\(s\) \['image name'\]"),
     ("koniq10k", lambda r: _edit_csv(r / KONIQ_CSV, 1, "SD", "sd"),
      r"distributions\.csv, row 1: header lacks column\(s\) \['SD'\]"),
     ("kadid10k", _overwrite("dmos.csv", b"\x00garbage"), r"dmos\.csv, row 1: header lacks"),

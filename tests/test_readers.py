@@ -182,7 +182,9 @@ def test_bid_std_file_overrides_or_turns_off_the_shipped_stds(tmp_path):
     std_file.write_text("".join(f"{r.name}\t{r.mos}\t0.5\n" for r in records[1:]))
     with pytest.raises(DatasetError, match=r"bid_all\.txt: no std for DatabaseImage0001\.JPG .*row 2.*std_file=False"):
         read_dataset("bid", root, std_file=std_file)
-    nf.edit_xlsx(root / "DatabaseGrades.xlsx", "A2", 2)  # BID has no image 2, so the shipped list has no std
+    grades = openpyxl.load_workbook(root / "DatabaseGrades.xlsx")
+    grades.worksheets[0]["A2"] = 2  # BID has no image 2, so the shipped list has no std
+    grades.save(root / "DatabaseGrades.xlsx")
     with pytest.raises(DatasetError, match=r"shipped BID std list .*: no std for DatabaseImage0002\.JPG"):
         read_dataset("bid", root, check_images=False)
 
