@@ -117,15 +117,6 @@ BAD_VALUES = [  # (dataset, edit of the tiny fixture, expected message)
 ]
 
 
-@pytest.mark.parametrize(("name", "edit", "message"), BAD_VALUES,
-                         ids=[f"{b[0]}-{i}" for i, b in enumerate(BAD_VALUES)])
-def test_bad_score_values(tmp_path, name, edit, message):
-    root = tiny(name, tmp_path)
-    edit(root)
-    with pytest.raises(DatasetError, match=message):
-        read_dataset(name, root)
-
-
 def _overwrite(path, content):
     return lambda root: (root / path).write_bytes(content)
 
@@ -151,9 +142,10 @@ BAD_LAYOUTS = [
 ]
 
 
-@pytest.mark.parametrize(("name", "edit", "message"), BAD_LAYOUTS,
-                         ids=[f"{b[0]}-{i}" for i, b in enumerate(BAD_LAYOUTS)])
-def test_wrong_sheet_header_or_variables(tmp_path, name, edit, message):
+@pytest.mark.parametrize(("name", "edit", "message"), BAD_VALUES + BAD_LAYOUTS,
+                         ids=[f"value-{b[0]}-{i}" for i, b in enumerate(BAD_VALUES)]
+                         + [f"layout-{b[0]}-{i}" for i, b in enumerate(BAD_LAYOUTS)])
+def test_bad_score_values_sheets_headers_or_variables(tmp_path, name, edit, message):
     root = tiny(name, tmp_path)
     edit(root)
     with pytest.raises(DatasetError, match=message):
