@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from c2s_lightning.metrics import srcc
+from c2s_lightning.evaluation.correlations import srcc
 from c2s_lightning.scoring.map import comparison_matrix, map_estimate, readoff
 
 

@@ -103,7 +103,7 @@ def scorers(args, tmp: Path, anchors: list[IQARecord]):
     else:
         from c2s_lightning.models.backbones import build_backbone
         from c2s_lightning.models.export import export_pretrained
-        from c2s_lightning.scoring.api import load_scorer
+        from c2s_lightning.scoring.from_export import load_scorer
 
         export = export_pretrained(build_backbone("tiny-llava"), out_dir=tmp / "export")
         new = load_scorer(export, bank(), batch_size=args.batch_size, device="cpu", pad_to_square=True)

@@ -98,7 +98,7 @@ def paired_run(batches: list[dict], root: str):
     on the same batch. Returns per-step seconds (Lightning, bare) and both trained networks."""
     import lightning as L
 
-    from c2s_lightning.loggers import WandbLogger
+    from c2s_lightning.training.loggers import WandbLogger
 
     bare = BareLoop(len(batches))
 

@@ -58,7 +58,7 @@ def main(args: list[str] | None = None):
     args = [a for a in args if a != "--debug"]
     if debug:
         return _dispatch(args)
-    from c2s_lightning.user_errors import is_user_error, one_line
+    from c2s_lightning.infra.user_errors import is_user_error, one_line
 
     try:
         return _dispatch(args)
@@ -82,10 +82,10 @@ def _dispatch(args: list[str]):
         return importlib.import_module(TOOLS[args[0]]).main(args[1:])
     if args[0] not in LIGHTNING:
         print(USAGE, file=sys.stderr)
-        from c2s_lightning.registries import suggestion
+        from c2s_lightning.infra.user_errors import suggestion
 
         raise SystemExit(f"unknown command {args[0]!r}{suggestion(args[0], [*LIGHTNING, *TOOLS])}")
-    from c2s_lightning.lightning_cli import run_lightning_cli
+    from c2s_lightning.training.lightning_cli import run_lightning_cli
 
     return run_lightning_cli(args)
 

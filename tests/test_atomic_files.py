@@ -12,8 +12,8 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from c2s_lightning import atomic_files
-from c2s_lightning.atomic_files import (
+from c2s_lightning.infra import atomic_files
+from c2s_lightning.infra.atomic_files import (
     atomic_open, check_output_file, copy_file, publish_folder, staging_folder, streaming_file, write_json,
     write_text,
 )
@@ -70,7 +70,7 @@ def test_new_files_get_the_usual_permissions(tmp_path):
 
 
 def test_figures_and_anchor_banks_keep_the_old_file_when_the_write_fails(tmp_path, monkeypatch):
-    from c2s_lightning.callbacks.scatter import scatter_png
+    from c2s_lightning.evaluation.scatter import scatter_png
     from c2s_lightning.data.records import IQARecord
     from c2s_lightning.scoring.bank import AnchorBank
 
@@ -170,7 +170,7 @@ def test_score_refuses_an_unusable_out_before_loading_anything(tmp_path, capsys,
 
 
 def test_a_checkpoint_save_cut_off_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    from c2s_lightning.checkpoint_files import AtomicCheckpointIO
+    from c2s_lightning.infra.checkpoint_files import AtomicCheckpointIO
 
     io, path = AtomicCheckpointIO(), tmp_path / "checkpoints" / "last.ckpt"
     io.save_checkpoint({"global_step": 3, "w": torch.ones(4)}, path)

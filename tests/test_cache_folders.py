@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from c2s_lightning.data.image_checks import unreadable_images
-from c2s_lightning.scoring.cache_setup import open_cache
-from c2s_lightning.scoring.comparison_cache import ComparisonCache
+from c2s_lightning.cache.wiring import open_cache
+from c2s_lightning.cache.store import ComparisonCache
 
 
 def where_the_caches_go(tmp_path):

@@ -7,10 +7,10 @@ import torch
 
 from c2s_lightning.cli import main
 from c2s_lightning.reporting.wandb_files import find_runs, read_run
-from c2s_lightning.scoring.api import load_scorer
+from c2s_lightning.scoring.from_export import load_scorer
 from c2s_lightning.scoring.bank import AnchorBank
-from c2s_lightning.scoring.cache_setup import cache_protocol, module_fingerprint
-from c2s_lightning.scoring.comparison_cache import ComparisonCache
+from c2s_lightning.cache.wiring import cache_protocol, module_fingerprint
+from c2s_lightning.cache.store import ComparisonCache
 
 from test_cli import QUICKSTART, override, synth  # noqa: F401  (fixture)
 from test_commands import trained  # noqa: F401  (fixture)
@@ -95,7 +95,7 @@ def test_load_scorer_reuses_the_cache_and_matches_uncached_scores(trained, tmp_p
 
 def test_prefetch_runs_the_largest_beta_first_and_refuses_training_sweeps(tmp_path):
     from c2s_lightning.commands.sweep import plan_sweep
-    from c2s_lightning.commands.sweep_prefetch import check_evaluation_only, prefetch_order
+    from c2s_lightning.sweep.prefetch import check_evaluation_only, prefetch_order
 
     runs = plan_sweep("sweeps/beta.yaml", tmp_path)
     check_evaluation_only(runs)
@@ -107,7 +107,7 @@ def test_prefetch_runs_the_largest_beta_first_and_refuses_training_sweeps(tmp_pa
 
 
 def test_c2s_cache_dir_off_turns_the_default_cache_off(monkeypatch, tmp_path):
-    from c2s_lightning.scoring.cache_setup import open_cache
+    from c2s_lightning.cache.wiring import open_cache
 
     monkeypatch.setenv("C2S_CACHE_DIR", "off")
     assert open_cache(True) is None and open_cache(tmp_path).folder == tmp_path

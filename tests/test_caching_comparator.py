@@ -13,8 +13,8 @@ from c2s_lightning.data.records import IQARecord
 from c2s_lightning.models.comparator import Comparator
 from c2s_lightning.models.fast_comparator import FastComparator
 from c2s_lightning.scoring.bank import AnchorBank
-from c2s_lightning.scoring.caching_comparator import CachingComparator
-from c2s_lightning.scoring.comparison_cache import ComparisonCache
+from c2s_lightning.cache.caching_comparator import CachingComparator
+from c2s_lightning.cache.store import ComparisonCache
 from c2s_lightning.scoring.scorer import Compare2Scorer
 
 PROTOCOL = {"template": "comparison", "pad_to_square": False}

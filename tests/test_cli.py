@@ -29,7 +29,7 @@ def override(tmp_path: Path, synth: Path, **trainer) -> str:
     cfg = {
         "trainer": {"default_root_dir": str(out), "max_steps": 4, "val_check_interval": 2,
                     "log_every_n_steps": 1, "enable_progress_bar": False,
-                    "logger": {"class_path": "c2s_lightning.loggers.WandbLogger",
+                    "logger": {"class_path": "c2s_lightning.training.loggers.WandbLogger",
                                "init_args": {"name": "test"}}, **trainer},
         # synthesize/synth_options/pairs_per_image explicit: list items merge with the quickstart's
         "data": {"datasets": [{"name": "kadid10k", "root": str(synth), "pairs": 64, "pairs_per_image": None,

@@ -10,7 +10,7 @@ import torch
 import yaml
 
 import c2s_lightning
-from c2s_lightning import atomic_files
+from c2s_lightning.infra import atomic_files
 from c2s_lightning.cli import main
 from c2s_lightning.models.protocol import weights_fingerprint
 from c2s_lightning.scoring.bank import AnchorBank

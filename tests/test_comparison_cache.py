@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from c2s_lightning.commands import comparison_cache_cmd
-from c2s_lightning.scoring.comparison_cache import (
+from c2s_lightning.cache.store import (
     ENTRY_OVERHEAD,
     CacheError,
     ComparisonCache,

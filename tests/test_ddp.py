@@ -38,7 +38,7 @@ def override(out: Path, root: Path, **trainer) -> Path:
     cfg = {
         "trainer": {"default_root_dir": str(out), "max_steps": STEPS, "val_check_interval": 3,
                     "log_every_n_steps": 1, "enable_progress_bar": False,
-                    "logger": {"class_path": "c2s_lightning.loggers.WandbLogger",
+                    "logger": {"class_path": "c2s_lightning.training.loggers.WandbLogger",
                                "init_args": {"save_dir": str(out), "name": "ddp"}},
                     "callbacks": [{"class_path": "ddp_probe.RecordPairs", "init_args": {"out": str(out / "probe")}}],
                     **trainer},

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from scipy import stats
 
-from c2s_lightning.callbacks.evaluator import SoftComparisonEvaluator
+from c2s_lightning.evaluation.evaluator import SoftComparisonEvaluator
 from c2s_lightning.data.records import IQARecord
 from c2s_lightning.scoring.bank import AnchorBank
 from c2s_lightning.scoring.scorer import Compare2Scorer

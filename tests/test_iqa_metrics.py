@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import optimize, stats
 
-from c2s_lightning.iqa_metrics import KRCC, PLCC, SRCC, PairwiseAccuracy, iqa_metric_collection
+from c2s_lightning.evaluation.correlation_metrics import KRCC, PLCC, SRCC, PairwiseAccuracy, iqa_metric_collection
 from gloo_group import run_on_ranks
 
 

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from c2s_lightning.data.images import ImagePreprocessing
-from c2s_lightning.scoring.loading import ImageCache, prefetch
+from c2s_lightning.scoring.image_feed import ImageMemo, prefetch
 from c2s_lightning.scoring.scorer import Compare2Scorer
 
 from test_scorer import RowComparator, bank  # noqa: F401  (fixture)
@@ -62,7 +62,7 @@ def test_image_cache_serves_repeats_and_stays_within_its_bound(tmp_path):
         paths.append(tmp_path / f"{i}.png")
         Image.new("RGB", (10, 5), (i, i, i)).save(paths[-1])
     pipeline = ImagePreprocessing(pad_to_square=True)
-    cache = ImageCache(pipeline, max_bytes=2 * 10 * 10 * 3)  # two padded 10x10 RGB images
+    cache = ImageMemo(pipeline, max_bytes=2 * 10 * 10 * 3)  # two padded 10x10 RGB images
     first = [cache(p) for p in paths]
     assert len(cache) == 2 and cache.bytes == 600 and (cache.hits, cache.misses) == (0, 4)
     again = [cache(p) for p in paths]
@@ -70,7 +70,7 @@ def test_image_cache_serves_repeats_and_stays_within_its_bound(tmp_path):
     assert again[2] is not first[2] and (cache.hits, cache.misses) == (2, 6)
     assert all(a.tobytes() == pipeline.load(p).tobytes() for a, p in zip(again, paths))
     with pytest.raises(ValueError, match="max_bytes"):
-        ImageCache(pipeline, max_bytes=-1)
+        ImageMemo(pipeline, max_bytes=-1)
 
 
 def test_scores_are_identical_with_and_without_workers_and_cache(bank, tmp_path):  # noqa: F811
@@ -81,10 +81,10 @@ def test_scores_are_identical_with_and_without_workers_and_cache(bank, tmp_path)
         Image.fromarray(rng.integers(0, 256, (30 + i, 50, 3), dtype=np.uint8)).save(paths[-1])
     pipeline = ImagePreprocessing(pad_to_square=True, decode_size=8)
     expected = Compare2Scorer(RowComparator(), bank, batch_size=10, pipeline=pipeline).score(paths)
-    cache = ImageCache(pipeline, max_bytes=10**6)
+    cache = ImageMemo(pipeline, max_bytes=10**6)
     for workers in (1, 3):
-        scorer = Compare2Scorer(RowComparator(), bank, batch_size=10, workers=workers, cache=cache)
+        scorer = Compare2Scorer(RowComparator(), bank, batch_size=10, workers=workers, memo=cache)
         assert torch.equal(scorer.score(paths), expected)
     assert cache.hits == len(paths) + len(bank.anchors)  # the second scorer found every image cached
-    with pytest.raises(ValueError, match="cache loads with"):
-        Compare2Scorer(RowComparator(), bank, pipeline=ImagePreprocessing(), cache=cache)
+    with pytest.raises(ValueError, match="memo loads with"):
+        Compare2Scorer(RowComparator(), bank, pipeline=ImagePreprocessing(), memo=cache)

@@ -1,4 +1,4 @@
-"""``create_metric`` and the registries: the pyiqa-style surface over an export folder."""
+"""``create_metric``, ``list_backbones`` and ``list_datasets``: the pyiqa-style surface over an export folder."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def export(tmp_path_factory):
         Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(path)
         records.append(IQARecord(path=path, mos=float(i), std=0.5, ref=None, dataset="pool"))
     bank = AnchorBank.from_records(records, dataset="pool", split="all images")
-    from c2s_lightning.scoring.api import load_scorer
+    from c2s_lightning.scoring.from_export import load_scorer
 
     load_scorer(out, bank, device="cpu", cache=False).anchor_block()
     bank.save(out / "anchors.json")
@@ -92,7 +92,7 @@ def test_the_metric_rejects_tensors_it_cannot_read_as_images(export):
         metric(torch.rand(1, 3, 8, 8) * 255)
 
 
-def test_the_registries_list_every_family_and_dataset():
+def test_the_listings_name_every_family_and_dataset():
     from c2s_lightning.models.tiny import TINY_FAMILIES
 
     backbones = c2s_lightning.list_backbones()

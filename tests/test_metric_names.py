@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from c2s_lightning.callbacks.evaluator import SoftComparisonEvaluator
+from c2s_lightning.evaluation.evaluator import SoftComparisonEvaluator
 from c2s_lightning.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

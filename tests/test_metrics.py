@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from c2s_lightning.metrics import (
+from c2s_lightning.evaluation.correlations import (
     _logistic4_jacobian,
     evaluate_predictions,
     fit_logistic4,

@@ -102,7 +102,7 @@ def test_training_step_changes_trained_params_only(synth_root):
 def test_the_cli_connects_the_unbuilt_model_and_loaders_bind_its_encoder(synth_root):
     from types import SimpleNamespace
 
-    from c2s_lightning.lightning_cli import Compare2ScoreCLI
+    from c2s_lightning.training.lightning_cli import Compare2ScoreCLI
 
     m, dm = Compare2ScoreModule(model="tiny-llava"), datamodule(synth_root)
     Compare2ScoreCLI.connect_data(SimpleNamespace(model=m, datamodule=dm))

@@ -215,7 +215,7 @@ def test_fit_fast_dev_run_with_the_override_configs(tmp_path, stack):
     override = tmp_path / "paths.yaml"
     override.write_text(json.dumps({
         "trainer": {"default_root_dir": str(out), "enable_progress_bar": False,
-                    "logger": {"class_path": "c2s_lightning.loggers.WandbLogger",
+                    "logger": {"class_path": "c2s_lightning.training.loggers.WandbLogger",
                                "init_args": {"save_dir": str(out), "offline": True}}},
         "data": {"datasets": [{"name": "kadid10k", "root": str(tmp_path / "synth"), "synthesize": True,
                                "pairs": 64, "split": "random"}],

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from transformers import LlavaForConditionalGeneration
 
-from c2s_lightning.callbacks.evaluator import SoftComparisonEvaluator
+from c2s_lightning.evaluation.evaluator import SoftComparisonEvaluator
 from c2s_lightning.cli import main
 from c2s_lightning.data.datamodule import ComparisonDataModule
 from c2s_lightning.data.images import ImagePreprocessing, load_image

@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from c2s_lightning.commands import report as report_cmd
-from c2s_lightning.commands.sweep import read_metric
+from c2s_lightning.sweep.runner import read_metric
 from c2s_lightning.reporting import paper_numbers as paper
 from c2s_lightning.reporting.aggregate import aggregate_key, median_table
-from c2s_lightning.config_keys import flatten
+from c2s_lightning.infra.config_keys import flatten
 from c2s_lightning.reporting.runs import ReportRun, label_runs, last_metrics, resolve
 from c2s_lightning.reporting.tables import results_table
 from c2s_lightning.reporting.wandb_files import RunData

@@ -9,15 +9,15 @@ import os
 import pytest
 from jsonargparse import Namespace
 
-from c2s_lightning import run_folders
+from c2s_lightning.training import run_folders
 from c2s_lightning.cli import main
-from c2s_lightning.run_folders import place
+from c2s_lightning.training.run_folders import place
 from test_cli import QUICKSTART, override, synth  # noqa: F401  (fixture)
 
 
 def parsed(root, **explicit) -> Namespace:
     """What LightningCLI hands ``before_instantiate_classes`` for ``fit`` (the parts we touch)."""
-    logger = Namespace(class_path="c2s_lightning.loggers.WandbLogger",
+    logger = Namespace(class_path="c2s_lightning.training.loggers.WandbLogger",
                        init_args=Namespace(name="t", save_dir=explicit.get("save_dir"), id=None, version=None, dir=None))
     return Namespace(trainer=Namespace(default_root_dir=str(root), logger=logger),
                      checkpoint=Namespace(dirpath=explicit.get("dirpath")),

@@ -77,7 +77,7 @@ def config(tmp: Path, data: Path, root: Path, pad: bool, plots: bool = False) ->
         "trainer": {"accelerator": "cpu", "devices": 1, "max_steps": 2, "val_check_interval": 2,
                     "check_val_every_n_epoch": None, "log_every_n_steps": 1, "enable_progress_bar": False,
                     "default_root_dir": str(root),
-                    "logger": {"class_path": "c2s_lightning.loggers.WandbLogger", "init_args": {"name": "t"}}},
+                    "logger": {"class_path": "c2s_lightning.training.loggers.WandbLogger", "init_args": {"name": "t"}}},
         "model": {"model": "tiny-llava", "finetune": "full", "lr": 0.002, "train_vision": True},
         "data": {"datasets": [{"name": "list", "root": str(data / "labels.csv"), "pairs": 16, "split": "random"}],
                  "batch_size": 4, "val_pairs": 4, "num_workers": 0, "pad_to_square": pad},

@@ -13,10 +13,11 @@ import pytest
 import yaml
 
 from c2s_lightning.commands import sweep as sweep_cmd
-from c2s_lightning.commands.sweep_plan import (
+from c2s_lightning.sweep import runner as sweep_runner
+from c2s_lightning.sweep.plan import (
     SweepError, expand, expand_grid, load_sweep, param_key, sample_random, substitute,
 )
-from c2s_lightning.commands.sweep_state import save_state
+from c2s_lightning.sweep.state import save_state
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP_FILES = sorted((REPO / "sweeps").rglob("*.yaml"))
@@ -181,7 +182,7 @@ def test_best_run_follows_the_metric_goal(tmp_path, monkeypatch):
     save_state(out, {"runs": {
         r.key: {"status": "finished", "folder": str(r.folder), "command_key": r.command_key} for r in runs[:2]}})
     values = {runs[0].folder: 0.5, runs[1].folder: 0.9, runs[2].folder: 5.0}  # the third never finished
-    monkeypatch.setattr(sweep_cmd, "read_metric", lambda folder, name: values[Path(folder)])
+    monkeypatch.setattr(sweep_runner, "read_metric", lambda folder, name: values[Path(folder)])
     assert sweep_cmd.best_run(runs, out, {"name": "m", "goal": "maximize"}) == (runs[1], 0.9)
     assert sweep_cmd.best_run(runs, out, {"name": "m", "goal": "minimize"}) == (runs[0], 0.5)
 

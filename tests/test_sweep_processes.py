@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from c2s_lightning.commands import sweep as sweep_cmd
-from c2s_lightning.commands.sweep_plan import SweepError, load_sweep
-from c2s_lightning.commands.sweep_processes import process_start
-from c2s_lightning.commands.sweep_state import STATE_FILE, load_state, save_state
+from c2s_lightning.sweep.plan import SweepError, load_sweep
+from c2s_lightning.sweep.processes import process_start
+from c2s_lightning.sweep.state import STATE_FILE, load_state, save_state
 
 REPO = Path(__file__).resolve().parents[1]
 # Writes its pid, then sleeps far longer than any test waits.
@@ -148,7 +148,7 @@ def test_reports_skip_superseded_attempts_and_folders_being_written(tmp_path):
 
 
 def test_a_second_runner_on_the_same_folder_refuses_at_once(tmp_path):
-    from c2s_lightning.commands.sweep_state import runner_lock
+    from c2s_lightning.sweep.state import runner_lock
 
     with runner_lock(tmp_path):
         with pytest.raises(SweepError, match=rf"another sweep runner \(pid {os.getpid()}\)"), runner_lock(tmp_path):

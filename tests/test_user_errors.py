@@ -112,7 +112,7 @@ def test_debug_shows_the_traceback(capsys, tmp_path, monkeypatch):
 
 
 def test_a_checkpoint_written_by_torch_save_passes_the_check(tmp_path):
-    from c2s_lightning.checkpoint_files import check_checkpoint_file
+    from c2s_lightning.infra.checkpoint_files import check_checkpoint_file
 
     path = tmp_path / "ok.ckpt"
     torch.save({"state_dict": {"w": torch.ones(1)}}, path)

@@ -19,7 +19,7 @@ from pathlib import Path
 from jsonargparse import Namespace
 
 from c2s_lightning.commands.cache_options import add_cache_arguments, cache_setting, report_cache
-from c2s_lightning.commands.parsing import add_actions, parse_tool, tool_parser
+from c2s_lightning.infra.arguments import add_actions, parse_tool, tool_parser
 from c2s_lightning.data.mix import MixEntry
 
 BUILD_HELP = "select anchors and compute the anchor-vs-anchor probability matrix"
@@ -96,13 +96,13 @@ def main(args: list[str]) -> int:
     ns = parse_tool(_parser(), args)
     if ns.out.exists():
         raise SystemExit(f"error: {ns.out} exists; an anchor bank is never replaced: choose another --out")
-    from c2s_lightning.atomic_files import check_output_file
+    from c2s_lightning.infra.atomic_files import check_output_file
 
     entry, seed = dataset_entry(ns)
     check_output_file(ns.out, [Path(entry.root)], option="--out")  # before the dataset is read and the model run
     bank = build_bank(entry, ns.part, ns.alpha, ns.beta, ns.rule, seed)
     if ns.checkpoint is not None:
-        from c2s_lightning.scoring.api import load_scorer
+        from c2s_lightning.scoring.from_export import load_scorer
 
         scorer = load_scorer(ns.checkpoint, bank, batch_size=ns.batch_size, device=ns.device, dtype=ns.dtype,
                              pad_to_square=ns.pad_to_square, cache=cache_setting(ns))

@@ -26,7 +26,7 @@ def cache_setting(ns: argparse.Namespace) -> bool | Path:
 
 def report_cache(comparator: Any, command: str) -> None:
     """Print how many comparisons the run computed and how many the cache answered (if on)."""
-    from c2s_lightning.scoring.cache_setup import cache_counts
+    from c2s_lightning.cache.wiring import cache_counts
 
     counts = cache_counts(comparator)
     if counts is not None:

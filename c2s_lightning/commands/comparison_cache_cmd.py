@@ -1,7 +1,7 @@
 """``python -m c2s_lightning cache stats|clear``: look at or empty the persistent comparison cache.
 
 The cache holds the level logits of image pairs already compared under a model and protocol
-(``c2s_lightning.scoring.comparison_cache``); it lives in ``--dir``, default
+(``c2s_lightning.cache.store``); it lives in ``--dir``, default
 ``CACHE_ROOT/comparisons``, CACHE_ROOT being ``$C2S_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/c2s_lightning``, else ``~/.cache/c2s_lightning``. Clearing only ever costs
 recomputation.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from c2s_lightning.commands.parsing import add_actions, parse_tool, tool_parser
+from c2s_lightning.infra.arguments import add_actions, parse_tool, tool_parser
 
 
 def _parser():
@@ -44,7 +44,7 @@ def format_stats(stats) -> str:
 
 def main(args: list[str]) -> int:
     ns = parse_tool(_parser(), args)
-    from c2s_lightning.scoring.comparison_cache import ComparisonCache
+    from c2s_lightning.cache.store import ComparisonCache
 
     with ComparisonCache(ns.dir) as cache:
         if ns.action == "stats":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from c2s_lightning.commands.parsing import add_actions, parse_tool, tool_parser
+from c2s_lightning.infra.arguments import add_actions, parse_tool, tool_parser
 from c2s_lightning.data.datasets import DATASETS
 
 

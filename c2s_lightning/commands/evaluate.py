@@ -2,7 +2,7 @@
 
 Beta, the anchor rule and the matrix type are inference-time choices, so their sweeps reuse one
 checkpoint. This runs LightningCLI's ``validate`` with the model loaded from the checkpoint and
-the evaluate preset (``c2s_lightning/presets/evaluate.yaml``: nothing trains) stacked last; every
+the evaluate defaults (``commands/evaluate_defaults.yaml``: nothing trains) stacked last; every
 option but evaluate's own is a LightningCLI option (``--evaluator.beta 3``, ``--config ...``). Images are
 preprocessed as the export's ``compare2score.json`` says, whatever the configs say; an explicit
 ``--data.pad_to_square`` on the command line overrides it (reported). Each evaluation writes into
@@ -21,14 +21,14 @@ from pathlib import Path
 from jsonargparse import Namespace
 
 from c2s_lightning.commands.cache_options import add_cache_arguments
-from c2s_lightning.commands.parsing import ToolParser, long_options, parse_tool, tool_parser
-from c2s_lightning.registries import suggestion
+from c2s_lightning.infra.arguments import ToolParser, long_options, parse_tool, tool_parser
+from c2s_lightning.infra.user_errors import suggestion
 
 PAD_OPTION = "--data.pad_to_square"
 CACHE_OPTION = "--evaluator.cache_dir"
 # The settings that make a validate run an evaluation (nothing trains), as a config stacked last;
 # package data, so it is found in an installed package as in a checkout.
-PRESET = resources.files("c2s_lightning") / "presets" / "evaluate.yaml"
+PRESET = resources.files("c2s_lightning.commands") / "evaluate_defaults.yaml"
 
 
 def protocol_options(checkpoint: str, rest: list[str]) -> list[str]:
@@ -50,7 +50,7 @@ def protocol_options(checkpoint: str, rest: list[str]) -> list[str]:
 
 def cache_options(ns: Namespace, rest: list[str]) -> list[str]:
     """``--evaluator.cache_dir DIR``: on by default here (off in ``fit``), unless ``rest`` sets it."""
-    from c2s_lightning.scoring.comparison_cache import default_cache_dir
+    from c2s_lightning.cache.store import default_cache_dir
 
     folder = ns.cache_dir or default_cache_dir()
     if ns.no_cache or folder is None or any(a.startswith(CACHE_OPTION) for a in rest):
@@ -116,7 +116,7 @@ def main(args: list[str]):
     own, rest = split_own(parser, args)
     _check_checkpoint_given(parser, own, rest)
     ns = parse_tool(parser, own)
-    from c2s_lightning.lightning_cli import run_lightning_cli
+    from c2s_lightning.training.lightning_cli import run_lightning_cli
 
     command = ["test" if ns.test else "validate", *rest, *cache_options(ns, rest), *_ddp_options(ns.devices, ns.num_nodes)]
     evaluate_options = tuple(long_options(parser))  # a mistyped one reaches LightningCLI: suggested there

@@ -10,15 +10,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from c2s_lightning.atomic_files import is_nonempty_folder
-from c2s_lightning.commands.parsing import parse_tool, tool_parser
+from c2s_lightning.infra.atomic_files import is_nonempty_folder
+from c2s_lightning.infra.arguments import parse_tool, tool_parser
 
 
 def checkpoint_protocol(ckpt: Path, backbone):
     """The protocol recorded in a Lightning checkpoint, or this version's default (reported)."""
     import torch
 
-    from c2s_lightning.callbacks.hf_export import PROTOCOL_KEY
+    from c2s_lightning.training.export_callback import PROTOCOL_KEY
     from c2s_lightning.models.protocol import ComparisonProtocol
 
     recorded = torch.load(ckpt, map_location="cpu", mmap=True, weights_only=True).get(PROTOCOL_KEY)
@@ -38,7 +38,7 @@ def main(args: list[str]) -> int:
     ns = parse_tool(p, args)
     if is_nonempty_folder(ns.out):  # before loading the model, not only when writing
         raise SystemExit(f"error: {ns.out} exists and is not empty; an export is never replaced")
-    from c2s_lightning.checkpoint_files import check_checkpoint_file
+    from c2s_lightning.infra.checkpoint_files import check_checkpoint_file
     from c2s_lightning.models.export import export_pretrained
     from c2s_lightning.models.module import Compare2ScoreModule
 

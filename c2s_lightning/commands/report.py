@@ -19,8 +19,8 @@ import os
 import sys
 from pathlib import Path
 
-from c2s_lightning.atomic_files import write_text
-from c2s_lightning.commands.parsing import parse_tool, tool_parser
+from c2s_lightning.infra.atomic_files import write_text
+from c2s_lightning.infra.arguments import parse_tool, tool_parser
 from c2s_lightning.reporting.paper_numbers import PAPER_BETA_FINDING, PAPER_SECONDS_PER_IMAGE
 from c2s_lightning.reporting.aggregate import aggregate_key, median_table
 from c2s_lightning.reporting.figures import beta_plots, copy_scatters

@@ -17,9 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from c2s_lightning.atomic_files import write_text
+from c2s_lightning.infra.atomic_files import write_text
 from c2s_lightning.commands.cache_options import add_cache_arguments, cache_setting, report_cache
-from c2s_lightning.commands.parsing import parse_tool, tool_parser
+from c2s_lightning.infra.arguments import parse_tool, tool_parser
 from c2s_lightning.data.records import DatasetError
 
 IMAGE_SUFFIXES = {".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".gif"}
@@ -71,7 +71,7 @@ def score_paths(scorer, paths: list[Path], workers: int = 0, chunk: int = 64) ->
     """
     from tqdm import tqdm
 
-    from c2s_lightning.scoring.loading import prefetch
+    from c2s_lightning.scoring.image_feed import prefetch
 
     def load(path: Path):
         try:
@@ -104,7 +104,7 @@ def write_rows(rows: list[tuple[str, float | None, str]], out: Path | None) -> N
 
 def main(args: list[str]) -> int:
     from c2s_lightning.models.protocol import ProtocolError
-    from c2s_lightning.scoring.api import load_scorer
+    from c2s_lightning.scoring.from_export import load_scorer
     from c2s_lightning.scoring.bank import StaleAnchorBankError
 
     ns = parse_tool(_parser(), args)
@@ -114,7 +114,7 @@ def main(args: list[str]) -> int:
     from c2s_lightning.commands import score_shards as shards
 
     if ns.out:  # an unusable --out is found now, not after every image was scored
-        from c2s_lightning.atomic_files import check_output_file
+        from c2s_lightning.infra.atomic_files import check_output_file
 
         check_output_file(ns.out, [p for p in (*paths, ns.anchors, ns.checkpoint) if p], option="--out")
     ranks = shards.start_ranks(ns.devices, ns.num_nodes, ns.device)  # ddp: the other ranks re-run this command

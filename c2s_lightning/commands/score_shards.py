@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from c2s_lightning.atomic_files import atomic_open, write_json
+from c2s_lightning.infra.atomic_files import atomic_open, write_json
 from c2s_lightning.scoring.shards import padded_shard
 
 Row = tuple[str, "float | None", str]  # (path, score, error), as score.score_paths gives

@@ -69,6 +69,7 @@ class DatasetInfo:
         has_std: Whether the distributed labels carry a per-image std.
         has_ref: Whether records carry a reference-content id (synthetic distortions).
         description: One line for listings and ``--help``.
+        layout: The files the reader expects under ``root``, as one line.
     """
 
     reader: Callable[..., list[LabelRow]]
@@ -77,29 +78,40 @@ class DatasetInfo:
     has_std: bool
     has_ref: bool
     description: str
+    layout: str = ""
 
 
 DATASETS: dict[str, DatasetInfo] = {
     "live": DatasetInfo(mat.read_live, False, (0.0, 100.0), True, True,
-                       "LIVE Release 2: 779 synthetic distortions of 29 references, realigned DMOS"),
+                       "LIVE Release 2: 779 synthetic distortions of 29 references, realigned DMOS",
+                       "live/  dmos.mat  dmos_realigned.mat  refnames_all.mat  jp2k/ jpeg/ wn/ gblur/ fastfading/ refimgs/"),
     "csiq": DatasetInfo(sheet.read_csiq, False, (0.0, 1.0), True, True,
-                       "CSIQ: 866 synthetic distortions of 30 references, DMOS 0-1"),
+                       "CSIQ: 866 synthetic distortions of 30 references, DMOS 0-1",
+                       "csiq/  csiq.DMOS.xlsx  dst_imgs/{awgn,blur,contrast,fnoise,jpeg,jpeg2000}/<image>.<TOKEN>.<level>.png  src_imgs/"),
     "kadid10k": DatasetInfo(text.read_kadid, True, (1.0, 5.0), True, True,
-                           "KADID-10k: 10,125 synthetic distortions of 81 references, MOS 1-5"),
+                           "KADID-10k: 10,125 synthetic distortions of 81 references, MOS 1-5",
+                           "kadid10k/  dmos.csv (dist_img, ref_img, dmos, var)  images/I01_01_01.png ..."),
     "bid": DatasetInfo(sheet.read_bid, True, (0.0, 5.0), True, False,
-                      "BID: 586 blurred camera photos, MOS 0-5 (std from LIQE's list, shipped)"),
+                      "BID: 586 blurred camera photos, MOS 0-5 (std from LIQE's list, shipped)",
+                      "bid/  DatabaseGrades.xlsx  ImageDatabase/DatabaseImage0001.JPG ..."),
     "clive": DatasetInfo(mat.read_clive, True, (0.0, 100.0), True, False,
-                        "LIVE In the Wild: 1,162 camera photos, MOS 0-100"),
+                        "LIVE In the Wild: 1,162 camera photos, MOS 0-100",
+                        "clive/  Data/AllImages_release.mat  Data/AllMOS_release.mat  Data/AllStdDev_release.mat  Images/"),
     "koniq10k": DatasetInfo(text.read_koniq, True, (1.0, 5.0), True, False,
-                           "KonIQ-10k: 10,073 web photos, MOS 1-5 (or z-score 0-100)"),
+                           "KonIQ-10k: 10,073 web photos, MOS 1-5 (or z-score 0-100)",
+                           "koniq10k/  koniq10k_scores_and_distributions.csv  koniq10k_distributions_sets.csv  1024x768/<id>.jpg"),
     "tid2013": DatasetInfo(text.read_tid2013, True, (0.0, 9.0), True, True,
-                          "TID2013: 3,000 synthetic distortions of 25 references, MOS 0-9"),
+                          "TID2013: 3,000 synthetic distortions of 25 references, MOS 0-9",
+                          "tid2013/  mos_with_names.txt  mos_std.txt  distorted_images/I01_01_1.bmp ...  reference_images/"),
     "spaq": DatasetInfo(sheet.read_spaq, True, (0.0, 100.0), False, False,
-                       "SPAQ: 11,125 smartphone photos, MOS 0-100"),
+                       "SPAQ: 11,125 smartphone photos, MOS 0-100",
+                       "spaq/  Annotations/MOS and Image attribute scores.xlsx  TestImage/00001.jpg ..."),
     "agiqa3k": DatasetInfo(text.read_agiqa, True, (0.0, 5.0), True, False,
-                          "AGIQA-3K: 2,982 AI-generated images, perceptual quality MOS ~0-5"),
+                          "AGIQA-3K: 2,982 AI-generated images, perceptual quality MOS ~0-5",
+                          "agiqa3k/  data.csv (name, ..., mos_quality, std_quality)  AttnGAN_normal_000.jpg ..."),
     "list": DatasetInfo(lists.read_list, True, None, False, False,
-                       "A CSV/TSV/JSON list of path, score[, std[, ref]] (your own data)"),
+                       "A CSV/TSV/JSON list of path, score[, std[, ref]] (your own data)",
+                       "labels.csv (path,score[,std[,ref]] rows; or .tsv/.txt/.json/.jsonl) with paths relative to its folder"),
 }
 
 
@@ -141,9 +153,9 @@ def read_dataset(
         ValueError: An unknown dataset name or option value.
     """
     if name not in DATASETS:
-        from c2s_lightning.registries import list_datasets, unknown_name
+        from c2s_lightning.infra.user_errors import unknown_name
 
-        raise ValueError(unknown_name("dataset", name, list_datasets()))
+        raise ValueError(unknown_name("dataset", name, DATASETS))
     root = Path(root).expanduser().resolve()
     rows = DATASETS[name].reader(root, **options)
     return finish(rows, check_images=check_images, on_missing=on_missing, on_bad_image=on_bad_image,

@@ -24,8 +24,8 @@ from pathlib import Path
 import PIL
 from PIL import Image
 
-from c2s_lightning.atomic_files import write_text
-from c2s_lightning.cache_folders import IMAGE_CHECKS, cache_folder
+from c2s_lightning.infra.atomic_files import write_text
+from c2s_lightning.infra.cache_folders import IMAGE_CHECKS, cache_folder
 
 log = logging.getLogger(__name__)
 

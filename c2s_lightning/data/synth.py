@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from c2s_lightning.atomic_files import atomic_open, atomic_path, write_json
+from c2s_lightning.infra.atomic_files import atomic_open, atomic_path, write_json
 
 log = logging.getLogger(__name__)
 

@@ -143,7 +143,7 @@ def check_model_name(model: str) -> None:
     if "/" in model or model.startswith((".", "~")):
         raise ValueError(f"model {model!r}: no such folder" + (
             f" ({owner}/ exists here, so this is not taken for a hub id)" if _HUB_ID.fullmatch(model) else ""))
-    from c2s_lightning.registries import suggestion
+    from c2s_lightning.infra.user_errors import suggestion
 
     raise ValueError(f"unknown model {model!r}: not a tiny family ({', '.join(TINY_FAMILIES)}), an existing "
                      "folder or a hub id (owner/name)" + suggestion(model, TINY_FAMILIES))

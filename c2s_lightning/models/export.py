@@ -26,7 +26,7 @@ import torch
 from peft import PeftModel
 from peft.tuners.lora import LoraLayer
 
-from c2s_lightning.atomic_files import is_nonempty_folder, publish_folder, staging_folder
+from c2s_lightning.infra.atomic_files import is_nonempty_folder, publish_folder, staging_folder
 from c2s_lightning.models.adapters import peft_quietly
 from c2s_lightning.models.backbones import Backbone, assemble_backbone, build_backbone
 from c2s_lightning.models.quiet_loading import no_transformers_bars

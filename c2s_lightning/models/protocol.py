@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from c2s_lightning.atomic_files import write_text
+from c2s_lightning.infra.atomic_files import write_text
 from c2s_lightning.data import prompts
 from c2s_lightning.data.images import ImagePreprocessing
 from c2s_lightning.data.levels import LEVEL_WEIGHTS, LEVELS

@@ -232,9 +232,10 @@ def build_tiny(name: str, *, seed: int = 0, **sizes):
         ``(model, processor)``, the model in eval mode.
     """
     if name not in TINY_FAMILIES:
-        from c2s_lightning.registries import list_backbones, unknown_name
+        from c2s_lightning.infra.user_errors import suggestion
 
-        raise ValueError(unknown_name("backbone", name, list_backbones()))
+        raise ValueError(f"unknown backbone {name!r}{suggestion(name, TINY_FAMILIES)} Known tiny families: "
+                         + ", ".join(TINY_FAMILIES))
     unknown = set(sizes) - set(TINY_DEFAULTS)
     if unknown:
         raise TypeError(f"unknown tiny size(s) {sorted(unknown)}; known: {sorted(TINY_DEFAULTS)}")

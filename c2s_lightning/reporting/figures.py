@@ -12,7 +12,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from c2s_lightning.atomic_files import atomic_path, copy_file
+from c2s_lightning.infra.atomic_files import atomic_path, copy_file
 from c2s_lightning.reporting.paper_numbers import DATASET_NAMES
 from c2s_lightning.reporting.runs import ReportRun
 from c2s_lightning.reporting.tables import datasets_of, mean_metric

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from c2s_lightning.config_keys import flatten
+from c2s_lightning.infra.config_keys import flatten
 from c2s_lightning.reporting.online import ONLINE_PATH, read_online_run
 from c2s_lightning.reporting.wandb_files import RunData, find_runs, read_run
 

@@ -1,5 +1,5 @@
 """A reader of offline W&B run files, so tests, sweeps and reports read a run back without a W&B
-server, and without importing Lightning (the logger that writes them is ``c2s_lightning.loggers``).
+server, and without importing Lightning (the logger that writes them is ``c2s_lightning.training.loggers``).
 
 An offline run is one binary ``run-<id>.wandb`` file: a LevelDB-style log (32 KiB blocks, 7-byte
 record headers: crc32, length, type) after a 7-byte file header, whose records are protobuf

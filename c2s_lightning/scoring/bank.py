@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from c2s_lightning.atomic_files import copy_file, write_text
+from c2s_lightning.infra.atomic_files import copy_file, write_text
 from c2s_lightning.data.records import IQARecord
 from c2s_lightning.scoring.anchors import select_anchors
 

@@ -21,7 +21,7 @@ from PIL import Image
 from c2s_lightning.data.images import ImagePreprocessing
 from c2s_lightning.models.protocol import ComparisonProtocol
 from c2s_lightning.scoring.bank import AnchorBank, StaleAnchorBankError
-from c2s_lightning.scoring.loading import ImageCache, prefetch
+from c2s_lightning.scoring.image_feed import ImageMemo, prefetch
 from c2s_lightning.scoring.map import comparison_matrix, map_estimate, readoff
 from c2s_lightning.scoring.soft import count_probability, soft_probability
 
@@ -70,7 +70,7 @@ class Compare2Scorer:
             full resolution.
         workers: Threads that load the next images while the model compares the current ones
             (0: load in this thread); the scores do not depend on it.
-        cache: An ``ImageCache`` that keeps loaded images between calls; it must load with the
+        memo: An ``ImageMemo`` that keeps loaded images between calls; it must load with the
             scorer's pipeline (which it gives when neither ``protocol`` nor ``pipeline`` does).
     """
 
@@ -78,7 +78,7 @@ class Compare2Scorer:
                  temperature: float = 1.0, link: str = "normal", readoff: str = "raw", batch_size: int = 16,
                  protocol: ComparisonProtocol | None = None, pad_to_square: bool | None = None,
                  recompute_anchors: bool = False, pipeline: ImagePreprocessing | None = None, workers: int = 0,
-                 cache: ImageCache | None = None):
+                 memo: ImageMemo | None = None):
         if matrix not in ("probability", "count"):
             raise ValueError(f"matrix must be 'probability' or 'count', got {matrix!r}")
         if temperature <= 0:
@@ -86,11 +86,11 @@ class Compare2Scorer:
         self.comparator, self.bank = comparator, anchor_bank
         self.matrix, self.temperature, self.link, self.readoff = matrix, temperature, link, readoff
         self.protocol = protocol.with_preprocessing(pad_to_square) if protocol is not None else None
-        self.pipeline = _pipeline(self.protocol, pipeline, cache, pad_to_square)
+        self.pipeline = _pipeline(self.protocol, pipeline, memo, pad_to_square)
         self.preprocessing = self.pipeline.to_dict()
         self.batch_size, self.pad_to_square = batch_size, self.pipeline.pad_to_square
         self.recompute_anchors, self.workers = recompute_anchors, workers
-        self._load = cache if cache is not None else self.pipeline.load
+        self._load = memo if memo is not None else self.pipeline.load
         self._anchor_images: list[Image.Image] | None = None
 
     def _probability(self, level_logits: torch.Tensor) -> torch.Tensor:
@@ -184,11 +184,11 @@ class Compare2Scorer:
         return readoff(map_estimate(P, link=self.link), self.readoff)
 
 
-def _pipeline(protocol: ComparisonProtocol | None, pipeline: ImagePreprocessing | None, cache: ImageCache | None,
+def _pipeline(protocol: ComparisonProtocol | None, pipeline: ImagePreprocessing | None, memo: ImageMemo | None,
               pad_to_square: bool | None) -> ImagePreprocessing:
     """The one pipeline a scorer loads with: the protocol's (its padding already overridden), else
-    ``pipeline``, else the cache's, else full resolution; sources that disagree are an error."""
-    chosen = pipeline or (cache.pipeline if cache is not None else None)
+    ``pipeline``, else the memo's, else full resolution; sources that disagree are an error."""
+    chosen = pipeline or (memo.pipeline if memo is not None else None)
     if protocol is not None:
         own = ImagePreprocessing.from_dict(protocol.image_preprocessing)
         if pipeline is not None and pipeline != own:
@@ -198,6 +198,6 @@ def _pipeline(protocol: ComparisonProtocol | None, pipeline: ImagePreprocessing 
         chosen = ImagePreprocessing(pad_to_square=bool(pad_to_square))
     elif pad_to_square is not None and bool(pad_to_square) != chosen.pad_to_square:
         raise ValueError(f"pad_to_square={pad_to_square} contradicts the pipeline {chosen}")
-    if cache is not None and cache.pipeline != chosen:
-        raise ValueError(f"the cache loads with {cache.pipeline}, the scorer with {chosen}")
+    if memo is not None and memo.pipeline != chosen:
+        raise ValueError(f"the memo loads with {memo.pipeline}, the scorer with {chosen}")
     return chosen

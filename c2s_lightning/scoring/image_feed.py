@@ -1,4 +1,4 @@
-"""Loading images ahead of the model: an ordered prefetching map and a bounded image cache.
+"""Loading images ahead of the model: an ordered prefetching map and a bounded memo of decoded images.
 
 Threads, not processes: PIL releases the GIL while it decodes, resizes and computes statistics,
 so worker threads decode the next images while the model runs on the current ones, and the
@@ -51,12 +51,12 @@ def prefetch(load: Callable[[T], R], items: Iterable[T], workers: int = 0, ahead
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-class ImageCache:
+class ImageMemo:
     """Images loaded through ``pipeline``, kept by path up to ``max_bytes`` of decoded pixels.
 
     Meant for data read again and again in the same order (the evaluator's images at every
     validation). Once full it keeps what it holds and admits nothing new: least-recently-used
-    eviction would, on a repeated scan larger than the cache, always evict the image needed
+    eviction would, on a repeated scan larger than the memo, always evict the image needed
     next and never hit, while keeping the first images serves that many hits on every pass.
     Thread-safe; images are decoded outside the lock so worker threads decode in parallel.
     Callers must not modify the returned images in place (they are shared).
@@ -78,7 +78,7 @@ class ImageCache:
         return len(self._images)
 
     def __call__(self, image: str | os.PathLike | Image.Image) -> Image.Image:
-        """``pipeline.load(image)``, from the cache when a path was loaded before."""
+        """``pipeline.load(image)``, from the memo when a path was loaded before."""
         if isinstance(image, Image.Image):
             return self.pipeline.load(image)
         key = os.fspath(image)

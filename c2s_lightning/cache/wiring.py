@@ -18,8 +18,8 @@ from typing import Any
 import torch
 
 from c2s_lightning.models.protocol import weights_fingerprint
-from c2s_lightning.scoring.caching_comparator import CachingComparator
-from c2s_lightning.scoring.comparison_cache import ComparisonCache, default_cache_dir
+from c2s_lightning.cache.caching_comparator import CachingComparator
+from c2s_lightning.cache.store import ComparisonCache, default_cache_dir
 
 CacheSetting = bool | str | os.PathLike | ComparisonCache | None
 """``True``: the user cache folder (``default_cache_dir()``, None when ``C2S_CACHE_DIR=off``); a

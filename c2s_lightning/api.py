@@ -1,4 +1,6 @@
-"""``create_metric``: an export folder as a pyiqa-style metric module, loaded once, called many times.
+"""The public Python API: ``create_metric``, ``score_images``, ``list_backbones``, ``list_datasets``.
+
+``create_metric`` turns an export folder into a pyiqa-style metric module, loaded once, called many times:
 
 ``metric = create_metric("outputs/quickstart/latest/export"); metric("photo.png")`` scores a path,
 a list of paths, PIL images or a float tensor ``[B, 3, H, W]`` in [0, 1]. A tensor is turned into
@@ -16,6 +18,9 @@ import torch
 from PIL import Image
 
 from c2s_lightning.scoring.bank import AnchorBank
+from c2s_lightning.scoring.from_export import load_scorer, score_images
+
+__all__ = ["Compare2ScoreMetric", "create_metric", "list_backbones", "list_datasets", "score_images"]
 
 SCORE_SCALES = {
     "raw": "MAP score of Thurstone's Case V model: higher is better, standard normal units "
@@ -101,10 +106,24 @@ def create_metric(export_dir: str | os.PathLike, device: str | torch.device | No
         A ``Compare2ScoreMetric``: ``metric(images) -> Tensor[B]``, ``metric.lower_better``,
         ``metric.score_scale``, ``metric.protocol``.
     """
-    from c2s_lightning.scoring.api import load_scorer
-
     if isinstance(dtype, torch.dtype):
         dtype = str(dtype).removeprefix("torch.")
     scorer = load_scorer(export_dir, anchors, batch_size=batch_size, device=None if device is None else str(device),
                          dtype=dtype or "float32", **options)
     return Compare2ScoreMetric(scorer)
+
+
+def list_backbones() -> dict:
+    """The backbone families ``model.model`` accepts (``BackboneInfo`` per name): every ``tiny-*``
+    family, mPLUG-Owl2 and the Hugging Face families."""
+    from c2s_lightning.models.backbone_list import list_backbones as listed
+
+    return listed()
+
+
+def list_datasets() -> dict:
+    """The dataset names ``read_dataset`` and the configs accept (``DatasetInfo`` per name: its
+    ``description`` and the ``layout`` its reader expects): the nine native datasets and ``list``."""
+    from c2s_lightning.data.datasets import DATASETS
+
+    return dict(DATASETS)

@@ -7,10 +7,10 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 
-from c2s_lightning.atomic_files import is_nonempty_folder
-from c2s_lightning.callbacks.evaluator import SoftComparisonEvaluator
-from c2s_lightning.callbacks.run_protocol import run_protocol
+from c2s_lightning.infra.atomic_files import is_nonempty_folder
+from c2s_lightning.evaluation.run_protocol import run_protocol
 from c2s_lightning.models.export import export_pretrained
+from c2s_lightning.scoring.live import live_anchor_bank
 
 PROTOCOL_KEY = "compare2score_protocol"
 """Key of the protocol dict in Lightning checkpoints (read by ``python -m c2s_lightning export``)."""
@@ -45,11 +45,22 @@ class HFExport(L.Callback):
         if not self.enabled or trainer.fast_dev_run:
             return
         out = Path(self.dirpath or Path(trainer.default_root_dir) / "export")
-        evaluator = next((c for c in trainer.callbacks if isinstance(c, SoftComparisonEvaluator)), None)
         # every rank computes the bank: under sharded strategies a forward pass needs them all
-        bank = None if evaluator is None else evaluator.anchor_bank(trainer, pl_module)
+        bank = export_anchor_bank(trainer, pl_module)
         if trainer.is_global_zero:
             export_pretrained(pl_module.backbone, out_dir=out, merge_lora=self.merge_lora,
                               protocol=run_protocol(trainer, pl_module), anchor_bank=bank)
             rank_zero_info(f"exported the model to {out}" + (" with its anchor bank" if bank else ""))
         trainer.strategy.barrier()
+
+
+def export_anchor_bank(trainer: L.Trainer, pl_module: L.LightningModule):
+    """The evaluation callback's anchors (``bank(datamodule)``) with their matrix computed by the
+    model as trained, or None without such a callback. The callback is found by what it offers,
+    so this module needs nothing from the evaluation code."""
+    source = next((c for c in trainer.callbacks if callable(getattr(c, "bank", None))
+                   and hasattr(c, "scorer_options")), None)
+    if source is None:
+        return None
+    return live_anchor_bank(pl_module.comparator, source.bank(trainer.datamodule), trainer.datamodule.image_options(),
+                            **source.scorer_options)

@@ -10,7 +10,7 @@ import torch
 
 from c2s_lightning.models.protocol import ANCHORS_FILE, ComparisonProtocol, has_protocol
 from c2s_lightning.scoring.bank import AnchorBank
-from c2s_lightning.scoring.cache_setup import CacheSetting, cache_protocol, cached_comparator
+from c2s_lightning.cache.wiring import CacheSetting, cache_protocol, cached_comparator
 from c2s_lightning.scoring.scorer import Compare2Scorer, ImageLike
 
 

@@ -12,15 +12,15 @@ import jsonargparse
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
-from c2s_lightning.callbacks.evaluator import SoftComparisonEvaluator
-from c2s_lightning.callbacks.hf_export import HFExport
-from c2s_lightning.callbacks.run_start import RunStart
-from c2s_lightning.checkpoint_files import LIGHTNING_KEYWORDS, check_checkpoint_file, use_atomic_checkpoints
-from c2s_lightning.commands.parsing import ErrorsThatHelp
-from c2s_lightning.config_keys import flatten
+from c2s_lightning.evaluation.evaluator import SoftComparisonEvaluator
+from c2s_lightning.training.export_callback import HFExport
+from c2s_lightning.training.run_start import RunStart
+from c2s_lightning.infra.checkpoint_files import LIGHTNING_KEYWORDS, check_checkpoint_file, use_atomic_checkpoints
+from c2s_lightning.infra.arguments import ErrorsThatHelp
+from c2s_lightning.infra.config_keys import flatten
 from c2s_lightning.data.datamodule import ComparisonDataModule
 from c2s_lightning.models.module import Compare2ScoreModule
-from c2s_lightning.run_folders import place
+from c2s_lightning.training.run_folders import place
 
 
 class LoggedConfigCallback(SaveConfigCallback):
@@ -148,7 +148,7 @@ class Compare2ScoreCLI(LightningCLI):
 def trainer_defaults() -> dict[str, Any]:
     return {
         "default_root_dir": "outputs",
-        "logger": {"class_path": "c2s_lightning.loggers.WandbLogger"},
+        "logger": {"class_path": "c2s_lightning.training.loggers.WandbLogger"},
     }
 
 

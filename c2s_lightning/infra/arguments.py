@@ -3,7 +3,7 @@
 Each tool parser takes ``--config FILE`` (YAML or JSON with the options' names as keys, e.g.
 ``batch_size: 8``), ``--print_config`` (the resolved options, ready to save as such a file) and
 shows every default in ``--help``. A mistyped option or action gets a suggestion
-(``registries.suggestion``); LightningCLI's parser (``lightning_cli.SuggestingParser``) uses the same hint.
+(``user_errors.suggestion``); LightningCLI's parser (``lightning_cli.SuggestingParser``) uses the same hint.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import typing
 
 from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter, Namespace
 
-from c2s_lightning.registries import suggestion
+from c2s_lightning.infra.user_errors import suggestion
 
 
 class _ExclusiveGroup:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import lightning as L
 
-from c2s_lightning.run_folders import RunFolder
+from c2s_lightning.training.run_folders import RunFolder
 
 
 class RunStart(L.Callback):

@@ -2,7 +2,7 @@
 
 Rank correlations and the logistic fit are not decomposable into per-process partial sums: every
 process keeps its predictions and targets (list states, ``dist_reduce_fx="cat"``), torchmetrics
-gathers them all at ``compute``, and the pure functions of ``c2s_lightning.metrics`` compute the
+gathers them all at ``compute``, and the pure functions of ``c2s_lightning.evaluation.correlations`` compute the
 value on the whole set. Use them from any LightningModule (``self.log("val/srcc", metric)``) or
 by hand (``update`` per shard, ``compute`` once). No Lightning import.
 """
@@ -16,7 +16,7 @@ import torch
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.utilities import dim_zero_cat
 
-from c2s_lightning import metrics
+from c2s_lightning.evaluation import correlations as metrics
 
 __all__ = ["SRCC", "PLCC", "KRCC", "PairwiseAccuracy", "iqa_metric_collection"]
 

@@ -1,9 +1,9 @@
 """Where the project's caches live: one root folder, one named subfolder per cache.
 
-The root is ``$C2S_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/c2s_lightning``, else
-``~/.cache/c2s_lightning``; ``C2S_CACHE_DIR=off`` (or ``0``, ``none``, empty) turns every cache
+The root is ``$C2S_CACHE_DIR`` if set, else the user cache folder platformdirs names for the
+project (on Linux ``$XDG_CACHE_HOME/c2s_lightning``, else ``~/.cache/c2s_lightning``); ``C2S_CACHE_DIR=off`` (or ``0``, ``none``, empty) turns every cache
 off. The caches under it: ``decoded-images/`` (images that decoded once, ``data/image_checks.py``)
-and ``comparisons/`` (level logits of compared pairs, ``scoring/comparison_cache.py``). Both are
+and ``comparisons/`` (level logits of compared pairs, ``cache/store.py``). Both are
 optimisations only: deleting the root costs recomputation, nothing else.
 """
 
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+import platformdirs
 
 ENV_VAR = "C2S_CACHE_DIR"
 IMAGE_CHECKS = "decoded-images"
@@ -29,8 +31,7 @@ def cache_root() -> Path | None:
     configured = os.environ.get(ENV_VAR)
     if configured is not None:
         return Path(configured).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "c2s_lightning"
+    return Path(platformdirs.user_cache_dir("c2s_lightning", appauthor=False))
 
 
 def cache_folder(name: str) -> Path | None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from c2s_lightning.atomic_files import write_json
+from c2s_lightning.infra.atomic_files import write_json
 
 log = logging.getLogger(__name__)
 

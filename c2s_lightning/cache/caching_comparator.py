@@ -30,8 +30,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from c2s_lightning.scoring.comparison_cache import ComparisonCache, ComparisonKey
-from c2s_lightning.scoring.digests import pixel_digest, protocol_key
+from c2s_lightning.cache.store import ComparisonCache, ComparisonKey
+from c2s_lightning.cache.digests import pixel_digest, protocol_key
 
 
 class CachingComparator:

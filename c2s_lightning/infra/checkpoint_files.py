@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from c2s_lightning.atomic_files import atomic_path
+from c2s_lightning.infra.atomic_files import atomic_path
 
 # ckpt_path values Lightning resolves itself (no file name)
 LIGHTNING_KEYWORDS = ("last", "best", "hpc", "registry")

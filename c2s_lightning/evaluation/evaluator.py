@@ -18,12 +18,12 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_info
 
-from c2s_lightning.callbacks.scatter import scatter_png
-from c2s_lightning.data.images import ImagePreprocessing
-from c2s_lightning.iqa_metrics import iqa_metric_collection
+from c2s_lightning.evaluation.scatter import scatter_png
+from c2s_lightning.evaluation.correlation_metrics import iqa_metric_collection
 from c2s_lightning.scoring.bank import AnchorBank
-from c2s_lightning.scoring.cache_setup import cache_counts, cache_protocol, cached_comparator, module_fingerprint
-from c2s_lightning.scoring.loading import ImageCache
+from c2s_lightning.cache.wiring import cache_counts, cache_protocol, cached_comparator, module_fingerprint
+from c2s_lightning.scoring.image_feed import ImageMemo
+from c2s_lightning.scoring.live import live_scorer, training_pipeline
 from c2s_lightning.scoring.scorer import Compare2Scorer
 from c2s_lightning.scoring.shards import merge_strided, padded_shard
 
@@ -52,14 +52,15 @@ class SoftComparisonEvaluator(L.Callback):
         batch_size: Image pairs per forward pass.
         before_training: Also evaluate once before the first training step (step 0).
         plots: Write a prediction-vs-MOS scatter PNG per dataset (and log it to W&B).
-        cache_dir: Comparison cache folder (``scoring/comparison_cache.py``); None (the default
+        cache_dir: Comparison cache folder (``cache/store.py``); None (the default
             in ``fit``): off. ``evaluate`` sets it (default the user cache folder). Entries are
             keyed by a fingerprint of the live weights, computed once per evaluation, so a
             training step never reuses an entry of the weights before it. Logs
             ``<eval_part>/cache/computed`` and ``<eval_part>/cache/reused``.
         workers: Threads loading the next images while the model compares (0: none).
-        image_cache_mb: Decoded evaluation images kept between validations of a run, in MiB
-            of pixels (0: none); images beyond it are decoded again at every validation.
+        image_memo_mb: Decoded evaluation images kept in memory between validations of a run, in
+            MiB of pixels (0: none); images beyond it are decoded again at every validation.
+        image_cache_mb: Former name of ``image_memo_mb`` (still accepted; wins when given).
     """
 
     def __init__(self, anchor_dataset: str | None = None, anchor_part: str = "train", alpha: int = 5,
@@ -67,7 +68,7 @@ class SoftComparisonEvaluator(L.Callback):
                  temperature: float = 1.0, link: str = "normal", readoff: str = "raw", eval_part: str = "test",
                  max_images: int | None = None, batch_size: int = 32, before_training: bool = False,
                  plots: bool = True, cache_dir: str | None = None, workers: int = 2,
-                 image_cache_mb: float = 2048):
+                 image_memo_mb: float = 2048, image_cache_mb: float | None = None):
         super().__init__()
         if eval_part not in PARTS:
             raise ValueError(f"eval_part must be one of {PARTS}, got {eval_part!r}")
@@ -77,10 +78,11 @@ class SoftComparisonEvaluator(L.Callback):
                                    batch_size=batch_size)
         self.eval_part, self.max_images = eval_part, max_images
         self.before_training, self.plots, self.cache_dir = before_training, plots, cache_dir
-        if workers < 0 or image_cache_mb < 0:
-            raise ValueError(f"workers and image_cache_mb must be >= 0, got {workers} and {image_cache_mb}")
-        self.workers, self.image_cache_mb = workers, image_cache_mb
-        self._cache: ImageCache | None = None
+        image_memo_mb = image_memo_mb if image_cache_mb is None else image_cache_mb
+        if workers < 0 or image_memo_mb < 0:
+            raise ValueError(f"workers and image_memo_mb must be >= 0, got {workers} and {image_memo_mb}")
+        self.workers, self.image_memo_mb = workers, image_memo_mb
+        self._memo: ImageMemo | None = None
         self.last_results: dict[str, dict[str, float]] = {}
         self.last_predictions: dict[str, list[dict]] = {}
         """Per dataset label, one ``{"image", "path", "prediction", "mos"}`` row per scored image."""
@@ -105,24 +107,16 @@ class SoftComparisonEvaluator(L.Callback):
                                        beta=self.beta, rule=self.rule, seed=self.anchor_seed)
 
     def scorer(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Compare2Scorer:
-        """A scorer over the model as it is now, loading images as the data module does for
-        training (``image_options`` at the model's input size, which is also what the run's
-        protocol records), through the run's image cache."""
+        """A scorer over the model as it is now (``live_scorer``: images load as training loads
+        them), through the run's memo of decoded images and, when set, the comparison cache."""
         datamodule, comparator = trainer.datamodule, pl_module.comparator
-        encoder = getattr(getattr(comparator, "backbone", None), "encoder", None)
-        pipeline = ImagePreprocessing.for_encoder(encoder, **datamodule.image_options())
+        pipeline = training_pipeline(comparator, datamodule.image_options())
         if self.cache_dir is not None:
             comparator = live_cached_comparator(comparator, self.cache_dir, trainer, pl_module)
-        if self._cache is None or self._cache.pipeline != pipeline:
-            self._cache = ImageCache(pipeline, max_bytes=int(self.image_cache_mb * 2**20))
-        return Compare2Scorer(comparator, self.bank(datamodule), cache=self._cache, workers=self.workers,
-                              **self.scorer_options)
-
-    def anchor_bank(self, trainer: L.Trainer, pl_module: L.LightningModule) -> AnchorBank:
-        """The evaluator's anchor bank with its matrix computed by the model as it is now."""
-        scorer = self.scorer(trainer, pl_module)
-        scorer.anchor_block()
-        return scorer.bank
+        if self._memo is None or self._memo.pipeline != pipeline:
+            self._memo = ImageMemo(pipeline, max_bytes=int(self.image_memo_mb * 2**20))
+        return live_scorer(comparator, self.bank(datamodule), datamodule.image_options(), memo=self._memo,
+                           workers=self.workers, **self.scorer_options)
 
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> dict:
         """Score every evaluated dataset, log metrics to every logger, return them."""
@@ -227,7 +221,7 @@ def live_cached_comparator(comparator, cache_dir: str, trainer: L.Trainer, pl_mo
     if "deepspeed" in strategy or "fsdp" in strategy:
         rank_zero_info(f"evaluator: comparison cache off under {type(trainer.strategy).__name__} (sharded weights)")
         return comparator
-    from c2s_lightning.callbacks.run_protocol import run_protocol
+    from c2s_lightning.evaluation.run_protocol import run_protocol
 
     # the run's own protocol (as the export records it): the key names the pipeline the scorer loads with
     key = cache_protocol(run_protocol(trainer, pl_module).to_dict(), precision=trainer.precision)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from c2s_lightning.atomic_files import atomic_path
+from c2s_lightning.infra.atomic_files import atomic_path
 
 
 def scatter_png(path: str | Path, preds: Sequence[float], mos: Sequence[float], title: str = "") -> Path:
@@ -17,7 +17,7 @@ def scatter_png(path: str | Path, preds: Sequence[float], mos: Sequence[float], 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from c2s_lightning.metrics import fit_logistic4, logistic4
+    from c2s_lightning.evaluation.correlations import fit_logistic4, logistic4
 
     path = Path(path)
     x, y = np.asarray(preds, dtype=float), np.asarray(mos, dtype=float)

@@ -44,9 +44,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from c2s_lightning.cache_folders import COMPARISONS, cache_folder
-from c2s_lightning.scoring.cache_db import CacheError, connect, totals, transaction
-from c2s_lightning.scoring.digests import DIGEST_SIZE, file_digest, pixel_digest, protocol_key
+from c2s_lightning.infra.cache_folders import COMPARISONS, cache_folder
+from c2s_lightning.cache.database import CacheError, connect, totals, transaction
+from c2s_lightning.cache.digests import DIGEST_SIZE, file_digest, pixel_digest, protocol_key
 
 __all__ = ["CacheError", "CacheStats", "ComparisonCache", "ComparisonKey", "default_cache_dir",
            "file_digest", "pixel_digest", "protocol_key"]

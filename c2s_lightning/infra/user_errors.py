@@ -9,6 +9,7 @@ disk. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import difflib
 import errno
 import pickle
 import sys
@@ -23,7 +24,7 @@ def is_user_error(error: BaseException) -> bool:
     """True for the types above, a full or read-only disk, and the comparison cache's
     ``CacheError`` (looked up only when its module was loaded: the command line never imports the
     scoring stack for this)."""
-    cache_db = sys.modules.get("c2s_lightning.scoring.cache_db")
+    cache_db = sys.modules.get("c2s_lightning.cache.database")
     return (isinstance(error, USER_ERRORS) or (isinstance(error, OSError) and error.errno in _DISK_ERRNOS)
             or (cache_db is not None and isinstance(error, cache_db.CacheError)))
 
@@ -31,7 +32,7 @@ def is_user_error(error: BaseException) -> bool:
 def one_line(error: BaseException) -> str:
     """The message of ``error`` as one line: what went wrong, and where, as the raiser said it."""
     if isinstance(error, pickle.UnpicklingError):
-        from c2s_lightning.checkpoint_files import unsafe_load_reason
+        from c2s_lightning.infra.checkpoint_files import unsafe_load_reason
 
         return unsafe_load_reason(error)
     if isinstance(error, OSError) and error.strerror:
@@ -42,3 +43,22 @@ def one_line(error: BaseException) -> str:
         text = text.splitlines()[-1]
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return "; ".join(lines) or type(error).__name__
+
+
+# -- did-you-mean: the one hint of commands, options, backbones and datasets --
+def format_listing(entries: dict) -> str:
+    """One line per entry, ``name  description``, for ``--help`` texts and errors."""
+    width = max(map(len, entries))
+    return "\n".join(f"  {name:<{width}}  {info.description}" for name, info in entries.items())
+
+
+def suggestion(word: str, candidates) -> str:
+    """``"; did you mean 'x'?"`` when a candidate is close to ``word``, else ``""``: the one
+    did-you-mean of commands, options, backbones and datasets."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def unknown_name(kind: str, name: str, entries: dict) -> str:
+    """An error text for an unknown ``kind`` name: a suggestion when one is close, then the list."""
+    return f"unknown {kind} {name!r}{suggestion(name, entries)} Known {kind}s:\n{format_listing(entries)}"

@@ -17,9 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from c2s_lightning.atomic_files import is_nonempty_folder, write_json
-from c2s_lightning.commands.sweep_plan import SweepError
-from c2s_lightning.commands.sweep_processes import process_start
+from filelock import FileLock, Timeout
+
+from c2s_lightning.infra.atomic_files import is_nonempty_folder, write_json
+from c2s_lightning.sweep.plan import SweepError
+from c2s_lightning.sweep.processes import process_start
 
 STATE_FILE = "sweep_state.json"
 LOCK_FILE = ".sweep.lock"
@@ -52,23 +54,21 @@ def save_state(out: Path, state: dict[str, Any]) -> None:
 
 @contextlib.contextmanager
 def runner_lock(out: Path) -> Iterator[None]:
-    """Hold ``OUT/.sweep.lock`` while running; a second runner on the same folder fails at once."""
-    import fcntl
-
+    """Hold ``OUT/.sweep.lock`` while running; a second runner on the same folder fails at once,
+    naming the holder's pid (kept beside the lock)."""
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / LOCK_FILE, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise SweepError(f"{out}: another sweep runner (pid {holder}) is running this sweep; wait for "
-                             "it or stop it") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
+    lock, holder_file = FileLock(out / LOCK_FILE), out / f"{LOCK_FILE}.pid"
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        holder = holder_file.read_text().strip() if holder_file.is_file() else "unknown"
+        raise SweepError(f"{out}: another sweep runner (pid {holder}) is running this sweep; wait for "
+                         "it or stop it") from None
+    try:
+        holder_file.write_text(str(os.getpid()))
         yield
+    finally:
+        lock.release()
 
 
 def set_aside(folder: Path, out: Path) -> Path | None:

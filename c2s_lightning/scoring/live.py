@@ -1,0 +1,47 @@
+"""A scorer over a model as it is now (during or right after training), not over an export.
+
+The evaluation callback and the export callback both build it here, so the images they score load
+exactly as the data module trained on them (``ImagePreprocessing.for_encoder`` at the model's
+input size, which is also what the run's protocol records). No Lightning import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from c2s_lightning.data.images import ImagePreprocessing
+from c2s_lightning.scoring.bank import AnchorBank
+from c2s_lightning.scoring.image_feed import ImageMemo
+from c2s_lightning.scoring.scorer import Compare2Scorer, LevelComparator
+
+
+def training_pipeline(comparator: LevelComparator, image_options: dict[str, Any]) -> ImagePreprocessing:
+    """How training loads images for ``comparator``'s backbone (``image_options``: the data
+    module's ``image_options()``)."""
+    encoder = getattr(getattr(comparator, "backbone", None), "encoder", None)
+    return ImagePreprocessing.for_encoder(encoder, **image_options)
+
+
+def live_scorer(comparator: LevelComparator, bank: AnchorBank, image_options: dict[str, Any], *,
+                memo: ImageMemo | None = None, **options) -> Compare2Scorer:
+    """A ``Compare2Scorer`` over ``comparator`` that loads images as training does.
+
+    Args:
+        comparator: The model's comparator (``Compare2ScoreModule.comparator``), possibly wrapped
+            by the comparison cache.
+        bank: The anchors (their matrix is computed by this model on first use).
+        image_options: The data module's ``image_options()``.
+        memo: Decoded images kept between calls; used only when it loads with this pipeline.
+        **options: Further ``Compare2Scorer`` options (``matrix``, ``batch_size``, ``workers``...).
+    """
+    pipeline = training_pipeline(comparator, image_options)
+    memo = memo if memo is not None and memo.pipeline == pipeline else None
+    return Compare2Scorer(comparator, bank, pipeline=pipeline, memo=memo, **options)
+
+
+def live_anchor_bank(comparator: LevelComparator, bank: AnchorBank, image_options: dict[str, Any],
+                     **options) -> AnchorBank:
+    """``bank`` with its anchor matrix computed by ``comparator`` as it is now."""
+    scorer = live_scorer(comparator, bank, image_options, **options)
+    scorer.anchor_block()
+    return scorer.bank

@@ -1,0 +1,213 @@
+"""The offline sweep runner: plan a W&B sweep file into runs, run them one after another as
+subprocesses, record each in the sweep state, pick the best. ``commands/sweep.py`` is its command
+line; the module docstring there says what a user sees."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from c2s_lightning.infra.atomic_files import streaming_file, write_json
+from c2s_lightning.sweep import processes as sweep_processes
+from c2s_lightning.sweep.plan import (
+    DEFAULT_COMMAND, SweepError, command_key, expand, load_sweep, param_key, substitute,
+)
+from c2s_lightning.sweep.state import (
+    STATE_FILE, load_state, refuse_live_runs, runner_lock, save_state, set_aside,
+)
+
+PROJECT_COMMANDS = ("fit", "validate", "test", "predict", "evaluate")
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedRun:
+    """One run of a sweep: its parameters, their key, folder, the exact command and its key."""
+
+    name: str
+    key: str
+    params: dict[str, Any]
+    folder: Path
+    command: list[str]
+    command_key: str = ""
+
+
+def is_project_cli(command: list[str]) -> bool:
+    """True when ``command`` runs one of this project's Lightning commands (which take logger keys)."""
+    for i, token in enumerate(command):
+        if token == "-m" and command[i + 1:i + 2] == ["c2s_lightning"]:
+            rest = command[i + 2:]
+        elif Path(token).name == "c2s-lightning":
+            rest = command[i + 1:]
+        else:
+            continue
+        return bool(rest) and rest[0] in PROJECT_COMMANDS
+    return False
+
+
+def own_folder_args(command: list[str], folder: Path, name: str) -> list[str]:
+    """Options that give a run of this project's CLI its own logger, root, checkpoint and export
+    folders (configs such as the quickstart fix them), each unless the command sets it already."""
+    options = {"trainer.logger.init_args.save_dir": folder, "trainer.logger.init_args.name": name,
+               "trainer.default_root_dir": folder, "checkpoint.dirpath": folder / "checkpoints",
+               "export.dirpath": folder / "export"}
+    given = {arg[2:].split("=", 1)[0] for arg in command if arg.startswith("--")}
+    return [part for key, value in options.items() if key not in given for part in (f"--{key}", str(value))]
+
+
+def plan_sweep(path: str | Path, out: Path, count: int | None = None, seed: int = 0) -> list[PlannedRun]:
+    """Every run of the sweep file at ``path``, with folders under ``out``."""
+    sweep, stem = load_sweep(path), Path(path).stem
+    runs = []
+    for index, params in enumerate(expand(sweep, count, seed)):
+        key = param_key(params)
+        name, folder = f"{stem}-{index:03d}-{key[:6]}", out / f"{stem}-{index:03d}-{key[:6]}"
+        template, program = sweep.get("command", DEFAULT_COMMAND), sweep.get("program")
+        # keyed without the run's own paths: the folder follows the grid position, the key must not
+        keyed = substitute(template, params, program, json_file="${args_json_file}")
+        command = substitute(template, params, program, json_file=str(folder / "params.json"))
+        if is_project_cli(command):
+            command += own_folder_args(command, folder, name)
+        runs.append(PlannedRun(name, key, params, folder, command, command_key(keyed)))
+    return runs
+
+
+def _run_env(run: PlannedRun, group: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("WANDB_MODE", "offline")
+    env.setdefault("WANDB_DIR", str(run.folder))
+    env.setdefault("WANDB_RUN_GROUP", group)
+    env["WANDB_NAME"] = run.name
+    return env
+
+
+def run_one(run: PlannedRun, group: str, started: Callable[[int], None] = lambda pid: None) -> int:
+    """Run one command with its output in ``FOLDER/output.log`` (``.partial`` while it runs,
+    ``.interrupted`` if the runner is stopped: ``streaming_file``); return its exit status.
+
+    ``started(pid)`` is called once the child runs. However this function ends (a signal turned
+    into an exception included), the child's process group has ended too.
+    """
+    run.folder.mkdir(parents=True, exist_ok=True)
+    write_json(run.folder / "params.json", run.params)
+    with streaming_file(run.folder / "output.log") as log:  # output.log.partial while it runs
+        log.write(f"$ {shell_line(run.command)}\n")
+        log.flush()
+        try:
+            child = sweep_processes.start(run.command, log, _run_env(run, group))
+        except OSError as err:  # e.g. the program does not exist: a failed run, not a crash
+            log.write(f"cannot start the command: {err}\n")
+            return 127
+        try:
+            started(child.pid)
+            return child.wait()
+        finally:
+            if child.returncode is None:
+                sweep_processes.stop(child)
+
+
+def read_metric(folder: Path, name: str) -> float | None:
+    """The last value of metric ``name`` in the newest readable offline run under ``folder``."""
+    if not any(folder.rglob("run-*.wandb")):
+        return None  # spares the reader's heavy imports when a program logged nothing
+    from c2s_lightning.reporting.wandb_files import find_runs, read_run
+
+    for path in reversed(find_runs(folder)):
+        try:
+            data = read_run(path)
+        except (ValueError, OSError):
+            continue
+        value = data.summary.get(name)
+        if not isinstance(value, (int, float)):
+            values = data.series(name)
+            value = values[-1] if values else None
+        if isinstance(value, (int, float)):
+            return float(value)
+    return None
+
+
+def shell_line(command: list[str]) -> str:
+    """``command`` as one bash line: arguments holding newlines use ``$'...'`` quoting."""
+    def quote(arg: str) -> str:
+        if "\n" not in arg:
+            return shlex.quote(arg)
+        return "$'" + arg.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
+
+    return " ".join(quote(a) for a in command)
+
+
+def describe(params: dict[str, Any]) -> str:
+    """``key=value`` pairs of a run, for progress lines."""
+    return " ".join(f"{k}={v}" for k, v in params.items())
+
+
+def run_sweep(runs: list[PlannedRun], out: Path, group: str) -> dict[str, int]:
+    """Run every planned run not finished before with the same command; return the counts of each
+    outcome. Holds the sweep folder's lock; SIGTERM/SIGHUP/SIGINT end the running child's group.
+
+    Raises:
+        SweepError: another runner works in ``out``, a run of an earlier runner still runs, or the
+            state file is corrupt.
+    """
+    with runner_lock(out), sweep_processes.signals_raise():
+        state, counts = load_state(out), {"finished": 0, "failed": 0, "skipped": 0}
+        refuse_live_runs(state, out)
+        for i, run in enumerate(runs, 1):
+            head = f"[{i}/{len(runs)}] {run.name} {describe(run.params)}"
+            previous = state["runs"].get(run.key, {})
+            if previous.get("status") == "finished" and previous.get("command_key") == run.command_key:
+                counts["skipped"] += 1
+                print(f"{head}: skipped (finished before)", flush=True)
+                continue
+            why = {"finished": "command or config changed since it finished", "running": "interrupted earlier",
+                   "interrupted": "interrupted earlier", "failed": "failed earlier"}.get(previous.get("status"))
+            aside = set_aside(run.folder, out)
+            if why or aside:
+                kept = f" (earlier attempt kept in {aside})" if aside else ""
+                print(f"{head}: {why or 'its folder exists'}; rerunning{kept}", flush=True)
+            counts[_run_recorded(run, group, out, state, head)] += 1
+    return counts
+
+
+def _run_recorded(run: PlannedRun, group: str, out: Path, state: dict[str, Any], head: str) -> str:
+    """Run ``run`` with its record in the state: ``running`` with the child's pid while it runs,
+    then ``finished``/``failed`` (or ``interrupted`` when the runner is stopped)."""
+    record = {"name": run.name, "params": run.params, "status": "running", "folder": str(run.folder),
+              "command": run.command, "command_key": run.command_key, "runner_pid": os.getpid()}
+    state["runs"][run.key] = record
+
+    def started(pid: int) -> None:
+        record.update(pid=pid, pid_start=sweep_processes.process_start(pid))
+        save_state(out, state)
+
+    start, code = time.monotonic(), None
+    try:
+        code = run_one(run, group, started)
+    finally:
+        status = "interrupted" if code is None else "finished" if code == 0 else "failed"
+        record.update(status=status, returncode=code, seconds=round(time.monotonic() - start, 1))
+        for transient in ("pid", "pid_start", "runner_pid"):
+            record.pop(transient, None)
+        save_state(out, state)
+    tail = "" if code == 0 else f" (exit {code}; see {run.folder / 'output.log'})"
+    print(f"{head}: {status} in {time.monotonic() - start:.1f} s{tail}", flush=True)
+    return status
+
+
+def best_run(runs: list[PlannedRun], out: Path, metric: dict[str, Any]) -> tuple[PlannedRun, float] | None:
+    """The finished run (with the current command) with the best value of the sweep's metric, among
+    those that logged it."""
+    done = load_state(out)["runs"]
+    folders = {run.key: Path(done[run.key].get("folder", run.folder)) for run in runs
+               if done.get(run.key, {}).get("status") == "finished"
+               and done[run.key].get("command_key") == run.command_key}
+    scored = [(run, value) for run in runs if run.key in folders
+              if (value := read_metric(folders[run.key], metric["name"])) is not None]
+    if not scored:
+        return None
+    sign = -1.0 if metric.get("goal", "minimize") == "minimize" else 1.0
+    return max(scored, key=lambda item: sign * item[1])
