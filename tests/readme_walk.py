@@ -1,4 +1,4 @@
-"""Run every command of the README as written, in README order, on a fresh clone of HEAD.
+"""Run every command of the README and the docs/ pages as written, in order, on a fresh clone of HEAD.
 
     .venv/bin/python tests/readme_walk.py [--venv .venv | --install] [--only REGEX] [--keep]
 
@@ -10,8 +10,9 @@ made first (tests/readme_user_files.py). Each command then runs with bash from t
 ``.venv/bin`` first on PATH as after ``. .venv/bin/activate``, each with a timeout; the walk sets
 only the environment of a new machine (no comparison or image-check cache, W&B offline, no hub).
 
-Which commands: the lines of the README's ```bash blocks (continuation lines joined) and inline
-code that starts with ``python -m c2s_lightning`` or ``c2s-lightning``. A command
+Which commands: the lines of the ```bash blocks (continuation lines joined) and inline code that
+starts with ``python -m c2s_lightning`` or ``c2s-lightning``, first of README.md, then of each
+``docs/*.md`` page in name order (a page's commands may use what the README made). A command
 
 - that holds a placeholder (``X.yaml``, ``EXPORT``, ``DIR``, ``...``) is syntax: skipped, and so is a
   command that reads a file only such a command writes (``... > bank.yaml``);
@@ -60,6 +61,11 @@ class Command:
     line: int
     comment: str = ""
     inline: bool = False
+    source: str = "README.md"
+
+    @property
+    def where(self) -> str:
+        return f"{self.source} line {self.line}"
 
     @property
     def needs(self) -> bool:
@@ -80,8 +86,14 @@ class Command:
         return f"{self.text} {'--dry-run' if 'sweep' in self.words()[:4] else '--print_config'}"
 
 
-def readme_commands(readme: str) -> list[Command]:
-    """Every command of the README in order: fenced ```bash lines and inline ``python -m c2s_lightning``."""
+def documented_commands(root: Path) -> list[Command]:
+    """The commands of ``root``'s README.md, then of its docs/*.md pages in name order."""
+    pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    return [c for page in pages for c in readme_commands(page.read_text(), str(page.relative_to(root)))]
+
+
+def readme_commands(readme: str, source: str = "README.md") -> list[Command]:
+    """Every command of one page in order: fenced ```bash lines and inline ``python -m c2s_lightning``."""
     found = []
     for block in FENCE.finditer(readme):
         offset = block.start(1)
@@ -91,11 +103,11 @@ def readme_commands(readme: str) -> list[Command]:
             text, _, comment = raw.replace("\\\n", " ").partition(" #")
             text = " ".join(text.split())
             if text and not text.startswith("#"):
-                found.append((offset, Command(text, line, "# " + comment.strip() if comment else "")))
+                found.append((offset, Command(text, line, "# " + comment.strip() if comment else "", source=source)))
     masked = FENCE.sub(lambda m: " " * len(m.group(0)), readme)
     for match in INLINE.finditer(masked):
         line = readme.count("\n", 0, match.start()) + 1
-        found.append((match.start(), Command(" ".join(match.group(1).split()), line, inline=True)))
+        found.append((match.start(), Command(" ".join(match.group(1).split()), line, inline=True, source=source)))
     return [command for _, command in sorted(found, key=lambda pair: pair[0])]
 
 
@@ -218,7 +230,7 @@ def walk(planned: list[tuple[str, Command]], clone: Path, env: dict[str, str], t
             status = "checked" if ok else f"CHECK {rc}"
         print(f"{status:<8} {seconds:6.1f}s  {text}", flush=True)
         if not ok:
-            print(f"  README line {command.line}; output tail ({log}):\n{tail(log)}", flush=True)
+            print(f"  {command.where}; output tail ({log}):\n{tail(log)}", flush=True)
     return counts
 
 
@@ -237,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="readme_walk_", dir=args.workdir))
     clone, sha = fresh_clone(work)
-    planned = plan(readme_commands((clone / "README.md").read_text()))
+    planned = plan(documented_commands(clone))
     if args.only:
         planned = [(kind, c) for kind, c in planned if re.search(args.only, c.text)]
     if not args.install:

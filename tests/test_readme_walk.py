@@ -1,4 +1,5 @@
-"""Issue 15's last acceptance item, slow (about 25 minutes): every README command runs as written on a fresh clone.
+"""Issue 15's last acceptance item, slow (about 25 minutes): every command of the README and docs/
+runs as written on a fresh clone.
 
 Run with `make test-all` or `pytest -m slow tests/test_readme_walk.py`; the walker itself is
 tests/readme_walk.py (its output says which command failed, with the tail of its output).
@@ -24,7 +25,7 @@ def test_every_readme_command_runs_as_written_on_a_fresh_clone():
     print(result.stdout)  # the walk's lines, shown with -s or -rP
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     passed = set(re.findall(r"^pass +[\d.]+s  (.*)$", result.stdout, flags=re.M))
-    planned = walk.plan(walk.readme_commands((ROOT / "README.md").read_text()))
+    planned = walk.plan(walk.documented_commands(ROOT))
     expected = {c.text for kind, c in planned if kind == "run"}
     assert expected and expected <= passed, sorted(expected - passed)
     checked = set(re.findall(r"^checked +[\d.]+s  (.*)$", result.stdout, flags=re.M))

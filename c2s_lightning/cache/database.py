@@ -1,6 +1,6 @@
 """The comparison cache's SQLite file: schema, connection settings, transactions.
 
-Why SQLite in WAL mode, and what that guarantees, is said in ``comparison_cache.py``; this
+Why SQLite in WAL mode, and what that guarantees, is said in ``store.py``; this
 module only holds the mechanics, so the cache itself reads as keys, values and eviction.
 """
 

@@ -1,4 +1,4 @@
-"""``python -m c2s_lightning evaluate``: soft-comparison evaluation of a checkpoint, no training.
+"""``python -m c2s_lightning evaluate``: soft-comparison evaluation of an export or a checkpoint, no training.
 
 Beta, the anchor rule and the matrix type are inference-time choices, so their sweeps reuse one
 checkpoint. This runs LightningCLI's ``validate`` with the model loaded from the checkpoint and

@@ -25,7 +25,7 @@ repository root (their commands name ``experiments/...`` relatively).
 its whole command is unchanged (arguments and the contents of the config files it names: editing a
 config or the command reruns the runs), and retries failed and interrupted ones; an earlier
 attempt's folder is moved to ``OUT/.superseded/`` first. Each child runs in a process group of its
-own that ends with the runner (``sweep_processes``); a run still running from an earlier runner is
+own that ends with the runner (``sweep/processes.py``); a run still running from an earlier runner is
 never started twice. The exit status is 1 when any run failed.
 """
 
@@ -53,8 +53,8 @@ def _parser():
                                                  "(default outputs/sweeps/<file stem>)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random search's draws")
     parser.add_argument("--prefetch", action="store_true",
-                        help="evaluation-only sweeps: run the largest evaluator.beta first, so that one batched pass "
-                             "computes the nested anchor sets' comparisons and later runs read them from the cache")
+                        help="evaluation-only sweeps: the largest evaluator.beta first, its one batched pass computing "
+                             "the nested anchor sets' comparisons; later runs read them from the comparison cache")
     parser.add_argument("--cache-dir", type=Path, help="cache root the runs share (sets C2S_CACHE_DIR; comparisons "
                         "in DIR/comparisons; default $XDG_CACHE_HOME/c2s_lightning or ~/.cache/c2s_lightning)")
     return parser

@@ -4,11 +4,11 @@ A damaged download is often a file cut short after an intact header: PIL opens i
 size, and the error comes only when the pixels are decoded, in the middle of training. The
 ``"full"`` check therefore decodes every image (``Image.load()``) before anything else runs. PIL
 releases the GIL while decoding, so a thread pool spreads the work over the cores. Images that
-decoded once are remembered by (path, size in bytes, modification time) in a small JSON file per
-dataset root in ``<cache root>/decoded-images/`` (``cache_folders``: ``$C2S_CACHE_DIR``, else
+decoded once are remembered by (path, size in bytes, modification time) in the image-check record,
+a JSON file per dataset root in ``<cache root>/decoded-images/`` (``cache_folders``: ``$C2S_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/c2s_lightning``, else ``~/.cache/c2s_lightning``; ``C2S_CACHE_DIR=off`` turns the
-memory off), so a rerun on KonIQ-10k or KADID-10k only stats the files. The cache is an
-optimisation only: a cache that cannot be read or written is ignored (logged), never an error.
+record off), so a rerun on KonIQ-10k or KADID-10k only stats the files. The record is an
+optimisation only: a record that cannot be read or written is ignored (logged), never an error.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The smallest split worth running: a dataset too small for its protocol fails before training.
+"""The smallest split worth running: a dataset too small for its split protocol fails before training.
 
 Three images of one content under the default 70/10/20 random split give no test image (the test
 share of one content rounds to zero); a run on it would train and report nothing. The rule: a part

@@ -1,4 +1,4 @@
-"""The IQA metrics of ``metrics.py`` as torchmetrics ``Metric``s, so they sync across processes.
+"""The correlations of ``correlations.py`` as torchmetrics ``Metric``s, so they sync across processes.
 
 Rank correlations and the logistic fit are not decomposable into per-process partial sums: every
 process keeps its predictions and targets (list states, ``dist_reduce_fx="cat"``), torchmetrics

@@ -1,4 +1,4 @@
-"""IQA evaluation metrics as small pure functions on 1-D arrays (no Lightning, no torch needed).
+"""The correlations (SRCC, PLCC, KRCC, pairwise accuracy) as pure functions on 1-D arrays, no torch.
 
 SRCC and KRCC measure monotonic agreement with MOS; PLCC is Pearson's correlation after the
 customary 4-parameter logistic map from prediction to MOS; pairwise accuracy is the fraction of

@@ -1,4 +1,4 @@
-"""``score_images``: score images with an exported checkpoint (and its own anchor bank), in one call."""
+"""``score_images``: score images with an export (and its own anchor bank), in one call."""
 
 from __future__ import annotations
 

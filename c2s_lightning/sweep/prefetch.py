@@ -1,4 +1,4 @@
-"""``sweep FILE --prefetch``: order an evaluation-only sweep so that the cache answers most runs.
+"""``sweep FILE --prefetch``: order an evaluation-only sweep so the comparison cache answers most runs.
 
 Every ``evaluate`` run reads and writes the shared comparison cache (``scoring/comparison_cache``),
 so a sweep over how comparisons are chosen or combined computes each comparison once whatever the

@@ -55,7 +55,7 @@ class RunFolder:
         latest: What ``latest.json`` records once a fit starts; None when ``latest`` stays (not a
             fit, or not the first rank).
         made: This process made the folder (not one chosen through ``C2S_RUN_DIR``).
-        started: The run's loop began (set by ``callbacks.run_start.RunStart``).
+        started: The run's loop began (set by ``training.run_start.RunStart``).
     """
 
     root: Path
