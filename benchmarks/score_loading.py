@@ -1,4 +1,4 @@
-"""Time ``score`` on native-size JPEGs: 0 vs N loader workers, the old loading, and data waits.
+"""Time ``score`` on native-size JPEGs: 0 vs N image-feed threads, the old loading, and data waits.
 
 Writes photo-like JPEGs (a scikit-image photograph stretched to the size, plus fine grain) at a
 dataset's native size and runs the ``score`` command's loop (``commands.score.score_paths``)
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gpu", action="store_true", help="LLaVA-1.5-7B-shaped model on CUDA, SPAQ-size photos")
     parser.add_argument("--images", type=int, default=None, help="default: 200 (CPU), 64 (--gpu)")
     parser.add_argument("--size", default=None, help="WxH of the JPEGs; default 1024x768 (KonIQ), 4000x3000 (--gpu)")
-    parser.add_argument("--workers", type=int, default=None, help="loader threads; default 2 (CPU), 8 (--gpu)")
+    parser.add_argument("--workers", type=int, default=None, help="image-feed threads; default 2 (CPU), 8 (--gpu)")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None, help="image pairs per forward pass (40; --gpu 20)")
     parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")

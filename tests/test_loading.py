@@ -1,4 +1,4 @@
-"""Loading ahead of the model: ordered prefetching, the bounded image cache, scores with workers."""
+"""Loading ahead of the model: the image feed (ordered prefetching), the bounded image memo, scores with workers."""
 
 from __future__ import annotations
 
