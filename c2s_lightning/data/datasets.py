@@ -1,6 +1,6 @@
 """The dataset table and :func:`read_dataset`, the one entry point to the native readers.
 
-Every dataset is read as its authors distribute it (see the README's data layout section) and
+Every dataset is read as its authors distribute it (folder layouts: docs/data.md) and
 returned as :class:`IQARecord` with higher-is-better ``mos`` and ``std`` on the same scale:
 
 ==========  =====================================================  ===========================
