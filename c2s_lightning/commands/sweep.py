@@ -26,7 +26,13 @@ its whole command is unchanged (arguments and the contents of the config files i
 config or the command reruns the runs), and retries failed and interrupted ones; an earlier
 attempt's folder is moved to ``OUT/.superseded/`` first. Each child runs in a process group of its
 own that ends with the runner (``sweep_processes``); a run still running from an earlier runner is
-never started twice. The exit status is 1 when any run failed.
+never started twice. Progress goes to stderr before each run (``sweep: run k of n, elapsed, ETA``,
+counting the runs this invocation runs). The exit status is 1 when any run failed; a missing or bad
+sweep file (e.g. a parameter with ``values: []``) ends it with one line and status 2.
+
+The best run is named only when the sweep's ``metric`` is a validation one (``val/...``); for a
+test metric (the shipped evaluation sweeps report ``test/mean/srcc``, as the paper does) a line
+says why none is picked. ``report OUT`` marks the failed runs and leaves them out of its tables.
 """
 
 from __future__ import annotations
@@ -36,10 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from c2s_lightning.infra.arguments import parse_tool, tool_parser
-from c2s_lightning.sweep.plan import SweepError, load_sweep
-from c2s_lightning.sweep.runner import (
-    PlannedRun, best_run, describe, plan_sweep, run_sweep, shell_line,
-)
+from c2s_lightning.sweep.plan import load_sweep
+from c2s_lightning.sweep.runner import PlannedRun, best_summary, plan_sweep, run_sweep, shell_line
 from c2s_lightning.sweep.state import STATE_FILE
 
 
@@ -68,34 +72,24 @@ def with_cache_options(runs: list[PlannedRun], ns: Any) -> list[PlannedRun]:
         return runs
     from c2s_lightning.sweep.prefetch import check_evaluation_only, prefetch_order
 
-    try:
-        check_evaluation_only(runs)
-    except ValueError as err:
-        raise SystemExit(f"sweep: {err}") from None
+    check_evaluation_only(runs)  # a ValueError: one line from cli.main
     return prefetch_order(runs)
 
 
 def main(args: list[str]) -> None:
     ns = parse_tool(_parser(), args)
     out = ns.out or Path("outputs") / "sweeps" / ns.file.stem
-    try:
-        runs = plan_sweep(ns.file, out, ns.count, ns.seed)
-        metric = load_sweep(ns.file).get("metric")
-    except (SweepError, OSError) as err:
-        raise SystemExit(f"sweep: {err}") from None
-    runs = with_cache_options(runs, ns)
+    # a missing or bad sweep file, a corrupt state, a busy folder: user errors, one line from cli.main
+    runs = with_cache_options(plan_sweep(ns.file, out, ns.count, ns.seed), ns)
+    metric = load_sweep(ns.file).get("metric")
     if ns.dry_run:
         for run in runs:
             print(shell_line(run.command))
         return
-    try:
-        counts = run_sweep(runs, out, group=ns.file.stem)
-    except SweepError as err:
-        raise SystemExit(f"sweep: {err}") from None
+    counts = run_sweep(runs, out, group=ns.file.stem)
     print(f"sweep {ns.file.stem}: {len(runs)} runs: {counts['finished']} finished, {counts['failed']} failed, "
           f"{counts['skipped']} skipped (finished before); state in {out / STATE_FILE}")
-    best = best_run(runs, out, metric) if metric and "name" in metric else None
-    if best is not None:
-        print(f"best {metric['name']} = {best[1]:.4g}: {best[0].name} {describe(best[0].params)}")
+    if metric and "name" in metric:
+        print(best_summary(runs, out, metric))
     if counts["failed"]:
         raise SystemExit(1)

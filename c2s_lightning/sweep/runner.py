@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -111,23 +112,10 @@ def run_one(run: PlannedRun, group: str, started: Callable[[int], None] = lambda
 
 
 def read_metric(folder: Path, name: str) -> float | None:
-    """The last value of metric ``name`` in the newest readable offline run under ``folder``."""
-    if not any(folder.rglob("run-*.wandb")):
-        return None  # spares the reader's heavy imports when a program logged nothing
-    from c2s_lightning.reporting.wandb_files import find_runs, read_run
+    """The last logged value of metric ``name`` in a run folder (its CSV logger's ``metrics.csv``)."""
+    from c2s_lightning.reporting.runs import read_metrics
 
-    for path in reversed(find_runs(folder)):
-        try:
-            data = read_run(path)
-        except (ValueError, OSError):
-            continue
-        value = data.summary.get(name)
-        if not isinstance(value, (int, float)):
-            values = data.series(name)
-            value = values[-1] if values else None
-        if isinstance(value, (int, float)):
-            return float(value)
-    return None
+    return read_metrics(folder).get(name)
 
 
 def shell_line(command: list[str]) -> str:
@@ -156,10 +144,12 @@ def run_sweep(runs: list[PlannedRun], out: Path, group: str) -> dict[str, int]:
     with runner_lock(out), sweep_processes.signals_raise():
         state, counts = load_state(out), {"finished": 0, "failed": 0, "skipped": 0}
         refuse_live_runs(state, out)
+        todo = [run for run in runs if not _done_before(state, run)]
+        clock, durations = time.monotonic(), []
         for i, run in enumerate(runs, 1):
             head = f"[{i}/{len(runs)}] {run.name} {describe(run.params)}"
             previous = state["runs"].get(run.key, {})
-            if previous.get("status") == "finished" and previous.get("command_key") == run.command_key:
+            if run not in todo:
                 counts["skipped"] += 1
                 print(f"{head}: skipped (finished before)", flush=True)
                 continue
@@ -169,8 +159,29 @@ def run_sweep(runs: list[PlannedRun], out: Path, group: str) -> dict[str, int]:
             if why or aside:
                 kept = f" (earlier attempt kept in {aside})" if aside else ""
                 print(f"{head}: {why or 'its folder exists'}; rerunning{kept}", flush=True)
+            print(progress(len(durations) + 1, len(todo), time.monotonic() - clock, durations), file=sys.stderr,
+                  flush=True)
+            begin = time.monotonic()
             counts[_run_recorded(run, group, out, state, head)] += 1
+            durations.append(time.monotonic() - begin)
     return counts
+
+
+def _done_before(state: dict[str, Any], run: PlannedRun) -> bool:
+    previous = state["runs"].get(run.key, {})
+    return previous.get("status") == "finished" and previous.get("command_key") == run.command_key
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def progress(k: int, n: int, elapsed: float, durations: list[float]) -> str:
+    """``sweep: run k of n, elapsed h:mm:ss, ETA h:mm:ss``: the ETA from the mean time of the runs
+    done so far in this sweep (``unknown`` before the first), for the runs left, this one included."""
+    eta = _clock(sum(durations) / len(durations) * (n - k + 1)) if durations else "unknown"
+    return f"sweep: run {k} of {n}, elapsed {_clock(elapsed)}, ETA {eta}"
 
 
 def _run_recorded(run: PlannedRun, group: str, out: Path, state: dict[str, Any], head: str) -> str:
@@ -211,3 +222,16 @@ def best_run(runs: list[PlannedRun], out: Path, metric: dict[str, Any]) -> tuple
         return None
     sign = -1.0 if metric.get("goal", "minimize") == "minimize" else 1.0
     return max(scored, key=lambda item: sign * item[1])
+
+
+def best_summary(runs: list[PlannedRun], out: Path, metric: dict[str, Any]) -> str:
+    """The line naming the best finished run on the sweep's metric, or saying why none is named: a
+    run is picked on a validation metric (``val/...``) only, since picking on test would leak it."""
+    name = metric["name"]
+    if not name.startswith("val/"):
+        return f"no best run: the sweep's metric {name} is not a validation metric (val/...); test metrics " \
+               "are reported, never selected on"
+    best = best_run(runs, out, metric)
+    if best is None:
+        return f"no best run: no finished run logged {name}"
+    return f"best {name} = {best[1]:.4g}: {best[0].name} {describe(best[0].params)}"
