@@ -20,6 +20,12 @@ def series(root: Path, key: str) -> list[float]:
         return [float(row[key]) for row in csv.DictReader(file) if row.get(key, "") != ""]
 
 
+def columns(root: Path) -> list[str]:
+    """The keys the newest run under ``root`` logged."""
+    with newest(root, "metrics.csv").open(newline="") as file:
+        return next(csv.reader(file))
+
+
 def logged_config(root: Path) -> dict:
     """The dotted config the newest run under ``root`` logged."""
     return yaml.safe_load(newest(root, "hparams.yaml").read_text())

@@ -182,18 +182,19 @@ def test_rerun_skips_finished_runs_and_retries_failed_ones(tmp_path, capsys, mon
     assert {r["status"] for r in json.loads((out / "sweep_state.json").read_text())["runs"].values()} == {"finished"}
 
 
-def test_best_run_follows_the_metric_goal(tmp_path, monkeypatch):
+def test_best_run_follows_the_metric_goal_on_validation_only(tmp_path, monkeypatch):
     file, out = marker_sweep(tmp_path), tmp_path / "out"
     runs = sweep_cmd.plan_sweep(file, out)
     out.mkdir()
     save_state(out, {"runs": {
         r.key: {"status": "finished", "folder": str(r.folder), "command_key": r.command_key} for r in runs[:2]}})
     values = {runs[0].folder: 0.5, runs[1].folder: 0.9, runs[2].folder: 5.0}  # the third never finished
-    monkeypatch.setattr(sweep_runner, "read_metric", lambda folder, name: values[Path(folder)])
-    assert sweep_runner.best_run(runs, out, {"name": "val/m", "goal": "maximize"}) == (runs[1], 0.9)
-    assert sweep_runner.best_run(runs, out, {"name": "val/m", "goal": "minimize"}) == (runs[0], 0.5)
+    monkeypatch.setattr(sweep_runner, "read_metrics", lambda folder: {"val/m": values[Path(folder)]})
     assert sweep_runner.best_summary(runs, out, {"name": "val/m", "goal": "maximize"}) == \
         f"best val/m = 0.9: {runs[1].name} x=2"
+    assert sweep_runner.best_summary(runs, out, {"name": "val/m", "goal": "minimize"}) == \
+        f"best val/m = 0.5: {runs[0].name} x=1"
+    assert sweep_runner.best_summary(runs, out, {"name": "val/other"}) == "no best run: no finished run logged val/other"
     # never selected on test: a line says why, whatever the values
     assert sweep_runner.best_summary(runs, out, {"name": "test/mean/srcc", "goal": "maximize"}).startswith(
         "no best run: the sweep's metric test/mean/srcc is not a validation metric")

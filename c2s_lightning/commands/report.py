@@ -1,22 +1,17 @@
 """``python -m c2s_lightning report RUNS...``: a markdown report of runs beside the paper's numbers.
 
-RUNS are run folders (their ``csv/metrics.csv``, written by every fit/validate/test/evaluate run,
-and ``config.yaml``), folders searched recursively (e.g. a sweep's ``--out`` folder, whose
-``sweep_state.json`` says which runs failed), or ``entity/project/run_id`` paths of online runs
-when a W&B server is reachable. Writes ``OUT/report.md``: the runs that did not finish (failed,
-interrupted, killed), left out of everything below; a table in the paper's layout (a row per
-finished run, labelled by the values the runs vary, e.g. ``beta=3, rule=random``; SRCC / PLCC per
-dataset and their mean; the paper's matching row under each run), a table of every mean metric
-with the comparisons computed and reused from the cache (a time marked ``*`` is a cache read),
-the best run on ``val/mean/srcc`` (never on test; none without it), ``beta_srcc.png`` /
-``beta_time.png`` (the paper's Figure 4, a line per value of any other varied key; the time plot
-only from runs that computed their comparisons) when the runs vary ``evaluator.beta``, and copies
-of the runs' prediction-vs-MOS scatter plots. Metrics are each run's last logged values.
-
-Runs that vary a split index (``sweep sweeps/paper_splits.yaml``) are also summarised as the paper
-reports its protocol: the median SRCC / PLCC per dataset over the splits and their range, printed
-and written first in the report; ``--aggregate KEY`` takes medians over another key (e.g. a seed).
+RUNS are run folders (the ``csv/`` every fit/validate/test/evaluate run writes, and its
+``config.yaml``), folders searched for them (a sweep's ``--out``, whose ``sweep_state.json`` says
+which runs failed), or ``entity/project/run_id`` online runs. ``OUT/report.md`` lists the runs that
+did not finish, left out of everything else; tables the finished runs in the paper's layout, labelled
+by the values they vary (``beta=3, rule=random``), with the paper's matching row, the comparisons
+computed and reused from the cache (a time marked ``*`` is a cache read) and the best run on
+``val/mean/srcc`` (never on test); draws SRCC and time against beta (Figure 4; the time from runs
+that computed their comparisons) and copies the scatter plots. Runs varying a split index are also
+summarised as the paper does: the median per dataset over the splits, printed first; ``--aggregate
+KEY`` takes medians over another key. More: docs/reporting.md.
 """
+
 
 from __future__ import annotations
 

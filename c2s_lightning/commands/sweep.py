@@ -2,38 +2,22 @@
 
 The files in ``sweeps/`` also work with ``wandb sweep FILE`` + ``wandb agent ID`` when a W&B server
 is reachable; this runner needs none. It expands grid and random searches (``bayes`` needs the
-server), substitutes W&B's command macros and runs each command as a subprocess:
+server), substitutes W&B's command macros and runs each command as a subprocess, from the current
+folder (launch the shipped files from the repository root), with ``WANDB_MODE=offline`` unless set.
+Each run gets ``OUT/<sweep>-<index>-<hash>/``: ``output.log``, ``params.json`` and, for this
+project's CLI, its own logger, root, checkpoint and export folders (appended options, each unless
+the command sets it). ``OUT/sweep_state.json`` records each run: a rerun skips a finished run whose
+whole command (config file contents included) is unchanged and retries the others, moving the
+earlier attempt to ``OUT/.superseded/``; children end with the runner, and a run still running from
+an earlier runner is never started twice.
 
-- environment: ``WANDB_MODE=offline`` unless ``WANDB_MODE`` is already set (export
-  ``WANDB_MODE=online`` to log to a server), ``WANDB_RUN_GROUP`` = the sweep's name, and
-  ``WANDB_DIR`` = the run's folder unless set, so any program's offline run lands beside its log;
-- the run's folder ``OUT/<sweep>-<index>-<hash>/`` holds ``output.log`` (stdout and stderr; named
-  ``output.log.partial`` while the run runs) and ``params.json`` (what ``${args_json_file}`` names);
-- when the command is this project's CLI (``-m c2s_lightning fit|validate|test|predict|evaluate``),
-  ``--trainer.logger.init_args.save_dir FOLDER``, ``--trainer.logger.init_args.name NAME``,
-  ``--trainer.default_root_dir FOLDER``, ``--checkpoint.dirpath FOLDER/checkpoints`` and
-  ``--export.dirpath FOLDER/export`` are appended (each unless the command sets it already), so
-  runs neither share logs nor overwrite each other's checkpoints or exported models.
-
-The paper's 10-split protocol is one such sweep (``sweeps/paper_splits.yaml``, a grid over
-``data.split_index``); ``report`` then prints the median per dataset over the splits.
-
-Commands run in the current folder, as under ``wandb agent``: launch the shipped files from the
-repository root (their commands name ``experiments/...`` relatively).
-
-``OUT/sweep_state.json`` records each run (``sweep_state``): a rerun skips a finished run only when
-its whole command is unchanged (arguments and the contents of the config files it names: editing a
-config or the command reruns the runs), and retries failed and interrupted ones; an earlier
-attempt's folder is moved to ``OUT/.superseded/`` first. Each child runs in a process group of its
-own that ends with the runner (``sweep_processes``); a run still running from an earlier runner is
-never started twice. Progress goes to stderr before each run (``sweep: run k of n, elapsed, ETA``,
-counting the runs this invocation runs). The exit status is 1 when any run failed; a missing or bad
-sweep file (e.g. a parameter with ``values: []``) ends it with one line and status 2.
-
-The best run is named only when the sweep's ``metric`` is a validation one (``val/...``); for a
-test metric (the shipped evaluation sweeps report ``test/mean/srcc``, as the paper does) a line
-says why none is picked. ``report OUT`` marks the failed runs and leaves them out of its tables.
+Progress goes to stderr (``sweep: run k of n, elapsed, ETA``). The best run is named only on a
+validation ``metric`` (``val/...``), else a line says why none is. The exit status is 1 when a run
+failed, 2 with one line for a missing or bad sweep file (e.g. ``values: []``). ``report OUT`` then
+tables the finished runs and marks the failed ones; ``sweeps/paper_splits.yaml`` is the paper's
+10-split protocol, reported as medians. More: docs/reporting.md.
 """
+
 
 from __future__ import annotations
 

@@ -33,6 +33,43 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
+def _srcc_figure(groups: dict[str, list[ReportRun]], key: str, prefix: str, datasets: list[str], ticks) -> Figure:
+    fig = Figure(figsize=(5.5, 4))
+    ax = fig.add_subplot()
+    tag = (lambda label: f"{label}: ") if len(groups) > 1 else (lambda label: "")
+    for label, members in groups.items():
+        for d in datasets:
+            xs, ys = _series(members, key, lambda r, d=d: r.metrics.get(f"{prefix}/{d}/srcc"))
+            ax.plot(xs, ys, marker="o", label=tag(label) + DATASET_NAMES.get(d, d))
+        xs, ys = _series(members, key, lambda r: mean_metric(r, prefix, "srcc", datasets))
+        ax.plot(xs, ys, linestyle="--", marker="s", label=tag(label) + "mean")
+    ax.set(xlabel="beta (anchors per MOS interval)", ylabel="SRCC", title="SRCC against beta", xticks=ticks)
+    # at least 0.1 of SRCC on the axis: differences in the 4th decimal must not look like a cliff
+    low, high = ax.get_ylim()
+    middle, half = (low + high) / 2, max((high - low) / 2, 0.05)
+    ax.set_ylim(max(-1.0, middle - half), min(1.0, middle + half))
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _time_figure(groups: dict[str, list[ReportRun]], key: str, prefix: str, datasets: list[str],
+                 ticks) -> Figure | None:
+    """Seconds per image of the runs that computed their comparisons; None when no run did."""
+    fig = Figure(figsize=(5.5, 4))
+    ax = fig.add_subplot()
+    for label, members in groups.items():
+        xs, ys = _series(members, key, lambda r: computed_seconds(r, prefix, datasets))
+        if xs:
+            ax.plot(xs, ys, marker="o", label=label)
+    if not ax.lines:
+        return None
+    top = max(max(line.get_ydata()) for line in ax.lines)
+    ax.set(xlabel="beta (anchors per MOS interval)", ylabel="seconds per image (comparisons computed)",
+           title="Scoring time against beta", ylim=(0, top * 1.1 or 1), xticks=ticks)
+    ax.legend(fontsize=8)
+    return fig
+
+
 def beta_plots(runs: list[ReportRun], varied: list[str], prefix: str, out: Path) -> tuple[list[Path], list[str]]:
     """``beta_srcc.png`` and ``beta_time.png`` when the runs vary a ``*.beta`` key, a line per value of
     the other varied keys; the time plot takes only runs that computed their comparisons.
@@ -46,38 +83,12 @@ def beta_plots(runs: list[ReportRun], varied: list[str], prefix: str, out: Path)
     out.mkdir(parents=True, exist_ok=True)
     datasets, groups = datasets_of(runs, prefix), group_runs(runs, varied, key)
     ticks = sorted(set(_series(runs, key, lambda r: 0.0)[0]))
-    tag = (lambda label: f"{label}: ") if len(groups) > 1 else (lambda label: "")
-    fig = Figure(figsize=(5.5, 4))
-    ax = fig.add_subplot()
-    for label, members in groups.items():
-        for d in datasets:
-            xs, ys = _series(members, key, lambda r, d=d: r.metrics.get(f"{prefix}/{d}/srcc"))
-            ax.plot(xs, ys, marker="o", label=tag(label) + DATASET_NAMES.get(d, d))
-        xs, ys = _series(members, key, lambda r: mean_metric(r, prefix, "srcc", datasets))
-        ax.plot(xs, ys, linestyle="--", marker="s", label=tag(label) + "mean")
-    ax.set(xlabel="beta (anchors per MOS interval)", ylabel="SRCC", title="SRCC against beta")
-    ax.set_xticks(ticks)
-    # at least 0.1 of SRCC on the axis: differences in the 4th decimal must not look like a cliff
-    low, high = ax.get_ylim()
-    middle, half = (low + high) / 2, max((high - low) / 2, 0.05)
-    ax.set_ylim(max(-1.0, middle - half), min(1.0, middle + half))
-    ax.legend(fontsize=8)
-    paths = [_save(fig, out / "beta_srcc.png")]
+    paths = [_save(_srcc_figure(groups, key, prefix, datasets, ticks), out / "beta_srcc.png")]
+    time_figure = _time_figure(groups, key, prefix, datasets, ticks)
+    if time_figure is not None:
+        paths.append(_save(time_figure, out / "beta_time.png"))
     cached = [r.label for r in runs if mean_metric(r, prefix, "seconds_per_image", datasets) is not None
               and computed_seconds(r, prefix, datasets) is None]
-    fig = Figure(figsize=(5.5, 4))
-    ax = fig.add_subplot()
-    for label, members in groups.items():
-        xs, ys = _series(members, key, lambda r: computed_seconds(r, prefix, datasets))
-        if xs:
-            ax.plot(xs, ys, marker="o", label=label)
-    if ax.lines:
-        top = max(max(line.get_ydata()) for line in ax.lines)
-        ax.set(xlabel="beta (anchors per MOS interval)", ylabel="seconds per image (comparisons computed)",
-               title="Scoring time against beta", ylim=(0, top * 1.1 or 1), xticks=ticks)
-        if len(groups) > 1:
-            ax.legend(fontsize=8)
-        paths.append(_save(fig, out / "beta_time.png"))
     return paths, cached
 
 

@@ -62,13 +62,12 @@ class ReportRun:
         return found
 
 
-def numeric(value: Any) -> float | None:
-    """``value`` as a finite float (CSV cells are text), else None."""
+def _number(cell: str | None) -> float | None:
     try:
-        number = float(value)
-    except (TypeError, ValueError):
+        number = float(cell)
+    except (TypeError, ValueError):  # an empty cell, a missing one (None), text
         return None
-    return number if math.isfinite(number) and not isinstance(value, bool) else None
+    return number if math.isfinite(number) else None
 
 
 def read_metrics(folder: Path) -> dict[str, float]:
@@ -77,7 +76,7 @@ def read_metrics(folder: Path) -> dict[str, float]:
     if not path.is_file():
         return {}
     with path.open(newline="") as file:
-        return {k: n for row in csv.DictReader(file) for k, v in row.items() if (n := numeric(v)) is not None}
+        return {k: n for row in csv.DictReader(file) for k, v in row.items() if (n := _number(v)) is not None}
 
 
 def run_status(folder: Path) -> str:
@@ -94,12 +93,15 @@ def _visible(path: Path, root: Path) -> bool:
 
 def find_runs(root: Path) -> dict[Path, str | None]:
     """Run folders under ``root`` (oldest first) with the sweep state's status where it has one."""
-    logged = sorted((p.parents[1] for p in root.rglob(f"{CSV_FOLDER}/{METRICS_FILE}") if _visible(p.parents[1], root)),
-                    key=lambda p: p.stat().st_mtime)
-    found: dict[Path, str | None] = dict.fromkeys(logged)
+    logged = [p.parents[1] for p in root.rglob(f"{CSV_FOLDER}/{METRICS_FILE}") if _visible(p.parents[1], root)]
+    found: dict[Path, str | None] = dict.fromkeys(sorted(logged, key=lambda p: p.stat().st_mtime))
     state = root / SWEEP_STATE
-    if state.is_file():  # runs folders sit right under the sweep folder, wherever it was run from
-        found |= {root / Path(r["folder"]).name: r.get("status") for r in json.loads(state.read_text())["runs"].values()}
+    if state.is_file():  # run folders sit right under the sweep folder, wherever it was run from
+        try:
+            records = json.loads(state.read_text())["runs"].values()
+        except (ValueError, KeyError, AttributeError) as error:
+            raise ValueError(f"{state}: not a sweep state ({error!r})") from None
+        found |= {root / Path(r["folder"]).name: r.get("status") for r in records}
     return found
 
 

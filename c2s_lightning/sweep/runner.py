@@ -1,5 +1,5 @@
 """The offline sweep runner: plan a W&B sweep file into runs, run them one after another as
-subprocesses, record each in the sweep state, pick the best. ``commands/sweep.py`` is its command
+subprocesses, record each in the sweep state, pick the best on a validation metric. ``commands/sweep.py`` is its command
 line; the module docstring there says what a user sees."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from c2s_lightning.infra.atomic_files import streaming_file, write_json
+from c2s_lightning.reporting.runs import read_metrics
 from c2s_lightning.sweep import processes as sweep_processes
 from c2s_lightning.sweep.plan import (
     DEFAULT_COMMAND, SweepError, command_key, expand, load_sweep, param_key, substitute,
@@ -111,13 +112,6 @@ def run_one(run: PlannedRun, group: str, started: Callable[[int], None] = lambda
                 sweep_processes.stop(child)
 
 
-def read_metric(folder: Path, name: str) -> float | None:
-    """The last logged value of metric ``name`` in a run folder (its CSV logger's ``metrics.csv``)."""
-    from c2s_lightning.reporting.runs import read_metrics
-
-    return read_metrics(folder).get(name)
-
-
 def shell_line(command: list[str]) -> str:
     """``command`` as one bash line: arguments holding newlines use ``$'...'`` quoting."""
     def quote(arg: str) -> str:
@@ -209,29 +203,19 @@ def _run_recorded(run: PlannedRun, group: str, out: Path, state: dict[str, Any],
     return status
 
 
-def best_run(runs: list[PlannedRun], out: Path, metric: dict[str, Any]) -> tuple[PlannedRun, float] | None:
-    """The finished run (with the current command) with the best value of the sweep's metric, among
-    those that logged it."""
-    done = load_state(out)["runs"]
-    folders = {run.key: Path(done[run.key].get("folder", run.folder)) for run in runs
-               if done.get(run.key, {}).get("status") == "finished"
-               and done[run.key].get("command_key") == run.command_key}
-    scored = [(run, value) for run in runs if run.key in folders
-              if (value := read_metric(folders[run.key], metric["name"])) is not None]
-    if not scored:
-        return None
-    sign = -1.0 if metric.get("goal", "minimize") == "minimize" else 1.0
-    return max(scored, key=lambda item: sign * item[1])
-
-
 def best_summary(runs: list[PlannedRun], out: Path, metric: dict[str, Any]) -> str:
-    """The line naming the best finished run on the sweep's metric, or saying why none is named: a
-    run is picked on a validation metric (``val/...``) only, since picking on test would leak it."""
+    """The line naming the finished run (with the current command) with the best value of the sweep's
+    metric, or saying why none is named: runs are picked on a validation metric (``val/...``) only,
+    since picking on test would leak it."""
     name = metric["name"]
     if not name.startswith("val/"):
-        return f"no best run: the sweep's metric {name} is not a validation metric (val/...); test metrics " \
-               "are reported, never selected on"
-    best = best_run(runs, out, metric)
-    if best is None:
+        return (f"no best run: the sweep's metric {name} is not a validation metric (val/...); test metrics "
+                "are reported, never selected on")
+    state = load_state(out)
+    scored = [(run, value) for run in runs if _done_before(state, run)
+              if (value := read_metrics(run.folder).get(name)) is not None]
+    if not scored:
         return f"no best run: no finished run logged {name}"
-    return f"best {name} = {best[1]:.4g}: {best[0].name} {describe(best[0].params)}"
+    sign = -1.0 if metric.get("goal", "minimize") == "minimize" else 1.0
+    run, value = max(scored, key=lambda item: sign * item[1])
+    return f"best {name} = {value:.4g}: {run.name} {describe(run.params)}"
