@@ -145,9 +145,11 @@ def test_metrics_are_the_last_numeric_value_of_each_column(tmp_path):
     assert read_metrics(tmp_path) == {"step": 2.0, "a": 3.0, "b": 2.5}  # nan and text are not values
 
 
-def test_flatten_unwraps_and_drops_wandb_internals():
-    config = {"evaluator": {"beta": 2, "rule": "random"}, "seed": {"value": 3, "desc": None}, "_wandb": {"x": 1}}
-    assert flatten(config) == {"evaluator.beta": 2, "evaluator.rule": "random", "seed": 3}
+def test_flatten_gives_the_dotted_cli_keys():
+    config = {"evaluator": {"beta": 2, "rule": "random"}, "seed": 3, "data": {"datasets": [{"name": "live"}]},
+              "trainer": {"plugins": {}}}
+    assert flatten(config) == {"evaluator.beta": 2, "evaluator.rule": "random", "seed": 3,
+                               "data.datasets": [{"name": "live"}], "trainer.plugins": {}}
 
 
 def _run(name: str, config: dict, metrics: dict, params: dict | None = None) -> ReportRun:

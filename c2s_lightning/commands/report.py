@@ -27,10 +27,6 @@ from c2s_lightning.reporting.runs import FINISHED, ReportRun, collect
 from c2s_lightning.reporting.tables import CACHED_NOTE, cache_counts, datasets_of, results_table, summary_table
 
 
-def _rel(path: Path, out: Path) -> str:
-    return path.relative_to(out).as_posix()
-
-
 def render(runs: list[ReportRun], varied: list[str], prefix: str, out: Path, title: str,
            medians: tuple[str, str] | None = None) -> str:
     """The report's markdown; figures are written under ``out`` on the way.
@@ -61,12 +57,12 @@ def render(runs: list[ReportRun], varied: list[str], prefix: str, out: Path, tit
         parts += ["", "## SRCC and time against beta (paper Figure 4)", "", f"Paper: {PAPER_BETA_FINDING}."]
         if cached:
             parts += ["", f"Not in the time plot (comparisons reused from the cache): {'; '.join(cached)}."]
-        parts += [""] + [f"![{p.stem}]({_rel(p, out)})" for p in figures]
+        parts += [""] + [f"![{p.stem}]({p.relative_to(out).as_posix()})" for p in figures]
     scatters = copy_scatters(finished, prefix, out)
     if scatters:
         parts += ["", "## Predictions against MOS", ""]
         for label, paths in scatters.items():
-            parts += [f"**{label}**", ""] + [f"![{p.stem}]({_rel(p, out)})" for p in paths] + [""]
+            parts += [f"**{label}**", ""] + [f"![{p.stem}]({p.relative_to(out).as_posix()})" for p in paths] + [""]
     parts += ["", "## Runs", ""] + [f"- {r.label} ({r.status}): `{r.source}`" for r in runs]
     return "\n".join(parts).rstrip() + "\n"
 

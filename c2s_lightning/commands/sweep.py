@@ -1,21 +1,17 @@
 """``python -m c2s_lightning sweep FILE``: run a W&B sweep file offline, one run after another.
 
-The files in ``sweeps/`` also work with ``wandb sweep FILE`` + ``wandb agent ID`` when a W&B server
-is reachable; this runner needs none. It expands grid and random searches (``bayes`` needs the
-server), substitutes W&B's command macros and runs each command as a subprocess, from the current
-folder (launch the shipped files from the repository root), with ``WANDB_MODE=offline`` unless set.
-Each run gets ``OUT/<sweep>-<index>-<hash>/``: ``output.log``, ``params.json`` and, for this
-project's CLI, its own logger, root, checkpoint and export folders (appended options, each unless
-the command sets it). ``OUT/sweep_state.json`` records each run: a rerun skips a finished run whose
-whole command (config file contents included) is unchanged and retries the others, moving the
-earlier attempt to ``OUT/.superseded/``; children end with the runner, and a run still running from
-an earlier runner is never started twice.
+Also runs under ``wandb sweep FILE`` + ``wandb agent ID``; this runner needs no server. It expands
+grid and random searches, substitutes W&B's command macros and runs each command from the current
+folder (the repository root for the shipped files), ``WANDB_MODE=offline`` unless set. Each run gets
+``OUT/<sweep>-<index>-<hash>/`` (``output.log``, ``params.json``, and for this project's CLI its own
+logger, root, checkpoint and export folders). ``OUT/sweep_state.json`` records each run: a rerun
+skips a finished run whose whole command (config contents included) is unchanged, retries the
+others (the earlier attempt moved to ``OUT/.superseded/``), never starts a live run twice.
 
 Progress goes to stderr (``sweep: run k of n, elapsed, ETA``). The best run is named only on a
-validation ``metric`` (``val/...``), else a line says why none is. The exit status is 1 when a run
-failed, 2 with one line for a missing or bad sweep file (e.g. ``values: []``). ``report OUT`` then
-tables the finished runs and marks the failed ones; ``sweeps/paper_splits.yaml`` is the paper's
-10-split protocol, reported as medians. More: docs/reporting.md.
+validation ``metric`` (``val/...``), else a line says why not. Exit status 1 when a run failed, 2
+with one line for a missing or bad sweep file (e.g. ``values: []``). ``report OUT`` then tables the
+finished runs and marks the failed ones. More: docs/reporting.md.
 """
 
 

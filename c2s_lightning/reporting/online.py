@@ -14,11 +14,7 @@ ONLINE_PATH = re.compile(r"[\w.-]+/[\w.-]+/[\w-]+")
 
 def read_online_run(path: str) -> tuple[str, dict[str, Any], dict[str, float], str]:
     """One run's id, config, last metric values (its summary) and state (``finished``, ``failed``,
-    ``crashed``, ``running``) from the W&B server.
-
-    Raises:
-        ValueError: The run cannot be fetched (no server, no API key, no such run).
-    """
+    ``crashed``, ``running``) from the W&B server; a ValueError when it cannot be fetched."""
     import wandb
 
     try:

@@ -1,10 +1,6 @@
 """Runs as a report sees them: how each ended, its metrics, flat config, sweep parameters, a label.
-
-Inputs are run folders (what the project's CSV logger writes: ``csv/metrics.csv``,
-``csv/status.json``, and the saved ``config.yaml`` beside), folders searched for them (a sweep's
-``--out`` folder: its ``sweep_state.json`` says how each run ended, also runs that logged nothing),
-or ``entity/project/run_id`` paths of online runs (read through ``reporting.online``).
-"""
+Read from run folders (the CSV logger's ``csv/`` and the saved ``config.yaml``), a sweep folder's
+``sweep_state.json`` (how each run ended, also runs that logged nothing), or W&B online."""
 
 from __future__ import annotations
 
@@ -23,7 +19,7 @@ from c2s_lightning.infra.run_files import CSV_FOLDER, METRICS_FILE, STATUS_FILE,
 from c2s_lightning.reporting.online import ONLINE_PATH, read_online_run
 
 # Config keys that differ between runs without saying anything about the experiment.
-_NOISE = ("save_dir", "logger.init_args.name", "default_root_dir", "dirpath", "_wandb", "wandb_version")
+_NOISE = ("save_dir", "logger.init_args.name", "default_root_dir", "dirpath")
 SETTING_NAMES = ("alpha", "beta", "rule", "matrix")
 FINISHED = "finished"
 
@@ -39,8 +35,7 @@ class ReportRun:
         config: The saved config flattened to dotted keys.
         params: The sweep parameters (the run folder's ``params.json``), else empty.
         metrics: Every numeric key's last logged value.
-        status: ``finished``; else ``failed``, ``interrupted``, ``running`` or ``unfinished``
-            (no end recorded: killed, or still running). Only finished runs enter tables and plots.
+        status: ``finished``, ``failed``, ``interrupted``, ``running`` or ``unfinished`` (no end recorded).
     """
 
     name: str

@@ -1,8 +1,5 @@
-"""Markdown tables in the paper's layout: a row per run, SRCC / PLCC per dataset, paper rows beside.
-
-Times per image are computation times only when the run computed its comparisons: a run answered
-from the comparison cache (``<part>/cache/reused`` > 0) has its time marked with ``*``.
-"""
+"""Markdown tables in the paper's layout: a row per run, SRCC / PLCC per dataset, paper rows beside;
+times of runs that reused comparisons from the cache (``<part>/cache/reused`` > 0) marked ``*``."""
 
 from __future__ import annotations
 

@@ -172,8 +172,7 @@ def _clock(seconds: float) -> str:
 
 
 def progress(k: int, n: int, elapsed: float, durations: list[float]) -> str:
-    """``sweep: run k of n, elapsed h:mm:ss, ETA h:mm:ss``: the ETA from the mean time of the runs
-    done so far in this sweep (``unknown`` before the first), for the runs left, this one included."""
+    """``sweep: run k of n, elapsed h:mm:ss, ETA h:mm:ss``, the ETA from the mean of ``durations``."""
     eta = _clock(sum(durations) / len(durations) * (n - k + 1)) if durations else "unknown"
     return f"sweep: run {k} of {n}, elapsed {_clock(elapsed)}, ETA {eta}"
 

@@ -1,10 +1,6 @@
 """The project's loggers: Lightning's W&B logger, offline by default when there is no account, and
-Lightning's CSV logger beside it, which ``report`` and the sweep runner read runs back from.
-
-Every run that logs also writes ``<log dir>/csv/metrics.csv`` (a row per logged step) and, when
-its trainer stops, ``csv/status.json``: ``{"status": "success"}`` or ``"failed"``. A run folder
-without ``status.json`` did not finish (killed, or still running).
-"""
+beside it Lightning's CSV logger, whose ``csv/metrics.csv`` and ``csv/status.json`` (how the trainer
+stopped; none: killed or still running) ``report`` and the sweep runner read (``infra/run_files.py``)."""
 
 from __future__ import annotations
 
@@ -62,12 +58,6 @@ class WandbLogger(_LightningWandbLogger):
         if self._experiment is not None:
             self._experiment.finish(exit_code=0 if status == "success" else 1)
             self._experiment = None
-            import wandb
-
-            # finish() returns before the W&B service has written the run file to the end; its
-            # teardown waits for that, so the run reads back complete as soon as fit returns
-            if wandb.run is None:
-                wandb.teardown()
 
 
 class RunCSVLogger(CSVLogger):
