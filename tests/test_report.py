@@ -239,3 +239,23 @@ def test_report_errors_are_one_line_naming_the_folder(case, tmp_path, capsys, mo
     assert "\n" not in message and "API key" not in message
     expected = f"no runs in {item}" if case == "empty" else f"{item}: no such run folder"
     assert expected in message
+
+
+def test_a_trainer_that_logs_gets_the_csv_logger_beside_its_first_logger(tmp_path):
+    import lightning as L
+
+    from c2s_lightning.training.loggers import WandbLogger, add_csv_logger
+
+    def trainer(**options) -> L.Trainer:
+        return L.Trainer(accelerator="cpu", default_root_dir=str(tmp_path), enable_progress_bar=False,
+                         enable_model_summary=False, **options)
+
+    logging = trainer(logger=WandbLogger(save_dir=str(tmp_path / "w"), offline=True))
+    add_csv_logger(logging)
+    add_csv_logger(logging)  # once only
+    assert [type(x).__name__ for x in logging.loggers] == ["WandbLogger", "RunCSVLogger"]
+    assert Path(logging.loggers[1].log_dir) == tmp_path / "w" / "csv"  # beside config.yaml and plots/
+    for quiet in (trainer(logger=False), trainer(fast_dev_run=True, logger=WandbLogger(offline=True))):
+        loggers = list(quiet.loggers)
+        add_csv_logger(quiet)
+        assert quiet.loggers == loggers  # logging off stays off

@@ -75,7 +75,7 @@ class RunCSVLogger(CSVLogger):
 
 def add_csv_logger(trainer) -> None:
     """Give a trainer that logs a ``RunCSVLogger`` beside its loggers, in the folder of the first
-    (where the saved config and the plots go); a trainer with logging turned off stays so."""
-    if trainer.loggers and not any(isinstance(logger, CSVLogger) for logger in trainer.loggers):
+    (where the saved config and the plots go); logging turned off, or ``fast_dev_run``, stays so."""
+    if trainer.loggers and not trainer.fast_dev_run and not any(isinstance(x, CSVLogger) for x in trainer.loggers):
         first = trainer.loggers[0]
         trainer.loggers = [*trainer.loggers, RunCSVLogger(first.save_dir or trainer.default_root_dir)]
