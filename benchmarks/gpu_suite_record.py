@@ -54,12 +54,12 @@ def parse_scoring(log: str) -> dict:
 
 def parse_ddp_eval(run_dirs: list[str]) -> dict:
     """``test/<dataset>/{srcc,plcc}`` of the 1-process and the N-process runs, and their difference."""
-    from c2s_lightning.reporting.wandb_files import find_runs, read_run
+    from c2s_lightning.reporting.runs import find_runs, read_metrics
 
     found = []
     for folder in run_dirs:
-        runs = find_runs(folder)
-        summary = read_run(runs[-1]).summary if runs else {}
+        runs = list(find_runs(Path(folder)))
+        summary = read_metrics(runs[-1]) if runs else {}
         found.append({k: v for k, v in summary.items()
                       if isinstance(v, (int, float)) and k.startswith("test/") and k.endswith(("/srcc", "/plcc"))})
     one, many = found[0], found[-1]
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--log", type=Path, help="the step's stdout+stderr")
     parser.add_argument("--parse", choices=("gpu_check", "scoring", "json", "ddp_eval", "env"))
     parser.add_argument("--json", help="a JSON file the step wrote (--parse json/env)")
-    parser.add_argument("--runs", nargs="*", default=[], help="W&B run folders (--parse ddp_eval)")
+    parser.add_argument("--runs", nargs="*", default=[], help="run folders (--parse ddp_eval)")
     parser.add_argument("--note", help="why a step was skipped, or what it ran")
     ns = parser.parse_args(argv)
     log = ns.log.read_text(errors="replace") if ns.log and ns.log.is_file() else ""

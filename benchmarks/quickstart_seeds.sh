@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Acceptance check of the quickstart over seeds: fit experiments/quickstart.yaml once per seed (the seed
-# sets the model's random init, the pair draws and the shuffling; extra arguments go to every fit), then read each offline W&B run back
+# sets the model's random init, the pair draws and the shuffling; extra arguments go to every fit), then read each run's CSV metrics back
 # and print SRCC/PLCC on the held-out contents at step 0 and at the end, and the fit's wall time.
 #   bash benchmarks/quickstart_seeds.sh                       # seeds 0 1 2, the config as is
 #   SEEDS="0 1 2 3" bash benchmarks/quickstart_seeds.sh --data.rating_images_per_pair 2 --model.rating_loss_weight 0.5
@@ -22,12 +22,13 @@ for seed in ${SEEDS:-0 1 2}; do
   echo "seed $seed: fit took $(( $(date +%s) - start )) s (log: $dir.log)"
 done
 "$PY" - "$OUT" ${SEEDS:-0 1 2} <<'PY'
-import sys
-from c2s_lightning.reporting.wandb_files import find_runs, read_run
+import csv, sys
+from pathlib import Path
 
 out, seeds = sys.argv[1], sys.argv[2:]
 for seed in seeds:
-    run = read_run(find_runs(f"{out}/seed{seed}")[-1])
-    srcc, plcc = run.series("test/kadid10k/srcc"), run.series("test/kadid10k/plcc")
+    with open(Path(out) / f"seed{seed}" / "csv" / "metrics.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    srcc, plcc = ([float(r[k]) for r in rows if r.get(k)] for k in ("test/kadid10k/srcc", "test/kadid10k/plcc"))
     print(f"seed {seed}: srcc {srcc[0]:.3f} -> {srcc[-1]:.3f}   plcc {plcc[0]:.3f} -> {plcc[-1]:.3f}")
 PY

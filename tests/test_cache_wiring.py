@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from c2s_lightning.cli import main
-from c2s_lightning.reporting.wandb_files import find_runs, read_run
 from c2s_lightning.scoring.from_export import load_scorer
 from c2s_lightning.scoring.bank import AnchorBank
 from c2s_lightning.cache.wiring import cache_protocol, module_fingerprint
 from c2s_lightning.cache.store import ComparisonCache
 
+from run_logs import series
 from test_cli import QUICKSTART, override, synth  # noqa: F401  (fixture)
 from test_commands import trained  # noqa: F401  (fixture)
 
@@ -48,8 +48,7 @@ def test_fit_evaluations_never_reuse_entries_of_earlier_weights(synth, tmp_path)
     folder = tmp_path / "cache"
     main(["fit", "--config", QUICKSTART, "--config", override(tmp_path, synth),
           "--evaluator.cache_dir", str(folder), "--evaluator.plots", "false"])
-    run = read_run(find_runs(tmp_path / "run")[-1])
-    computed, reused = run.series("test/cache/computed"), run.series("test/cache/reused")
+    computed, reused = series(tmp_path / "run", "test/cache/computed"), series(tmp_path / "run", "test/cache/reused")
     # before training, after step 2 and after step 4: three sets of weights, nothing shared
     assert len(computed) == 3 and reused == [0, 0, 0]
     assert computed == [ANCHORS ** 2 + IMAGES * ANCHORS] * 3

@@ -1,7 +1,8 @@
-"""The command line in-process: fit on the quickstart config, config stacking, resume, W&B run."""
+"""The command line in-process: fit on the quickstart config, config stacking, resume, logged runs."""
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import yaml
 
 from c2s_lightning.cli import main
 from c2s_lightning.data.synth import write_synthetic_kadid
-from c2s_lightning.reporting.wandb_files import find_runs, read_run
+from run_logs import columns, logged_config, series
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = str(ROOT / "experiments" / "quickstart.yaml")
@@ -50,21 +51,22 @@ def test_fit_logs_loss_and_soft_comparison_metrics_to_wandb(tmp_path, synth):
     cli = main(["fit", "--config", QUICKSTART, "--config", override(tmp_path, synth)])
     assert cli.trainer.global_step == 4
     assert type(cli.trainer.strategy.checkpoint_io).__name__ == "AtomicCheckpointIO"  # never half a last.ckpt
-    run = read_run(find_runs(tmp_path / "run")[-1])
-    losses = run.series("train/loss")
+    root = tmp_path / "run"  # the CSV logger beside W&B: what `report` and the sweep runner read
+    losses = series(root, "train/loss")
     assert len(losses) == 4 and all(0 < v < 20 for v in losses)
     for key in ("test/kadid10k/srcc", "test/kadid10k/plcc", "test/kadid10k/krcc", "test/mean/srcc"):
-        assert -1 <= run.summary[key] <= 1
+        assert -1 <= series(root, key)[-1] <= 1
     # the test part is scored in the validation loop: logged as test/, never as val/
-    assert len(run.series("test/kadid10k/srcc")) == 3  # before training, step 2, step 4
-    assert not [k for k in run.summary if k.startswith("val/") and k.endswith("srcc")]
-    assert "val/loss" in run.summary  # the validation loop's own pairs
-    assert run.config["model.model"] == "tiny-llava"  # the resolved config is logged, dotted keys
-    assert run.config["evaluator.beta"] == 1
+    assert len(series(root, "test/kadid10k/srcc")) == 3  # before training, step 2, step 4
+    assert not [k for k in columns(root) if k.startswith("val/") and k.endswith("srcc")]
+    assert "val/loss" in columns(root)  # the validation loop's own pairs
+    config = logged_config(root)
+    assert config["model.model"] == "tiny-llava" and config["evaluator.beta"] == 1  # resolved, dotted keys
     run = tmp_path / "run" / "latest"
     assert sorted(p.name for p in (run / "plots").glob("*.png"))
     assert (run / "export" / "model.safetensors").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
-    assert (run / "config.yaml").is_file() and find_runs(run)
+    assert (run / "config.yaml").is_file() and list(run.glob("wandb/offline-run-*/run-*.wandb"))
+    assert json.loads((run / "csv" / "status.json").read_text()) == {"status": "success"}
 
 
 def test_resume_mid_run_continues_at_the_right_step(tmp_path, synth):
@@ -83,8 +85,7 @@ def test_resume_mid_run_continues_at_the_right_step(tmp_path, synth):
                         "--evaluator.before_training", "false", "--ckpt_path", str(ckpt)])
     assert not [w for w in caught if "not resumable" in str(w.message)]
     assert resumed.trainer.global_step == 6
-    first_step = read_run(find_runs(tmp_path / "b" / "run")[-1]).history[0]["trainer/global_step"]
-    assert first_step >= 3
+    assert series(tmp_path / "b" / "run", "step")[0] >= 3  # the resumed run logs from where it stopped
     a, b = straight.model.state_dict(), resumed.model.state_dict()
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 

@@ -17,10 +17,10 @@ from c2s_lightning.data.mix import MixEntry
 from c2s_lightning.data.datasets import read_dataset
 from c2s_lightning.data.splits import split_records
 from c2s_lightning.data.synth import write_synthetic_kadid
-from c2s_lightning.reporting.wandb_files import find_runs, read_run
 
 sys.path.insert(0, str(Path(__file__).parent))
 import native_fixtures as nf  # noqa: E402
+from run_logs import logged_config, series  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLIT_SWEEP = ROOT / "sweeps" / "paper_splits.yaml"
@@ -77,21 +77,29 @@ def two_dataset_override(tmp_path: Path) -> Path:
 
 def test_two_splits_through_the_sweep_runner_then_report_prints_medians(tmp_path, capsys):
     shipped = yaml.safe_load(SPLIT_SWEEP.read_text())
-    sweep = {key: shipped[key] for key in ("method", "metric", "parameters")}
+    sweep = {key: shipped[key] for key in ("method", "metric")}
+    sweep["parameters"] = {"data.split_index": {"values": [1, 2, "x"]}}  # "x": a run that fails
     sweep["command"] = ["${interpreter}", "-m", "c2s_lightning", "fit", "--config", QUICKSTART,
                         "--config", str(two_dataset_override(tmp_path)), "${args}"]
     file, out = tmp_path / "splits.yaml", tmp_path / "sweep"
     file.write_text(yaml.safe_dump(sweep))
-    sweep_cmd.main([str(file), "--out", str(out), "--count", "2"])  # splits 1 and 2
-    assert "2 runs: 2 finished, 0 failed" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        sweep_cmd.main([str(file), "--out", str(out)])
+    assert exit_info.value.code == 1
+    captured = capsys.readouterr()
+    assert "3 runs: 2 finished, 1 failed" in captured.out
+    assert "no best run: the sweep's metric test/mean/srcc is not a validation metric" in captured.out
+    assert "sweep: run 3 of 3, elapsed" in captured.err
 
-    logged = [read_run(find_runs(folder)[-1]) for folder in sorted(p for p in out.iterdir() if p.is_dir())]
-    assert sorted(run.config["data.split_index"] for run in logged) == [1, 2]
+    folders = sorted(p for p in out.iterdir() if p.is_dir() and (p / "csv").is_dir())
+    assert len(folders) == 2 and sorted(logged_config(f)["data.split_index"] for f in folders) == [1, 2]
     report_cmd.main([str(out), "--out", str(tmp_path / "report")])
     printed = capsys.readouterr().out
     for label in ("noise", "blur"):
-        srcc, plcc = ([run.summary[f"test/{label}/{m}"] for run in logged] for m in ("srcc", "plcc"))
-        # the median of two values is their mean
+        srcc, plcc = ([series(f, f"test/{label}/{m}")[-1] for f in folders] for m in ("srcc", "plcc"))
+        # the median of two values is their mean; the failed run is not among them
         cells = [f"{(a + b) / 2:.3f} [{min(a, b):.3f}, {max(a, b):.3f}]" for a, b in (srcc, plcc)]
         assert f"| all runs | {label} | 2 | {cells[0]} | {cells[1]} |" in printed
-    assert "## Median over `data.split_index`" in (tmp_path / "report" / "report.md").read_text()
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "## Median over `data.split_index`" in text and "3 run(s), 2 finished" in text
+    assert "- **split_index=x: failed**" in text

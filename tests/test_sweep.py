@@ -157,8 +157,13 @@ def test_rerun_skips_finished_runs_and_retries_failed_ones(tmp_path, capsys, mon
     with pytest.raises(SystemExit) as exit_info:
         sweep_cmd.main([str(file), "--out", str(out)])
     assert exit_info.value.code == 1
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "2 finished, 1 failed, 0 skipped" in printed and "exit 3" in printed
+    assert "no best run: the sweep's metric m is not a validation metric" in printed
+    progress = [line for line in captured.err.splitlines() if line.startswith("sweep: run")]
+    assert [line.split(",")[0] for line in progress] == [f"sweep: run {k} of 3" for k in (1, 2, 3)]
+    assert progress[0].endswith("ETA unknown") and "ETA 0:00:" in progress[1]
     assert (tmp_path / "marker.txt").read_text().splitlines() == ["1 offline", "2 offline", "3 offline"]
     state = json.loads((out / "sweep_state.json").read_text())["runs"]
     assert sorted(r["status"] for r in state.values()) == ["failed", "finished", "finished"]
@@ -170,21 +175,36 @@ def test_rerun_skips_finished_runs_and_retries_failed_ones(tmp_path, capsys, mon
 
     (tmp_path / "fail.flag").unlink()
     sweep_cmd.main([str(file), "--out", str(out)])  # no SystemExit: nothing failed
-    assert "1 finished, 0 failed, 2 skipped" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "1 finished, 0 failed, 2 skipped" in captured.out
+    assert "sweep: run 1 of 1, elapsed" in captured.err  # only the failed run is run again
     assert (tmp_path / "marker.txt").read_text().splitlines()[3:] == ["2 offline"]  # only the failed one reran
     assert {r["status"] for r in json.loads((out / "sweep_state.json").read_text())["runs"].values()} == {"finished"}
 
 
-def test_best_run_follows_the_metric_goal(tmp_path, monkeypatch):
+def test_best_run_follows_the_metric_goal_on_validation_only(tmp_path, monkeypatch):
     file, out = marker_sweep(tmp_path), tmp_path / "out"
     runs = sweep_cmd.plan_sweep(file, out)
     out.mkdir()
     save_state(out, {"runs": {
         r.key: {"status": "finished", "folder": str(r.folder), "command_key": r.command_key} for r in runs[:2]}})
     values = {runs[0].folder: 0.5, runs[1].folder: 0.9, runs[2].folder: 5.0}  # the third never finished
-    monkeypatch.setattr(sweep_runner, "read_metric", lambda folder, name: values[Path(folder)])
-    assert sweep_cmd.best_run(runs, out, {"name": "m", "goal": "maximize"}) == (runs[1], 0.9)
-    assert sweep_cmd.best_run(runs, out, {"name": "m", "goal": "minimize"}) == (runs[0], 0.5)
+    monkeypatch.setattr(sweep_runner, "read_metrics", lambda folder: {"val/m": values[Path(folder)]})
+    assert sweep_runner.best_summary(runs, out, {"name": "val/m", "goal": "maximize"}) == \
+        f"best val/m = 0.9: {runs[1].name} x=2"
+    assert sweep_runner.best_summary(runs, out, {"name": "val/m", "goal": "minimize"}) == \
+        f"best val/m = 0.5: {runs[0].name} x=1"
+    assert sweep_runner.best_summary(runs, out, {"name": "val/other"}) == "no best run: no finished run logged val/other"
+    # never selected on test: a line says why, whatever the values
+    assert sweep_runner.best_summary(runs, out, {"name": "test/mean/srcc", "goal": "maximize"}).startswith(
+        "no best run: the sweep's metric test/mean/srcc is not a validation metric")
+
+
+def test_progress_counts_the_runs_to_run_and_estimates_from_those_done():
+    assert sweep_runner.progress(1, 5, 0.4, []) == "sweep: run 1 of 5, elapsed 0:00:00, ETA unknown"
+    # 2 runs took 60 s and 40 s: 3 left (this one included) at 50 s each
+    assert sweep_runner.progress(3, 5, 125.0, [60.0, 40.0]) == "sweep: run 3 of 5, elapsed 0:02:05, ETA 0:02:30"
+    assert sweep_runner.progress(2, 2, 3725.0, [4000.0]) == "sweep: run 2 of 2, elapsed 1:02:05, ETA 1:06:40"
 
 
 @pytest.mark.parametrize("path", SWEEP_FILES, ids=lambda p: p.relative_to(REPO).as_posix())

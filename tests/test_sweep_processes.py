@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from c2s_lightning.cli import main as cli_main
 from c2s_lightning.commands import sweep as sweep_cmd
 from c2s_lightning.sweep.plan import SweepError, load_sweep
 from c2s_lightning.sweep.processes import process_start
@@ -85,7 +86,7 @@ def test_a_live_run_is_never_started_twice_and_a_dead_one_is_retried(tmp_path, c
                   "command_key": run.command_key, "folder": str(run.folder)}
         out.mkdir()
         save_state(out, {"runs": {run.key: record}})
-        with pytest.raises(SystemExit, match=f"still running as pid {other.pid}"):
+        with pytest.raises(SweepError, match=f"still running as pid {other.pid}"):
             sweep_cmd.main([str(sweep), "--out", str(out)])
         assert not (tmp_path / "marker.txt").exists()
     finally:
@@ -119,32 +120,47 @@ def test_editing_the_command_or_a_config_reruns_the_runs(tmp_path, capsys):
     assert len(kept) == 4 and all(p.split(".")[0] in {r.name for r in sweep_cmd.plan_sweep(sweep, out)} for p in kept)
 
 
+def one_line_error(args: list[str], capsys) -> str:
+    """The error line ``python -m c2s_lightning ARGS`` ends with, having checked its exit status is 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(args)
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err.strip()
+    assert "\n" not in message
+    return message
+
+
 def test_a_corrupt_state_or_sweep_file_is_named_in_one_line(tmp_path, capsys):
     sweep = write_sweep(tmp_path / "s.yaml", ["${interpreter}", "-c", "pass"])
     out = tmp_path / "out"
     out.mkdir()
     (out / STATE_FILE).write_text('{"runs": {"abc": ')  # cut off mid-write by an older runner
-    with pytest.raises(SystemExit) as exit_info:
-        sweep_cmd.main([str(sweep), "--out", str(out)])
-    message = str(exit_info.value.code)
-    assert str(out / STATE_FILE) in message and "corrupt sweep state" in message and "\n" not in message
+    message = one_line_error(["sweep", str(sweep), "--out", str(out)], capsys)
+    assert str(out / STATE_FILE) in message and "corrupt sweep state" in message
     bad = tmp_path / "bad.yaml"
     bad.write_text("method: grid\nparameters:\n  x: {values: [1, 2]\ncommand: [a]\n")
     with pytest.raises(SweepError, match=rf"{bad}: line 4, column \d+: not valid YAML"):
         load_sweep(bad)
+    missing = tmp_path / "sweeps" / "nothing.yaml"
+    assert one_line_error(["sweep", str(missing)], capsys) == \
+        f"error: {missing}: no such file or directory (--debug shows the traceback)"
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("method: grid\nparameters:\n  x: {values: [1]}\n  evaluator.beta: {values: []}\n")
+    message = one_line_error(["sweep", str(empty), "--out", str(tmp_path / "o")], capsys)
+    assert f"{empty}: parameter 'evaluator.beta' has no values" in message
+    assert not (tmp_path / "o").exists()
 
 
 def test_reports_skip_superseded_attempts_and_folders_being_written(tmp_path):
-    from c2s_lightning.reporting.wandb_files import find_runs
+    from c2s_lightning.reporting.runs import find_runs
 
-    current = tmp_path / "s-000-abc" / "wandb" / "offline-run-1" / "run-1.wandb"
-    hidden = [tmp_path / ".superseded" / "s-000-abc.1" / "wandb" / "offline-run-0" / "run-0.wandb",
-              tmp_path / ".export.123-ab.tmp" / "run-2.wandb"]
-    for path in [current, *hidden]:
-        path.parent.mkdir(parents=True)
-        path.write_bytes(b"")
-    assert find_runs(tmp_path) == [current]
-    assert find_runs(hidden[0].parent) == [hidden[0]]  # named directly, a hidden folder is read
+    current = tmp_path / "s-000-abc"
+    hidden = [tmp_path / ".superseded" / "s-000-abc.1", tmp_path / ".export.123-ab.tmp"]
+    for folder in [current, *hidden]:
+        (folder / "csv").mkdir(parents=True)
+        (folder / "csv" / "metrics.csv").write_text("step\n0\n")
+    assert list(find_runs(tmp_path)) == [current]
+    assert list(find_runs(hidden[0].parent)) == [hidden[0]]  # named directly, a hidden folder is read
 
 
 def test_a_second_runner_on_the_same_folder_refuses_at_once(tmp_path):

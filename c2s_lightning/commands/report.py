@@ -1,35 +1,30 @@
-"""``python -m c2s_lightning report RUNS...``: a markdown report of W&B runs beside the paper's numbers.
+"""``python -m c2s_lightning report RUNS...``: a markdown report of runs beside the paper's numbers.
 
-RUNS are offline ``run-*.wandb`` files, run folders, folders searched recursively (e.g. a sweep's
-``--out`` folder), or ``entity/project/run_id`` paths of online runs when a W&B server is reachable.
-Writes ``OUT/report.md``: a table in the paper's layout (a row per run, labelled by the config
-values the runs vary, e.g. ``beta=3``; SRCC / PLCC per dataset and their mean; the paper's matching
-row under each run), a table of every mean metric, ``beta_srcc.png`` / ``beta_time.png`` (the
-paper's Figure 4) when the runs vary ``evaluator.beta``, and copies of the runs' prediction-vs-MOS
-scatter plots. Metrics are each run's last values (summary, else history).
-
-Runs that vary a split index (``sweep sweeps/paper_splits.yaml``) are also summarised as the paper
-reports its protocol: the median SRCC / PLCC per dataset over the splits and their range, printed
-and written first in the report; ``--aggregate KEY`` takes medians over another key (e.g. a seed).
+RUNS are run folders (the ``csv/`` every fit/validate/test/evaluate run writes, and its
+``config.yaml``), folders searched for them (a sweep's ``--out``, whose ``sweep_state.json`` says
+which runs failed), or ``entity/project/run_id`` online runs. ``OUT/report.md`` lists the runs that
+did not finish, left out of everything else; tables the finished runs in the paper's layout, labelled
+by the values they vary (``beta=3, rule=random``), with the paper's matching row, the comparisons
+computed and reused from the cache (a time marked ``*`` is a cache read) and the best run on
+``val/mean/srcc`` (never on test); draws SRCC and time against beta (Figure 4; the time from runs
+that computed their comparisons) and copies the scatter plots. Runs varying a split index are also
+summarised as the paper does: the median per dataset over the splits, printed first; ``--aggregate
+KEY`` takes medians over another key. More: docs/reporting.md.
 """
+
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 from c2s_lightning.infra.atomic_files import write_text
 from c2s_lightning.infra.arguments import parse_tool, tool_parser
 from c2s_lightning.reporting.paper_numbers import PAPER_BETA_FINDING, PAPER_SECONDS_PER_IMAGE
-from c2s_lightning.reporting.aggregate import aggregate_key, median_table
+from c2s_lightning.reporting.aggregate import aggregate_key, best_line, median_table
 from c2s_lightning.reporting.figures import beta_plots, copy_scatters
-from c2s_lightning.reporting.runs import ReportRun, collect
-from c2s_lightning.reporting.tables import datasets_of, results_table, summary_table
-
-
-def _rel(path: Path, out: Path) -> str:
-    return path.relative_to(out).as_posix()
+from c2s_lightning.reporting.runs import FINISHED, ReportRun, collect
+from c2s_lightning.reporting.tables import CACHED_NOTE, cache_counts, datasets_of, results_table, summary_table
 
 
 def render(runs: list[ReportRun], varied: list[str], prefix: str, out: Path, title: str,
@@ -37,29 +32,38 @@ def render(runs: list[ReportRun], varied: list[str], prefix: str, out: Path, tit
     """The report's markdown; figures are written under ``out`` on the way.
 
     Args:
+        runs: Every run; those not finished are listed, and left out of tables and plots.
         medians: The key aggregated over and its median table, shown first; None for no section.
     """
+    finished = [r for r in runs if r.status == FINISHED]
     parts = [f"# {title}", "",
-             f"{len(runs)} run(s); `{prefix}/` metrics, last logged values. Rows are labelled by "
-             + (f"the values the runs vary ({', '.join(f'`{k}`' for k in varied)})." if varied
-                else "run name (no config value differs between them)."),
+             f"{len(runs)} run(s), {len(finished)} finished; `{prefix}/` metrics, last logged values. Rows are "
+             + (f"labelled by the values the runs vary ({', '.join(f'`{k}`' for k in varied)})." if varied
+                else "labelled by run name (no config value differs between them)."),
              "Under a run, *paper* is the published row measured with the same evaluation settings "
              "(median over 10 splits, full mPLUG-Owl2 model): a bar to compare with, not the same setup."]
+    if len(finished) < len(runs):
+        parts += ["", "## Runs that did not finish (left out of every table, median and plot)", ""]
+        parts += [f"- **{r.label}: {r.status}**: `{r.source}`" for r in runs if r.status != FINISHED]
     if medians is not None:
         parts += ["", f"## Median over `{medians[0]}` [min, max]", "", medians[1]]
-    parts += ["", "## Results (SRCC / PLCC)", "", results_table(runs, prefix, varied), "",
-             "## Mean over datasets", "", summary_table(runs, prefix), "",
-             f"Paper's scoring cost for context: {PAPER_SECONDS_PER_IMAGE}."]
-    figures = beta_plots(runs, varied, prefix, out)
+    parts += ["", "## Results (SRCC / PLCC)", "", results_table(finished, prefix, varied), "",
+              "## Mean over datasets", "", summary_table(finished, prefix), ""]
+    if any((counts := cache_counts(r, prefix)) and counts[1] for r in finished):
+        parts += [CACHED_NOTE + ".", ""]
+    parts += [best_line(finished), "", f"Paper's scoring cost for context: {PAPER_SECONDS_PER_IMAGE}."]
+    figures, cached = beta_plots(finished, varied, prefix, out)
     if figures:
-        parts += ["", "## SRCC and time against beta (paper Figure 4)", "", f"Paper: {PAPER_BETA_FINDING}.", ""]
-        parts += [f"![{p.stem}]({_rel(p, out)})" for p in figures]
-    scatters = copy_scatters(runs, prefix, out)
+        parts += ["", "## SRCC and time against beta (paper Figure 4)", "", f"Paper: {PAPER_BETA_FINDING}."]
+        if cached:
+            parts += ["", f"Not in the time plot (comparisons reused from the cache): {'; '.join(cached)}."]
+        parts += [""] + [f"![{p.stem}]({p.relative_to(out).as_posix()})" for p in figures]
+    scatters = copy_scatters(finished, prefix, out)
     if scatters:
         parts += ["", "## Predictions against MOS", ""]
         for label, paths in scatters.items():
-            parts += [f"**{label}**", ""] + [f"![{p.stem}]({_rel(p, out)})" for p in paths] + [""]
-    parts += ["", "## Runs", ""] + [f"- {r.label}: `{r.source}`" for r in runs]
+            parts += [f"**{label}**", ""] + [f"![{p.stem}]({p.relative_to(out).as_posix()})" for p in paths] + [""]
+    parts += ["", "## Runs", ""] + [f"- {r.label} ({r.status}): `{r.source}`" for r in runs]
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -71,13 +75,15 @@ def write_report(items: list[str], out: Path, prefix: str = "test", title: str =
         aggregate: Key to take medians over (``aggregate_key``); None: the split index if varied.
 
     Returns:
-        The report's path and the median table (None when nothing is aggregated).
+        The report's path and the median table over the finished runs (None when nothing is aggregated).
     """
     runs, varied = collect(items)
-    if not datasets_of(runs, prefix):
-        print(f"report: warning: no {prefix}/<dataset>/srcc metric in these {len(runs)} run(s)", file=sys.stderr)
+    finished = [r for r in runs if r.status == FINISHED]
+    if not datasets_of(finished, prefix):
+        print(f"report: warning: no {prefix}/<dataset>/srcc metric in the {len(finished)} finished run(s)",
+              file=sys.stderr)
     key = aggregate_key(runs, varied, aggregate)
-    medians = (key, median_table(runs, varied, key, prefix)) if key else None
+    medians = (key, median_table(finished, varied, key, prefix)) if key else None
     out.mkdir(parents=True, exist_ok=True)
     path = write_text(out / "report.md", render(runs, varied, prefix, out, title, medians))
     return path, medians[1] if medians else None
@@ -85,7 +91,7 @@ def write_report(items: list[str], out: Path, prefix: str = "test", title: str =
 
 def _parser():
     parser = tool_parser("report", __doc__)
-    parser.add_argument("runs", nargs="+", help="run files, run folders, folders to search, or entity/project/run_id")
+    parser.add_argument("runs", nargs="+", help="run folders, folders to search (a sweep's), or entity/project/run_id")
     parser.add_argument("--out", type=Path, default=Path("outputs/report"), help="report folder")
     parser.add_argument("--metric-prefix", choices=("val", "test"), default="test",
                         help="which logged metrics to report: the split part they were computed on, "
@@ -99,10 +105,7 @@ def _parser():
 
 def main(args: list[str]) -> None:
     ns = parse_tool(_parser(), args)
-    try:
-        path, medians = write_report(ns.runs, ns.out, ns.metric_prefix, ns.title, ns.aggregate)
-    except (FileNotFoundError, RuntimeError, ValueError) as err:
-        raise SystemExit(f"report: {err}") from None
+    path, medians = write_report(ns.runs, ns.out, ns.metric_prefix, ns.title, ns.aggregate)  # errors: cli.main
     if medians:
         print(medians)
     print(f"wrote {path}")

@@ -1,32 +1,17 @@
 """``python -m c2s_lightning sweep FILE``: run a W&B sweep file offline, one run after another.
 
-The files in ``sweeps/`` also work with ``wandb sweep FILE`` + ``wandb agent ID`` when a W&B server
-is reachable; this runner needs none. It expands grid and random searches (``bayes`` needs the
-server), substitutes W&B's command macros and runs each command as a subprocess:
+Also runs under ``wandb sweep FILE`` + ``wandb agent ID``; this runner needs no server. It expands
+grid and random searches, substitutes W&B's command macros and runs each command from the current
+folder (the repository root for the shipped files), ``WANDB_MODE=offline`` unless set. Each run gets
+``OUT/<sweep>-<index>-<hash>/`` (``output.log``, ``params.json``, and for this project's CLI its own
+logger, root, checkpoint and export folders). ``OUT/sweep_state.json`` records each run: a rerun
+skips a finished run whose whole command (config contents included) is unchanged, retries the
+others (the earlier attempt moved to ``OUT/.superseded/``), never starts a live run twice.
 
-- environment: ``WANDB_MODE=offline`` unless ``WANDB_MODE`` is already set (export
-  ``WANDB_MODE=online`` to log to a server), ``WANDB_RUN_GROUP`` = the sweep's name, and
-  ``WANDB_DIR`` = the run's folder unless set, so any program's offline run lands beside its log;
-- the run's folder ``OUT/<sweep>-<index>-<hash>/`` holds ``output.log`` (stdout and stderr; named
-  ``output.log.partial`` while the run runs) and ``params.json`` (what ``${args_json_file}`` names);
-- when the command is this project's CLI (``-m c2s_lightning fit|validate|test|predict|evaluate``),
-  ``--trainer.logger.init_args.save_dir FOLDER``, ``--trainer.logger.init_args.name NAME``,
-  ``--trainer.default_root_dir FOLDER``, ``--checkpoint.dirpath FOLDER/checkpoints`` and
-  ``--export.dirpath FOLDER/export`` are appended (each unless the command sets it already), so
-  runs neither share logs nor overwrite each other's checkpoints or exported models.
-
-The paper's 10-split protocol is one such sweep (``sweeps/paper_splits.yaml``, a grid over
-``data.split_index``); ``report`` then prints the median per dataset over the splits.
-
-Commands run in the current folder, as under ``wandb agent``: launch the shipped files from the
-repository root (their commands name ``experiments/...`` relatively).
-
-``OUT/sweep_state.json`` records each run (``sweep_state``): a rerun skips a finished run only when
-its whole command is unchanged (arguments and the contents of the config files it names: editing a
-config or the command reruns the runs), and retries failed and interrupted ones; an earlier
-attempt's folder is moved to ``OUT/.superseded/`` first. Each child runs in a process group of its
-own that ends with the runner (``sweep/processes.py``); a run still running from an earlier runner is
-never started twice. The exit status is 1 when any run failed.
+Progress goes to stderr (``sweep: run k of n, elapsed, ETA``). The best run is named only on a
+validation ``metric`` (``val/...``), else a line says why not. Exit status 1 when a run failed, 2
+with one line for a missing or bad sweep file (e.g. ``values: []``). ``report OUT`` then tables the
+finished runs and marks the failed ones. More: docs/reporting.md.
 """
 
 from __future__ import annotations
@@ -36,10 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from c2s_lightning.infra.arguments import parse_tool, tool_parser
-from c2s_lightning.sweep.plan import SweepError, load_sweep
-from c2s_lightning.sweep.runner import (
-    PlannedRun, best_run, describe, plan_sweep, run_sweep, shell_line,
-)
+from c2s_lightning.sweep.plan import load_sweep
+from c2s_lightning.sweep.runner import PlannedRun, best_summary, plan_sweep, run_sweep, shell_line
 from c2s_lightning.sweep.state import STATE_FILE
 
 
@@ -68,34 +51,24 @@ def with_cache_options(runs: list[PlannedRun], ns: Any) -> list[PlannedRun]:
         return runs
     from c2s_lightning.sweep.prefetch import check_evaluation_only, prefetch_order
 
-    try:
-        check_evaluation_only(runs)
-    except ValueError as err:
-        raise SystemExit(f"sweep: {err}") from None
+    check_evaluation_only(runs)  # a ValueError: one line from cli.main
     return prefetch_order(runs)
 
 
 def main(args: list[str]) -> None:
     ns = parse_tool(_parser(), args)
     out = ns.out or Path("outputs") / "sweeps" / ns.file.stem
-    try:
-        runs = plan_sweep(ns.file, out, ns.count, ns.seed)
-        metric = load_sweep(ns.file).get("metric")
-    except (SweepError, OSError) as err:
-        raise SystemExit(f"sweep: {err}") from None
-    runs = with_cache_options(runs, ns)
+    # a missing or bad sweep file, a corrupt state, a busy folder: user errors, one line from cli.main
+    runs = with_cache_options(plan_sweep(ns.file, out, ns.count, ns.seed), ns)
+    metric = load_sweep(ns.file).get("metric")
     if ns.dry_run:
         for run in runs:
             print(shell_line(run.command))
         return
-    try:
-        counts = run_sweep(runs, out, group=ns.file.stem)
-    except SweepError as err:
-        raise SystemExit(f"sweep: {err}") from None
+    counts = run_sweep(runs, out, group=ns.file.stem)
     print(f"sweep {ns.file.stem}: {len(runs)} runs: {counts['finished']} finished, {counts['failed']} failed, "
           f"{counts['skipped']} skipped (finished before); state in {out / STATE_FILE}")
-    best = best_run(runs, out, metric) if metric and "name" in metric else None
-    if best is not None:
-        print(f"best {metric['name']} = {best[1]:.4g}: {best[0].name} {describe(best[0].params)}")
+    if metric and "name" in metric:
+        print(best_summary(runs, out, metric))
     if counts["failed"]:
         raise SystemExit(1)

@@ -7,13 +7,9 @@ from typing import Any
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config to dotted keys; W&B's ``{"value": x}`` wrappers are unwrapped."""
+    """Nested config to dotted keys (an empty mapping stays a value)."""
     flat = {}
     for key, value in config.items():
-        if key.startswith("_wandb"):
-            continue
-        if isinstance(value, dict) and set(value) <= {"value", "desc"} and "value" in value:
-            value = value["value"]
         if isinstance(value, dict) and value:
             flat |= flatten(value, f"{prefix}{key}.")
         else:

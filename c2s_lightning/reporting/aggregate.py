@@ -15,6 +15,7 @@ from c2s_lightning.reporting.tables import MISSING, datasets_of, pair_cell
 
 SPLIT_KEY = "split_index"
 METRICS = ("srcc", "plcc")
+SELECT_ON = "val/mean/srcc"  # a run is picked on the validation part only: picking on test would leak it
 
 
 def aggregate_key(runs: list[ReportRun], varied: list[str], requested: str | None = None) -> str | None:
@@ -79,3 +80,12 @@ def median_table(runs: list[ReportRun], varied: list[str], key: str, prefix: str
                          f"{median_range(plcc)} | {paper} |")
     return "\n".join(lines)
 
+
+
+def best_line(runs: list[ReportRun]) -> str:
+    """The run with the highest ``val/mean/srcc``, or why no run is picked."""
+    scored = [r for r in runs if SELECT_ON in r.metrics]
+    if not scored:
+        return f"No best run: no run logged `{SELECT_ON}` (test metrics are reported, never selected on)."
+    best = max(scored, key=lambda r: r.metrics[SELECT_ON])
+    return f"Best run on `{SELECT_ON}` (validation part): {best.label} ({best.metrics[SELECT_ON]:.3f})."

@@ -1,5 +1,6 @@
 """Report figures: SRCC and time per image against beta (the paper's Figure 4), and the runs'
 prediction-vs-MOS scatter plots (written by the evaluation callback, copied next to the report).
+The time plot shows computation: runs answered from the comparison cache are left out of it.
 
 Figures are drawn on ``matplotlib.figure.Figure`` objects (Agg canvas), never through pyplot, so
 no global backend or figure state is touched.
@@ -13,9 +14,10 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from c2s_lightning.infra.atomic_files import atomic_path, copy_file
+from c2s_lightning.reporting.aggregate import group_runs
 from c2s_lightning.reporting.paper_numbers import DATASET_NAMES
 from c2s_lightning.reporting.runs import ReportRun
-from c2s_lightning.reporting.tables import datasets_of, mean_metric
+from c2s_lightning.reporting.tables import computed_seconds, datasets_of, mean_metric
 
 
 def _series(runs: list[ReportRun], key: str, metric_key) -> tuple[list[float], list[float]]:
@@ -31,52 +33,71 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def beta_plots(runs: list[ReportRun], varied: list[str], prefix: str, out: Path) -> list[Path]:
-    """``beta_srcc.png`` and ``beta_time.png`` when the runs vary a ``*.beta`` key; else nothing."""
-    key = next((k for k in varied if k.split(".")[-1] == "beta"), None)
-    if key is None:
-        return []
-    out.mkdir(parents=True, exist_ok=True)
-    datasets = datasets_of(runs, prefix)
+def _srcc_figure(groups: dict[str, list[ReportRun]], key: str, prefix: str, datasets: list[str], ticks) -> Figure:
     fig = Figure(figsize=(5.5, 4))
     ax = fig.add_subplot()
-    for d in datasets:
-        xs, ys = _series(runs, key, lambda r, d=d: r.metrics.get(f"{prefix}/{d}/srcc"))
-        ax.plot(xs, ys, marker="o", label=DATASET_NAMES.get(d, d))
-    xs, ys = _series(runs, key, lambda r: mean_metric(r, prefix, "srcc", datasets))
-    ax.plot(xs, ys, "k--", marker="s", label="mean")
-    ax.set(xlabel="beta (anchors per MOS interval)", ylabel="SRCC", title="SRCC against beta")
-    ax.set_xticks(xs)
+    tag = (lambda label: f"{label}: ") if len(groups) > 1 else (lambda label: "")
+    for label, members in groups.items():
+        for d in datasets:
+            xs, ys = _series(members, key, lambda r, d=d: r.metrics.get(f"{prefix}/{d}/srcc"))
+            ax.plot(xs, ys, marker="o", label=tag(label) + DATASET_NAMES.get(d, d))
+        xs, ys = _series(members, key, lambda r: mean_metric(r, prefix, "srcc", datasets))
+        ax.plot(xs, ys, linestyle="--", marker="s", label=tag(label) + "mean")
+    ax.set(xlabel="beta (anchors per MOS interval)", ylabel="SRCC", title="SRCC against beta", xticks=ticks)
     # at least 0.1 of SRCC on the axis: differences in the 4th decimal must not look like a cliff
     low, high = ax.get_ylim()
     middle, half = (low + high) / 2, max((high - low) / 2, 0.05)
     ax.set_ylim(max(-1.0, middle - half), min(1.0, middle + half))
     ax.legend(fontsize=8)
-    paths = [_save(fig, out / "beta_srcc.png")]
-    xs, ys = _series(runs, key, lambda r: mean_metric(r, prefix, "seconds_per_image", datasets))
-    if xs:
-        fig = Figure(figsize=(5.5, 4))
-        ax = fig.add_subplot()
-        ax.plot(xs, ys, marker="o")
-        ax.set(xlabel="beta (anchors per MOS interval)", ylabel="seconds per image",
-               title="Scoring time against beta", ylim=(0, max(ys) * 1.1 or 1), xticks=xs)
-        paths.append(_save(fig, out / "beta_time.png"))
-    return paths
+    return fig
+
+
+def _time_figure(groups: dict[str, list[ReportRun]], key: str, prefix: str, datasets: list[str],
+                 ticks) -> Figure | None:
+    """Seconds per image of the runs that computed their comparisons; None when no run did."""
+    fig = Figure(figsize=(5.5, 4))
+    ax = fig.add_subplot()
+    for label, members in groups.items():
+        xs, ys = _series(members, key, lambda r: computed_seconds(r, prefix, datasets))
+        if xs:
+            ax.plot(xs, ys, marker="o", label=label)
+    if not ax.lines:
+        return None
+    top = max(max(line.get_ydata()) for line in ax.lines)
+    ax.set(xlabel="beta (anchors per MOS interval)", ylabel="seconds per image (comparisons computed)",
+           title="Scoring time against beta", ylim=(0, top * 1.1 or 1), xticks=ticks)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def beta_plots(runs: list[ReportRun], varied: list[str], prefix: str, out: Path) -> tuple[list[Path], list[str]]:
+    """``beta_srcc.png`` and ``beta_time.png`` when the runs vary a ``*.beta`` key, a line per value of
+    the other varied keys; the time plot takes only runs that computed their comparisons.
+
+    Returns:
+        The figures, and the labels of runs left out of the time plot (answered from the cache).
+    """
+    key = next((k for k in varied if k.split(".")[-1] == "beta"), None)
+    if key is None:
+        return [], []
+    out.mkdir(parents=True, exist_ok=True)
+    datasets, groups = datasets_of(runs, prefix), group_runs(runs, varied, key)
+    ticks = sorted(set(_series(runs, key, lambda r: 0.0)[0]))
+    paths = [_save(_srcc_figure(groups, key, prefix, datasets, ticks), out / "beta_srcc.png")]
+    time_figure = _time_figure(groups, key, prefix, datasets, ticks)
+    if time_figure is not None:
+        paths.append(_save(time_figure, out / "beta_time.png"))
+    cached = [r.label for r in runs if mean_metric(r, prefix, "seconds_per_image", datasets) is not None
+              and computed_seconds(r, prefix, datasets) is None]
+    return paths, cached
 
 
 def scatter_sources(run: ReportRun, prefix: str) -> list[Path]:
-    """The newest scatter PNG per dataset: the callback's ``plots/`` folder, else W&B image media."""
+    """The newest scatter PNG per dataset in the run's ``plots/`` folder (the evaluation callback's)."""
     latest: dict[str, Path] = {}
     if run.folder is not None:
         for path in sorted((run.folder / "plots").glob(f"{prefix}_*.png")):  # zero-padded steps sort
             latest[path.name.rsplit("_step", 1)[0]] = path
-    if not latest and run.folder is not None:
-        files = Path(run.source).parent / "files"
-        for row in run.history:
-            for key, value in row.items():
-                if (key.startswith(prefix + "/") and key.endswith("/scatter") and isinstance(value, dict)
-                        and value.get("_type") == "image-file" and (files / value["path"]).is_file()):
-                    latest[key] = files / value["path"]
     return list(latest.values())
 
 

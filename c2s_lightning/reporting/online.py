@@ -5,26 +5,22 @@ Kept apart from the offline path: nothing else in the report needs a network or 
 
 from __future__ import annotations
 
+import math
 import re
-from pathlib import Path
-
-from c2s_lightning.reporting.wandb_files import RunData
+from typing import Any
 
 ONLINE_PATH = re.compile(r"[\w.-]+/[\w.-]+/[\w-]+")
 
 
-def read_online_run(path: str) -> RunData:
-    """Fetch one run's history, summary and config from the W&B server.
-
-    Raises:
-        RuntimeError: The run cannot be fetched (no server, no API key, no such run).
-    """
+def read_online_run(path: str) -> tuple[str, dict[str, Any], dict[str, float], str]:
+    """One run's id, config, last metric values (its summary) and state (``finished``, ``failed``,
+    ``crashed``, ``running``) from the W&B server; a ValueError when it cannot be fetched."""
     import wandb
 
     try:
         run = wandb.Api().run(path)
-        history = [dict(row) for row in run.scan_history()]
-        return RunData(path=Path(path), run_id=run.id, history=history,
-                       summary=dict(run.summary_metrics), config=dict(run.config))
+        metrics = {k: float(v) for k, v in dict(run.summary_metrics).items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+        return run.id, dict(run.config), metrics, str(run.state)
     except Exception as err:  # wandb raises many types (network, auth, CommError)
-        raise RuntimeError(f"cannot read the online run {path!r}: {err}") from err
+        raise ValueError(f"{path}: no such local folder, and not readable as an online W&B run ({err})") from err

@@ -1,11 +1,10 @@
-"""Runs as a report sees them: metrics, flat config, sweep parameters and a label.
-
-Inputs are offline ``run-*.wandb`` files, folders holding them (searched recursively), or
-``entity/project/run_id`` paths of online runs (read through ``reporting.online``).
-"""
+"""Runs as a report sees them: how each ended, its metrics, flat config, sweep parameters, a label.
+Read from run folders (the CSV logger's ``csv/`` and the saved ``config.yaml``), a sweep folder's
+``sweep_state.json`` (how each run ended, also runs that logged nothing), or W&B online."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import math
@@ -13,27 +12,30 @@ import os
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from c2s_lightning.infra.config_keys import flatten
+from c2s_lightning.infra.run_files import CSV_FOLDER, METRICS_FILE, STATUS_FILE, SWEEP_STATE
 from c2s_lightning.reporting.online import ONLINE_PATH, read_online_run
-from c2s_lightning.reporting.wandb_files import RunData, find_runs, read_run
 
 # Config keys that differ between runs without saying anything about the experiment.
-_NOISE = ("save_dir", "logger.init_args.name", "default_root_dir", "dirpath", "_wandb", "wandb_version")
+_NOISE = ("save_dir", "logger.init_args.name", "default_root_dir", "dirpath")
 SETTING_NAMES = ("alpha", "beta", "rule", "matrix")
+FINISHED = "finished"
 
 
 @dataclasses.dataclass
 class ReportRun:
-    """One run: where it came from, its flat config, sweep parameters and last metric values.
+    """One run: where it came from, how it ended, its flat config, sweep parameters and last metric values.
 
     Attributes:
         name: Run name (logger name, run folder or run id).
-        source: The run file or online path it was read from.
-        folder: The run's own folder (its logger ``save_dir``), where ``plots/`` lives; None online.
-        config: The logged config flattened to dotted keys.
-        params: The sweep parameters (from the run folder's ``params.json``), else empty.
-        metrics: Every numeric key: the summary's value, else the last logged value.
-        history: The logged rows (for media such as W&B images).
+        source: The run folder or online path it was read from.
+        folder: The run's own folder, where ``plots/`` lives; None online.
+        config: The saved config flattened to dotted keys.
+        params: The sweep parameters (the run folder's ``params.json``), else empty.
+        metrics: Every numeric key's last logged value.
+        status: ``finished``, ``failed``, ``interrupted``, ``running`` or ``unfinished`` (no end recorded).
     """
 
     name: str
@@ -42,7 +44,7 @@ class ReportRun:
     config: dict[str, Any]
     params: dict[str, Any]
     metrics: dict[str, float]
-    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    status: str = FINISHED
     label: str = ""
 
     def settings(self) -> dict[str, Any]:
@@ -55,51 +57,79 @@ class ReportRun:
         return found
 
 
-def last_metrics(data: RunData) -> dict[str, float]:
-    """Numeric values by key: the summary's (the last logged value), the history's last as fallback."""
-    def numeric(value: Any) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-    values = {k: v for row in data.history for k, v in row.items() if numeric(v)}
-    values |= {k: v for k, v in data.summary.items() if numeric(v)}
-    return values
+def _number(cell: str | None) -> float | None:
+    try:
+        number = float(cell)
+    except (TypeError, ValueError):  # an empty cell, a missing one (None), text
+        return None
+    return number if math.isfinite(number) else None
 
 
-def run_folder(run_file: Path) -> Path:
-    """The logger ``save_dir`` of an offline run file (``save_dir/wandb/offline-run-*/run-*.wandb``)."""
-    return run_file.parents[2] if run_file.parent.parent.name == "wandb" else run_file.parent
+def read_metrics(folder: Path) -> dict[str, float]:
+    """Each metric's last logged value in a run folder's ``csv/metrics.csv`` (empty when none)."""
+    path = folder / CSV_FOLDER / METRICS_FILE
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as file:
+        return {k: n for row in csv.DictReader(file) for k, v in row.items() if (n := _number(v)) is not None}
 
 
-def resolve(items: list[str]) -> list[Path | str]:
-    """Run files for local items (files, folders searched recursively) and online paths as given."""
-    found: list[Path | str] = []
+def run_status(folder: Path) -> str:
+    """How a run folder's trainer ended: ``finished``, ``failed``, or ``unfinished`` (nothing recorded)."""
+    path = folder / CSV_FOLDER / STATUS_FILE
+    status = json.loads(path.read_text()).get("status") if path.is_file() else "unfinished"
+    return FINISHED if status == "success" else str(status)
+
+
+def _visible(path: Path, root: Path) -> bool:
+    # hidden folders below root: a sweep's .superseded/ attempts, folders being written
+    return not any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def find_runs(root: Path) -> dict[Path, str | None]:
+    """Run folders under ``root`` (oldest first) with the sweep state's status where it has one."""
+    logged = [p.parents[1] for p in root.rglob(f"{CSV_FOLDER}/{METRICS_FILE}") if _visible(p.parents[1], root)]
+    found: dict[Path, str | None] = dict.fromkeys(sorted(logged, key=lambda p: p.stat().st_mtime))
+    state = root / SWEEP_STATE
+    if state.is_file():  # run folders sit right under the sweep folder, wherever it was run from
+        try:
+            records = json.loads(state.read_text())["runs"].values()
+        except (ValueError, KeyError, AttributeError) as error:
+            raise ValueError(f"{state}: not a sweep state ({error!r})") from None
+        found |= {root / Path(r["folder"]).name: r.get("status") for r in records}
+    return found
+
+
+def resolve(items: list[str]) -> dict[Path | str, str | None]:
+    """Run folders (with any status a sweep state records) and online paths as given."""
+    found: dict[Path | str, str | None] = {}
     for item in items:
         path = Path(item)
-        if path.is_file():
-            found.append(path)
-        elif path.is_dir():
-            runs = find_runs(path)
+        if path.is_dir():
+            runs = {path: None} if (path / CSV_FOLDER).is_dir() else find_runs(path)
             if not runs:
-                raise FileNotFoundError(f"{path}: no run-*.wandb files under this folder")
-            found += runs
-        elif ONLINE_PATH.fullmatch(item):
-            found.append(item)
+                raise FileNotFoundError(f"no runs in {path} (a run folder holds {CSV_FOLDER}/{METRICS_FILE})")
+            found |= runs
+        elif ONLINE_PATH.fullmatch(item) and not Path(path.parts[0]).exists():  # not a mistyped local path
+            found[item] = None
         else:
-            raise FileNotFoundError(f"{item}: not a run file, a folder or an entity/project/run_id path")
-    return list(dict.fromkeys(found))
+            raise FileNotFoundError(f"{item}: no such run folder (nor an entity/project/run_id of an online run)")
+    return found
 
 
-def load_run(source: Path | str) -> ReportRun:
-    """Read one offline run file or online run path."""
+def load_run(source: Path | str, status: str | None = None) -> ReportRun:
+    """Read one run folder or online run path; ``status`` (a sweep state's) overrides the folder's."""
     if isinstance(source, str):
-        data, folder = read_online_run(source), None
-    else:
-        data, folder = read_run(source), run_folder(source)
-    config = flatten(data.config)
-    params_file = folder / "params.json" if folder is not None else None
-    params = json.loads(params_file.read_text()) if params_file and params_file.is_file() else {}
-    name = config.get("trainer.logger.init_args.name") or (folder.name if folder else None) or data.run_id
-    return ReportRun(str(name), str(source), folder, config, params, last_metrics(data), data.history)
+        run_id, config, metrics, online_status = read_online_run(source)
+        config = flatten(config)
+        name = config.get("trainer.logger.init_args.name") or run_id
+        return ReportRun(str(name), source, None, config, {}, metrics, online_status)
+    config_file, params_file = source / "config.yaml", source / "params.json"
+    config = flatten(yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
+    params = json.loads(params_file.read_text()) if params_file.is_file() else {}
+    name = config.get("trainer.logger.init_args.name") or source.name
+    return ReportRun(str(name), str(source), source, config, params, read_metrics(source),
+                     status or run_status(source))
 
 
 def _comparable(value: Any) -> str:
@@ -155,5 +185,5 @@ def label_runs(runs: list[ReportRun]) -> list[str]:
 
 def collect(items: list[str | os.PathLike]) -> tuple[list[ReportRun], list[str]]:
     """Read and label every run named by ``items``; return the runs and the varying keys."""
-    runs = [load_run(source) for source in resolve([str(i) for i in items])]
+    runs = [load_run(source, status) for source, status in resolve([str(i) for i in items]).items()]
     return runs, label_runs(runs)

@@ -1,4 +1,5 @@
-"""Markdown tables in the paper's layout: a row per run, SRCC / PLCC per dataset, paper rows beside."""
+"""Markdown tables in the paper's layout: a row per run, SRCC / PLCC per dataset, paper rows beside;
+times of runs that reused comparisons from the cache (``<part>/cache/reused`` > 0) marked ``*``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from c2s_lightning.reporting.runs import SETTING_NAMES, ReportRun
 MISSING = "–"
 SUMMARY_METRICS = {"srcc": "SRCC", "plcc": "PLCC", "krcc": "KRCC", "pairwise_accuracy": "pairwise acc.",
                    "seconds_per_image": "s / image"}
+CACHED_MARK = "*"
+CACHED_NOTE = (f"`{CACHED_MARK}`: comparisons reused from the comparison cache: a cache read, not the time to "
+               "compute them (see computed / reused)")
 
 
 def datasets_of(runs: list[ReportRun], prefix: str) -> list[str]:
@@ -44,6 +48,24 @@ def mean_metric(run: ReportRun, prefix: str, metric: str, datasets: list[str]) -
     return statistics.fmean(values) if values else None
 
 
+def cache_counts(run: ReportRun, prefix: str) -> tuple[int, int] | None:
+    """The comparisons the run computed and reused from the cache (``<prefix>/cache/*``), if logged."""
+    counts = [run.metrics.get(f"{prefix}/cache/{name}") for name in ("computed", "reused")]
+    return None if None in counts else (int(counts[0]), int(counts[1]))
+
+
+def computed_seconds(run: ReportRun, prefix: str, datasets: list[str]) -> float | None:
+    """Seconds per image of a run that reused no comparison (its time is a computation's), else None."""
+    counts = cache_counts(run, prefix)
+    return None if counts and counts[1] else mean_metric(run, prefix, "seconds_per_image", datasets)
+
+
+def _seconds_cell(run: ReportRun, prefix: str, datasets: list[str]) -> str:
+    seconds = mean_metric(run, prefix, "seconds_per_image", datasets)
+    cached = seconds is not None and computed_seconds(run, prefix, datasets) is None
+    return _cell("seconds_per_image", seconds) + (CACHED_MARK if cached else "")
+
+
 def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
@@ -72,8 +94,7 @@ def results_table(runs: list[ReportRun], prefix: str, varied: list[str]) -> str:
         cells = [pair_cell(run.metrics.get(f"{prefix}/{d}/srcc"), run.metrics.get(f"{prefix}/{d}/plcc"))
                  for d in datasets]
         mean = pair_cell(*(mean_metric(run, prefix, m, datasets) for m in ("srcc", "plcc")))
-        seconds = mean_metric(run, prefix, "seconds_per_image", datasets)
-        lines.append(_row([run.label] + cells + [mean, _cell("seconds_per_image", seconds)]))
+        lines.append(_row([run.label] + cells + [mean, _seconds_cell(run, prefix, datasets)]))
         ref = paper_reference(run.settings(), varied_settings)
         if ref is not None and any(d in ref.srcc for d in datasets):
             lines.append(_row([f"↳ *paper: {ref.source}*"] + _paper_cells(ref, datasets)))
@@ -81,14 +102,18 @@ def results_table(runs: list[ReportRun], prefix: str, varied: list[str]) -> str:
 
 
 def summary_table(runs: list[ReportRun], prefix: str) -> str:
-    """Every mean metric the runs logged (``<prefix>/mean/*``) and the last training loss."""
+    """Every mean metric the runs logged (``<prefix>/mean/*``), the comparisons computed and reused
+    from the cache, and the last training loss."""
     datasets = datasets_of(runs, prefix)
     names = [m for m in SUMMARY_METRICS if any(mean_metric(r, prefix, m, datasets) is not None for r in runs)]
+    with_counts = any(cache_counts(r, prefix) for r in runs)
     with_loss = any("train/loss" in r.metrics for r in runs)
-    lines = [_row(["run"] + [SUMMARY_METRICS[m] for m in names] + (["train/loss"] if with_loss else [])),
-             _row(["---"] * (1 + len(names) + with_loss))]
+    lines = [_row(["run"] + [SUMMARY_METRICS[m] for m in names] + ["comparisons computed / reused"] * with_counts
+                  + ["train/loss"] * with_loss), _row(["---"] * (1 + len(names) + with_counts + with_loss))]
     for run in runs:
-        cells = [_cell(m, mean_metric(run, prefix, m, datasets)) for m in names]
-        loss = [_num(run.metrics.get("train/loss"))] if with_loss else []
-        lines.append(_row([run.label] + cells + loss))
+        cells = [_seconds_cell(run, prefix, datasets) if m == "seconds_per_image"
+                 else _cell(m, mean_metric(run, prefix, m, datasets)) for m in names]
+        counts = cache_counts(run, prefix)
+        cells += [f"{counts[0]} / {counts[1]}" if counts else MISSING] * with_counts
+        lines.append(_row([run.label] + cells + [_num(run.metrics.get("train/loss"))] * with_loss))
     return "\n".join(lines)

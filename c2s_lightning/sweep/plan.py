@@ -73,6 +73,8 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
         if not isinstance(spec, dict) or "parameters" in spec:
             raise SweepError(f"{path}: parameter {name!r} must be a mapping with value/values/distribution "
                              "(nested parameters are not supported: use dotted names such as model.lr)")
+        if spec.get("values") == []:
+            raise SweepError(f"{path}: parameter {name!r} has no values ('values: []'); give at least one")
     return sweep
 
 

@@ -1,5 +1,5 @@
 """The offline sweep runner: plan a W&B sweep file into runs, run them one after another as
-subprocesses, record each in the sweep state, pick the best. ``commands/sweep.py`` is its command
+subprocesses, record each in the sweep state, pick the best on a validation metric. ``commands/sweep.py`` is its command
 line; the module docstring there says what a user sees."""
 
 from __future__ import annotations
@@ -7,12 +7,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from c2s_lightning.infra.atomic_files import streaming_file, write_json
+from c2s_lightning.reporting.runs import read_metrics
 from c2s_lightning.sweep import processes as sweep_processes
 from c2s_lightning.sweep.plan import (
     DEFAULT_COMMAND, SweepError, command_key, expand, load_sweep, param_key, substitute,
@@ -110,26 +112,6 @@ def run_one(run: PlannedRun, group: str, started: Callable[[int], None] = lambda
                 sweep_processes.stop(child)
 
 
-def read_metric(folder: Path, name: str) -> float | None:
-    """The last value of metric ``name`` in the newest readable offline run under ``folder``."""
-    if not any(folder.rglob("run-*.wandb")):
-        return None  # spares the reader's heavy imports when a program logged nothing
-    from c2s_lightning.reporting.wandb_files import find_runs, read_run
-
-    for path in reversed(find_runs(folder)):
-        try:
-            data = read_run(path)
-        except (ValueError, OSError):
-            continue
-        value = data.summary.get(name)
-        if not isinstance(value, (int, float)):
-            values = data.series(name)
-            value = values[-1] if values else None
-        if isinstance(value, (int, float)):
-            return float(value)
-    return None
-
-
 def shell_line(command: list[str]) -> str:
     """``command`` as one bash line: arguments holding newlines use ``$'...'`` quoting."""
     def quote(arg: str) -> str:
@@ -156,10 +138,12 @@ def run_sweep(runs: list[PlannedRun], out: Path, group: str) -> dict[str, int]:
     with runner_lock(out), sweep_processes.signals_raise():
         state, counts = load_state(out), {"finished": 0, "failed": 0, "skipped": 0}
         refuse_live_runs(state, out)
+        todo = [run for run in runs if not _done_before(state, run)]
+        clock, durations = time.monotonic(), []
         for i, run in enumerate(runs, 1):
             head = f"[{i}/{len(runs)}] {run.name} {describe(run.params)}"
             previous = state["runs"].get(run.key, {})
-            if previous.get("status") == "finished" and previous.get("command_key") == run.command_key:
+            if run not in todo:
                 counts["skipped"] += 1
                 print(f"{head}: skipped (finished before)", flush=True)
                 continue
@@ -169,8 +153,28 @@ def run_sweep(runs: list[PlannedRun], out: Path, group: str) -> dict[str, int]:
             if why or aside:
                 kept = f" (earlier attempt kept in {aside})" if aside else ""
                 print(f"{head}: {why or 'its folder exists'}; rerunning{kept}", flush=True)
+            print(progress(len(durations) + 1, len(todo), time.monotonic() - clock, durations), file=sys.stderr,
+                  flush=True)
+            begin = time.monotonic()
             counts[_run_recorded(run, group, out, state, head)] += 1
+            durations.append(time.monotonic() - begin)
     return counts
+
+
+def _done_before(state: dict[str, Any], run: PlannedRun) -> bool:
+    previous = state["runs"].get(run.key, {})
+    return previous.get("status") == "finished" and previous.get("command_key") == run.command_key
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def progress(k: int, n: int, elapsed: float, durations: list[float]) -> str:
+    """``sweep: run k of n, elapsed h:mm:ss, ETA h:mm:ss``, the ETA from the mean of ``durations``."""
+    eta = _clock(sum(durations) / len(durations) * (n - k + 1)) if durations else "unknown"
+    return f"sweep: run {k} of {n}, elapsed {_clock(elapsed)}, ETA {eta}"
 
 
 def _run_recorded(run: PlannedRun, group: str, out: Path, state: dict[str, Any], head: str) -> str:
@@ -198,16 +202,19 @@ def _run_recorded(run: PlannedRun, group: str, out: Path, state: dict[str, Any],
     return status
 
 
-def best_run(runs: list[PlannedRun], out: Path, metric: dict[str, Any]) -> tuple[PlannedRun, float] | None:
-    """The finished run (with the current command) with the best value of the sweep's metric, among
-    those that logged it."""
-    done = load_state(out)["runs"]
-    folders = {run.key: Path(done[run.key].get("folder", run.folder)) for run in runs
-               if done.get(run.key, {}).get("status") == "finished"
-               and done[run.key].get("command_key") == run.command_key}
-    scored = [(run, value) for run in runs if run.key in folders
-              if (value := read_metric(folders[run.key], metric["name"])) is not None]
+def best_summary(runs: list[PlannedRun], out: Path, metric: dict[str, Any]) -> str:
+    """The line naming the finished run (with the current command) with the best value of the sweep's
+    metric, or saying why none is named: runs are picked on a validation metric (``val/...``) only,
+    since picking on test would leak it."""
+    name = metric["name"]
+    if not name.startswith("val/"):
+        return (f"no best run: the sweep's metric {name} is not a validation metric (val/...); test metrics "
+                "are reported, never selected on")
+    state = load_state(out)
+    scored = [(run, value) for run in runs if _done_before(state, run)
+              if (value := read_metrics(run.folder).get(name)) is not None]
     if not scored:
-        return None
+        return f"no best run: no finished run logged {name}"
     sign = -1.0 if metric.get("goal", "minimize") == "minimize" else 1.0
-    return max(scored, key=lambda item: sign * item[1])
+    run, value = max(scored, key=lambda item: sign * item[1])
+    return f"best {name} = {value:.4g}: {run.name} {describe(run.params)}"

@@ -20,10 +20,10 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from c2s_lightning.infra.atomic_files import is_nonempty_folder, write_json
+from c2s_lightning.infra.run_files import SWEEP_STATE as STATE_FILE
 from c2s_lightning.sweep.plan import SweepError
 from c2s_lightning.sweep.processes import process_start
 
-STATE_FILE = "sweep_state.json"
 LOCK_FILE = ".sweep.lock"
 SUPERSEDED = ".superseded"
 

@@ -14,6 +14,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 
 from c2s_lightning.evaluation.evaluator import SoftComparisonEvaluator
 from c2s_lightning.training.export_callback import HFExport
+from c2s_lightning.training.loggers import add_csv_logger
 from c2s_lightning.training.run_start import RunStart
 from c2s_lightning.infra.checkpoint_files import LIGHTNING_KEYWORDS, check_checkpoint_file, use_atomic_checkpoints
 from c2s_lightning.infra.arguments import ErrorsThatHelp
@@ -131,6 +132,7 @@ class Compare2ScoreCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs):
         trainer = super().instantiate_trainer(**kwargs)
         use_atomic_checkpoints(trainer.strategy)  # last.ckpt is never left half-written
+        add_csv_logger(trainer)  # what `report` and the sweep runner read
         return trainer
 
     def connect_data(self) -> None:

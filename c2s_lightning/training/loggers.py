@@ -1,7 +1,6 @@
-"""The project's W&B logger: Lightning's, offline by default when there is no account.
-
-Offline runs are read back by ``c2s_lightning.reporting.wandb_files`` (no Lightning needed there).
-"""
+"""The project's loggers: Lightning's W&B logger, offline by default when there is no account, and
+beside it Lightning's CSV logger, whose ``csv/metrics.csv`` and ``csv/status.json`` (how the trainer
+stopped; none: killed or still running) ``report`` and the sweep runner read (``infra/run_files.py``)."""
 
 from __future__ import annotations
 
@@ -9,7 +8,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers import WandbLogger as _LightningWandbLogger
+from lightning.pytorch.utilities import rank_zero_only
+
+from c2s_lightning.infra.atomic_files import write_json
+from c2s_lightning.infra.run_files import CSV_FOLDER, STATUS_FILE
 
 
 def wandb_offline_by_default() -> bool:
@@ -54,9 +58,24 @@ class WandbLogger(_LightningWandbLogger):
         if self._experiment is not None:
             self._experiment.finish(exit_code=0 if status == "success" else 1)
             self._experiment = None
-            import wandb
 
-            # finish() returns before the W&B service has written the run file to the end; its
-            # teardown waits for that, so the run reads back complete as soon as fit returns
-            if wandb.run is None:
-                wandb.teardown()
+
+class RunCSVLogger(CSVLogger):
+    """Lightning's CSVLogger writing into ``<save_dir>/csv/`` that records how the run ended."""
+
+    def __init__(self, save_dir: str | os.PathLike):
+        super().__init__(save_dir, name="", version=CSV_FOLDER)
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        super().finalize(status)
+        Path(self.log_dir).mkdir(parents=True, exist_ok=True)  # a run may fail before it logged
+        write_json(Path(self.log_dir) / STATUS_FILE, {"status": status})
+
+
+def add_csv_logger(trainer) -> None:
+    """Give a trainer that logs a ``RunCSVLogger`` beside its loggers, in the folder of the first
+    (where the saved config and the plots go); logging turned off, or ``fast_dev_run``, stays so."""
+    if trainer.loggers and not trainer.fast_dev_run and not any(isinstance(x, CSVLogger) for x in trainer.loggers):
+        first = trainer.loggers[0]
+        trainer.loggers = [*trainer.loggers, RunCSVLogger(first.save_dir or trainer.default_root_dir)]

@@ -64,8 +64,8 @@ class RunFolder:
     made: bool = False
     started: bool = field(default=False, init=False)
 
-    # what setup writes before any loop runs: the saved config and the W&B logger's files
-    SETUP_FILES = frozenset({"config.yaml", "wandb"})
+    # what setup writes before any loop runs: the saved config and the loggers' files
+    SETUP_FILES = frozenset({"config.yaml", "wandb", "csv"})
 
     def start(self) -> None:
         """Mark the run started; a fit now becomes ``<root>/latest``."""
