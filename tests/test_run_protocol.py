@@ -17,7 +17,8 @@ import yaml
 from PIL import Image
 
 from c2s_lightning.cli import main
-from c2s_lightning.models.protocol import ComparisonProtocol, weights_fingerprint
+from c2s_lightning.models.fingerprint import weights_fingerprint
+from c2s_lightning.models.protocol import ComparisonProtocol
 
 SIZES = [(40, 24), (24, 40)]  # landscape and portrait: padding changes every image
 
