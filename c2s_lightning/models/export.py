@@ -29,7 +29,7 @@ from c2s_lightning.infra.atomic_files import is_nonempty_folder, publish_folder,
 from c2s_lightning.models.adapters import peft_quietly
 from c2s_lightning.models.backbones import Backbone, assemble_backbone, build_backbone
 from c2s_lightning.models.quiet_loading import no_transformers_bars
-from c2s_lightning.models.fingerprint import changed_files, stamp, weights_fingerprint
+from c2s_lightning.models.fingerprint import stamp, weights_fingerprint
 from c2s_lightning.models.protocol import (
     ANCHORS_FILE,
     BASE_FILE,
@@ -198,7 +198,8 @@ def load_export(folder: str | os.PathLike, **kwargs) -> tuple[Backbone, Comparis
         raise ProtocolError(f"{folder}: its weights ({backbone.model_id}) are not the ones {PROTOCOL_FILE} "
                             f"was written for ({recorded.weights_fingerprint}); the folder changed after export")
     protocol = stamp(recorded, folder, weights=backbone.model_id)
-    changed = changed_files(recorded.file_digests, protocol.file_digests) if recorded.model_fingerprint else []
+    was, now = (recorded.file_digests, protocol.file_digests) if recorded.model_fingerprint else ({}, {})
+    changed = sorted(name for name in {*was, *now} if was.get(name) != now.get(name))
     if changed:
         log.warning("%s: %s changed after the export; comparisons are computed anew (its cached comparisons "
                     "and anchor matrix belong to the files as exported)", folder, ", ".join(changed))

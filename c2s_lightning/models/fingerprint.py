@@ -1,12 +1,9 @@
 """The model fingerprint: one hash over everything in an export that changes a comparison.
 
-A comparison's level logits depend on the tensors, and also on the files beside them: the model
-config (``config.json``), the tokenizer (``tokenizer.json``: swap two level words' ids and every
-score flips sign), the processor (``processor_config.json`` / ``preprocessor_config.json``: image
-size, mean, std), the chat template (``chat_template.jinja``), an adapter's
-``adapter_config.json``, and the comparison protocol (template, level words and weights, image
-preprocessing, backbone family). The comparison cache and the anchor banks are keyed by the
-**model fingerprint**, a sha256 of the canonical JSON::
+Level logits depend on the tensors and on the files beside them: model config, tokenizer (swap
+two level words' ids and every score flips sign), processor config (image size, mean, std), chat
+template, an adapter's config, and on the comparison protocol. The comparison cache and the
+anchor banks are keyed by the **model fingerprint**, a sha256 of the canonical JSON::
 
     {"weights": <weights fingerprint>, "files": {<name>: "sha256:<hex of its bytes>", ...},
      "protocol": <the protocol's comparison fields, ``comparison_fields``>}
@@ -24,7 +21,7 @@ the model: weight files and their shard index (hashed as tensors above), ``compa
 ``c2s_base.json`` (already in the weights fingerprint), hidden files and ``*.md``. So a file this
 code does not know of (a new tokenizer format) still counts: an unneeded change only costs a
 cache miss, a missed one would serve stale scores. ``compare2score.json`` records the digest of
-each file, so loading names the files changed since the export (``changed_files``).
+each file, so loading names the files changed since the export.
 """
 
 from __future__ import annotations
@@ -84,11 +81,6 @@ def file_digests(folder: str | os.PathLike) -> dict[str, str]:
                 digest.update(block)
         digests[name] = "sha256:" + digest.hexdigest()
     return digests
-
-
-def changed_files(recorded: Mapping[str, str], now: Mapping[str, str]) -> list[str]:
-    """Names of files added, removed or changed between two ``file_digests``."""
-    return sorted(name for name in set(recorded) | set(now) if recorded.get(name) != now.get(name))
 
 
 def stamp(protocol: ComparisonProtocol, folder: str | os.PathLike, weights: str | None = None) -> ComparisonProtocol:
