@@ -39,7 +39,7 @@ class ComparisonDataModule(L.LightningDataModule):
         num_workers: DataLoader workers.
         seed: Seed of splits, pair draws and shuffling.
         resample_every_epoch: Draw new pairs at every epoch instead of reusing epoch 0's.
-        pad_to_square: Pad images to a square with their mean colour before the processor.
+        pad_to_square: Pad images to a square with the processor's mean colour before the processor.
         balance_levels: Draw training pairs so that each of the five levels is equally
             frequent in every dataset (``sample_pairs(balance_levels=True)``).
         rating_images_per_pair: 0 (default), 1 or 2: single-image rating examples added to
