@@ -175,3 +175,25 @@ def test_load_scorer_keys_the_cache_on_dtype_padding_and_model(export, tmp_path)
     assert fingerprint == ComparisonProtocol.load(export).model_fingerprint != weights_fingerprint(export)
     assert key(dtype="bfloat16") == (fingerprint, key(dtype="bfloat16")[1]) and key(dtype="bfloat16")[1] != base
     assert key(pad_to_square=False)[1] != base
+
+
+def test_an_export_from_before_the_pad_colour_keeps_its_own_mean_padding(export, tmp_path, tiny_llava):
+    from c2s_lightning.commands.evaluate import protocol_options
+    from c2s_lightning.data.datamodule import ComparisonDataModule
+    from c2s_lightning.data.mix import MixEntry
+
+    older = shutil.copytree(export, tmp_path / "older")
+    data = json.loads((older / "compare2score.json").read_text())
+    assert data["image_preprocessing"]["pad_colour"] == [122, 116, 104]  # as the fixture's protocol says
+    data["image_preprocessing"]["pad_colour"] = "image_mean"  # what exports before the colour wrote
+    (older / "compare2score.json").write_text(json.dumps(data))
+    assert load_scorer(older, cache=False, recompute_anchors=True).pipeline.pad_colour is None  # score
+    assert load_scorer(export, cache=False).pipeline.pad_colour == (122, 116, 104)  # the protocol's, not the processor's
+    # evaluate: the data module is told, and the evaluator, training and the protocol follow it
+    assert protocol_options(str(older), []) == ["--data.pad_to_square", "true", "--data.pad_colour", "image_mean"]
+    assert protocol_options(str(export), []) == ["--data.pad_to_square", "true"]
+    for colour, expected in (("image_mean", None), (None, (127, 127, 127))):  # SigLIP's mean 0.5 x 255, truncated
+        dm = ComparisonDataModule([MixEntry(name="list", root=str(tmp_path / "x.csv"))], pad_to_square=True,
+                                  pad_colour=colour)
+        dm.connect(tiny_llava.encoder)
+        assert dm.image_pipeline.pad_colour == expected

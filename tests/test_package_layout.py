@@ -108,9 +108,9 @@ def test_the_top_level_holds_entry_points_only_and_every_folder_is_a_layer():
 
 def test_the_package_stays_within_its_line_budget():
     lines = sum(len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py"))
-    # 13,140 + 165 for the model fingerprint (models/fingerprint.py), anchor image digests and the pad colour;
+    # 13,140 + 175 for the model fingerprint (models/fingerprint.py), anchor image digests and the pad colour;
     # lowered by 65 when the W&B file reader goes
-    assert lines <= 13_305, lines
+    assert lines <= 13_315, lines
 
 
 def test_the_export_callback_needs_nothing_from_the_evaluator():

@@ -83,11 +83,15 @@ class ImagePreprocessing:
             object.__setattr__(self, "pad_colour", tuple(colour))  # so one read from JSON (a list) equals the one written
 
     @classmethod
-    def for_encoder(cls, encoder: Any, pad_to_square: bool = False) -> "ImagePreprocessing":
+    def for_encoder(cls, encoder: Any, pad_to_square: bool = False,
+                    pad_colour: str | None = None) -> "ImagePreprocessing":
         """The pipeline for a model: its encoder's ``image_size`` (None when it has none) and
-        ``pad_colour`` (its processor's image mean; the CLIP mean when it has none)."""
-        return cls(pad_to_square=pad_to_square, decode_size=getattr(encoder, "image_size", None),
-                   pad_colour=getattr(encoder, "pad_colour", None) or CLIP_MEAN_COLOUR)
+        ``pad_colour`` (its processor's image mean; the CLIP mean when it has none), unless
+        ``pad_colour`` is ``"image_mean"`` (each image's own, for exports that trained so)."""
+        if pad_colour not in (None, OWN_MEAN):
+            raise ValueError(f"pad_colour must be None (the processor's mean) or {OWN_MEAN!r}, got {pad_colour!r}")
+        colour = None if pad_colour == OWN_MEAN else getattr(encoder, "pad_colour", None) or CLIP_MEAN_COLOUR
+        return cls(pad_to_square=pad_to_square, decode_size=getattr(encoder, "image_size", None), pad_colour=colour)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``image_preprocessing`` of a model's protocol (``compare2score.json``):
