@@ -1,8 +1,9 @@
-"""The anchor bank: JSON round trip with its images, moving it, old banks, refusing other weights."""
+"""The anchor bank: JSON round trip with its images, moving it, old banks, refusing another model or image."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -45,16 +46,19 @@ def test_from_records_selects_and_remembers(bank):
         "1024x768/0.png", "1024x768/6.png", "1024x768/12.png", "1024x768/15.png",
     ]  # fmt: skip
     assert (bank.rule, bank.alpha, bank.beta, bank.seed) == ("min_variance", 4, 1, 0)
-    assert bank.matrix is None and bank.weights_fingerprint is None
+    assert bank.matrix is None and bank.model_fingerprint is None
 
 
 def test_save_copies_the_anchor_images_and_the_bank_moves_without_the_dataset(bank, dataset, tmp_path):
     matrix = [[0.5, 0.1, 0.05, 0.0], [0.9, 0.5, 0.2, 0.1], [0.95, 0.8, 0.5, 0.3], [1, 1, 1, 0.5]]
-    bank.set_matrix(matrix, "sha256:abc", PAD, protocol={"levels": ["a"], "weights_fingerprint": None})
+    bank.set_matrix(matrix, "sha256:abc", PAD, protocol={"levels": ["a"], "model_fingerprint": None})
     path = bank.save(tmp_path / "out" / "bank.json")
     data = json.loads(path.read_text())
-    assert data["format_version"] == 2 and data["weights_fingerprint"] == "sha256:abc"
-    assert data["protocol"] == {"levels": ["a"], "weights_fingerprint": "sha256:abc", "image_preprocessing": PAD}
+    assert data["format_version"] == 3 and data["model_fingerprint"] == "sha256:abc"
+    assert data["protocol"] == {"levels": ["a"], "model_fingerprint": "sha256:abc", "image_preprocessing": PAD}
+    # each image's digest, recomputed here from the bytes with hashlib (the documented BLAKE2b)
+    assert data["image_digests"] == [hashlib.blake2b(a.path.read_bytes(), digest_size=16, person=b"c2s-file").hexdigest()
+                                     for a in bank.anchors]
     assert data["anchors"][1] == {"file": "bank/01_6.png", "mos": 2.2, "std": 0.3, "name": "1024x768/6.png",
                                   "dataset": "koniq10k", "ref": None}
     assert (tmp_path / "out" / "bank" / "01_6.png").read_bytes() == dataset[6].path.read_bytes()
@@ -81,11 +85,11 @@ def test_file_is_human_readable_json(bank, tmp_path):
     assert json.loads(text)["dataset"] == "koniq10k"
 
 
-def test_refuses_matrix_of_other_weights_or_preprocessing_in_one_line(bank):
+def test_refuses_matrix_of_another_model_or_preprocessing_in_one_line(bank):
     with pytest.raises(StaleAnchorBankError, match="no anchor matrix yet.*anchors build"):
         bank.matrix_for("sha256:a")
     bank.set_matrix([[0.5] * 4] * 4, "sha256:aaaa", PAD)
-    for weights, preprocessing, message in [("sha256:bbbb", PAD, r"other weights \(sha256:aaaa, this model is sha256:bbbb\)"),
+    for weights, preprocessing, message in [("sha256:bbbb", PAD, r"another model \(sha256:aaaa, this model is sha256:bbbb\)"),
                                             ("sha256:aaaa", {**PAD, "pad_to_square": False}, "preprocessed as")]:
         with pytest.raises(StaleAnchorBankError, match=message + ".*--recompute-anchors") as error:
             bank.matrix_for(weights, preprocessing)
@@ -99,9 +103,36 @@ def test_format_1_banks_load_and_their_matrix_asks_to_be_recomputed(bank, tmp_pa
                         "ref": None} for a in bank.anchors]}
     (tmp_path / "old.json").write_text(json.dumps(old))
     loaded = AnchorBank.load(tmp_path / "old.json")
-    assert loaded.anchors == bank.anchors and loaded.weights_fingerprint is None
+    assert loaded.anchors == bank.anchors and loaded.model_fingerprint is None
     with pytest.raises(StaleAnchorBankError, match="none recorded.*--recompute-anchors"):
         loaded.matrix_for("sha256:abc")
+
+
+def test_an_anchor_image_replaced_under_its_name_makes_the_matrix_stale(bank, tmp_path):
+    saved = AnchorBank.load(_saved(bank, tmp_path))
+    assert saved.matrix_for("sha256:aaaa", PAD) == [[0.5] * 4] * 4
+    Image.new("RGB", (8, 6), (1, 2, 3)).save(saved.anchors[2].path, format="PNG")  # same name, other pixels
+    with pytest.raises(StaleAnchorBankError, match=r"anchor 2 image .*02_12.png changed since.*--recompute-anchors") as error:
+        saved.matrix_for("sha256:aaaa", PAD)
+    assert "\n" not in str(error.value)
+    saved.set_matrix([[0.5] * 4] * 4, "sha256:aaaa", PAD)  # recomputed on the new image: served again
+    assert saved.matrix_for("sha256:aaaa", PAD) == [[0.5] * 4] * 4
+
+
+def test_a_format_2_bank_records_no_image_digests_and_is_recomputed(bank, tmp_path):
+    data = json.loads(_saved(bank, tmp_path).read_text())
+    data["weights_fingerprint"] = data.pop("model_fingerprint")
+    del data["image_digests"]
+    (tmp_path / "v2.json").write_text(json.dumps({**data, "format_version": 2}))
+    loaded = AnchorBank.load(tmp_path / "v2.json")
+    assert loaded.model_fingerprint == "sha256:aaaa"
+    with pytest.raises(StaleAnchorBankError, match="no digests of its anchor images.*--recompute-anchors"):
+        loaded.matrix_for("sha256:aaaa", PAD)
+
+
+def _saved(bank: AnchorBank, tmp_path: Path) -> Path:
+    bank.set_matrix([[0.5] * 4] * 4, "sha256:aaaa", PAD)
+    return bank.save(tmp_path / "saved" / "bank.json")
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,9 @@ import torch
 from c2s_lightning.cli import main
 from c2s_lightning.scoring.from_export import load_scorer
 from c2s_lightning.scoring.bank import AnchorBank
-from c2s_lightning.cache.wiring import cache_protocol, module_fingerprint
+from c2s_lightning.cache.wiring import cache_protocol
+from c2s_lightning.models.fingerprint import live_fingerprint
+from c2s_lightning.models.protocol import ComparisonProtocol
 from c2s_lightning.cache.store import ComparisonCache
 
 from run_logs import series
@@ -57,14 +59,15 @@ def test_fit_evaluations_never_reuse_entries_of_earlier_weights(synth, tmp_path)
 
 
 def test_one_changed_weight_changes_the_fingerprint(tiny_llava):
-    model = tiny_llava.model
-    before = module_fingerprint(model)
+    model, protocol = tiny_llava.model, ComparisonProtocol.for_backbone(tiny_llava).to_dict()
+    before = live_fingerprint(model, tiny_llava, protocol)
     weight = next(p for p in model.parameters() if p.dtype == torch.float32)
     with torch.no_grad():
         weight.view(-1)[0] += 1e-6  # smaller than any training step changes it
-        changed = module_fingerprint(model)
+        changed = live_fingerprint(model, tiny_llava, protocol)
         weight.view(-1)[0] -= 1e-6
     assert changed != before
+    assert live_fingerprint(model, tiny_llava, protocol) == before
 
 
 def test_the_cache_key_ignores_what_a_model_was_trained_on():

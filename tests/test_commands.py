@@ -12,7 +12,7 @@ import yaml
 import c2s_lightning
 from c2s_lightning.infra import atomic_files
 from c2s_lightning.cli import main
-from c2s_lightning.models.protocol import weights_fingerprint
+from c2s_lightning.models.protocol import ComparisonProtocol
 from c2s_lightning.scoring.bank import AnchorBank
 
 from test_atomic_files import disk_full
@@ -44,7 +44,7 @@ def test_anchors_build_then_score_with_an_unreadable_image(trained, synth, tmp_p
     config.write_text(yaml.safe_dump({"dataset": entry, "checkpoint": str(trained / "export"), "out": str(bank_path)}))
     assert main(["anchors", "build", "--config", str(config)]) == 0
     bank = AnchorBank.load(bank_path)
-    assert len(bank.anchors) == 5 and bank.weights_fingerprint == weights_fingerprint(trained / "export")
+    assert len(bank.anchors) == 5 and bank.model_fingerprint == ComparisonProtocol.load(trained / "export").model_fingerprint
     # the entry the model trained on gives the anchors its evaluator chose (and fit exported)
     shipped = AnchorBank.load(trained / "export" / "anchors.json").anchors
     assert [(a.name, a.mos, a.std) for a in bank.anchors] == [(a.name, a.mos, a.std) for a in shipped]

@@ -1,5 +1,7 @@
 """ComparisonDataModule and its mix: mixing, determinism, resampling, late-bound collate, workers."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -150,3 +152,27 @@ def test_held_out_pairs_are_named_after_the_part_they_come_from(synth_root):
     assert no_val.mix.held_out_part() == "test"  # test images: logged as test/loss, never val/loss
     assert {p.second.ref for p in no_val.mix.validation_pairs()} <= test_refs
     assert next(iter(no_val.val_dataloader()))["part"] == "test"
+
+
+def test_no_training_pair_crosses_datasets_in_a_mix(synth_root, tmp_path):
+    """Three datasets in one mix, two of them read by the same reader (so their records carry the
+    same dataset name and only the folder tells them apart): every pair stays in its folder, and
+    each entry contributes exactly its own amount."""
+    from native_fixtures import write_koniq
+
+    other = write_synthetic_kadid(tmp_path / "kadid_b", size=24, seed=5)
+    koniq = write_koniq(tmp_path / "koniq10k", n=24)
+    entries = [MixEntry(name="kadid10k", root=str(synth_root), label="a", pairs=30),
+               MixEntry(name="kadid10k", root=str(other), label="b", pairs=20),
+               MixEntry(name="koniq10k", root=str(koniq), split="official", pairs=10,
+                        reader_options={"check_images": False})]
+    dm = ComparisonDataModule(entries, batch_size=8)
+    dm.connect(CountingEncoder())
+    dm.setup()
+    roots = [Path(e.root).resolve() for e in entries]
+    for pairs in (dm.mix.train_pairs(0), dm.mix.train_pairs(1), dm.mix.validation_pairs()):
+        homes = [{root for root in roots if p.first.path.resolve().is_relative_to(root)
+                  and p.second.path.resolve().is_relative_to(root)} for p in pairs]
+        assert all(len(home) == 1 for home in homes)  # both images of every pair under one dataset's folder
+    counts = [sum(p.first.path.resolve().is_relative_to(root) for p in dm.mix.train_pairs(0)) for root in roots]
+    assert counts == [30, 20, 10]

@@ -12,7 +12,7 @@ from c2s_lightning.models.adapters import configure_trainable
 from c2s_lightning.models.backbones import build_backbone
 from c2s_lightning.models.comparator import Comparator
 from c2s_lightning.models.export import export_pretrained, load_backbone
-from c2s_lightning.models.protocol import weights_fingerprint
+from c2s_lightning.models.fingerprint import weights_fingerprint
 
 
 @pytest.fixture

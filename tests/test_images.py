@@ -140,15 +140,42 @@ def test_input_side_of_hub_style_processors():
 
 
 # -- padding, wrapper, protocol -------------------------------------------------------------
-def test_load_image_pads_with_the_mean_colour_at_full_resolution(tmp_path):
+def test_load_image_pads_with_the_clip_mean_colour_and_older_exports_with_their_own(tmp_path):
     img = Image.new("RGB", (4, 2), (10, 20, 30))
     img.paste((50, 60, 70), (0, 0, 2, 2))  # left half: mean (30, 40, 50)
     img.save(tmp_path / "x.png")
     out = np.asarray(load_image(tmp_path / "x.png", pad_to_square=True))
     assert out.shape == (4, 4, 3)
-    assert (out[0] == (30, 40, 50)).all() and (out[3] == (30, 40, 50)).all()  # one padded row above, one below
+    # 255 x CLIP's mean (0.48145466, 0.4578275, 0.40821073) = (122.77, 116.75, 104.09), truncated as released
+    assert (out[0] == (122, 116, 104)).all() and (out[3] == (122, 116, 104)).all()  # one row above, one below
     assert (out[1:3] == np.asarray(img)).all()
     assert load_image(tmp_path / "x.png").size == (4, 2)
+    older = ImagePreprocessing.from_dict({"pad_to_square": True, "pad_colour": "image_mean", "image_size": None})
+    out = np.asarray(older.load(tmp_path / "x.png"))
+    assert (out[0] == (30, 40, 50)).all() and (out[3] == (30, 40, 50)).all() and (out[1:3] == np.asarray(img)).all()
+
+
+def test_the_pad_band_is_the_processors_normalised_image_mean(tmp_path):
+    """A 500x375 photo through the pipeline of a CLIP-processor model, then the processor: the
+    band above and below the photo is the normalised pad colour, worked out by hand:
+    (122/255 - 0.48145466) / 0.26862954 = -0.011255, (116/255 - 0.4578275) / 0.26130258 = -0.011196,
+    (104/255 - 0.40821073) / 0.27577711 = -0.001333; the image's own mean would give anything."""
+    from transformers import CLIPImageProcessorPil
+
+    from c2s_lightning.models.encoding import ComparisonEncoder
+
+    processor = CLIPImageProcessorPil(size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336})
+    encoder = ComparisonEncoder(type("P", (), {"image_processor": processor})())
+    pipeline = ImagePreprocessing.for_encoder(encoder, pad_to_square=True)
+    assert pipeline.pad_colour == (122, 116, 104) and pipeline.to_dict()["pad_colour"] == [122, 116, 104]
+    photo((500, 375)).save(tmp_path / "p.png")
+    pixels = processor(pipeline.load(tmp_path / "p.png"), return_tensors="pt")["pixel_values"][0]
+    # 375 of 500 rows are the photo: 62 padded rows above -> 62 * 336 / 500 = 41.7 rows after the
+    # resize; rows 0..35 are clear of the bicubic kernel's reach into the photo (and so is the bottom)
+    band = torch.cat([pixels[:, :36], pixels[:, -36:]], dim=1).flatten(1)
+    expected = torch.tensor([-0.011255, -0.011196, -0.001333])
+    torch.testing.assert_close(band.mean(1), expected, atol=2e-6, rtol=0)
+    assert (band - expected[:, None]).abs().max() < 2e-6
 
 
 def test_loading_twice_is_loading_once(jpeg_1600):
@@ -162,12 +189,20 @@ def test_serialises_as_the_protocols_image_preprocessing_and_rejects_bad_fields(
 
     pipeline = ImagePreprocessing(pad_to_square=True, decode_size=448)
     assert ImagePreprocessing.from_dict(pipeline.to_dict()) == pipeline
-    assert pipeline.to_dict() == {"pad_to_square": True, "pad_colour": "image_mean", "image_size": None,
+    assert pipeline.to_dict() == {"pad_to_square": True, "pad_colour": [122, 116, 104], "image_size": None,
                                   "decode_size": 448, "reducing_gap": 2.0}
     # a full-resolution pipeline writes, and reads, what protocols without decode fields hold
-    earlier = {"pad_to_square": True, "pad_colour": "image_mean", "image_size": None}
-    assert ImagePreprocessing(pad_to_square=True).to_dict() == earlier == image_preprocessing(True)
-    assert ImagePreprocessing.from_dict(earlier) == ImagePreprocessing(pad_to_square=True)
+    clip = {"pad_to_square": True, "pad_colour": [122, 116, 104], "image_size": None}
+    assert ImagePreprocessing(pad_to_square=True).to_dict() == clip == image_preprocessing(True)
+    assert ImagePreprocessing.from_dict(clip) == ImagePreprocessing(pad_to_square=True)
+    # protocols written before the colour was recorded pad with each image's own mean, as trained
+    for earlier in ({"pad_to_square": True, "pad_colour": "image_mean", "image_size": None}, {"pad_to_square": True}):
+        assert ImagePreprocessing.from_dict(earlier) == ImagePreprocessing(pad_to_square=True, pad_colour=None)
+    assert ImagePreprocessing(pad_to_square=True, pad_colour=None).to_dict()["pad_colour"] == "image_mean"
+    with pytest.raises(ValueError, match="pad_colour"):
+        ImagePreprocessing.from_dict({"pad_to_square": True, "pad_colour": "white"})
+    with pytest.raises(ValueError, match="pad_colour"):
+        ImagePreprocessing(pad_colour=(1, 2, 300))
     with pytest.raises(ValueError, match="unknown"):
         ImagePreprocessing.from_dict({"pad_to_square": True, "size": 3})
     with pytest.raises(ValueError, match="not supported"):

@@ -77,6 +77,16 @@ def test_std_fallback_never_zero():
     assert sample_pairs(no_std, pairs=2)  # no division by zero
 
 
+@pytest.mark.parametrize(("stds", "median"), [
+    ([0.2, 0.3, 5.0], 0.3),  # the middle one: the mean (1.83) would be pulled up by the outlier
+    ([0.1, 0.2, 0.4, 9.0], 0.3),  # an even count: halfway between the two middle ones (mean 2.425)
+])
+def test_std_fallback_is_the_median_of_the_known_stds(stds, median):
+    records = [rec(float(k), s) for k, s in enumerate(stds)] + [rec(9.5, None), rec(9.7, 0.0)]
+    filled = with_std_fallback(records)
+    assert [r.std for r in filled] == pytest.approx([*stds, median, median], abs=1e-12)
+
+
 def test_level_histogram_counts_per_dataset():
     records = [rec(float(i), 0.3) for i in range(10)]
     pairs = sample_pairs(records, pairs=30, seed=1)

@@ -189,7 +189,7 @@ def test_scorer_gives_batch_invariant_scores(mplug, tmp_path, make_images):
         bank = AnchorBank(anchors, dataset="synth", split="test")
         scorer = Compare2Scorer(Comparator(mplug), bank, batch_size=batch_size)
         scores[batch_size] = scorer.score(tests)
-        assert bank.weights_fingerprint == mplug.model_id
+        assert bank.model_fingerprint == mplug.model_id
         block = torch.tensor(bank.matrix)
         assert block.shape == (3, 3) and (block.diagonal() == 0.5).all()
         assert ((block > 0) & (block < 1)).all()

@@ -106,9 +106,16 @@ def test_the_top_level_holds_entry_points_only_and_every_folder_is_a_layer():
     assert folders <= set(LAYERS)
 
 
+# 13,075 lines before the package was sorted into layers; each feature since adds what it costs, so that
+# growth is a decision, not drift.
+LINE_BUDGET = (13_075
+               + 50     # reports that say what happened (failed runs, computed vs reused, progress), CSV runs
+               + 175)   # one model fingerprint over the whole export, anchor image digests, the pad colour
+
+
 def test_the_package_stays_within_its_line_budget():
     lines = sum(len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py"))
-    assert lines <= 13_125, lines  # the W&B file reader gone, runs read from CSV, reports that say what happened
+    assert lines <= LINE_BUDGET, lines
 
 
 def test_the_export_callback_needs_nothing_from_the_evaluator():

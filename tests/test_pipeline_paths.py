@@ -58,7 +58,8 @@ def seen(monkeypatch):
 def test_training_evaluation_and_score_give_the_model_identical_pixels(setup, seen):
     tmp, dm, module, export = setup
     x = tmp / "x.jpg"
-    assert dm.image_pipeline == ImagePreprocessing(pad_to_square=True, decode_size=32)
+    # tiny LLaVA's SigLIP processor: image_mean 0.5 x 255 = 127.5, truncated, pads every image
+    assert dm.image_pipeline == ImagePreprocessing(pad_to_square=True, decode_size=32, pad_colour=(127, 127, 127))
 
     train_rows = next(iter(dm.train_dataloader()))["pixel_values"]  # both pairs: 4 images
 

@@ -15,12 +15,8 @@ from safetensors.torch import load_file, save_file
 from c2s_lightning.data import prompts
 from c2s_lightning.models.backbones import build_backbone
 from c2s_lightning.models.export import export_pretrained, load_export
-from c2s_lightning.models.protocol import (
-    ComparisonProtocol,
-    ProtocolError,
-    image_preprocessing,
-    weights_fingerprint,
-)
+from c2s_lightning.models.fingerprint import weights_fingerprint
+from c2s_lightning.models.protocol import ComparisonProtocol, ProtocolError, image_preprocessing
 
 
 def by_hand(tensors: dict[str, torch.Tensor]) -> str:
@@ -79,10 +75,10 @@ def test_an_export_is_never_written_over(backbone, export):
     assert (export / "model.safetensors").read_bytes() == before
 
 
-def test_load_export_gives_the_protocol_and_tags_the_weights(export):
+def test_load_export_gives_the_protocol_and_tags_the_model(export):
     backbone, protocol = load_export(export)
-    assert protocol.pad_to_square
-    assert protocol.weights_fingerprint == backbone.model_id == weights_fingerprint(export)
+    assert protocol.pad_to_square and protocol.weights_fingerprint == weights_fingerprint(export)
+    assert backbone.model_id == protocol.model_fingerprint == ComparisonProtocol.load(export).model_fingerprint
 
 
 def test_weights_changed_after_export_are_refused(export, tmp_path):
@@ -118,7 +114,8 @@ def test_a_folder_without_protocol_loads_with_the_default_and_a_warning(backbone
     with caplog.at_level(logging.WARNING):
         loaded, protocol = load_export(tmp_path)
     assert "no compare2score.json" in caplog.text
-    assert not protocol.pad_to_square and protocol.weights_fingerprint == loaded.model_id == weights_fingerprint(tmp_path)
+    assert not protocol.pad_to_square and protocol.weights_fingerprint == weights_fingerprint(tmp_path)
+    assert loaded.model_id == protocol.model_fingerprint and protocol.model_fingerprint.startswith("sha256:")
 
 
 def test_an_override_is_reported(export, caplog):

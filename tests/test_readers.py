@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
-import os
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -14,6 +13,7 @@ import pytest
 import scipy.io
 
 import native_fixtures as nf
+from shared_data import SHARED_DATA, require
 from c2s_lightning.data import DATASETS, DatasetError, read_dataset
 from c2s_lightning.data.datasets import koniq_official_sets
 
@@ -149,7 +149,7 @@ def test_tid2013_keeps_listed_case_and_finds_files_across_case(tmp_path):
     assert [r.mos for r in records[:2]] == pytest.approx([nf.score_at(0, 0.2, 7.2), nf.score_at(1, 0.2, 7.2)])
 
 
-LIQE_BID = Path(os.environ.get("C2S_SHARED_DATA", "/work/shared/data")) / "liqe" / "bid_all.txt"
+LIQE_BID = SHARED_DATA / "liqe" / "bid_all.txt"
 BID_STDS_BY_HAND = {"DatabaseImage0456.JPG": 1.166392, "DatabaseImage0124.JPG": 0.233858,
                     "DatabaseImage0452.JPG": 0.596184, "DatabaseImage0001.JPG": 0.534734}
 """A few rows of LIQE's bid_all.txt (3rd column), copied by hand, for machines without the file."""
@@ -161,8 +161,7 @@ def test_bid_default_stds_are_liqe_per_image_stds(full):
     assert all(std is not None and std > 0 for std in got.values())
     assert {k: got[k] for k in BID_STDS_BY_HAND} == pytest.approx(BID_STDS_BY_HAND, abs=1e-12)
     assert len(set(got.values())) > 400  # per image, not one made-up constant
-    if not LIQE_BID.is_file():
-        pytest.skip(f"{LIQE_BID} not here: checked the hand-copied rows only")
+    require(LIQE_BID)  # the hand-copied rows above are checked either way
     liqe = {}
     for line in LIQE_BID.read_text().splitlines():
         path, _, std = line.split("\t")

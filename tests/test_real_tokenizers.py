@@ -2,9 +2,12 @@
 
 The tiny tokenizer has each level word as a token by construction, so it cannot show what matters
 for the real backbones. These tests build the real LLaMA-2 tokenizer (mPLUG-Owl2, LLaVA-1.5) and
-Qwen's byte-level BPE (Qwen2-VL) from the shared data folder (``$C2S_SHARED_DATA/tokenizers``,
-default /work/shared/data; nothing is downloaded) and put them through the project's own
+Qwen's byte-level BPE (Qwen2-VL) from the shared data folder (``tokenizers/`` of
+``shared_data.SHARED_DATA``: ``../shared/data`` beside the repository or ``$C2S_SHARED_DATA``; nothing
+is downloaded; missing, the tests skip, or fail under CI) and put them through the project's own
 processors, chat templates and the same check ``build_backbone`` runs (``assemble_backbone``).
+The comparators' queries are checked token by token against the training sequences, which the
+tiny tokenizers cannot do: they ignore whitespace, the real ones do not.
 
 Neither ``sentencepiece`` nor ``tiktoken`` is installed, so the files are read the way
 transformers' own converters read them, minus those packages: the SentencePiece model is parsed
@@ -20,11 +23,11 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 from PIL import Image
 from transformers import (
     AddedToken,
@@ -40,16 +43,21 @@ from transformers.tokenization_utils_base import generate_merges
 from c2s_lightning.data import prompts
 from c2s_lightning.data.levels import LEVELS
 from c2s_lightning.models.backbones import assemble_backbone
+from c2s_lightning.models.comparator import Comparator
 from c2s_lightning.models.encoding import AnswerWordError
 from c2s_lightning.models.mplug_owl2 import MPLUGOwl2Processor
 from c2s_lightning.models.processors import ImageOnlyQwen2VLProcessor
 from c2s_lightning.models.tiny_tokenizer import CHAT_TEMPLATES
+from shared_data import SHARED_DATA, require
 
-TOKENIZERS = Path(os.environ.get("C2S_SHARED_DATA", "/work/shared/data")) / "tokenizers"
+TOKENIZERS = SHARED_DATA / "tokenizers"
 LLAMA_MODEL = TOKENIZERS / "llama2" / "tokenizer.model"
 QWEN_RANKS = TOKENIZERS / "qwen" / "qwen.tiktoken"
-pytestmark = pytest.mark.skipif(not (LLAMA_MODEL.is_file() and QWEN_RANKS.is_file()),
-                                reason=f"the real tokenizer files are not in {TOKENIZERS}")
+
+
+@pytest.fixture(autouse=True)
+def real_tokenizer_files():
+    require(LLAMA_MODEL, QWEN_RANKS)
 
 # Published ids of the level words after a space (tokenizers/README.md), in LEVELS order.
 LLAMA_LEVEL_IDS = [20773, 15029, 2788, 2253, 11558]
@@ -188,6 +196,38 @@ def test_level_words_are_single_tokens_at_the_answer_position(family):
     q = int(query["query_positions"][0])
     assert int(train["answer_positions"][0]) == q + 1
     assert query["input_ids"][0, : q + 1].tolist() == train["input_ids"][0, : q + 1].tolist()
+
+
+class FedIds(torch.nn.Module):
+    """Stands in for the network: keeps the token ids a comparator feeds it, answers zero logits."""
+
+    def __init__(self, vocab_size: int):
+        super().__init__()
+        self.config = SimpleNamespace(model_type="real-tokenizer-check")
+        self.anchor = torch.nn.Parameter(torch.zeros(1))  # the comparator reads device and dtype here
+        self.vocab_size, self.fed = vocab_size, []
+
+    def forward(self, input_ids, logits_to_keep, **inputs):
+        self.fed.append(input_ids)
+        return SimpleNamespace(logits=torch.zeros(len(input_ids), len(logits_to_keep), self.vocab_size))
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_the_comparators_query_is_the_training_sequence_up_to_the_level_word(family):
+    """What ``Comparator.level_logits`` (and so every scorer) feeds the model ends exactly where
+    training put the level word: a one-space change of the prompt or the answer prefix on
+    either side moves the query off the training tokens, and this fails."""
+    processor = processor_of(family)
+    model = FedIds(len(processor.tokenizer))
+    backbone = assemble_backbone(model, processor, model_id="real-tokenizer-check")
+    first, second = Image.new("RGB", (40, 30), (200, 90, 20)), Image.new("RGB", (30, 40), (20, 90, 200))
+    Comparator(backbone).level_logits([first], [second])
+    (fed,) = model.fed
+    train = backbone.encoder.encode_train([{"images": [first, second], "prompt": prompts.COMPARISON_PROMPT,
+                                            "answer": prompts.COMPARISON_ANSWER.format(level="better")}])
+    answer = int(train["answer_positions"][0])
+    assert train["input_ids"][0, answer] == FAMILIES[family][1][LEVELS.index("better")]
+    assert fed[0].tolist() == train["input_ids"][0, :answer].tolist()
 
 
 def test_rating_words_are_single_tokens_too():

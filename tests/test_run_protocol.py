@@ -17,7 +17,8 @@ import yaml
 from PIL import Image
 
 from c2s_lightning.cli import main
-from c2s_lightning.models.protocol import ComparisonProtocol, weights_fingerprint
+from c2s_lightning.models.fingerprint import weights_fingerprint
+from c2s_lightning.models.protocol import ComparisonProtocol
 
 SIZES = [(40, 24), (24, 40)]  # landscape and portrait: padding changes every image
 
@@ -39,12 +40,12 @@ def data(tmp_path_factory) -> Path:
 
 
 def padded_by_hand(path: Path) -> bytes:
-    """The image centred on a square of its mean colour (rounded per channel), with numpy."""
+    """The image centred on a square of tiny LLaVA's pad colour, with numpy: its SigLIP
+    processor's image_mean 0.5 x 255 = 127.5, truncated as the release does."""
     pixels = np.asarray(Image.open(path).convert("RGB"))
     h, w, _ = pixels.shape
     side = max(h, w)
-    canvas = np.empty((side, side, 3), dtype=np.uint8)
-    canvas[:] = np.round(pixels.reshape(-1, 3).mean(axis=0)).astype(np.uint8)
+    canvas = np.full((side, side, 3), 127, dtype=np.uint8)
     canvas[(side - h) // 2:(side - h) // 2 + h, (side - w) // 2:(side - w) // 2 + w] = pixels
     return canvas.tobytes()
 
@@ -161,7 +162,7 @@ def test_a_bank_of_other_weights_fails_in_one_line_until_recomputed(runs, tmp_pa
         main(["score", str(photo), "--checkpoint", str(runs.second.export),
               "--anchors", str(runs.first.export / "anchors.json")])
     message = str(error.value.code)
-    assert "\n" not in message and "other weights" in message and "--recompute-anchors" in message
+    assert "\n" not in message and "another model" in message and "--recompute-anchors" in message
     score([photo], runs.second.export, tmp_path / "s.csv", "--anchors", str(runs.first.export / "anchors.json"),
           "--recompute-anchors")
     assert "images/s" in capsys.readouterr().err
@@ -201,7 +202,10 @@ def test_anchors_build_from_an_export_reproduces_its_bank(runs, tmp_path):
     assert main(["anchors", "build", "--checkpoint", str(runs.first.export), "--out", str(out)]) == 0
     built, shipped = (json.loads(p.read_text()) for p in (out, runs.first.export / "anchors.json"))
     assert [a["name"] for a in built["anchors"]] == [a["name"] for a in shipped["anchors"]]
-    assert built["weights_fingerprint"] == shipped["weights_fingerprint"] == runs.first_fingerprint
+    recorded = ComparisonProtocol.load(runs.first.export)
+    assert built["model_fingerprint"] == shipped["model_fingerprint"] == recorded.model_fingerprint
+    assert recorded.weights_fingerprint == runs.first_fingerprint
+    assert built["image_digests"] == shipped["image_digests"]  # the copies beside each bank: the same bytes
     assert np.allclose(built["matrix"], shipped["matrix"], atol=1e-6)
     assert built["image_preprocessing"]["pad_to_square"] is True
     # the export records the pipeline training loaded with: JPEGs decoded at the tiny model's 32 px

@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from c2s_lightning.data.records import IQARecord
+from c2s_lightning.data.images import ImagePreprocessing
 from c2s_lightning.scoring.bank import AnchorBank, StaleAnchorBankError
 from c2s_lightning.scoring.scorer import Compare2Scorer
 
@@ -73,7 +74,7 @@ def test_anchor_block_computed_once_and_reused(bank):
     comparator = BrightnessComparator()
     scorer = Compare2Scorer(comparator, bank)
     scorer.score(TESTS[:3])
-    assert len(comparator.pairs) == 5 * 4 + 3 * 5 and bank.weights_fingerprint == comparator.model_id
+    assert len(comparator.pairs) == 5 * 4 + 3 * 5 and bank.model_fingerprint == comparator.model_id
     block = torch.tensor(bank.matrix)
     assert block[4, 0] > 0.5 > block[0, 4]  # the brightest anchor beats the darkest
     scorer.score(TESTS[3:])
@@ -84,12 +85,23 @@ def test_anchor_block_computed_once_and_reused(bank):
 
 def test_bank_of_another_model_is_refused_unless_recomputed(bank):
     bank.set_matrix([[0.5] * 5] * 5, "some-other-model")
-    with pytest.raises(StaleAnchorBankError, match="other weights.*some-other-model.*--recompute-anchors") as error:
+    with pytest.raises(StaleAnchorBankError, match="another model.*some-other-model.*--recompute-anchors") as error:
         Compare2Scorer(BrightnessComparator(), bank).score(TESTS[:1])
     assert "\n" not in str(error.value)  # one line
     scores = Compare2Scorer(BrightnessComparator(), bank, recompute_anchors=True).score(TESTS)
-    assert bank.weights_fingerprint == "fake-brightness" and bank.matrix[4][0] > 0.5
+    assert bank.model_fingerprint == "fake-brightness" and bank.matrix[4][0] > 0.5
     assert (scores.diff() > 0).all()
+
+
+def test_recompute_anchors_recomputes_a_matrix_that_fits_once_per_scorer(bank):
+    Compare2Scorer(BrightnessComparator(), bank).anchor_block()
+    bank.matrix = [[0.5] * 5 for _ in range(5)]  # wrong, yet tagged with this model, images unchanged
+    comparator = BrightnessComparator()
+    scorer = Compare2Scorer(comparator, bank, recompute_anchors=True)
+    scorer.score(TESTS[:2])
+    scorer.score(TESTS[2:3])
+    assert len(comparator.pairs) == 5 * 4 + 2 * 5 + 1 * 5  # the block once, then the test rows
+    assert bank.matrix[4][0] > 0.5
 
 
 def test_count_matrix_differs_from_probability_matrix(bank):
@@ -135,31 +147,37 @@ class RecordingComparator(BrightnessComparator):
         return super().level_logits(first_images, second_images, batch_size)
 
 
-def padded_by_hand(image: Image.Image) -> bytes:
-    """Centred on a square canvas of the image's mean colour (rounded per channel), with numpy."""
+CLIP_MEAN_BY_HAND = (122, 116, 104)  # 255 x (0.48145466, 0.4578275, 0.40821073) = 122.77, 116.75, 104.09, truncated
+
+
+def padded_by_hand(image: Image.Image, colour=CLIP_MEAN_BY_HAND) -> bytes:
+    """Centred on a square canvas of ``colour`` (None: the image's mean, rounded per channel), with numpy."""
     import numpy as np
 
     pixels = np.asarray(image.convert("RGB"))
     h, w, _ = pixels.shape
     side = max(h, w)
     canvas = np.empty((side, side, 3), dtype=np.uint8)
-    canvas[:] = np.round(pixels.reshape(-1, 3).mean(axis=0)).astype(np.uint8)
+    canvas[:] = np.round(pixels.reshape(-1, 3).mean(axis=0)).astype(np.uint8) if colour is None else colour
     top, left = (side - h) // 2, (side - w) // 2
     canvas[top:top + h, left:left + w] = pixels
     return canvas.tobytes()
 
 
 @pytest.mark.parametrize("as_path", [False, True])
-def test_non_square_images_are_padded_with_their_mean_colour_when_asked(bank, make_images, tmp_path, as_path):
+def test_non_square_images_are_padded_with_the_clip_mean_colour_when_asked(bank, make_images, tmp_path, as_path):
     wide = make_images(1, size=(12, 6), seed=5)[0]
     wide.save(tmp_path / "wide.png")
     given = tmp_path / "wide.png" if as_path else wide
-    for pad, expected in ((True, padded_by_hand(wide)), (False, wide.tobytes())):
+    own_mean = ImagePreprocessing.from_dict({"pad_to_square": True, "pad_colour": "image_mean"})  # an older export's
+    for pad, pipeline, expected in ((True, None, padded_by_hand(wide)), (False, None, wide.tobytes()),
+                                    (None, own_mean, padded_by_hand(wide, colour=None))):
         comparator = RecordingComparator()
-        Compare2Scorer(comparator, AnchorBank(bank.anchors, "synth", "train"), pad_to_square=pad).score([given])
+        Compare2Scorer(comparator, AnchorBank(bank.anchors, "synth", "train"), pad_to_square=pad,
+                       pipeline=pipeline).score([given])
         shown = [img for img in comparator.images if img.size != (8, 8)]  # the anchors are 8x8
         assert shown and all(img.tobytes() == expected for img in shown)
-        assert all(img.size == ((12, 12) if pad else (12, 6)) for img in shown)
+        assert all(img.size == ((12, 6) if pad is False else (12, 12)) for img in shown)
 
 
 def test_a_matrix_of_other_preprocessing_is_stale(bank):

@@ -41,8 +41,8 @@ class CachingComparator:
         inner: The comparator computing missing pairs (``Comparator``, ``FastComparator`` or
             anything with ``model_id`` and ``level_logits``; ``anchor_rows`` is used if present).
         cache: Where logits are kept.
-        fingerprint: Identifies the weights (the export's fingerprint); new weights, new
-            fingerprint, so no entry of other weights is ever returned.
+        fingerprint: Identifies the model (the export's model fingerprint); another model, another
+            fingerprint, so no entry of another model is ever returned.
         protocol: The comparison protocol as a JSON-able dict (template, level words,
             preprocessing, ...); keyed by ``protocol_key``.
     """

@@ -4,9 +4,9 @@ A sweep over how comparisons are chosen and combined (beta, the anchor rule, pro
 count, temperature, the MAP link) asks the same (anchor, image) questions of the same model
 again and again; their answers, the five level logits, depend only on the weights, on the
 comparison protocol (template, level words, preprocessing) and on the two images. So the key is
-``ComparisonKey(fingerprint, protocol, first, second)``: the weights fingerprint, a
+``ComparisonKey(fingerprint, protocol, first, second)``: the model fingerprint, a
 ``protocol_key`` of the protocol dict and the content digests of the first and second image
-(``digests.py``). New weights give a new fingerprint, so an entry of old weights is never hit.
+(``digests.py``). A changed model gives a new fingerprint, so an entry of the old one is never hit.
 
 **Storage: one SQLite database in WAL mode** (``<folder>/comparisons.sqlite3``), chosen over
 append-only shards because it gives every property needed without code of ours:
@@ -63,7 +63,7 @@ _WRITE_CHUNK = 4096  # rows per write transaction, so other writers get turns du
 
 
 class ComparisonKey(NamedTuple):
-    """One comparison: weights fingerprint, protocol key, digests of the first and second image."""
+    """One comparison: model fingerprint, protocol key, digests of the first and second image."""
 
     fingerprint: str
     protocol: str
@@ -178,7 +178,7 @@ class ComparisonCache:
         return new
 
     def clear(self, fingerprint: str | None = None) -> int:
-        """Remove every entry (or those of one weights fingerprint); returns how many went.
+        """Remove every entry (or those of one model fingerprint); returns how many went.
 
         Clearing everything also gives the disk space back (VACUUM) when no other process has
         the cache open; otherwise SQLite reuses the freed pages for later entries.

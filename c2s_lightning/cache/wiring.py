@@ -1,12 +1,13 @@
 """How scorers get the comparison cache: which cache, under which key, wrapping which comparator.
 
-The cache key's protocol part is the *comparison-relevant* subset of a model's protocol: what,
-besides the weights, changes the level logits of a pair (the template, the level words and
-weights, the image preprocessing, the backbone family) plus the compute dtype or precision,
-which the weights fingerprint does not see when a float32 export is loaded in bfloat16. What a
-model was trained on (``training_datasets``) and its fingerprint (keyed on its own) stay out, so
-a protocol that differs only there shares entries. The device is left out too: CPU and GPU
-logits of one model differ only by rounding.
+A cache entry is keyed by the model fingerprint (``models/fingerprint.py``: tensors, config,
+tokenizer, processor, chat template and the exported protocol) and by the protocol the scorer
+applies: the *comparison-relevant* subset of the protocol (``comparison_fields``: the template,
+the level words and weights, the image preprocessing with any override, the backbone family)
+plus the compute dtype or precision, which the fingerprint does not see when a float32 export is
+loaded in bfloat16. What a model was trained on (``training_datasets``) stays out, so protocols
+that differ only there share entries. The device is left out too: CPU and GPU logits of one
+model differ only by rounding.
 """
 
 from __future__ import annotations
@@ -15,17 +16,13 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-import torch
-
-from c2s_lightning.models.protocol import weights_fingerprint
+from c2s_lightning.models.fingerprint import comparison_fields
 from c2s_lightning.cache.caching_comparator import CachingComparator
 from c2s_lightning.cache.store import ComparisonCache, default_cache_dir
 
 CacheSetting = bool | str | os.PathLike | ComparisonCache | None
 """``True``: the user cache folder (``default_cache_dir()``, None when ``C2S_CACHE_DIR=off``); a
 folder; a cache; False/None: off."""
-
-KEY_FIELDS = ("template", "levels", "level_weights", "image_preprocessing")
 
 
 def cache_protocol(protocol: Mapping[str, Any], **compute: Any) -> dict[str, Any]:
@@ -38,12 +35,7 @@ def cache_protocol(protocol: Mapping[str, Any], **compute: Any) -> dict[str, Any
     Raises:
         KeyError: naming a missing field.
     """
-    missing = [name for name in KEY_FIELDS if name not in protocol]
-    if missing:
-        raise KeyError(f"the comparison protocol lacks {', '.join(missing)}, needed to key the cache")
-    family = (protocol.get("backbone") or {}).get("family")
-    return {**{name: protocol[name] for name in KEY_FIELDS}, "backbone_family": family,
-            **{name: str(value) for name, value in compute.items()}}
+    return {**comparison_fields(protocol), **{name: str(value) for name, value in compute.items()}}
 
 
 def open_cache(setting: CacheSetting) -> ComparisonCache | None:
@@ -55,15 +47,6 @@ def open_cache(setting: CacheSetting) -> ComparisonCache | None:
     if isinstance(setting, ComparisonCache):
         return setting
     return ComparisonCache(setting)
-
-
-def module_fingerprint(module: torch.nn.Module) -> str:
-    """``weights_fingerprint`` of a live module's state dict: one changed weight, a new key.
-
-    It reads every tensor (a copy to the CPU and a sha256 pass: seconds for a 7B model), so it
-    is paid once per evaluation, not per comparison.
-    """
-    return weights_fingerprint(module.state_dict())
 
 
 def cached_comparator(inner: Any, setting: CacheSetting, fingerprint: str,

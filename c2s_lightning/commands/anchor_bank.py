@@ -6,7 +6,7 @@ The dataset is an entry of the training mix's kind (``MixEntry``): ``--dataset.n
 entry gives the anchors the evaluator chose from it during training. The bank is written as JSON
 with its anchor images copied beside it (``bank.json`` + ``bank/``), so it moves to another machine
 as one folder. With ``--checkpoint`` the matrix is computed by that export under its protocol (image
-preprocessing from ``compare2score.json``) and the bank records the weights fingerprint; without
+preprocessing from ``compare2score.json``) and the bank records the model fingerprint; without
 ``--dataset`` the anchors come from the first dataset the export was trained on, with its split, as
 the evaluator chose them during training.
 """
@@ -111,7 +111,7 @@ def main(args: list[str]) -> int:
     bank.save(ns.out)
     for a in bank.anchors:
         print(f"  mos {a.mos:8.4g}  std {a.std if a.std is None else round(a.std, 4)!s:>8}  {a.name or a.path.name}")
-    state = (f"matrix computed by {bank.weights_fingerprint[:19]} with {bank.image_preprocessing}" if bank.matrix
+    state = (f"matrix computed by {bank.model_fingerprint[:19]} with {bank.image_preprocessing}" if bank.matrix
              else "no matrix yet (give --checkpoint)")
     print(f"{len(bank.anchors)} anchors ({bank.rule}, alpha={bank.alpha}, beta={bank.beta}), {state} -> {ns.out} "
           f"(images in {bank.images_folder(ns.out)})")

@@ -32,20 +32,24 @@ PRESET = resources.files("c2s_lightning.commands") / "evaluate_defaults.yaml"
 
 
 def protocol_options(checkpoint: str, rest: list[str]) -> list[str]:
-    """``--data.pad_to_square`` as the export's protocol says, unless ``rest`` sets it (reported)."""
+    """``--data.pad_to_square`` as the export's protocol says, unless ``rest`` sets it (reported), and
+    ``--data.pad_colour image_mean`` for an export padded with each image's own mean."""
     from c2s_lightning.models.protocol import ComparisonProtocol, has_protocol
 
     if not Path(checkpoint).is_dir() or not has_protocol(checkpoint):
         return []
-    trained = ComparisonProtocol.load(checkpoint).pad_to_square
+    protocol = ComparisonProtocol.load(checkpoint)
+    trained = protocol.pad_to_square
+    own_mean = protocol.image_preprocessing.get("pad_colour", "image_mean") == "image_mean"  # an older export
+    colour = ["--data.pad_colour", "image_mean"] if own_mean else []
     given = [a for a in rest if a.startswith(PAD_OPTION)]
     if given:
         print(f"evaluate: {' '.join(given)} given; {checkpoint} was trained with pad_to_square={trained}",
               file=sys.stderr)
-        return []
+        return colour
     print(f"evaluate: image preprocessing from {checkpoint}/compare2score.json: pad_to_square={trained}",
           file=sys.stderr)
-    return [PAD_OPTION, str(trained).lower()]
+    return [PAD_OPTION, str(trained).lower(), *colour]
 
 
 def cache_options(ns: Namespace, rest: list[str]) -> list[str]:

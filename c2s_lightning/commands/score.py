@@ -43,7 +43,7 @@ def _parser():
     p.add_argument("--workers", type=int, default=2,
                    help="threads decoding the next images while the model scores (0: none); same scores")
     p.add_argument("--recompute-anchors", action="store_true",
-                   help="recompute the anchor matrix if the bank's was computed by other weights")
+                   help="recompute the anchor matrix, even if the bank holds one")
     add_cache_arguments(p)
     p.add_argument("--devices", type=int, default=1,
                    help="processes per node, each scoring a share (GPUs, or CPU processes with --device cpu); "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
@@ -39,16 +39,16 @@ class ComparisonDataModule(L.LightningDataModule):
         num_workers: DataLoader workers.
         seed: Seed of splits, pair draws and shuffling.
         resample_every_epoch: Draw new pairs at every epoch instead of reusing epoch 0's.
-        pad_to_square: Pad images to a square with their mean colour before the processor.
+        pad_to_square: Pad images to a square before the processor, with ``pad_colour``.
+        pad_colour: None: the processor's image mean (the paper's); ``"image_mean"``: each image's
+            own (exports made before the colour was recorded; ``evaluate`` sets it for them).
         balance_levels: Draw training pairs so that each of the five levels is equally
             frequent in every dataset (``sample_pairs(balance_levels=True)``).
-        rating_images_per_pair: 0 (default), 1 or 2: single-image rating examples added to
-            each training pair for the module's optional rating loss (1: the second image,
-            2: both). Their word comes from ``rating_labels``: equal-width MOS intervals of the
-            dataset's training part. Batches then carry the encoded examples under ``rating``.
+        rating_images_per_pair: 0 (default), 1 or 2: single-image rating examples per training pair
+            for the module's optional rating loss (1: the second image, 2: both), worded by
+            ``rating_labels`` (equal-width MOS intervals of the training part), batched under ``rating``.
         augment: Flip and rotate training images by multiples of 90 degrees (each image its own
-            choice, fixed per epoch and pair): more views of the same contents, while noise, blur
-            and JPEG statistics stay as they are. Never applied to validation or evaluation.
+            choice, fixed per epoch and pair), keeping noise, blur and JPEG statistics; training only.
         split_index: Set every dataset's ``split_index`` (one parameter for a sweep over the
             paper's 10 splits: ``sweeps/paper_splits.yaml``); None keeps each dataset's own.
     """
@@ -66,6 +66,7 @@ class ComparisonDataModule(L.LightningDataModule):
         rating_images_per_pair: int = 0,
         augment: bool = False,
         split_index: int | None = None,
+        pad_colour: Literal["image_mean"] | None = None,
     ):
         super().__init__()
         if rating_images_per_pair not in (0, 1, 2):
@@ -75,7 +76,8 @@ class ComparisonDataModule(L.LightningDataModule):
         check_entries(datasets)
         self._entries = list(datasets)
         self._batch_size, self._val_pairs, self._num_workers = batch_size, val_pairs, num_workers
-        self._seed, self._resample, self._pad_to_square = seed, resample_every_epoch, pad_to_square
+        self._seed, self._resample, self._pad = seed, resample_every_epoch, {"pad_to_square": pad_to_square}
+        self._pad |= {} if pad_colour is None else {"pad_colour": pad_colour}
         self._balance_levels, self._rating_images, self._augment = balance_levels, rating_images_per_pair, augment
         self._mix: Mix | None = None
         self._encoder: Any = None
@@ -123,20 +125,20 @@ class ComparisonDataModule(L.LightningDataModule):
 
     def image_options(self) -> dict[str, Any]:
         """How images are prepared before the processor; scoring must prepare them the same way."""
-        return {"pad_to_square": self._pad_to_square}
+        return dict(self._pad)
 
     # -- loaders ----------------------------------------------------------------------------
     def train_dataloader(self) -> ResumableLoader:
         mix = self.mix
         ratings = mix.rating_words() if self._rating_images else None
-        data = PairDataset(mix.train_pairs, self._resample, self._pad_to_square, ratings,
+        data = PairDataset(mix.train_pairs, self._resample, self._pad["pad_to_square"], ratings,
                            self._rating_images, self._augment, pipeline=self.image_pipeline)
         if len(data):
             rank_zero_info("training pairs per level:\n" + format_histogram(level_histogram(data.pairs(0))))
         return ResumableLoader(data, sampler=EpochSampler(len(data), self._seed), **self._loader_options())
 
     def val_dataloader(self) -> DataLoader | Sequence:
-        data = PairDataset(fixed_draw(self.mix.validation_pairs()), False, self._pad_to_square,
+        data = PairDataset(fixed_draw(self.mix.validation_pairs()), False, self._pad["pad_to_square"],
                            pipeline=self.image_pipeline)
         options = self._loader_options(part=self.mix.held_out_part())
         return DataLoader(data, shuffle=False, **options) if len(data) else []

@@ -35,7 +35,7 @@ class PairDataset(Dataset):
     Args:
         draw: ``draw(epoch) -> pairs`` (e.g. ``Mix.train_pairs``).
         resample: Call ``draw`` for every epoch; otherwise epoch 0's pairs serve every epoch.
-        pad_to_square: Pad images to a square with their mean colour.
+        pad_to_square: Pad images to a square with the CLIP mean colour (without ``pipeline``).
         ratings: Image path -> rating word, needed when ``rating_images`` > 0.
         rating_images: Rating examples per item: 0, 1 or 2.
         augment: Flip/rotate each image by multiples of 90 degrees, fixed per epoch, pair and image.

@@ -21,7 +21,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from c2s_lightning.evaluation.scatter import scatter_png
 from c2s_lightning.evaluation.correlation_metrics import iqa_metric_collection
 from c2s_lightning.scoring.bank import AnchorBank
-from c2s_lightning.cache.wiring import cache_counts, cache_protocol, cached_comparator, module_fingerprint
+from c2s_lightning.cache.wiring import cache_counts, cache_protocol, cached_comparator
+from c2s_lightning.models.fingerprint import live_fingerprint
 from c2s_lightning.scoring.image_feed import ImageMemo
 from c2s_lightning.scoring.live import live_scorer, training_pipeline
 from c2s_lightning.scoring.scorer import Compare2Scorer
@@ -214,8 +215,8 @@ class SoftComparisonEvaluator(L.Callback):
 
 
 def live_cached_comparator(comparator, cache_dir: str, trainer: L.Trainer, pl_module: L.LightningModule):
-    """``comparator`` reading and writing the cache under a fingerprint of the weights as they
-    are now, or ``comparator`` itself (with a warning) under a strategy that shards the weights
+    """``comparator`` reading and writing the cache under the model fingerprint of the weights as
+    they are now (with the backbone's config and processor), or ``comparator`` itself (with a warning) under a strategy that shards the weights
     (DeepSpeed, FSDP), where a rank's state dict does not hold them all."""
     strategy = type(trainer.strategy).__name__.lower()
     if "deepspeed" in strategy or "fsdp" in strategy:
@@ -224,5 +225,7 @@ def live_cached_comparator(comparator, cache_dir: str, trainer: L.Trainer, pl_mo
     from c2s_lightning.evaluation.run_protocol import run_protocol
 
     # the run's own protocol (as the export records it): the key names the pipeline the scorer loads with
-    key = cache_protocol(run_protocol(trainer, pl_module).to_dict(), precision=trainer.precision)
-    return cached_comparator(comparator, cache_dir, module_fingerprint(pl_module), key)
+    protocol = run_protocol(trainer, pl_module).to_dict()
+    key = cache_protocol(protocol, precision=trainer.precision)
+    fingerprint = live_fingerprint(pl_module, pl_module.backbone, protocol)
+    return cached_comparator(comparator, cache_dir, fingerprint, key)

@@ -50,11 +50,7 @@ class Comparator:
         """
         if len(first_images) != len(second_images):
             raise ValueError(f"{len(first_images)} first images but {len(second_images)} second images")
-        examples = [
-            {"images": [a, b], "prompt": prompts.COMPARISON_PROMPT,
-             "answer_prefix": prompts.COMPARISON_ANSWER_PREFIX}
-            for a, b in zip(first_images, second_images)
-        ]
+        examples = [comparison_query(a, b) for a, b in zip(first_images, second_images)]
         return self._word_logits(examples, self.backbone.level_token_ids, batch_size)
 
     def rating_logits(self, images: Sequence, batch_size: int | None = None) -> Tensor:
@@ -95,6 +91,13 @@ class Comparator:
         column = torch.searchsorted(keep, positions).to(logits.device)
         rows = torch.arange(len(positions), device=logits.device)
         return logits[rows, column].float().cpu()
+
+
+def comparison_query(first, second) -> dict:
+    """The example every comparator asks about a pair: the training prompt, cut after the answer
+    prefix, so the query's tokens are the training sequence's up to the level word."""
+    return {"images": [first, second], "prompt": prompts.COMPARISON_PROMPT,
+            "answer_prefix": prompts.COMPARISON_ANSWER_PREFIX}
 
 
 @contextmanager

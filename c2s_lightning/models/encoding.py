@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from c2s_lightning.data import prompts
+from c2s_lightning.data.images import mean_colour
 from c2s_lightning.models.processors import input_side
 
 IGNORE_INDEX = -100
@@ -70,6 +71,13 @@ class ComparisonEncoder:
         """Side in pixels of the square the processor scales images to (None: unknown), so the
         image pipeline can decode no larger than needed (``ImagePreprocessing.for_encoder``)."""
         return input_side(getattr(self.processor, "image_processor", None))
+
+    @property
+    def pad_colour(self) -> tuple[int, int, int] | None:
+        """The padding colour of the paper's preprocessing for this model: its image processor's
+        ``image_mean`` x 255 (``mean_colour``); None when the processor names no mean."""
+        image_mean = getattr(getattr(self.processor, "image_processor", None), "image_mean", None)
+        return mean_colour(image_mean) if image_mean is not None and len(image_mean) == 3 else None
 
     # -- rendering ---------------------------------------------------------------------------
     def render(self, prompt: str, answer: str | None = None, *, partial: bool = False) -> str:

@@ -6,15 +6,14 @@ the adapter alone (``adapter_model.safetensors`` + ``adapter_config.json``, with
 trained projector) and ``c2s_base.json``, the ``build_backbone`` arguments of its base model.
 Merging never touches the live model: merged weights are computed into a fresh state dict.
 
-Either way the folder also holds ``compare2score.json``, the comparison protocol with the weights
-fingerprint (``models/protocol.py``), and, when one is given, ``anchors.json`` with its anchor
+Either way the folder also holds ``compare2score.json``, the comparison protocol with the model
+fingerprint (``models/protocol.py``, ``models/fingerprint.py``), and, when one is given, ``anchors.json`` with its anchor
 images: the folder alone is then a complete scorer. The folder is built under a temporary name
 and renamed when complete; an existing non-empty folder is never replaced.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -30,6 +29,7 @@ from c2s_lightning.infra.atomic_files import is_nonempty_folder, publish_folder,
 from c2s_lightning.models.adapters import peft_quietly
 from c2s_lightning.models.backbones import Backbone, assemble_backbone, build_backbone
 from c2s_lightning.models.quiet_loading import no_transformers_bars
+from c2s_lightning.models.fingerprint import stamp, weights_fingerprint
 from c2s_lightning.models.protocol import (
     ANCHORS_FILE,
     BASE_FILE,
@@ -37,7 +37,6 @@ from c2s_lightning.models.protocol import (
     ComparisonProtocol,
     ProtocolError,
     has_protocol,
-    weights_fingerprint,
 )
 
 log = logging.getLogger(__name__)
@@ -61,9 +60,9 @@ def export_pretrained(
             adapter alone plus the base's build arguments (False; needs a ``Backbone``).
         protocol: The comparison protocol the model was trained with (image preprocessing,
             training datasets); default: this version's template with no padding. Its
-            ``weights_fingerprint`` is filled in from the written tensors.
-        anchor_bank: An ``AnchorBank`` whose matrix these same weights computed; written as
-            ``anchors.json`` (plus its images), its matrix recorded under the export's fingerprint.
+            fingerprints are filled in from the written folder (``fingerprint.stamp``).
+        anchor_bank: An ``AnchorBank`` whose matrix this same model computed; written as
+            ``anchors.json`` (plus its images), its matrix recorded under the export's model fingerprint.
 
     Returns:
         The folder.
@@ -78,10 +77,10 @@ def export_pretrained(
     try:
         model, processor = _save_weights(backbone_or_model, processor, staged, merge_lora)
         protocol = protocol or _default_protocol(backbone_or_model, model)
-        protocol = dataclasses.replace(protocol, weights_fingerprint=weights_fingerprint(staged))
+        protocol = stamp(protocol, staged)
         protocol.save(staged)
         if anchor_bank is not None:
-            anchor_bank.set_matrix(anchor_bank.matrix, protocol.weights_fingerprint,
+            anchor_bank.set_matrix(anchor_bank.matrix, protocol.model_fingerprint,
                                    protocol.image_preprocessing, protocol=protocol.to_dict())
             anchor_bank.save(staged / ANCHORS_FILE)
     except BaseException:
@@ -146,8 +145,8 @@ def merged_state_dict(model: PeftModel) -> dict[str, torch.Tensor]:
 def load_backbone(folder: str | os.PathLike, **kwargs) -> Backbone:
     """Load an exported folder: ``build_backbone`` on it, or base + adapter for an adapter folder.
 
-    The backbone's ``model_id`` is the folder's weights fingerprint (``weights_fingerprint``), so
-    anchor matrices are tied to the weights, not to where they are stored.
+    The backbone's ``model_id`` is the folder's weights fingerprint (``weights_fingerprint``), not
+    where it is stored; ``load_export`` replaces it with the model fingerprint.
 
     Args:
         folder: Written by ``export_pretrained`` (or any Hugging Face / mPLUG-Owl2 folder).
@@ -176,23 +175,33 @@ def load_export(folder: str | os.PathLike, **kwargs) -> tuple[Backbone, Comparis
     """An export and its protocol, checked: the question it was trained with is the one this
     version asks, and its weights are the ones ``compare2score.json`` was written for.
 
-    A folder without ``compare2score.json`` (a released checkpoint, an older export) gets this
-    version's protocol without padding, with a warning.
+    The protocol comes back with the folder's fingerprints as it is now, and the backbone's
+    ``model_id`` is its model fingerprint: a file edited after the export (tokenizer, config,
+    processor, chat template) is reported and gives a new fingerprint, so neither cached
+    comparisons nor an anchor matrix of the exported model are used for it. A folder without
+    ``compare2score.json`` (a released checkpoint, an older export) gets this version's protocol
+    without padding, with a warning.
 
     Raises:
         ProtocolError: the template or level words differ, or the weights were changed after export.
     """
     folder = Path(folder)
-    protocol = ComparisonProtocol.load(folder) if has_protocol(folder) else None
-    if protocol is not None:
-        protocol.check_current(str(folder / PROTOCOL_FILE))
+    recorded = ComparisonProtocol.load(folder) if has_protocol(folder) else None
+    if recorded is not None:
+        recorded.check_current(str(folder / PROTOCOL_FILE))
     backbone = load_backbone(folder, **kwargs)
-    if protocol is None:
+    if recorded is None:
         log.warning("%s has no %s: scoring with this version's template and no padding; if the model "
                     "was trained on padded images, say so (--pad-to-square)", folder, PROTOCOL_FILE)
-        protocol = ComparisonProtocol.for_backbone(backbone)
-        protocol.weights_fingerprint = backbone.model_id
-    elif protocol.weights_fingerprint != backbone.model_id:
+        recorded = ComparisonProtocol.for_backbone(backbone)
+    elif recorded.weights_fingerprint != backbone.model_id:
         raise ProtocolError(f"{folder}: its weights ({backbone.model_id}) are not the ones {PROTOCOL_FILE} "
-                            f"was written for ({protocol.weights_fingerprint}); the folder changed after export")
+                            f"was written for ({recorded.weights_fingerprint}); the folder changed after export")
+    protocol = stamp(recorded, folder, weights=backbone.model_id)
+    was, now = (recorded.file_digests, protocol.file_digests) if recorded.model_fingerprint else ({}, {})
+    changed = sorted(name for name in {*was, *now} if was.get(name) != now.get(name))
+    if changed:
+        log.warning("%s: %s changed after the export; comparisons are computed anew (its cached comparisons "
+                    "and anchor matrix belong to the files as exported)", folder, ", ".join(changed))
+    backbone.model_id = protocol.model_fingerprint
     return backbone, protocol

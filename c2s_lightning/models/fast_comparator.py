@@ -30,9 +30,8 @@ from torch import Tensor
 from transformers.cache_utils import DynamicCache, DynamicLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
-from c2s_lightning.data import prompts
 from c2s_lightning.models.backbones import Backbone
-from c2s_lightning.models.comparator import Comparator, evaluating
+from c2s_lightning.models.comparator import Comparator, comparison_query, evaluating
 from c2s_lightning.models.encoding import batch_to
 
 FAST_FAMILIES = ("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3")
@@ -191,9 +190,7 @@ class FastComparator(Comparator):
         return self._templates[key]
 
     def _build_template(self, pair: _Pair) -> _Template:
-        example = {"images": [pair[0].image, pair[1].image], "prompt": prompts.COMPARISON_PROMPT,
-                   "answer_prefix": prompts.COMPARISON_ANSWER_PREFIX}
-        encoded = self.backbone.encoder.encode_query([example])
+        encoded = self.backbone.encoder.encode_query([comparison_query(pair[0].image, pair[1].image)])
         ids = encoded["input_ids"]
         config = self.backbone.model.config
         token = getattr(config, "image_token_id", None) or getattr(config, "image_token_index", None)

@@ -130,6 +130,11 @@ class Compare2ScoreModule(L.LightningModule):
         return self.backbone.encoder.image_size
 
     @property
+    def pad_colour(self) -> tuple[int, int, int] | None:
+        """The backbone encoder's ``pad_colour`` (its processor's image mean), for the same reason."""
+        return None if self.backbone is None else self.backbone.encoder.pad_colour
+
+    @property
     def comparator(self) -> Comparator:
         """What scoring needs: level logits for (first, second) image pairs."""
         self.configure_model()

@@ -11,32 +11,30 @@ preprocessing from it; an explicit override is allowed and logged as a warning. 
                   the second image is", "answer": "... is {level}.", "chat_template_family": "llava"},
      "levels": ["inferior", "worse", "similar", "better", "superior"],
      "level_weights": [0.0, 0.25, 0.5, 0.75, 1.0],
-     "image_preprocessing": {"pad_to_square": true, "pad_colour": "image_mean", "image_size": null},
+     "image_preprocessing": {"pad_to_square": true, "pad_colour": [122, 116, 104], "image_size": null},
      "backbone": {"family": "llava", "build_args": {"model": "tiny-llava", ...}},
      "training_datasets": [{"name": "kadid10k", "label": "kadid10k", "root": "...", "split": "random",
                             "split_index": 1, "split_options": {...}, "reader_options": {}}],
-     "weights_fingerprint": "sha256:<64 hex digits>"}
+     "weights_fingerprint": "sha256:<64 hex digits>",
+     "file_digests": {"config.json": "sha256:...", "tokenizer.json": "sha256:...", ...},
+     "model_fingerprint": "sha256:<64 hex digits>"}
 
-**The weights fingerprint** is a sha256 over the stored tensors in sorted key order: for each
-tensor the bytes ``key NUL dtype NUL shape NUL`` (UTF-8; dtype as ``float32``, shape as ``3,4``)
-followed by its raw little-endian data. How the tensors are laid out in files (one file or
-shards), file metadata and the folder's name and place do not enter it. An adapter folder's
-fingerprint also covers its base's build arguments (``c2s_base.json``, canonical JSON). Folders
-with only ``.bin`` weights (released checkpoints) are read the same way, tensor by tensor.
+The fingerprints (``models/fingerprint.py``): ``weights_fingerprint`` of the tensors alone,
+``file_digests`` of the other files that change a comparison, and ``model_fingerprint`` over
+both and the comparison fields above, which keys the comparison cache and the anchor banks.
+``pad_colour`` ``"image_mean"`` (protocols written before the colour was recorded) pads each
+image with its own mean colour, as those models were trained.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from c2s_lightning.infra.atomic_files import write_text
 from c2s_lightning.data import prompts
@@ -58,9 +56,9 @@ class ProtocolError(ValueError):
 
 
 def image_preprocessing(pad_to_square: bool = False) -> dict[str, Any]:
-    """The image preprocessing as a plain dict: pad to a square (centred, with the image's own
-    mean colour per RGB channel, rounded) or not; ``image_size`` None: the processor resizes.
-    Decoded at full resolution; ``ImagePreprocessing.to_dict`` adds the reduced decoding."""
+    """The image preprocessing as a plain dict: pad to a square (centred, with the CLIP mean
+    colour) or not; ``image_size`` None: the processor resizes. Decoded at full resolution;
+    ``ImagePreprocessing.for_encoder`` gives a model's own colour and reduced decoding."""
     return ImagePreprocessing(pad_to_square=bool(pad_to_square)).to_dict()
 
 
@@ -82,6 +80,9 @@ class ComparisonProtocol:
         backbone: ``family`` and ``build_args`` (``build_backbone`` arguments of the base).
         training_datasets: What the model was trained on: name, label, root, split and options.
         weights_fingerprint: ``sha256:...`` of the exported tensors; None before the export.
+        file_digests: ``sha256:...`` of each other file that changes a comparison.
+        model_fingerprint: ``sha256:...`` over the tensors, those files and the comparison
+            fields; None before the export (and in exports made before it was recorded).
     """
 
     template: dict[str, str]
@@ -91,6 +92,8 @@ class ComparisonProtocol:
     backbone: dict[str, Any]
     training_datasets: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     weights_fingerprint: str | None = None
+    file_digests: dict[str, str] = dataclasses.field(default_factory=dict)
+    model_fingerprint: str | None = None
 
     @property
     def pad_to_square(self) -> bool:
@@ -164,72 +167,3 @@ class ComparisonProtocol:
 def has_protocol(folder: str | os.PathLike) -> bool:
     """Whether ``folder`` is an export that carries ``compare2score.json``."""
     return (Path(folder) / PROTOCOL_FILE).is_file()
-
-
-def weights_fingerprint(source: str | os.PathLike | Mapping[str, torch.Tensor]) -> str:
-    """``sha256:<hex>`` of an export folder's stored tensors, or of a name -> tensor mapping.
-
-    See the module docstring for the exact bytes hashed.
-
-    Raises:
-        FileNotFoundError: the folder holds no ``*.safetensors`` or ``*.bin`` weights.
-    """
-    digest = hashlib.sha256()
-    if isinstance(source, Mapping):
-        _hash_tensors(digest, source)
-        return "sha256:" + digest.hexdigest()
-    folder = Path(source)
-    _hash_tensors(digest, _folder_tensors(folder))
-    base = folder / BASE_FILE
-    if base.is_file():
-        build_args = json.loads(base.read_text(encoding="utf-8")).get("build_args", {})
-        digest.update(b"c2s_base.json\0" + json.dumps(build_args, sort_keys=True).encode())
-    return "sha256:" + digest.hexdigest()
-
-
-def _hash_tensors(digest, tensors: Mapping[str, torch.Tensor]) -> None:
-    for key in sorted(tensors):
-        tensor = tensors[key].detach().cpu().contiguous()
-        dtype = str(tensor.dtype).removeprefix("torch.")
-        digest.update(f"{key}\0{dtype}\0{','.join(map(str, tensor.shape))}\0".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-
-
-class _LazyTensors(Mapping):
-    """The tensors of several weight files as one mapping, each read when asked for."""
-
-    def __init__(self, files: list[Path]):
-        self._where: dict[str, Path] = {}
-        self._open: dict[Path, Any] = {}
-        for file in files:
-            for key in self._handle(file).keys():
-                if key in self._where:
-                    raise ValueError(f"tensor {key!r} is stored twice: {self._where[key]} and {file}")
-                self._where[key] = file
-
-    def _handle(self, file: Path):
-        if file not in self._open:
-            if file.suffix == ".safetensors":
-                from safetensors import safe_open
-
-                self._open[file] = safe_open(str(file), framework="pt")
-            else:
-                self._open[file] = torch.load(file, map_location="cpu", mmap=True, weights_only=True)
-        return self._open[file]
-
-    def __getitem__(self, key: str) -> torch.Tensor:
-        handle = self._handle(self._where[key])
-        return handle.get_tensor(key) if hasattr(handle, "get_tensor") else handle[key]
-
-    def __iter__(self):
-        return iter(self._where)
-
-    def __len__(self) -> int:
-        return len(self._where)
-
-
-def _folder_tensors(folder: Path) -> Mapping[str, torch.Tensor]:
-    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*model*.bin"))
-    if not files:
-        raise FileNotFoundError(f"{folder}: no *.safetensors or *.bin weights to fingerprint")
-    return _LazyTensors(files)

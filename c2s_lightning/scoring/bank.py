@@ -3,12 +3,13 @@
 Saved as human-readable JSON so that one anchor set can be inspected, versioned and reused, with
 its anchor images copied beside it (``bank.json`` + ``bank/00_<image name>`` ...; paths in the
 JSON are relative), so a bank scores on a machine without the dataset. The anchor-vs-anchor
-matrix depends on the weights that compared the anchors and on how the images were
-preprocessed, so the bank records the weights fingerprint, the image preprocessing and the
-comparison protocol it was computed under, and refuses to serve the matrix to other weights.
+matrix depends on the model that compared the anchors, on how the images were preprocessed and
+on the images themselves, so the bank records the model fingerprint (``models/fingerprint.py``),
+the image preprocessing, the comparison protocol and each anchor image file's digest it was
+computed with, and refuses to serve the matrix to another model, preprocessing or image.
 
-Format 1 banks (absolute image paths, the model named by a path) still load; their matrix is
-refused (it names no weights fingerprint) until recomputed, e.g. ``score --recompute-anchors``.
+Banks of formats 1 and 2 (no image digests; format 1: absolute image paths, the model named by a
+path) still load; their matrix is refused until recomputed, e.g. ``score --recompute-anchors``.
 """
 
 from __future__ import annotations
@@ -20,17 +21,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from c2s_lightning.cache.digests import file_digest
 from c2s_lightning.infra.atomic_files import copy_file, write_text
 from c2s_lightning.data.records import IQARecord
 from c2s_lightning.scoring.anchors import select_anchors
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _RECORD_FIELDS = ("mos", "std", "name", "dataset", "ref")
 RECOMPUTE_HINT = "rerun with --recompute-anchors (recompute_anchors=True) to recompute it with this model"
 
 
 class StaleAnchorBankError(ValueError):
-    """The bank's matrix does not belong to these weights or this preprocessing (a one-line message)."""
+    """The bank's matrix does not belong to this model, preprocessing or these images (a one-line message)."""
 
 
 def _short(fingerprint: str | None) -> str:
@@ -55,10 +57,11 @@ class AnchorBank:
         beta: Anchors per interval.
         seed: Seed of the random rule.
         matrix: ``matrix[i][j]`` = P(anchor i beats anchor j), or None until computed.
-        weights_fingerprint: The weights that computed ``matrix`` (an export's ``sha256:...``).
+        model_fingerprint: The model that computed ``matrix`` (an export's model fingerprint).
         image_preprocessing: How the anchor images were preprocessed for ``matrix``.
         protocol: The comparison protocol (``ComparisonProtocol.to_dict()``) ``matrix`` was
             computed under, when known.
+        image_digests: ``file_digest`` of each anchor image file ``matrix`` was computed on.
     """
 
     anchors: list[IQARecord]
@@ -69,9 +72,10 @@ class AnchorBank:
     beta: int = 1
     seed: int = 0
     matrix: list[list[float]] | None = None
-    weights_fingerprint: str | None = None
+    model_fingerprint: str | None = None
     image_preprocessing: dict[str, Any] | None = None
     protocol: dict[str, Any] | None = None
+    image_digests: list[str] | None = None
 
     @classmethod
     def from_records(cls, records: Sequence[IQARecord], dataset: str, split: str, alpha: int = 5, beta: int = 1,
@@ -80,10 +84,11 @@ class AnchorBank:
         anchors = select_anchors(records, alpha=alpha, beta=beta, rule=rule, seed=seed)
         return cls(anchors, dataset, split, rule, alpha, beta, seed)
 
-    def set_matrix(self, matrix: Sequence[Sequence[float]], weights_fingerprint: str,
+    def set_matrix(self, matrix: Sequence[Sequence[float]], model_fingerprint: str,
                    image_preprocessing: dict[str, Any] | None = None, protocol: dict[str, Any] | None = None) -> None:
-        """Store the anchor-vs-anchor probabilities computed by ``weights_fingerprint``'s weights on
-        images preprocessed as ``image_preprocessing``, under ``protocol``."""
+        """Store the anchor-vs-anchor probabilities computed by the model ``model_fingerprint`` on
+        the anchor image files as they are now, preprocessed as ``image_preprocessing``, under
+        ``protocol``."""
         rows = [[float(value) for value in row] for row in matrix]
         n = len(self.anchors)
         if len(rows) != n or any(len(row) != n for row in rows):
@@ -91,23 +96,38 @@ class AnchorBank:
         if any(not 0 <= value <= 1 for row in rows for value in row):
             raise ValueError("anchor matrix must hold probabilities in [0, 1]")
         if protocol is not None:
-            protocol = {**protocol, "weights_fingerprint": str(weights_fingerprint)}
+            protocol = {**protocol, "model_fingerprint": str(model_fingerprint)}
             if image_preprocessing is not None:
                 protocol["image_preprocessing"] = image_preprocessing
-        self.matrix, self.weights_fingerprint = rows, str(weights_fingerprint)
+        self.matrix, self.model_fingerprint = rows, str(model_fingerprint)
         self.image_preprocessing, self.protocol = image_preprocessing, protocol
+        self.image_digests = self._digests()
 
-    def matrix_for(self, weights_fingerprint: str, image_preprocessing: dict[str, Any] | None = None) -> list[list[float]]:
-        """The stored matrix, if ``weights_fingerprint``'s weights computed it on images preprocessed
-        as ``image_preprocessing``; otherwise a ``StaleAnchorBankError`` with a one-line message."""
+    def _digests(self) -> list[str]:
+        return [file_digest(a.path) for a in self.anchors]
+
+    def matrix_for(self, model_fingerprint: str, image_preprocessing: dict[str, Any] | None = None) -> list[list[float]]:
+        """The stored matrix, if the model ``model_fingerprint`` computed it on these anchor image
+        files preprocessed as ``image_preprocessing``; otherwise a ``StaleAnchorBankError`` with a
+        one-line message."""
         where = f"the anchor bank ({self.dataset}, {self.split})"
         if self.matrix is None:
             raise StaleAnchorBankError(f"{where} has no anchor matrix yet; compute it with "
                                        "`python -m c2s_lightning anchors build --checkpoint ...` or --recompute-anchors")
-        if self.weights_fingerprint != str(weights_fingerprint):
+        if self.model_fingerprint != str(model_fingerprint):
             raise StaleAnchorBankError(
-                f"{where} holds a matrix computed by other weights ({_short(self.weights_fingerprint)}, this "
-                f"model is {_short(str(weights_fingerprint))}); {RECOMPUTE_HINT}")
+                f"{where} holds a matrix computed by another model ({_short(self.model_fingerprint)}, this "
+                f"model is {_short(str(model_fingerprint))}); {RECOMPUTE_HINT}")
+        if self.image_digests is None:
+            raise StaleAnchorBankError(f"{where} records no digests of its anchor images (an older bank); "
+                                       f"{RECOMPUTE_HINT}")
+        if len(self.image_digests) != len(self.anchors):
+            raise StaleAnchorBankError(f"{where} records {len(self.image_digests)} image digests for "
+                                       f"{len(self.anchors)} anchors; {RECOMPUTE_HINT}")
+        changed = [k for k, (old, new) in enumerate(zip(self.image_digests, self._digests())) if old != new]
+        if changed:
+            raise StaleAnchorBankError(f"{where}: anchor {changed[0]} image {self.anchors[changed[0]].path} "
+                                       f"changed since its matrix was computed; {RECOMPUTE_HINT}")
         if None not in (self.image_preprocessing, image_preprocessing) and self.image_preprocessing != image_preprocessing:
             raise StaleAnchorBankError(
                 f"{where} holds a matrix of images preprocessed as {self.image_preprocessing}, not "
@@ -127,11 +147,13 @@ class AnchorBank:
     def from_dict(cls, data: dict, folder: str | os.PathLike | None = None) -> AnchorBank:
         """Inverse of ``to_dict``; relative ``file`` entries resolve against ``folder``."""
         version = data.get("format_version")
-        if version not in (1, FORMAT_VERSION):
-            raise ValueError(f"unsupported anchor bank format_version {version!r} (this version reads 1 and 2)")
+        if version not in (1, 2, FORMAT_VERSION):
+            raise ValueError(f"unsupported anchor bank format_version {version!r} (this version reads 1 to 3)")
         fields = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
+        if version == 2:  # its weights fingerprint covered the tensors only: never a model fingerprint
+            fields["model_fingerprint"] = data.get("weights_fingerprint")
         base = Path(folder) if folder is not None else Path()
-        key = "file" if version == FORMAT_VERSION else "path"
+        key = "path" if version == 1 else "file"
         fields["anchors"] = [_record_from_dict(row, base / row[key]) for row in data["anchors"]]
         return cls(**fields)
 
@@ -162,7 +184,7 @@ class AnchorBank:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> AnchorBank:
-        """Read a bank written by ``save`` (format 2) or by earlier versions (format 1)."""
+        """Read a bank written by ``save`` (format 3) or by earlier versions (formats 1 and 2)."""
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))

@@ -14,7 +14,6 @@ from c2s_lightning.cache.wiring import CacheSetting, cache_protocol, cached_comp
 from c2s_lightning.scoring.scorer import Compare2Scorer, ImageLike
 
 
-
 def export_bank(checkpoint: str | os.PathLike, anchors: str | os.PathLike | AnchorBank | None) -> AnchorBank:
     """``anchors`` as a bank; None: the export's own ``anchors.json``."""
     if isinstance(anchors, AnchorBank):
@@ -28,14 +27,14 @@ def export_bank(checkpoint: str | os.PathLike, anchors: str | os.PathLike | Anch
 
 
 def refuse_stale_bank(bank: AnchorBank, checkpoint: str | os.PathLike, pad_to_square: bool | None) -> None:
-    """Fail before loading the weights when the export's recorded fingerprint already shows that
-    the bank's matrix is not theirs (``load_export`` then checks the weights themselves)."""
+    """Fail before loading the weights when the export's recorded model fingerprint already shows
+    that the bank's matrix is not its model's (the scorer then checks the folder as it is now)."""
     if bank.matrix is not None and has_protocol(checkpoint):
         protocol = ComparisonProtocol.load(checkpoint)
         preprocessing = protocol.image_preprocessing
         if pad_to_square is not None:  # the scorer reports the override; here it only has to be applied
             preprocessing = {**preprocessing, "pad_to_square": bool(pad_to_square)}
-        bank.matrix_for(protocol.weights_fingerprint, preprocessing)
+        bank.matrix_for(protocol.model_fingerprint or protocol.weights_fingerprint, preprocessing)
 
 
 def load_scorer(checkpoint: str | os.PathLike, anchors: str | os.PathLike | AnchorBank | None = None,
@@ -49,14 +48,15 @@ def load_scorer(checkpoint: str | os.PathLike, anchors: str | os.PathLike | Anch
         anchors: Anchor bank JSON (``anchors build``) or an ``AnchorBank``; default: the export's
             own ``anchors.json``.
         batch_size: Image pairs per forward pass.
-        recompute_anchors: Recompute the anchor matrix if the bank's came from other weights.
+        recompute_anchors: Recompute the anchor matrix, even if the bank holds one.
         device: Where the model runs (``cuda``, ``cpu``, ...); default: the first GPU if any.
         dtype: Weight dtype: ``float32``, ``bfloat16`` or ``float16`` (a 7B model in float32 needs
             ~33 GB of memory; bfloat16 halves it).
         pad_to_square: Override the export's image preprocessing (logged); None: as trained.
         cache: The comparison cache: True (default) the user cache folder (``<cache root>/comparisons``,
             ``cache_folders``; off when ``C2S_CACHE_DIR=off``), a folder, a ``ComparisonCache``, or False
-            (off). Keyed by the export's weights fingerprint, so other weights never hit.
+            (off). Keyed by the export's model fingerprint (weights, config, tokenizer, processor, chat
+            template, protocol) and ``dtype``, so no other model or dtype ever hits.
         **options: Further ``Compare2Scorer`` options (``matrix``, ``temperature``, ``link``,
             ``workers``, ...). Images load as the protocol's ``image_preprocessing`` says
             (``ImagePreprocessing``: JPEGs decoded at the model's input size in newer exports).

@@ -20,7 +20,7 @@ from PIL import Image
 
 from c2s_lightning.data.images import ImagePreprocessing
 from c2s_lightning.models.protocol import ComparisonProtocol
-from c2s_lightning.scoring.bank import AnchorBank, StaleAnchorBankError
+from c2s_lightning.scoring.bank import AnchorBank
 from c2s_lightning.scoring.image_feed import ImageMemo, prefetch
 from c2s_lightning.scoring.map import comparison_matrix, map_estimate, readoff
 from c2s_lightning.scoring.soft import count_probability, soft_probability
@@ -63,8 +63,9 @@ class Compare2Scorer:
         pad_to_square: Pad images to a square with their mean colour; None: as the protocol (or
             ``pipeline``) says, no padding without one. An override of the protocol is logged as
             a warning.
-        recompute_anchors: Recompute the anchor matrix when the bank's was computed by other
-            weights or on other preprocessing (otherwise that is a ``StaleAnchorBankError``).
+        recompute_anchors: Recompute the anchor matrix (once, on first use) even if the bank
+            holds one; otherwise a matrix of another model, preprocessing or anchor image files
+            is a ``StaleAnchorBankError``.
         pipeline: How paths and PIL images become the model's images when there is no
             ``protocol`` (``ImagePreprocessing.for_encoder``: the one training used); default:
             full resolution.
@@ -92,6 +93,7 @@ class Compare2Scorer:
         self.recompute_anchors, self.workers = recompute_anchors, workers
         self._load = memo if memo is not None else self.pipeline.load
         self._anchor_images: list[Image.Image] | None = None
+        self._recomputed = False
 
     def _probability(self, level_logits: torch.Tensor) -> torch.Tensor:
         if self.matrix == "count":
@@ -113,11 +115,12 @@ class Compare2Scorer:
         """``[n, n]`` P(anchor i beats anchor j): the bank's, or computed once (both orders).
 
         Raises:
-            StaleAnchorBankError: the bank's matrix came from other weights or preprocessing and
-                ``recompute_anchors`` is off.
+            StaleAnchorBankError: the bank's matrix came from another model, preprocessing or
+                anchor images and ``recompute_anchors`` is off.
         """
         model_id = str(self.comparator.model_id)
-        if self.bank.matrix is None or (self.recompute_anchors and not self._bank_fits(model_id)):
+        if self.bank.matrix is None or (self.recompute_anchors and not self._recomputed):
+            self._recomputed = True
             # pair (first=j, second=i) gives P(i beats j); comparison_matrix then averages the
             # two presentation orders as (A + 1 - A^T) / 2.
             block = self.rows(self.anchor_images) if self._fast else self._plain_block()
@@ -125,13 +128,6 @@ class Compare2Scorer:
             protocol = None if self.protocol is None else self.protocol.to_dict()
             self.bank.set_matrix(block.tolist(), model_id, self.preprocessing, protocol=protocol)
         return torch.tensor(self.bank.matrix_for(model_id, self.preprocessing), dtype=torch.float64)
-
-    def _bank_fits(self, model_id: str) -> bool:
-        try:
-            self.bank.matrix_for(model_id, self.preprocessing)
-        except StaleAnchorBankError:
-            return False
-        return True
 
     def rows(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """``[B, n]`` P(test image beats anchor j), anchor shown first, test image second."""

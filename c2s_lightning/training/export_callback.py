@@ -19,7 +19,7 @@ PROTOCOL_KEY = "compare2score_protocol"
 class HFExport(L.Callback):
     """Exports the model at the end of ``fit`` as a complete scorer for ``score``, ``anchors build``
     and ``evaluate``: the Hugging Face folder, ``compare2score.json`` (the comparison protocol with
-    the weights fingerprint) and ``anchors.json`` (the evaluator's anchor bank with its images).
+    the model fingerprint) and ``anchors.json`` (the evaluator's anchor bank with its images).
 
     Args:
         dirpath: Output folder; default ``<run folder>/export``. An existing folder that is not
