@@ -31,11 +31,11 @@ def live_scorer(comparator: LevelComparator, bank: AnchorBank, image_options: di
             by the comparison cache.
         bank: The anchors (their matrix is computed by this model on first use).
         image_options: The data module's ``image_options()``.
-        memo: Decoded images kept between calls; used only when it loads with this pipeline.
+        memo: Decoded images kept between calls, built with ``training_pipeline`` (its pipeline is
+            then the scorer's; the caller rebuilds it when the model's pipeline changes).
         **options: Further ``Compare2Scorer`` options (``matrix``, ``batch_size``, ``workers``...).
     """
-    pipeline = training_pipeline(comparator, image_options)
-    memo = memo if memo is not None and memo.pipeline == pipeline else None
+    pipeline = memo.pipeline if memo is not None else training_pipeline(comparator, image_options)
     return Compare2Scorer(comparator, bank, pipeline=pipeline, memo=memo, **options)
 
 
