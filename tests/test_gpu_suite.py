@@ -222,7 +222,8 @@ def test_the_python_that_sees_cuda_runs_with_the_wheelhouse_first_on_its_path(tm
 
 @pytest.mark.slow
 def test_cpu_dry_run_runs_every_step(tmp_path):
-    """About 2.5 minutes on 2 cores: every script at tiny sizes, DDP evaluation on 2 CPU processes."""
+    """About 3 minutes on 2 cores: every script at tiny sizes, DDP evaluation on 2 CPU processes; every
+    figure passes its check (a wrong one would be FAILED)."""
     done = subprocess.run(["bash", str(SUITE)], env=_env(tmp_path, GPU_SUITE_DRY_RUN="1"),
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
