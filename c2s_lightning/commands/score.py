@@ -22,7 +22,6 @@ from c2s_lightning.commands.cache_options import add_cache_arguments, cache_sett
 from c2s_lightning.infra.arguments import parse_tool, tool_parser
 from c2s_lightning.data.records import DatasetError
 
-DTYPE_CHOICES = ["auto", "float32", "bfloat16", "float16"]
 IMAGE_SUFFIXES = {".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".gif"}
 
 
@@ -36,9 +35,8 @@ def _parser():
                    help="raw: the MAP score (default); minmax: 0-100 between the worst and best anchor")
     p.add_argument("--out", type=Path, help="CSV to write (path, score, error); default: print to stdout")
     p.add_argument("--device", help="cuda, cuda:1, cpu ... (default: the first GPU if any)")
-    p.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES,
-                   help="weight dtype; auto: bfloat16 on a CUDA device that supports it (half the memory of "
-                        "float32 for a 7B model), else float32")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="weight dtype; auto: bfloat16 (half float32's memory) on a CUDA device with bf16, else float32")
     p.add_argument("--batch-size", type=int, default=16, help="image pairs per forward pass")
     p.add_argument("--pad-to-square", action=argparse.BooleanOptionalAction, default=None,
                    help="override the export's image preprocessing (reported); default: as the model was trained")
@@ -55,8 +53,8 @@ def _parser():
 
 
 def resolve_dtype(choice: str, device: str | None, command: str | None) -> str:
-    """``--dtype``: ``auto`` is bfloat16 when ``device`` (None: the first GPU if any) is a CUDA device
-    that supports it, else float32; the choice is said in one line, prefixed by ``command`` (None: not said)."""
+    """``auto``: bfloat16 on a CUDA ``device`` (None: the first GPU if any) with bf16, else float32; the
+    choice said in one line after ``command`` (None: not said)."""
     if choice != "auto":
         return choice
     import torch
