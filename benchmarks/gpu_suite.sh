@@ -105,7 +105,7 @@ if [ "$DRY" = 1 ]; then
   run_step zero_steps 240 json --json "$WORK/gpu_check.json" -- "$PY" "$ROOT/benchmarks/gpu_check.py" \
     --accelerator cpu --strategies --steps 2 --out "$WORK/gpu_check" --json "$WORK/gpu_check.json"
 else
-  run_step zero_steps 110 json --json "$WORK/gpu_check.json" -- "$PY" "$ROOT/benchmarks/gpu_check.py" \
+  run_step zero_steps 150 json --json "$WORK/gpu_check.json" -- "$PY" "$ROOT/benchmarks/gpu_check.py" \
     --steps 6 --out "$WORK/gpu_check" --json "$WORK/gpu_check.json"
 fi
 
@@ -113,7 +113,7 @@ fi
 if [ "$DRY" = 1 ]; then
   run_step scoring_7b 180 scoring -- "$PY" "$ROOT/benchmarks/scoring.py" --quick --images 4 --naive-images 2
 else
-  run_step scoring_7b 80 scoring -- "$PY" "$ROOT/benchmarks/scoring.py" --gpu
+  run_step scoring_7b 100 scoring -- "$PY" "$ROOT/benchmarks/scoring.py" --gpu
 fi
 
 # -- mplug_owl2 -----------------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ if [ "$DRY" = 1 ]; then
   run_step mplug_owl2 180 json --json "$WORK/mplug_owl2.json" -- "$PY" "$ROOT/benchmarks/gpu_mplug_owl2.py" \
     --size tiny --device cpu --dtype float32 --pairs 2 --repeats 1 --out "$WORK/mplug_owl2.json"
 else
-  run_step mplug_owl2 90 json --json "$WORK/mplug_owl2.json" -- "$PY" "$ROOT/benchmarks/gpu_mplug_owl2.py" \
+  run_step mplug_owl2 100 json --json "$WORK/mplug_owl2.json" -- "$PY" "$ROOT/benchmarks/gpu_mplug_owl2.py" \
     --out "$WORK/mplug_owl2.json"
 fi
 
@@ -130,7 +130,7 @@ if [ "$DRY" = 1 ]; then
   run_step score_loading_7b 180 json --json "$WORK/score_loading.json" -- "$PY" "$ROOT/benchmarks/score_loading.py" \
     --quick --images 16 --rounds 1 --out "$WORK/score_loading.json"
 else
-  run_step score_loading_7b 100 json --json "$WORK/score_loading.json" -- "$PY" "$ROOT/benchmarks/score_loading.py" \
+  run_step score_loading_7b 120 json --json "$WORK/score_loading.json" -- "$PY" "$ROOT/benchmarks/score_loading.py" \
     --gpu --out "$WORK/score_loading.json"
 fi
 
