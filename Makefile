@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-all quickstart clean
+.PHONY: install test test-all quickstart wheelhouse clean
 
 # torch==2.13.0 is named in the same pip command as everything else: alone, a dependency's
 # plain "torch" could pull a multi-GB CUDA build. torchvision is never installed.
@@ -29,5 +29,14 @@ test-all: $(STAMP)
 quickstart: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m c2s_lightning fit --config experiments/quickstart.yaml
 
+# Wheels for an offline GPU node whose Python holds CUDA torch (docs/gpu_offline.md): what it lacks of the
+# runtime dependencies, for the package list in GPU_PACKAGES (its `pip list --format freeze`), never torch.
+# WHEELHOUSE_WITHOUT=wandb leaves W&B out (~20 MiB less; enough for the GPU suite, which logs no W&B).
+GPU_PACKAGES ?= tools/gpu_image_packages.txt
+WHEELHOUSE_WITHOUT ?=
+wheelhouse: $(STAMP)
+	rm -rf wheelhouse
+	$(PY) tools/wheelhouse.py --target $(GPU_PACKAGES) --out wheelhouse $(if $(WHEELHOUSE_WITHOUT),--without $(WHEELHOUSE_WITHOUT))
+
 clean:
-	rm -rf $(VENV) outputs
+	rm -rf $(VENV) outputs wheelhouse

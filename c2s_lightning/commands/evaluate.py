@@ -9,7 +9,8 @@ preprocessed as the export's ``compare2score.json`` says, whatever the configs s
 a run folder of its own under ``trainer.default_root_dir``. Comparisons go through the comparison
 cache (``--cache-dir``, default the user cache folder; ``--no-cache`` or an explicit
 ``--evaluator.cache_dir`` overrides), so runs of a sweep that differ in how comparisons are chosen
-or combined compute each one once.
+or combined compute each one once. ``--dtype`` sets ``--trainer.precision`` (``auto``: bf16-true on a
+CUDA GPU with bf16, else 32-true), unless that is given.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from c2s_lightning.infra.user_errors import suggestion
 
 PAD_OPTION = "--data.pad_to_square"
 CACHE_OPTION = "--evaluator.cache_dir"
+PRECISION_OPTION = "--trainer.precision"
+PRECISIONS = {"float32": "32-true", "bfloat16": "bf16-true", "float16": "16-true"}  # --dtype's
 # The settings that make a validate run an evaluation (nothing trains), as a config stacked last;
 # package data, so it is found in an installed package as in a checkout.
 PRESET = resources.files("c2s_lightning.commands") / "evaluate_defaults.yaml"
@@ -62,6 +65,18 @@ def cache_options(ns: Namespace, rest: list[str]) -> list[str]:
     return [CACHE_OPTION, str(folder)]
 
 
+def dtype_options(parser: ToolParser, dtype: str, rest: list[str]) -> list[str]:
+    """``--trainer.precision`` for ``--dtype`` (``auto`` resolved as ``score`` does), unless ``rest`` gives one."""
+    from c2s_lightning.commands.score import resolve_dtype
+
+    if any(a.split("=", 1)[0] == PRECISION_OPTION for a in rest):
+        if dtype != "auto":
+            parser.error(f"--dtype {dtype} and {PRECISION_OPTION} both given: give one")
+        return []
+    on_cpu = "--trainer.accelerator=cpu" in rest or ("--trainer.accelerator", "cpu") in zip(rest, rest[1:])
+    return [PRECISION_OPTION, PRECISIONS[resolve_dtype(dtype, "cpu" if on_cpu else None, "evaluate")]]
+
+
 def _ddp_options(devices: int | None, num_nodes: int | None) -> list[str]:
     """The trainer options of ``--devices``/``--num-nodes``: several processes run as ``ddp``."""
     options = [] if devices is None else ["--trainer.devices", str(devices)]
@@ -76,6 +91,8 @@ def _parser() -> ToolParser:
                    help="exported model folder (merged or adapter), or a Lightning .ckpt of the same config")
     p.add_argument("--test", action="store_true",
                    help="run the test loop instead of validate (metric keys follow --evaluator.eval_part either way)")
+    p.add_argument("--dtype", default="auto", choices=["auto", *PRECISIONS],
+                   help=f"weights' dtype, as {PRECISION_OPTION}; auto: bfloat16 on a CUDA GPU with bf16, else float32")
     add_cache_arguments(p)
     p.add_argument("--devices", type=int, help="processes per node: --trainer.devices N --trainer.strategy ddp")
     p.add_argument("--num-nodes", type=int, help="nodes: --trainer.num_nodes N (with ddp)")
@@ -122,7 +139,8 @@ def main(args: list[str]):
     ns = parse_tool(parser, own)
     from c2s_lightning.training.lightning_cli import run_lightning_cli
 
-    command = ["test" if ns.test else "validate", *rest, *cache_options(ns, rest), *_ddp_options(ns.devices, ns.num_nodes)]
+    command = ["test" if ns.test else "validate", *rest, *cache_options(ns, rest),
+               *dtype_options(parser, ns.dtype, rest), *_ddp_options(ns.devices, ns.num_nodes)]
     evaluate_options = tuple(long_options(parser))  # a mistyped one reaches LightningCLI: suggested there
     if str(ns.checkpoint).endswith(".ckpt"):
         return run_lightning_cli([*command, "--ckpt_path", ns.checkpoint], evaluate_options)

@@ -35,8 +35,8 @@ def _parser():
                    help="raw: the MAP score (default); minmax: 0-100 between the worst and best anchor")
     p.add_argument("--out", type=Path, help="CSV to write (path, score, error); default: print to stdout")
     p.add_argument("--device", help="cuda, cuda:1, cpu ... (default: the first GPU if any)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
-                   help="weight dtype; bfloat16 halves the memory of a 7B model")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="weight dtype; auto: bfloat16 (half float32's memory) on a CUDA device with bf16, else float32")
     p.add_argument("--batch-size", type=int, default=16, help="image pairs per forward pass")
     p.add_argument("--pad-to-square", action=argparse.BooleanOptionalAction, default=None,
                    help="override the export's image preprocessing (reported); default: as the model was trained")
@@ -50,6 +50,22 @@ def _parser():
                         "above 1 needs --out")
     p.add_argument("--num-nodes", type=int, default=1, help="nodes (started by torchrun or SLURM)")
     return p
+
+
+def resolve_dtype(choice: str, device: str | None, command: str | None) -> str:
+    """``auto``: bfloat16 on a CUDA ``device`` (None: the first GPU if any) with bf16, else float32; the
+    choice said in one line after ``command`` (None: not said)."""
+    if choice != "auto":
+        return choice
+    import torch
+
+    cuda = (device is None or str(device).startswith("cuda")) and torch.cuda.is_available()
+    dtype = "bfloat16" if cuda and torch.cuda.is_bf16_supported() else "float32"
+    why = "a CUDA device with bf16" if dtype == "bfloat16" else "CUDA without bf16" if cuda else "no CUDA device"
+    if command:
+        print(f"{command}: --dtype auto -> {dtype} ({why}; --dtype float32|bfloat16|float16 to choose)",
+              file=sys.stderr)
+    return dtype
 
 
 def expand(paths: list[Path]) -> list[Path]:
@@ -118,9 +134,10 @@ def main(args: list[str]) -> int:
 
         check_output_file(ns.out, [p for p in (*paths, ns.anchors, ns.checkpoint) if p], option="--out")
     ranks = shards.start_ranks(ns.devices, ns.num_nodes, ns.device)  # ddp: the other ranks re-run this command
+    dtype = resolve_dtype(ns.dtype, ranks.device, "score" if ranks.rank == 0 else None)
     start = time.perf_counter()
     try:
-        scorer = load_scorer(ns.checkpoint, ns.anchors, batch_size=ns.batch_size, device=ranks.device, dtype=ns.dtype,
+        scorer = load_scorer(ns.checkpoint, ns.anchors, batch_size=ns.batch_size, device=ranks.device, dtype=dtype,
                              recompute_anchors=ns.recompute_anchors, pad_to_square=ns.pad_to_square,
                              readoff=ns.readoff, cache=cache_setting(ns), workers=ns.workers)
         scorer.anchor_block()  # a stale bank fails here, before any image is read
@@ -128,7 +145,7 @@ def main(args: list[str]) -> int:
         raise SystemExit(f"error: {error}") from None
     ranks.barrier()  # the rate printed below counts scoring, not the other ranks' start
     loaded = time.perf_counter()
-    rows = shards.score_sharded(ranks, paths, ns.out, shards.run_key(paths, scorer, ns.dtype),
+    rows = shards.score_sharded(ranks, paths, ns.out, shards.run_key(paths, scorer, dtype),
                                 lambda chunk: score_paths(scorer, chunk, ns.workers),
                                 lambda rows: write_rows(rows, ns.out))
     if rows is None:  # not rank 0: rank 0 wrote the file and reports
