@@ -6,7 +6,7 @@
 # Steps, in order; each has its own timeout, is skipped when the suite's budget (GPU_SUITE_BUDGET_S, 450 s)
 # cannot hold it, and writes one entry of the JSON file (status, exit code, seconds, figures, or the log's
 # tail when it failed). GPU_SUITE_STEPS="env scoring_7b" runs a subset.
-#   env          torch, CUDA, GPUs, deepspeed versions
+#   env          torch, transformers, CUDA, GPUs, deepspeed versions
 #   zero_steps   benchmarks/gpu_check.py: ZeRO-2 and ZeRO-3 training steps of a ~100M model vs plain bf16
 #                (dry run: the plain CPU baseline only; DeepSpeed needs CUDA)
 #   scoring_7b   benchmarks/scoring.py --gpu: our scoring vs the release's path, LLaVA-1.5-7B-shaped, bf16
@@ -59,8 +59,9 @@ run_step() {
 
 # -- env ----------------------------------------------------------------------------------------------
 run_step env 60 env --json "$WORK/env.json" -- "$PY" -c '
-import json, sys, torch
+import json, sys, torch, transformers
 info = {"dry_run": sys.argv[2] == "1", "torch": torch.__version__, "cuda": torch.version.cuda,
+        "transformers": transformers.__version__,
         "gpus": [torch.cuda.get_device_name(k) for k in range(torch.cuda.device_count())]}
 try:
     import deepspeed
