@@ -108,7 +108,9 @@ def test_the_top_level_holds_entry_points_only_and_every_folder_is_a_layer():
 
 def test_the_package_stays_within_its_line_budget():
     lines = sum(len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py"))
-    assert lines <= 13_140, lines  # lowered to 13,075 (the size before the sort) when the W&B file reader goes
+    # lowered to 13,075 (the size before the sort) when the W&B file reader goes; +65 for
+    # models/hf_versions.py and the mPLUG-Owl2 cache names (the transformers 5.17 floor, issue 22)
+    assert lines <= 13_205, lines
 
 
 def test_the_export_callback_needs_nothing_from_the_evaluator():
