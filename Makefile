@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-all quickstart wheelhouse clean
+.PHONY: install test test-all test-floor quickstart wheelhouse clean
 
 # torch==2.13.0 is named in the same pip command as everything else: alone, a dependency's
 # plain "torch" could pull a multi-GB CUDA build. torchvision is never installed.
@@ -21,6 +21,29 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
+
+# The model, scoring and GPU-suite tests again on the oldest releases pyproject allows
+# (constraints-floor.txt; docs/versions.md). .venv-floor holds only those releases and reads every
+# other package from .venv (a .pth file placed after its own site-packages).
+FLOOR := .venv-floor
+FLOOR_PY := $(FLOOR)/bin/python
+FLOOR_TESTS := tests/test_hf_versions.py tests/test_fast_scoring.py tests/test_mplug_backbone.py tests/mplug_owl2 \
+	tests/test_scorer.py tests/test_backbones.py tests/test_module.py tests/test_export.py tests/test_metric_api.py \
+	tests/test_gpu_suite.py tests/test_caching_comparator.py tests/test_adapters.py tests/test_encoding.py \
+	tests/test_real_tokenizers.py tests/test_images.py tests/test_loading.py tests/test_datamodule.py
+MAIN_SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+
+$(FLOOR)/.installed: $(STAMP) constraints-floor.txt
+	rm -rf $(FLOOR)
+	$(PY) -m venv $(FLOOR)
+	echo "import site; site.addsitedir('$(MAIN_SITE)')" \
+		> "$$($(FLOOR_PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/c2s_main_venv.pth"
+	$(FLOOR_PY) -m pip install --quiet -c constraints-floor.txt "torch==2.13.0" \
+		transformers lightning torchmetrics huggingface_hub tokenizers
+	touch $@
+
+test-floor: $(FLOOR)/.installed
+	C2S_FLOOR_CONSTRAINTS=constraints-floor.txt OMP_NUM_THREADS=1 $(FLOOR_PY) -m pytest -q $(FLOOR_TESTS)
 
 # The main job: synthetic data, a tiny model trained on CPU, soft-comparison evaluation before and after,
 # a W&B offline run, checkpoints, scatter plots and an exported model (a complete scorer) in a run folder of its
@@ -39,4 +62,4 @@ wheelhouse: $(STAMP)
 	$(PY) tools/wheelhouse.py --target $(GPU_PACKAGES) --out wheelhouse $(if $(WHEELHOUSE_WITHOUT),--without $(WHEELHOUSE_WITHOUT))
 
 clean:
-	rm -rf $(VENV) outputs wheelhouse
+	rm -rf $(VENV) $(FLOOR) outputs wheelhouse

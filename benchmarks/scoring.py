@@ -6,7 +6,8 @@ images re-encoded every time (``Comparator.level_logits(..., batch_size=1)``). O
 (chat text, anchor image, the words up to the test image) run once and its key/value cache reused,
 all (anchor, test) suffixes batched. Our time includes the one-off anchor work. Both give level
 logits; the largest difference of the soft-comparison probabilities is printed. The last line is
-``speedup=<float> max_abs_diff=<float>``.
+``speedup=<float> max_abs_diff=<float>``; the exit code is 1 when the figures cannot be right
+(``wrong_figures``), so the GPU suite records the step as failed, not ok.
 
     .venv/bin/python benchmarks/scoring.py --quick        # tiny LLaVA on the CPU, well under a minute
     .venv/bin/python benchmarks/scoring.py --gpu          # LLaVA-1.5-7B-shaped, random bf16 weights
@@ -129,6 +130,19 @@ def fast_logits(backbone, anchors, tests, batch_size: int, reuse_prefix: bool = 
     return torch.cat(chunks)
 
 
+def wrong_figures(naive: torch.Tensor, ours: torch.Tensor, diff: float, dtype: torch.dtype) -> str | None:
+    """Why these logits cannot be right, or None: the two paths disagree beyond rounding, or
+    distinct test images got identical logits (what transformers 5.17 ignoring cached image
+    features did: issue 22)."""
+    tolerance = 1e-4 if dtype == torch.float32 else 0.05  # bf16 runs measured 0.0078 (2^-7)
+    if not diff <= tolerance:
+        return f"max_abs_diff {diff:.3g} exceeds {tolerance:g} for {dtype}"
+    for name, rows in (("release", naive), ("ours", ours)):
+        if len(rows) > 1 and bool((rows == rows[:1]).all()):
+            return f"every test image got the same logits on the {name} path"
+    return None
+
+
 def parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small CPU run (tiny LLaVA, 24 images)")
@@ -192,6 +206,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  ours (batch {args.batch_size} pairs):      {1000 * ours_per:9.2f} ms/image, "
           f"peak +{ours_mem / 2**20:8.1f} MiB (incl. one-off anchor work)")
     print(f"speedup={naive_per / ours_per:.2f} max_abs_diff={diff:.3g}")
+    if problem := wrong_figures(naive, ours, diff, backbone.model.dtype):
+        raise SystemExit(f"wrong figures: {problem}")
 
 
 if __name__ == "__main__":

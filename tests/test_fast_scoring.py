@@ -121,11 +121,27 @@ def test_scorer_scores_equal_across_paths_and_batch_sizes(tiny_backbone_cache, t
             torch.testing.assert_close(scorer.anchor_block(), block, atol=1e-6, rtol=0)
 
 
-def test_benchmark_quick_run_prints_the_summary_line(capsys):
+def _benchmark():
     path = Path(__file__).parents[1] / "benchmarks" / "scoring.py"
     spec = importlib.util.spec_from_file_location("scoring_benchmark", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_refuses_figures_that_cannot_be_right():
+    wrong = _benchmark().wrong_figures
+    rows = torch.tensor([[[0.1, 0.2, 0.3, 0.4, 0.5]], [[0.5, 0.4, 0.3, 0.2, 0.1]]])
+    same = rows[:1].expand(2, -1, -1)  # issue 22: every test image the same logits
+    assert wrong(rows, rows, 0.0, torch.float32) is None
+    assert wrong(rows, rows, 0.03, torch.bfloat16) is None
+    assert "exceeds" in wrong(rows, rows, 0.03, torch.float32)
+    assert "exceeds" in wrong(rows, rows, float("nan"), torch.float32)
+    assert wrong(rows, same, 0.0, torch.float32) == "every test image got the same logits on the ours path"
+
+
+def test_benchmark_quick_run_prints_the_summary_line(capsys):
+    module = _benchmark()
     module.main(["--quick", "--images", "3", "--anchors", "2", "--batch-size", "4"])
     last = capsys.readouterr().out.strip().splitlines()[-1]
     match = re.fullmatch(r"speedup=(\S+) max_abs_diff=(\S+)", last)

@@ -220,6 +220,20 @@ def test_the_python_that_sees_cuda_runs_with_the_wheelhouse_first_on_its_path(tm
     assert done.returncode == 1
 
 
+def test_dry_run_records_the_scoring_steps_as_ok_with_true_figures(tmp_path):
+    """Issue 22's step on the transformers that runs the tests (5.17 in the floor run): a wrong
+    figure fails the step (benchmarks/scoring.py checks its own logits) instead of reading ok."""
+    import transformers
+
+    done = subprocess.run(["bash", str(SUITE)], capture_output=True, text=True, timeout=300, env=_env(
+        tmp_path, GPU_SUITE_DRY_RUN="1", GPU_SUITE_STEPS="env scoring_7b"))
+    assert done.returncode == 0, done.stderr
+    steps = json.loads((tmp_path / "out" / "gpu_suite.json").read_text())["steps"]
+    assert {name: s["status"] for name, s in steps.items()} == dict.fromkeys(["env", "scoring_7b"], "ok")
+    assert steps["env"]["figures"]["packages"]["transformers"]["version"] == transformers.__version__
+    assert steps["scoring_7b"]["figures"]["max_abs_diff"] < 1e-4
+
+
 @pytest.mark.slow
 def test_cpu_dry_run_runs_every_step(tmp_path):
     """About 3 minutes on 2 cores: every script at tiny sizes, DDP evaluation on 2 CPU processes; every

@@ -229,7 +229,11 @@ def test_fit_fast_dev_run_with_the_override_configs(tmp_path, stack):
     net = cli.model.net
     assert isinstance(net, MPLUGOwl2ForCausalLM)
     assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
-    assert net.is_activation_checkpointing == (stack == "7b-recipe")
+    # transformers 5.2x's name; 5.17 (the floor) has only is_gradient_checkpointing
+    checkpointing = getattr(net, "is_activation_checkpointing", None)
+    if checkpointing is None:
+        checkpointing = net.is_gradient_checkpointing
+    assert checkpointing == (stack == "7b-recipe")
     assert net.dtype == (torch.bfloat16 if stack == "7b-recipe" else torch.float32)
     fresh = build_backbone("tiny-mplug-owl2").model
     assert not torch.equal(net.lm_head.weight.float(), fresh.lm_head.weight)  # the step moved the weights

@@ -15,14 +15,10 @@ from pathlib import Path
 
 import torch
 from tokenizers import AddedToken
-from transformers import (
-    AutoConfig,
-    AutoImageProcessor,
-    AutoModelForImageTextToText,
-    AutoProcessor,
-    AutoTokenizer,
-    PreTrainedModel,
-)
+from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer, PreTrainedModel
+
+# From its module: transformers 5.17's top-level name is a placeholder that demands torchvision.
+from transformers.models.auto.image_processing_auto import AutoImageProcessor
 
 from c2s_lightning.data import prompts
 from c2s_lightning.data.levels import LEVELS

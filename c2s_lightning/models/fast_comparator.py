@@ -15,12 +15,13 @@ pass over both images. Here:
   it is batched with (up to float rounding).
 
 Families whose text around an image depends on more than its size (Idefics3 with image
-splitting) and families without ``mm_encoder_outputs`` (mPLUG-Owl2) take the plain path.
+splitting) and families without cached-feature input (mPLUG-Owl2) take the plain path. Where the
+installed ``transformers`` predates ``mm_encoder_outputs`` (5.17), the features enter as
+``inputs_embeds`` instead (``hf_versions.image_inputs``).
 """
 
 from __future__ import annotations
 
-import inspect
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,11 +29,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 from transformers.cache_utils import DynamicCache, DynamicLayer
-from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from c2s_lightning.models.backbones import Backbone
 from c2s_lightning.models.comparator import Comparator, comparison_query, evaluating
 from c2s_lightning.models.encoding import batch_to
+from c2s_lightning.models.hf_versions import cache_argument, image_inputs
 
 FAST_FAMILIES = ("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3")
 """Model types whose image tokens can be fed from cached features."""
@@ -253,13 +254,12 @@ class FastComparator(Comparator):
         model = self.backbone.model
         device = next(model.parameters()).device
         kwargs = dict(
-            input_ids=ids.to(device).expand(rows, -1),
+            image_inputs(model, ids.to(device).expand(rows, -1), features),
             position_ids=positions.to(device).expand(*positions.shape[:-2], rows, positions.shape[-1]),
-            mm_encoder_outputs={"image": BaseModelOutputWithPooling(pooler_output=features)},
             logits_to_keep=1, use_cache=cache is not None,
         )
         if cache is not None:
-            kwargs[_cache_argument(model)] = cache
+            kwargs[cache_argument(model)] = cache
         return model(**kwargs).logits[:, -1, self.backbone.level_token_ids].float().cpu()
 
 
@@ -280,8 +280,3 @@ def _inner_model(model):
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return base.model
 
-
-def _cache_argument(model) -> str:
-    # transformers renamed past_key_values to cache (the old name is deprecated until 5.40).
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"

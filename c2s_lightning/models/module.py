@@ -18,6 +18,7 @@ from c2s_lightning.models.backbones import Backbone, build_backbone, check_model
 from c2s_lightning.models.comparator import Comparator
 from c2s_lightning.models.fast_comparator import FastComparator
 from c2s_lightning.models.encoding import model_inputs
+from c2s_lightning.models.hf_versions import enable_checkpointing
 
 
 
@@ -106,8 +107,8 @@ class Compare2ScoreModule(L.LightningModule):
                 train_vision=hp.train_vision, train_projector=hp.train_projector)
             self.backbone.model = self.net
             self.net.train()  # builders hand over eval-mode models; Lightning keeps modes as found
-            if hp.gradient_checkpointing:  # the pinned transformers' name; the old one warns
-                self.net.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            if hp.gradient_checkpointing:
+                enable_checkpointing(self.net)
 
     @property
     def encode_train(self) -> Callable[[list[dict]], dict]:

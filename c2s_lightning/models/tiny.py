@@ -12,7 +12,6 @@ import torch
 from transformers import (
     Idefics3Config,
     Idefics3ForConditionalGeneration,
-    Idefics3ImageProcessorPil,
     Idefics3Processor,
     Idefics3VisionConfig,
     LlamaConfig,
@@ -29,6 +28,9 @@ from transformers import (
     SiglipImageProcessorPil,
     SiglipVisionConfig,
 )
+
+# From its module: transformers 5.17's top-level name is a placeholder that demands torchvision.
+from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
 
 from c2s_lightning.models.mplug_owl2 import (
     MPLUGOwl2ForCausalLM,

@@ -9,7 +9,7 @@ from transformers.cache_utils import Cache
 
 from .configuration import MPLUGOwl2Config
 from .multimodal import expand_image_placeholders
-from .modeling import MPLUGOwl2CausalLMOutput, MPLUGOwl2Model, MPLUGOwl2PreTrainedModel
+from .modeling import CACHE_FIELD, MPLUGOwl2CausalLMOutput, MPLUGOwl2Model, MPLUGOwl2PreTrainedModel
 
 
 class MPLUGOwl2ForCausalLM(MPLUGOwl2PreTrainedModel, GenerationMixin):
@@ -93,7 +93,7 @@ class MPLUGOwl2ForCausalLM(MPLUGOwl2PreTrainedModel, GenerationMixin):
         return MPLUGOwl2CausalLMOutput(
             loss=loss,
             logits=logits,
-            cache=outputs.cache,
+            **{CACHE_FIELD: getattr(outputs, CACHE_FIELD)},
             hidden_states=outputs.hidden_states,
             attention_mask=outputs.attention_mask,
             modality_indicators=outputs.modality_indicators,

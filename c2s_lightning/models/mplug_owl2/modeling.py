@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import inspect
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
@@ -18,6 +19,11 @@ from .configuration import MPLUGOwl2Config
 from .decoder import MPLUGOwl2DecoderLayer
 from .multimodal import expand_image_placeholders, merge_image_features, placeholder_layout
 from .vision import MPLUGOwl2VisionModel, VisionEmbeddings
+
+# transformers 5.2x renamed ``past_key_values`` to ``cache``, in the mask helper's keywords and in the
+# output classes' fields; both names are read off the installed version (5.17 has the old ones).
+_MASK_CACHE_KEYWORD = "cache" if "cache" in inspect.signature(create_causal_mask).parameters else "past_key_values"
+CACHE_FIELD = "cache" if "cache" in {f.name for f in fields(BaseModelOutputWithPast)} else "past_key_values"
 
 
 @dataclass
@@ -168,7 +174,7 @@ class MPLUGOwl2Model(MPLUGOwl2PreTrainedModel):
         )
         return MPLUGOwl2ModelOutput(
             last_hidden_state=hidden_states,
-            cache=cache,
+            **{CACHE_FIELD: cache},
             hidden_states=all_hidden if output_hidden_states else None,
             attention_mask=attention_mask,
             modality_indicators=modality_indicators,
@@ -186,7 +192,7 @@ class MPLUGOwl2Model(MPLUGOwl2PreTrainedModel):
             position_ids = position_ids.unsqueeze(0)
         mask = create_causal_mask(
             config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
-            cache=cache, position_ids=position_ids,
+            position_ids=position_ids, **{_MASK_CACHE_KEYWORD: cache},
         )
         hidden_states = inputs_embeds
         position_embeddings = self.rotary_emb(hidden_states, position_ids=position_ids)
