@@ -108,7 +108,8 @@ def test_the_top_level_holds_entry_points_only_and_every_folder_is_a_layer():
 
 def test_the_package_stays_within_its_line_budget():
     lines = sum(len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py"))
-    assert lines <= 13_140, lines  # lowered to 13,075 (the size before the sort) when the W&B file reader goes
+    # 13,140 + 150 for equal forwards on every rank and FSDP2 (models/lockstep.py, prefix_cache.py, sharding.py);
+    assert lines <= 13_290, lines  # lowered by 65 (the size before the sort) when the W&B file reader goes
 
 
 def test_the_export_callback_needs_nothing_from_the_evaluator():

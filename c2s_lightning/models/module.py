@@ -133,7 +133,7 @@ class Compare2ScoreModule(L.LightningModule):
     def comparator(self) -> Comparator:
         """What scoring needs: level logits for (first, second) image pairs."""
         self.configure_model()
-        return FastComparator(self.backbone)  # plain path for families it does not cover
+        return FastComparator(self.backbone, lockstep=True)  # every rank scores; other families: plain path
 
     # -- steps ----------------------------------------------------------------------------
     def _answer_loss(self, batch: dict[str, torch.Tensor], word_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
