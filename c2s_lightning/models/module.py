@@ -18,6 +18,7 @@ from c2s_lightning.models.backbones import Backbone, build_backbone, check_model
 from c2s_lightning.models.comparator import Comparator
 from c2s_lightning.models.fast_comparator import FastComparator
 from c2s_lightning.models.encoding import model_inputs
+from c2s_lightning.models.sharding import shard_blocks
 
 
 
@@ -105,6 +106,8 @@ class Compare2ScoreModule(L.LightningModule):
                 lora_dropout=hp.lora_dropout, lora_target_modules=hp.lora_target_modules,
                 train_vision=hp.train_vision, train_projector=hp.train_projector)
             self.backbone.model = self.net
+            if self._device_mesh is not None:  # ModelParallelStrategy: FSDP2 over the data-parallel ranks
+                shard_blocks(self.net, self._device_mesh["data_parallel"])
             self.net.train()  # builders hand over eval-mode models; Lightning keeps modes as found
             if hp.gradient_checkpointing:  # the pinned transformers' name; the old one warns
                 self.net.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
