@@ -54,7 +54,11 @@ def cached_comparator(inner: Any, setting: CacheSetting, fingerprint: str,
     """``inner`` wrapped in a ``CachingComparator`` (``protocol`` as from ``cache_protocol``),
     or ``inner`` itself when ``setting`` turns caching off."""
     cache = open_cache(setting)
-    return inner if cache is None else CachingComparator(inner, cache, fingerprint, protocol)
+    if cache is None:
+        return inner
+    if getattr(inner, "lockstep", False):  # each rank misses other pairs: no common count to keep
+        inner.lockstep = False  # (needed only under sharded weights, where the callers turn the cache off)
+    return CachingComparator(inner, cache, fingerprint, protocol)
 
 
 def cache_counts(comparator: Any) -> dict[str, int] | None:

@@ -87,6 +87,7 @@ def score_paths(scorer, paths: list[Path], workers: int = 0, chunk: int = 64) ->
     """
     from tqdm import tqdm
 
+    from c2s_lightning.models.lockstep import stand_in
     from c2s_lightning.scoring.image_feed import prefetch
 
     def load(path: Path):
@@ -100,9 +101,11 @@ def score_paths(scorer, paths: list[Path], workers: int = 0, chunk: int = 64) ->
             contextlib.closing(prefetch(load, paths, workers, ahead=chunk)) as loaded:
         for start in range(0, len(paths), chunk):
             part = [(str(path), *next(loaded)) for path in paths[start:start + chunk]]
-            bar.update(sum(1 for _, _, error in part if error))
-            scores = iter(scorer.score([image for _, image, error in part if not error], progress=bar.update).tolist())
-            rows += [(p, None, e) if e else (p, next(scores), "") for p, _, e in part]
+            # an unreadable image is scored as a stand-in, its score dropped: with several processes
+            # every rank then makes the same calls (which FastComparator's lockstep needs)
+            other = stand_in([[image for _, image, error in part if not error]])
+            scores = scorer.score([other if error else image for _, image, error in part], progress=bar.update)
+            rows += [(p, None, e) if e else (p, s, "") for (p, _, e), s in zip(part, scores.tolist())]
     return rows
 
 
@@ -139,7 +142,8 @@ def main(args: list[str]) -> int:
     try:
         scorer = load_scorer(ns.checkpoint, ns.anchors, batch_size=ns.batch_size, device=ranks.device, dtype=dtype,
                              recompute_anchors=ns.recompute_anchors, pad_to_square=ns.pad_to_square,
-                             readoff=ns.readoff, cache=cache_setting(ns), workers=ns.workers)
+                             readoff=ns.readoff, cache=cache_setting(ns), workers=ns.workers,
+                             lockstep=ranks.world > 1)
         scorer.anchor_block()  # a stale bank fails here, before any image is read
     except (StaleAnchorBankError, ProtocolError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None

@@ -9,8 +9,10 @@ only the images no part holds, whatever its device count, so no image is lost or
 The parts folder records those inputs (``key.json``); a rerun with different ones is refused
 instead of mixing two runs' scores.
 
-The model is not wrapped in DDP: scoring needs no gradient, so ranks never synchronise inside a
-forward pass and only meet at barriers (model loaded, parts read, parts written).
+The model is not wrapped in DDP: scoring needs no gradient, so ranks meet only at barriers
+(model loaded, parts read, parts written) and, cache off, in each comparator call, where
+``FastComparator`` agrees on equal forward counts (``models/lockstep.py``); an unreadable image
+is scored as a stand-in so that every rank makes the same calls.
 """
 
 from __future__ import annotations

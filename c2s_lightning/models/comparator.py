@@ -102,11 +102,13 @@ def comparison_query(first, second) -> dict:
 
 @contextmanager
 def evaluating(model: torch.nn.Module) -> Iterator[None]:
-    """Eval mode and ``torch.inference_mode`` inside; the model's training flag restored after."""
+    """Eval mode and ``torch.inference_mode`` inside (``no_grad`` for FSDP2 models: parameters it
+    sets up there would become inference tensors); the model's training flag restored after."""
     was_training = model.training
     model.eval()
+    sharded = any(c.__name__ == "FSDPModule" for c in type(model).__mro__)  # fully_shard, no import
     try:
-        with torch.inference_mode():
+        with torch.no_grad() if sharded else torch.inference_mode():
             yield
     finally:
         model.train(was_training)

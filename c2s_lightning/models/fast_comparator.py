@@ -12,7 +12,10 @@ pass over both images. Here:
   prefix, anchor image, the words between the images) runs once per anchor and its keys/values are
   reused, so per pair only the test image and the answer prefix run;
 * pairs are grouped by signature, so no batch is padded and a pair's logits do not depend on what
-  it is batched with (up to float rounding).
+  it is batched with (up to float rounding);
+* how many forwards that takes depends on the size mix, so with several processes each phase
+  (vision tower, language model) runs as many forwards as the busiest rank plans, the others
+  repeating a forward (``models/lockstep.py``): ZeRO-3 and FSDP hang on unequal counts.
 
 Families whose text around an image depends on more than its size (Idefics3 with image
 splitting) and families without cached-feature input (mPLUG-Owl2) take the plain path. Where the
@@ -23,17 +26,19 @@ installed ``transformers`` predates ``mm_encoder_outputs`` (5.17), the features 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from transformers.cache_utils import DynamicCache, DynamicLayer
+from transformers.cache_utils import DynamicCache
 
 from c2s_lightning.models.backbones import Backbone
 from c2s_lightning.models.comparator import Comparator, comparison_query, evaluating
 from c2s_lightning.models.encoding import batch_to
 from c2s_lightning.models.hf_versions import cache_argument, image_inputs
+from c2s_lightning.models.lockstep import agreed_count, repeat_text_forward, stand_in
+from c2s_lightning.models.prefix_cache import PrefixCache
 
 FAST_FAMILIES = ("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3")
 """Model types whose image tokens can be fed from cached features."""
@@ -72,14 +77,19 @@ class FastComparator(Comparator):
         batch_size: Default number of pairs (and images for the vision tower) per forward pass.
         reuse_prefix: Run everything before the second image once per anchor (off: one forward
             over the whole pair, still from cached image features).
+        lockstep: Every rank makes the same calls: with several ``torch.distributed`` processes,
+            run as many forwards per call as the rank that needs most (ZeRO-3 and FSDP need it).
+            Off: each rank its own forwards (for ranks that ask different things).
     """
 
-    def __init__(self, backbone: Backbone, batch_size: int | None = None, *, reuse_prefix: bool = True):
+    def __init__(self, backbone: Backbone, batch_size: int | None = None, *, reuse_prefix: bool = True,
+                 lockstep: bool = False):
         super().__init__(backbone, batch_size)
-        self.reuse_prefix = reuse_prefix
+        self.reuse_prefix, self.lockstep = reuse_prefix, lockstep
+        self._lm_forwards = 0
         self._templates: dict[tuple, _Template] = {}
         self._anchors: dict[int, _Encoded] = {}
-        self._prefixes: dict[tuple, tuple[object, list]] = {}
+        self._prefixes = PrefixCache()
         self._weights: tuple | None = None
 
     @property
@@ -104,9 +114,9 @@ class FastComparator(Comparator):
         size = self._size(batch_size, len(first_images))
         with evaluating(self.backbone.model):
             self._check_weights()
-            codes = self._encode([*first_images, *second_images], size)
+            codes = self._encode([[*first_images, *second_images]], size)[0]
             pairs = list(zip(codes[: len(first_images)], codes[len(first_images):]))
-            return self._run_groups(pairs, size, self._full_logits)
+            return self._run_groups(pairs, size, prefix=False)
 
     def anchor_rows(self, anchor_images: Sequence, test_images: Sequence,
                     batch_size: int | None = None) -> Tensor:
@@ -129,11 +139,9 @@ class FastComparator(Comparator):
             return super().level_logits(firsts, seconds, size).reshape(shape)
         with evaluating(self.backbone.model):
             self._check_weights()
-            anchors = self._encode(anchor_images, size, keep=True)
-            tests = self._encode(test_images, size)
+            anchors, tests = self._encode([anchor_images, test_images], size, keep_first=True)
             pairs = [(a, t) for t in tests for a in anchors]
-            run = self._prefix_logits if self.reuse_prefix else self._full_logits
-            return self._run_groups(pairs, size, run).reshape(shape)
+            return self._run_groups(pairs, size, prefix=self.reuse_prefix).reshape(shape)
 
     # -- images ------------------------------------------------------------------------------
     def _size(self, batch_size: int | None, total: int) -> int:
@@ -146,16 +154,23 @@ class FastComparator(Comparator):
             self.clear_cache()
             self._weights = weights
 
-    def _encode(self, images: Sequence, size: int, keep: bool = False) -> list[_Encoded]:
-        """One encoding per image; each distinct image object through the vision tower once."""
-        known = dict(self._anchors)
-        missing = list({id(img): img for img in images if id(img) not in known}.values())
-        for start in range(0, len(missing), size):
-            for code in self._vision(missing[start : start + size]):
-                known[id(code.image)] = code
-                if keep:
-                    self._anchors[id(code.image)] = code
-        return [known[id(img)] for img in images]
+    def _encode(self, lists: Sequence[Sequence], size: int, keep_first: bool = False) -> list[list[_Encoded]]:
+        """One encoding per image of each list; each distinct image object through the vision
+        tower once, ``size`` at a time; with ``keep_first`` the first list's are kept (anchors)."""
+        known, batches = dict(self._anchors), []
+        seen = set(known)
+        for images in lists:
+            missing = list({id(img): img for img in images if id(img) not in seen}.values())
+            seen.update(map(id, missing))
+            batches += [missing[start : start + size] for start in range(0, len(missing), size)]
+        repeats = agreed_count(len(batches), self.backbone.model, self.lockstep) - len(batches)
+        for batch in batches:
+            known.update((id(code.image), code) for code in self._vision(batch))
+        for _ in range(repeats):  # output dropped: only the count matters
+            self._vision([stand_in(lists)])
+        if keep_first:
+            self._anchors.update((id(img), known[id(img)]) for img in lists[0])
+        return [[known[id(img)] for img in images] for images in lists]
 
     def _vision(self, images: list) -> list[_Encoded]:
         model = self.backbone.model
@@ -171,17 +186,25 @@ class FastComparator(Comparator):
         return codes
 
     # -- language model ----------------------------------------------------------------------
-    def _run_groups(self, pairs: list[_Pair], size: int, run: Callable) -> Tensor:
-        """Logits ``[len(pairs), 5]``; pairs of one signature pair share unpadded batches."""
+    def _run_groups(self, pairs: list[_Pair], size: int, prefix: bool) -> Tensor:
+        """Logits ``[len(pairs), 5]``; pairs of one signature pair share unpadded batches. With
+        ``prefix`` the anchors' missing prefixes run first, then per pair only its suffix."""
         out = torch.empty(len(pairs), len(self.backbone.level_token_ids))
         groups: dict[tuple, list[int]] = defaultdict(list)
         for i, (first, second) in enumerate(pairs):
             groups[(first.signature, second.signature)].append(i)
-        for rows in groups.values():
-            template = self._template(pairs[rows[0]])
-            for start in range(0, len(rows), size):
-                batch = rows[start : start + size]
-                out[batch] = run(template, [pairs[i] for i in batch])
+        batches = [(self._template(pairs[rows[0]]), rows[start : start + size])
+                   for rows in groups.values() for start in range(0, len(rows), size)]
+        prefixes = self._prefixes.missing(batches, pairs, size) if prefix else []
+        planned = agreed_count(len(prefixes) + len(batches), self.backbone.model, self.lockstep)
+        start = self._lm_forwards
+        for template, anchors in prefixes:
+            self._fill_prefixes(template, anchors)
+        for template, batch in batches:
+            run = self._prefix_logits if prefix and self.reuse_prefix else self._full_logits
+            out[batch] = run(template, [pairs[i] for i in batch])
+        for _ in range(planned - (self._lm_forwards - start)):  # also covers a prefix fallback
+            repeat_text_forward(self.backbone.model, self.backbone.level_token_ids[0])
         return out
 
     def _template(self, pair: _Pair) -> _Template:
@@ -216,33 +239,19 @@ class FastComparator(Comparator):
         return self._forward(template.input_ids, template.positions, features, len(pairs))
 
     def _prefix_logits(self, template: _Template, pairs: list[_Pair]) -> Tensor:
-        prefixes = self._prefix_states(template, [first for first, _ in pairs])
-        if prefixes is None:  # a cache the model keeps in another form (e.g. sliding windows)
-            return self._full_logits(template, pairs)
-        # A generator: the cache copies each layer's batch as it is built, so no second full copy.
-        cache = DynamicCache(tuple(torch.cat([p[layer][i] for p in prefixes]) for i in (0, 1))
-                             for layer in range(len(prefixes[0])))
+        cache = self._prefixes.stacked(template, [first for first, _ in pairs])
         suffix_ids = template.input_ids[:, template.split :]
         suffix_positions = template.positions[..., template.split :]
         features = [second.features for _, second in pairs]
         return self._forward(suffix_ids, suffix_positions, features, len(pairs), cache)
 
-    def _prefix_states(self, template: _Template, anchors: list[_Encoded]) -> list | None:
-        """Per anchor, the keys/values ``[(K, V), ...]`` (one per layer) of the pair's prefix."""
-        missing = list({id(a.image): a for a in anchors
-                        if (id(a.image), template.prefix_key) not in self._prefixes}.values())
-        if missing:
-            ids = template.input_ids[:, : template.split]
-            positions = template.positions[..., : template.split]
+    def _fill_prefixes(self, template: _Template, anchors: list[_Encoded]) -> None:
+        """Run the prefix of ``anchors`` (one forward) and cache its keys/values."""
+        if self.reuse_prefix:
             cache = DynamicCache()  # filled in place by the forward pass
-            self._forward(ids, positions, [a.features for a in missing], len(missing), cache)
-            if any(type(layer) is not DynamicLayer for layer in cache.layers):
-                self.reuse_prefix = False
-                return None
-            for row, anchor in enumerate(missing):
-                states = [(layer.keys[row : row + 1], layer.values[row : row + 1]) for layer in cache.layers]
-                self._prefixes[(id(anchor.image), template.prefix_key)] = (anchor.image, states)
-        return [self._prefixes[(id(a.image), template.prefix_key)][1] for a in anchors]
+            self._forward(template.input_ids[:, : template.split], template.positions[..., : template.split],
+                          [a.features for a in anchors], len(anchors), cache)
+            self.reuse_prefix = self._prefixes.store(template, anchors, cache)
 
     def _forward(self, ids: Tensor, positions: Tensor, features: list[Tensor], rows: int,
                  cache: DynamicCache | None = None) -> Tensor:
@@ -260,6 +269,7 @@ class FastComparator(Comparator):
         )
         if cache is not None:
             kwargs[cache_argument(model)] = cache
+        self._lm_forwards += 1
         return model(**kwargs).logits[:, -1, self.backbone.level_token_ids].float().cpu()
 
 

@@ -19,6 +19,7 @@ from c2s_lightning.models.comparator import Comparator
 from c2s_lightning.models.fast_comparator import FastComparator
 from c2s_lightning.models.encoding import model_inputs
 from c2s_lightning.models.hf_versions import enable_checkpointing
+from c2s_lightning.models.sharding import shard_blocks
 
 
 
@@ -106,6 +107,8 @@ class Compare2ScoreModule(L.LightningModule):
                 lora_dropout=hp.lora_dropout, lora_target_modules=hp.lora_target_modules,
                 train_vision=hp.train_vision, train_projector=hp.train_projector)
             self.backbone.model = self.net
+            if self._device_mesh is not None:  # ModelParallelStrategy: FSDP2 over the data-parallel ranks
+                shard_blocks(self.net, self._device_mesh["data_parallel"])
             self.net.train()  # builders hand over eval-mode models; Lightning keeps modes as found
             if hp.gradient_checkpointing:
                 enable_checkpointing(self.net)
@@ -139,7 +142,7 @@ class Compare2ScoreModule(L.LightningModule):
     def comparator(self) -> Comparator:
         """What scoring needs: level logits for (first, second) image pairs."""
         self.configure_model()
-        return FastComparator(self.backbone)  # plain path for families it does not cover
+        return FastComparator(self.backbone, lockstep=True)  # every rank scores; other families: plain path
 
     # -- steps ----------------------------------------------------------------------------
     def _answer_loss(self, batch: dict[str, torch.Tensor], word_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:

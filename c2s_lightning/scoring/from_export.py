@@ -40,7 +40,7 @@ def refuse_stale_bank(bank: AnchorBank, checkpoint: str | os.PathLike, pad_to_sq
 def load_scorer(checkpoint: str | os.PathLike, anchors: str | os.PathLike | AnchorBank | None = None,
                 batch_size: int = 16, recompute_anchors: bool = False, device: str | None = None,
                 dtype: str = "float32", pad_to_square: bool | None = None, cache: CacheSetting = True,
-                **options) -> Compare2Scorer:
+                lockstep: bool = False, **options) -> Compare2Scorer:
     """A scorer over an exported folder (``export_pretrained``), with its protocol and anchor bank.
 
     Args:
@@ -57,6 +57,8 @@ def load_scorer(checkpoint: str | os.PathLike, anchors: str | os.PathLike | Anch
             ``cache_folders``; off when ``C2S_CACHE_DIR=off``), a folder, a ``ComparisonCache``, or False
             (off). Keyed by the export's model fingerprint (weights, config, tokenizer, processor, chat
             template, protocol) and ``dtype``, so no other model or dtype ever hits.
+        lockstep: Every process scores in the same calls (``score --devices``): each runs as many
+            forwards per call as the busiest (``FastComparator``); off while the cache is on.
         **options: Further ``Compare2Scorer`` options (``matrix``, ``temperature``, ``link``,
             ``workers``, ...). Images load as the protocol's ``image_preprocessing`` says
             (``ImagePreprocessing``: JPEGs decoded at the model's input size in newer exports).
@@ -69,7 +71,7 @@ def load_scorer(checkpoint: str | os.PathLike, anchors: str | os.PathLike | Anch
         refuse_stale_bank(bank, checkpoint, pad_to_square)
     backbone, protocol = load_export(checkpoint, dtype=dtype)
     backbone.model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    scorer = Compare2Scorer(FastComparator(backbone), bank, batch_size=batch_size, protocol=protocol,
+    scorer = Compare2Scorer(FastComparator(backbone, lockstep=lockstep), bank, batch_size=batch_size, protocol=protocol,
                             pad_to_square=pad_to_square, recompute_anchors=recompute_anchors, **options)
     # keyed on the protocol the scorer applies (with any pad_to_square override) and the dtype
     key = cache_protocol(scorer.protocol.to_dict(), dtype=dtype)
