@@ -30,7 +30,7 @@ FLOOR_PY := $(FLOOR)/bin/python
 FLOOR_TESTS := tests/test_hf_versions.py tests/test_fast_scoring.py tests/test_mplug_backbone.py tests/mplug_owl2 \
 	tests/test_scorer.py tests/test_backbones.py tests/test_module.py tests/test_export.py tests/test_metric_api.py \
 	tests/test_gpu_suite.py tests/test_caching_comparator.py tests/test_adapters.py tests/test_encoding.py \
-	tests/test_real_tokenizers.py tests/test_images.py tests/test_loading.py tests/test_datamodule.py
+	tests/test_real_tokenizers.py tests/test_images.py tests/test_image_feed.py tests/test_datamodule.py
 MAIN_SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
 $(FLOOR)/.installed: $(STAMP) constraints-floor.txt

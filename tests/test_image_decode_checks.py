@@ -95,7 +95,7 @@ def test_decoded_images_are_remembered_until_the_file_changes(tmp_path, monkeypa
     assert len(decoded) == len(records)
 
 
-def test_unwritable_or_corrupt_cache_is_ignored(tmp_path, monkeypatch):
+def test_unwritable_or_corrupt_image_check_record_is_ignored(tmp_path, monkeypatch):
     root = tiny("agiqa3k", tmp_path)
     (tmp_path / "cache-file").write_text("a file where the cache folder should be")
     monkeypatch.setenv("C2S_CACHE_DIR", str(tmp_path / "cache-file"))

@@ -79,7 +79,7 @@ def test_training_evaluation_and_score_give_the_model_identical_pixels(setup, se
     assert not torch.equal(unpadded["pixel_values"], evaluation)
 
 
-def test_score_gives_identical_scores_with_and_without_loader_workers(setup, tmp_path):
+def test_score_gives_identical_scores_with_and_without_image_feed_workers(setup, tmp_path):
     tmp, _, _, export = setup
     rng = np.random.default_rng(1)
     images = []

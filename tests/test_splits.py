@@ -172,8 +172,8 @@ def test_random_split_test_refs_pin_exactly_those_contents():
         split_records(records, "random", test_refs=["I99"])
 
 
-def test_unknown_protocol_and_option_are_rejected():
-    with pytest.raises(ValueError, match="unknown split protocol"):
+def test_unknown_split_scheme_and_option_are_rejected():
+    with pytest.raises(ValueError, match="unknown split scheme"):
         split_records(make_records("bid"), "kfold")
     with pytest.raises(ValueError, match="val_fraction"):
         split_records(make_records("bid"), "random", val_fraction=0.1)

@@ -34,7 +34,7 @@ class MixEntry:
         pairs: Ordered training pairs drawn from this dataset per epoch.
         pairs_per_image: Alternative amount: ordered pairs per training image. Leave both unset
             for an evaluation-only dataset (e.g. a cross-dataset test set).
-        split: Split protocol: ``paper``, ``official``, ``random``, or ``none`` (all images are test).
+        split: Split scheme: ``paper``, ``official``, ``random``, or ``none`` (all images are test).
         split_index: Which of the paper's 10 splits (1..10).
         split_options: Extra options of ``split_records`` (e.g. ``val_fraction``, ``test_refs``).
         reader_options: Extra options of ``read_dataset`` (e.g. ``check_images: false``).

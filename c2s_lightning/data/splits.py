@@ -1,7 +1,7 @@
 """Train/val/test splits: the paper's 10 splits, KonIQ-10k's official split, and seeded random splits.
 
 Records of several datasets are split dataset by dataset (``IQARecord.dataset``) and the parts are
-concatenated, so each dataset keeps its own proportions and its own protocol lists.
+concatenated, so each dataset keeps its own proportions and its own split lists.
 
 Matching records to the paper's lists: the package ships, per dataset, the sorted native names of
 all images and the indices of each split's test images (``splits_data/<dataset>.json``, built by
@@ -55,11 +55,11 @@ class Split:
 
 def split_records(records: Sequence[IQARecord], protocol: str, index: int = 1, seed: int = 0,
                   **options) -> Split:
-    """Split records into train/val/test under one protocol.
+    """Split records into train/val/test under one split scheme (the ``protocol`` argument).
 
     Args:
         records: Records of one or several datasets; each dataset is split on its own.
-        protocol: ``"paper"``: the Compare2Score/LIQE splits; test is split ``index``'s official
+        protocol: The split scheme (the name is kept for callers): ``"paper"``: the Compare2Score/LIQE splits; test is split ``index``'s official
             test list, every other record is train (so records in no list are train), val is empty
             unless ``val_fraction`` is set. ``"official"``: KonIQ-10k's training/validation/test.
             ``"random"``: seeded 70/10/20, by reference content when every record has ``ref``,
@@ -81,16 +81,16 @@ def split_records(records: Sequence[IQARecord], protocol: str, index: int = 1, s
         The split; within each part, records keep their input order.
 
     Raises:
-        ValueError: Unknown protocol or option, or a bad index/fraction.
-        DatasetError: Records that do not fit the protocol (missing images, unknown dataset), or
+        ValueError: Unknown split scheme or option, or a bad index/fraction.
+        DatasetError: Records that do not fit the scheme (missing images, unknown dataset), or
             too few of them (see ``split_sizes.check_split_sizes``).
     """
-    if protocol not in _PROTOCOLS:
-        raise ValueError(f"unknown split protocol {protocol!r}; choose one of {sorted(_PROTOCOLS)}")
-    function, allowed = _PROTOCOLS[protocol]
+    if protocol not in _SCHEMES:
+        raise ValueError(f"unknown split scheme {protocol!r}; choose one of {sorted(_SCHEMES)}")
+    function, allowed = _SCHEMES[protocol]
     unknown = set(options) - allowed
     if unknown:
-        raise ValueError(f"unknown option(s) {sorted(unknown)} for protocol {protocol!r}; "
+        raise ValueError(f"unknown option(s) {sorted(unknown)} for split scheme {protocol!r}; "
                          f"accepted: {sorted(allowed)}")
     if protocol == "random" and options.get("test_refs"):
         _check_refs_exist(records, options["test_refs"])
@@ -103,7 +103,7 @@ def split_records(records: Sequence[IQARecord], protocol: str, index: int = 1, s
     return Split(*([r for p in parts for r in getattr(p, name)] for name in ("train", "val", "test")))
 
 
-# --- the paper's protocol -------------------------------------------------------------------------
+# --- the paper's splits -----------------------------------------------------------------------------
 
 
 @functools.lru_cache(maxsize=None)
@@ -174,7 +174,7 @@ def _official(records: list[IQARecord], index: int, seed: int,
               sets: Mapping[str, str] | Mapping[str, Iterable[str]] | None = None,
               sets_file: str | Path | None = None, allow_partial: bool = False) -> Split:
     if sets is None and sets_file is None and records[0].dataset != "koniq10k":
-        raise DatasetError(f"the official protocol is KonIQ-10k's; for {records[0].dataset} "
+        raise DatasetError(f"the official split is KonIQ-10k's; for {records[0].dataset} "
                            "records pass its sets (sets= or sets_file=)")
     if sets is None:
         sets = koniq_official_sets(_dataset_root(records[0]), sets_file=sets_file)
@@ -288,7 +288,7 @@ def _mix(seed: int, index: int) -> int:
     return seed * 1_000_003 + index
 
 
-_PROTOCOLS = {
+_SCHEMES = {
     "paper": (_paper, {"val_fraction", "allow_partial"}),
     "official": (_official, {"sets", "sets_file", "allow_partial"}),
     "random": (_random, {"fractions", "test_refs"}),

@@ -56,7 +56,7 @@ def test_prefetch_raises_a_failed_item_where_it_stands():
     assert got == [0, 1, 2]
 
 
-def test_image_cache_serves_repeats_and_stays_within_its_bound(tmp_path):
+def test_image_memo_serves_repeats_and_stays_within_its_bound(tmp_path):
     paths = []
     for i in range(4):
         paths.append(tmp_path / f"{i}.png")
@@ -73,7 +73,7 @@ def test_image_cache_serves_repeats_and_stays_within_its_bound(tmp_path):
         ImageMemo(pipeline, max_bytes=-1)
 
 
-def test_scores_are_identical_with_and_without_workers_and_cache(bank, tmp_path):  # noqa: F811
+def test_scores_are_identical_with_and_without_workers_and_memo(bank, tmp_path):  # noqa: F811
     paths = []
     rng = np.random.default_rng(0)
     for i in range(9):
