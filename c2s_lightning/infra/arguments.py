@@ -40,10 +40,17 @@ class ErrorsThatHelp:
     """A parser mixin for the tools' and LightningCLI's parsers: an error names the option meant
     (among the parser's own and ``other_options``, e.g. ``evaluate``'s when LightningCLI parses the
     rest of its line), after one usage line instead of a listing of every option, which would bury
-    the error line (``--help`` lists them all)."""
+    the error line (``--help`` lists them all). Options are never abbreviated."""
 
     prog: str
     other_options: tuple[str, ...] = ()
+
+    def __init__(self, *args, **kwargs) -> None:
+        # argparse takes any unique prefix of an option (--readof for --readoff), so a typo can
+        # silently pick another option; here only whole names are accepted, and a misspelling
+        # gets the did-you-mean of ``error``.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def print_usage(self, file=None) -> None:
         (file or sys.stdout).write(f"usage: {self.prog.replace(' [options]', '')} [options]\n")
