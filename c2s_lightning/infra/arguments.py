@@ -144,3 +144,21 @@ def _checked(parser: ArgumentParser, ns: Namespace) -> Namespace:
     for group in getattr(parser, "exclusive_groups", []):
         group.check(ns)
     return ns
+
+
+def replacing_lists(args: list[str], keys: tuple[str, ...]) -> list[str]:
+    """``args`` with each of ``keys`` (e.g. ``--data.datasets``) given on the command line reset to an
+    empty list just before, so the list given replaces the one of a config before it.
+
+    jsonargparse merges a list of dataclasses item by item with the value it already holds: without
+    the reset, ``--data.datasets '[{name: list, ...}]'`` after a config keeps every option of the
+    config's first item (``synthesize: true``, ...) that the new item does not name, and every later
+    item. ``--data.datasets+=...`` (append) is left as it is.
+    """
+    out: list[str] = []
+    for arg in args:
+        if arg in keys or arg.split("=", 1)[0] in keys:
+            out += [arg.split("=", 1)[0], "[]"]
+        out.append(arg)
+    return out
+
