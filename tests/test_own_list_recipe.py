@@ -57,7 +57,7 @@ def test_the_recipe_fits_on_a_list_without_stds(tmp_path, monkeypatch, capsys):
     evaluator = next(c for c in cli.trainer.callbacks if type(c).__name__ == "SoftComparisonEvaluator")
     assert set(evaluator.last_results) == {"list"}
     # no std in the list: the anchors carry the fallback, the median of none, so 0.14 x the score range
-    train = [r.mos for r in cli.datamodule.records("list", "train")]
+    train = [r.mos for r in cli.datamodule.mix.records("list", "train")]
     assert [a.std for a in evaluator.bank(cli.datamodule).anchors] == pytest.approx([0.14 * (max(train) - min(train))] * 5)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,11 +29,11 @@ from types import SimpleNamespace
 from c2s_lightning.infra.atomic_files import is_nonempty_folder, publish_folder, staging_folder
 from c2s_lightning.infra.cache_folders import cache_folder
 from c2s_lightning.infra.user_errors import suggestion
+from c2s_lightning.scoring.image_feed import expand_image_paths
 
 log = logging.getLogger(__name__)
 
 MODELS_CACHE = "models"
-IMAGE_SUFFIXES = (".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,8 +120,6 @@ def named_export(name: str) -> Path:
     except FileExistsError:  # another process finished it first: theirs is the same
         return folder
     except BaseException:
-        import shutil
-
         shutil.rmtree(staged, ignore_errors=True)
         raise
 
@@ -141,19 +140,14 @@ def _snapshot(repo_id: str, repo_type: str) -> Path:
 
 
 def anchor_images(snapshot: Path, count: int) -> list:
-    """The anchor images of a dataset snapshot, in the dataset's order: image files (sorted by path,
-    as ``datasets``' image folders are), or the ``image`` column of its parquet files (needs pyarrow).
-
-    Returns:
-        ``count`` paths, or PIL images for parquet rows.
-    """
-    files = sorted(p for p in snapshot.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    """The anchor images of a dataset snapshot in the dataset's order: the rows of its parquet files'
+    ``image`` column (PIL images; needs pyarrow), else its image files sorted by path, as the
+    ``datasets`` library orders an image folder."""
     parquet = sorted(snapshot.rglob("*.parquet"))
-    if not files and parquet:
-        files = _parquet_images(parquet)
-    if len(files) != count:
-        raise ValueError(f"{snapshot}: expected {count} anchor images, found {len(files)}")
-    return files
+    images = _parquet_images(parquet) if parquet else expand_image_paths([snapshot])
+    if len(images) != count:
+        raise ValueError(f"{snapshot}: expected {count} anchor images, found {len(images)}")
+    return images
 
 
 def _parquet_images(files: list[Path]) -> list:
@@ -164,7 +158,7 @@ def _parquet_images(files: list[Path]) -> list:
     try:
         import pyarrow.parquet as pq
     except ImportError as error:
-        raise ValueError(f"{files[0]}: the anchor images are stored as parquet; reading it needs pyarrow "
+        raise ValueError(f"{files[0]}: the anchor images are stored as parquet; reading them needs pyarrow "
                          "(pip install pyarrow)") from error
     rows = [row for file in files for row in pq.read_table(file, columns=["image"]).column("image").to_pylist()]
     return [Image.open(io.BytesIO(row["bytes"])).convert("RGB") for row in rows]
