@@ -13,6 +13,7 @@ import yaml
 from PIL import Image
 
 from c2s_lightning.cli import main
+from c2s_lightning.commands.anchor_bank import build_bank
 from c2s_lightning.data.mix import Mix, MixEntry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,5 +91,7 @@ def test_the_std_fallback_fixes_what_its_error_names(tmp_path, capsys):
     # equal scores lie within one std of each other: every pair is "similar", none is any other level
     assert len(counts) == 5 and counts[2] > 0 and counts[:2] + counts[3:] == [0, 0, 0, 0]
     assert {r.std for r in Mix([MixEntry(**entry, std_fallback=0.5)]).anchor_records("list", "test")} == {0.5}
+    bank = build_bank(MixEntry(**entry, std_fallback=0.5), part="test", alpha=1)  # anchors build --dataset....
+    assert [a.std for a in bank.anchors] == [0.5]
     with pytest.raises(ValueError, match="std_fallback must be a positive std"):
         MixEntry(**entry, std_fallback=0)
