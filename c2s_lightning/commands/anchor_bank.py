@@ -42,7 +42,8 @@ def _parser():
     b.add_argument("--beta", type=int, default=1, help="anchors per interval")
     b.add_argument("--rule", default="min_variance", help="min_variance, max_variance or random")
     b.add_argument("--seed", type=int, default=0, help="seed of the split and the random rule")
-    b.add_argument("--checkpoint", type=Path, help="exported model folder; without it the matrix is left empty")
+    b.add_argument("--checkpoint", type=Path, help="exported model folder or model name (compare2score); without "
+                                                  "it the matrix is left empty")
     b.add_argument("--pad-to-square", action=argparse.BooleanOptionalAction, default=None,
                    help="override the export's image preprocessing (reported); default: as the model was trained")
     b.add_argument("--device", help="cuda, cuda:1, cpu ... (default: the first GPU if any)")
@@ -111,7 +112,10 @@ def main(args: list[str]) -> int:
     if ns.out.exists():
         raise SystemExit(f"error: {ns.out} exists; an anchor bank is never replaced: choose another --out")
     from c2s_lightning.infra.atomic_files import check_output_file
+    from c2s_lightning.scoring.named_models import resolve_export
 
+    if ns.checkpoint is not None:  # a model name, or a folder that must hold a model
+        ns.checkpoint = resolve_export(ns.checkpoint)
     entry, seed = dataset_entry(ns)
     check_output_file(ns.out, [Path(entry.root)], option="--out")  # before the dataset is read and the model run
     with stage(f"reading {entry.key} from {entry.root}"):

@@ -100,8 +100,8 @@ def main(args: list[str]) -> int:
     from c2s_lightning.scoring.image_feed import expand_image_paths
     from c2s_lightning.scoring.named_models import resolve_export
 
+    ns.checkpoint = resolve_export(ns.checkpoint)  # a wrong name fails before any folder is searched
     paths = expand_image_paths(ns.images)
-    ns.checkpoint = resolve_export(ns.checkpoint)
 
     if ns.out:  # an unusable --out is found now, not after every image was scored
         from c2s_lightning.infra.atomic_files import check_output_file
