@@ -99,7 +99,7 @@ class Compare2ScoreMetric(torch.nn.Module):
         return f"lower_better=False, readoff={self.scorer.readoff!r}, anchors={len(self.scorer.bank.anchors)}"
 
 
-def create_metric(export_dir: str | os.PathLike = "compare2score", device: str | torch.device | None = None,
+def create_metric(export_dir: str | os.PathLike, device: str | torch.device | None = None,
                   dtype: str | torch.dtype | None = None, batch_size: int = 16,
                   anchors: str | os.PathLike | AnchorBank | None = None, **options) -> Compare2ScoreMetric:
     """A named model or an export folder as a metric module; call it on images to get their scores.
@@ -121,12 +121,12 @@ def create_metric(export_dir: str | os.PathLike = "compare2score", device: str |
     """
     if isinstance(dtype, torch.dtype):
         dtype = str(dtype).removeprefix("torch.")
-    scorer = load_scorer(resolve_export(export_dir), anchors, batch_size=batch_size, device=None if device is None else str(device),
-                         dtype=dtype or "float32", **options)
+    scorer = load_scorer(resolve_export(export_dir), anchors, batch_size=batch_size,
+                         device=None if device is None else str(device), dtype=dtype or "float32", **options)
     return Compare2ScoreMetric(scorer)
 
 
-def score_images(images, checkpoint: str | os.PathLike = "compare2score",
+def score_images(images, checkpoint: str | os.PathLike,
                  anchors: str | os.PathLike | AnchorBank | None = None, batch_size: int = 16,
                  **options) -> torch.Tensor:
     """Quality scores (raw MAP: higher is better) in one call, loading the model each time

@@ -91,7 +91,8 @@ def test_create_metric_by_name_scores_as_a_hand_made_export_of_the_same_release(
     # the same weights and anchors through the ordinary route: released folder -> export with a bank
     backbone = build_backbone(str(hub["released"]))
     assert protocol.image_preprocessing == ComparisonProtocol.for_backbone(backbone).image_preprocessing
-    records = [IQARecord(path=p, mos=m, std=s, ref=None, dataset="koniq10k") for p, (m, s) in zip(hub["anchors"], RELEASE.anchors)]
+    records = [IQARecord(path=p, mos=m, std=s, ref=None, dataset="koniq10k")
+               for p, (m, s) in zip(hub["anchors"], RELEASE.anchors)]
     by_hand = export_pretrained(backbone, out_dir=tmp_path / "by-hand")
     expected = c2s_lightning.score_images(photos, by_hand, anchors=AnchorBank(records, "koniq10k", "x"), device="cpu",
                                           cache=False)

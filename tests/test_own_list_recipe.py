@@ -59,7 +59,8 @@ def test_the_recipe_fits_on_a_list_without_stds(tmp_path, monkeypatch, capsys):
     assert set(evaluator.last_results) == {"list"}
     # no std in the list: the anchors carry the fallback, the median of none, so 0.14 x the score range
     train = [r.mos for r in cli.datamodule.mix.records("list", "train")]
-    assert [a.std for a in evaluator.bank(cli.datamodule).anchors] == pytest.approx([0.14 * (max(train) - min(train))] * 5)
+    fallback = 0.14 * (max(train) - min(train))
+    assert [a.std for a in evaluator.bank(cli.datamodule).anchors] == pytest.approx([fallback] * 5)
 
 
 def test_a_command_line_list_replaces_the_configs_whole(tmp_path, capsys):

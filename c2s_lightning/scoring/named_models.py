@@ -44,10 +44,9 @@ class NamedModel:
         description: One line for ``list_models()``.
         hub_id: The model repository on the Hugging Face hub.
         anchors_hub_id: The dataset repository holding the anchor images (worst to best).
-        anchors: ``(mos, std)`` of each anchor image, worst first, with the dataset they come from.
+        anchors: ``(mos, std)`` of each anchor image, worst first.
         anchors_dataset: Where the anchor images were taken from.
-        pad_to_square: The protocol's ``pad_to_square`` (padding with each image's mean colour
-            before the model's processor sees it).
+        pad_to_square: The protocol's ``pad_to_square`` (each image's mean colour, before the processor).
     """
 
     description: str
@@ -112,7 +111,6 @@ def named_export(name: str) -> Path:
         return folder
     anchors = anchor_images(_snapshot(model.anchors_hub_id, "dataset"), len(model.anchors))
     log.warning("assembling the %s export from the Hugging Face cache in %s (once)", name, folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
     staged = staging_folder(folder)
     try:
         _assemble(model, name, release, anchors, staged)
@@ -132,11 +130,11 @@ def _snapshot(repo_id: str, repo_type: str) -> Path:
     try:
         return Path(snapshot_download(repo_id, repo_type=repo_type))
     except LocalEntryNotFoundError as error:
+        command = f"hf download {repo_id}" + (" --repo-type dataset" if repo_type == "dataset" else "")
         raise FileNotFoundError(
-            f"the {repo_type} {repo_id} is not in the Hugging Face cache ({os.environ.get('HF_HUB_CACHE') or 'HF_HOME'})"
-            f" and the hub cannot be reached (HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')}): download it "
-            f"where the hub is reachable with `hf download {repo_id}" + (" --repo-type dataset`" if
-                                                                          repo_type == "dataset" else "`")) from error
+            f"the {repo_type} {repo_id} is not in the Hugging Face cache and the hub cannot be reached "
+            f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '')}): download it where the hub is reachable "
+            f"with `{command}`") from error
 
 
 def anchor_images(snapshot: Path, count: int) -> list:

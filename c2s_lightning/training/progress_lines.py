@@ -73,7 +73,8 @@ class ProgressLines(ProgressBar):
         if step - self._last_step < self.every_n_steps and now - self._last_time < self.every_seconds:
             return
         self._last_step, self._last_time = step, now
-        self._print(self.line(step, self._total(trainer), _loss(outputs), (step - self._first_step) / (now - self._start)))
+        rate = (step - self._first_step) / (now - self._start)
+        self._print(self.line(step, self._total(trainer), _loss(outputs), rate))
 
     def on_train_end(self, trainer, pl_module) -> None:
         if self.is_enabled:
