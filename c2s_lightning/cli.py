@@ -35,7 +35,7 @@ Tools (`COMMAND --help` for options):
   data       data synth --out DIR | data inspect NAME ROOT
   export     write a Lightning checkpoint as a Hugging Face folder (merged LoRA or adapter)
   anchors    anchors build: select anchors and compute their probability matrix with a checkpoint
-  score      score images/folders with a checkpoint and an anchor bank -> CSV
+  score      score images/folders with a model (compare2score: the authors' release) or an export -> CSV
   evaluate   soft-comparison evaluation of a checkpoint without training (validate + evaluator)
   sweep      run a W&B sweep file offline on this machine (grid/random, --dry-run, resumable);
              the paper's 10 splits: sweep sweeps/paper_splits.yaml
