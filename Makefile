@@ -2,16 +2,31 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
 
 .PHONY: install test test-all test-floor quickstart wheelhouse clean
 
-# torch==2.13.0 is named in the same pip command as everything else: alone, a dependency's
-# plain "torch" could pull a multi-GB CUDA build. torchvision is never installed.
-$(STAMP): pyproject.toml constraints.txt
+# Which torch build to install: TORCH=cpu, cuda or auto (default: the CPU build unless `nvidia-smi -L`
+# lists an NVIDIA GPU). PyPI's Linux torch wheel is the CUDA build (~20 nvidia-* packages, several GB);
+# cpu takes 2.13.0+cpu from PyTorch's CPU index (TORCH_CPU_INDEX) when it answers, else from the wheel
+# folders pip is configured with; either way the installed build is checked (tools/torch_build.py).
+# torch goes first, alone, so that the rest finds it installed. Switching builds: `make clean` first.
+TORCH ?= auto
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_BUILD := $(shell $(PYTHON) tools/torch_build.py choose $(TORCH))
+ifeq ($(filter cpu cuda,$(TORCH_BUILD)),)
+$(error TORCH must be cpu, cuda or auto, not '$(TORCH)')
+endif
+STAMP := $(VENV)/.installed-$(TORCH_BUILD)
+
+$(STAMP): pyproject.toml constraints.txt tools/torch_build.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt "torch==2.13.0" \
+		$$($(PYTHON) tools/torch_build.py index-args $(TORCH_BUILD) $(TORCH_CPU_INDEX))
+	$(PY) -W ignore tools/torch_build.py check $(TORCH_BUILD)  # -W: torch warns that numpy is not in yet
 	$(PY) -m pip install --quiet -c constraints.txt "torch==2.13.0" -e ".[dev]"
+	-$(PY) -m c2s_lightning fit --help > /dev/null  # kept once rendered: `fit --help` then answers at once
+	rm -f $(VENV)/.installed*
 	touch $(STAMP)
 
 install: $(STAMP)

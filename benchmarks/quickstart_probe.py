@@ -53,7 +53,7 @@ from c2s_lightning.scoring.bank import AnchorBank
 from c2s_lightning.scoring.scorer import Compare2Scorer
 from c2s_lightning.models.comparator import Comparator
 from c2s_lightning.evaluation.correlations import evaluate_predictions
-bank = AnchorBank.from_records(dm.records("kadid10k", "train"), dataset="kadid10k", split="train", alpha=5, beta=1, rule="min_variance", seed=0)
+bank = AnchorBank.from_records(dm.anchor_records("kadid10k", "train"), dataset="kadid10k", split="train", alpha=5, beta=1, rule="min_variance", seed=0)
 sc = Compare2Scorer(Comparator(bb), bank, batch_size=64)
 recs = dm.eval_records()["kadid10k"]
 print("EVAL", cfg, evaluate_predictions(sc.score([r.path for r in recs]).tolist(), [r.mos for r in recs]), round(time.time() - t0))

@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-_PUBLIC = ("create_metric", "score_images", "list_backbones", "list_datasets")
+_PUBLIC = ("create_metric", "score_images", "list_models", "list_backbones", "list_datasets")
 
 
 def __getattr__(name: str):

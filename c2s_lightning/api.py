@@ -1,12 +1,20 @@
-"""The public Python API: ``create_metric``, ``score_images``, ``list_backbones``, ``list_datasets``.
+"""The public Python API: ``create_metric``, ``score_images``, ``list_models``, ``list_backbones``,
+``list_datasets``.
 
-``create_metric`` turns an export folder into a pyiqa-style metric module, loaded once, called many times:
+``create_metric`` turns a model name (``list_models()``: ``"compare2score"``, the authors' release)
+or an export folder into a pyiqa-style metric module, loaded once, called many times:
 
-``metric = create_metric("outputs/quickstart/latest/export"); metric("photo.png")`` scores a path,
-a list of paths, PIL images or a float tensor ``[B, 3, H, W]`` in [0, 1]. A tensor is turned into
-8-bit images exactly as saving it losslessly would (``round(x * 255)``), so it scores like the
-same picture read from a PNG. The model, its protocol and the anchor bank are loaded once, when
-the metric is created; the anchor block is computed on the first call and kept.
+``metric = create_metric("compare2score"); metric("photo.png")`` scores a path, a folder (the
+images under it, sorted, as ``score`` takes them), a list of those, PIL images or a float tensor
+``[B, 3, H, W]`` in [0, 1]. A tensor is turned into 8-bit images exactly as saving it losslessly
+would (``round(x * 255)``), so it scores like the same picture read from a PNG. A JPEG given as a
+path is decoded at a reduced DCT scale when it is much larger than the model's input (the
+protocol's ``decode_size``), an already decoded PIL image is not, so the two can differ in the
+third decimal (``docs/newcomer.md``). The model, its protocol and the anchor bank are loaded once,
+when the metric is created; the anchor block is computed on the first call and kept.
+
+``outputs/quickstart/latest/export`` (``make quickstart``) is a toy: a tiny random-weight model
+trained for minutes on synthetic images, whose scores on real photos mean nothing.
 """
 
 from __future__ import annotations
@@ -18,9 +26,11 @@ import torch
 from PIL import Image
 
 from c2s_lightning.scoring.bank import AnchorBank
-from c2s_lightning.scoring.from_export import load_scorer, score_images
+from c2s_lightning.scoring.from_export import load_scorer
+from c2s_lightning.scoring.image_feed import expand_image_paths
+from c2s_lightning.scoring.named_models import list_models, resolve_export
 
-__all__ = ["Compare2ScoreMetric", "create_metric", "list_backbones", "list_datasets", "score_images"]
+__all__ = ["Compare2ScoreMetric", "create_metric", "list_backbones", "list_datasets", "list_models", "score_images"]
 
 SCORE_SCALES = {
     "raw": "MAP score of Thurstone's Case V model: higher is better, standard normal units "
@@ -48,10 +58,12 @@ def as_image_list(images) -> list:
     """Whatever ``forward`` accepts, as a list of paths and PIL images."""
     if isinstance(images, torch.Tensor):
         return tensor_to_images(images)
-    if isinstance(images, (str, os.PathLike, Image.Image)):
+    if isinstance(images, Image.Image):
         return [images]
+    if isinstance(images, (str, os.PathLike)):
+        return expand_image_paths([images])
     if isinstance(images, Sequence):
-        return [item for x in images for item in (tensor_to_images(x) if isinstance(x, torch.Tensor) else [x])]
+        return [item for x in images for item in as_image_list(x)]
     raise TypeError(f"score a path, a list of paths, PIL images or a [B, 3, H, W] tensor; got {type(images).__name__}")
 
 
@@ -90,11 +102,12 @@ class Compare2ScoreMetric(torch.nn.Module):
 def create_metric(export_dir: str | os.PathLike, device: str | torch.device | None = None,
                   dtype: str | torch.dtype | None = None, batch_size: int = 16,
                   anchors: str | os.PathLike | AnchorBank | None = None, **options) -> Compare2ScoreMetric:
-    """An export folder as a metric module; call it on images to get their scores.
+    """A named model or an export folder as a metric module; call it on images to get their scores.
 
     Args:
-        export_dir: Exported model folder (``fit`` writes ``<run>/export``), holding
-            ``compare2score.json`` and ``anchors.json``.
+        export_dir: A model name from ``list_models()`` (its export is assembled from the Hugging
+            Face cache on first use, ``scoring/named_models.py``), or an exported model folder
+            (``fit`` writes ``<run>/export``) holding ``compare2score.json`` and ``anchors.json``.
         device: Where the model runs; default: the first GPU if any, else the CPU.
         dtype: Weight dtype (``"float32"``, ``"bfloat16"``, ``"float16"`` or a ``torch.dtype``);
             default float32.
@@ -108,9 +121,29 @@ def create_metric(export_dir: str | os.PathLike, device: str | torch.device | No
     """
     if isinstance(dtype, torch.dtype):
         dtype = str(dtype).removeprefix("torch.")
-    scorer = load_scorer(export_dir, anchors, batch_size=batch_size, device=None if device is None else str(device),
-                         dtype=dtype or "float32", **options)
+    scorer = load_scorer(resolve_export(export_dir), anchors, batch_size=batch_size,
+                         device=None if device is None else str(device), dtype=dtype or "float32", **options)
     return Compare2ScoreMetric(scorer)
+
+
+def score_images(images, checkpoint: str | os.PathLike,
+                 anchors: str | os.PathLike | AnchorBank | None = None, batch_size: int = 16,
+                 **options) -> torch.Tensor:
+    """Quality scores (raw MAP: higher is better) in one call, loading the model each time
+    (``create_metric`` loads it once for many calls).
+
+    Args:
+        images: What a metric takes: paths, folders, PIL images, a ``[B, 3, H, W]`` tensor, or a list.
+        checkpoint: A model name (``list_models()``) or an exported model folder.
+        anchors: Anchor bank JSON path or ``AnchorBank``; default: the export's own bank.
+        batch_size: Image pairs per forward pass.
+        **options: See ``scoring.from_export.load_scorer``.
+
+    Returns:
+        Tensor ``[number of images]`` of MAP scores.
+    """
+    scorer = load_scorer(resolve_export(checkpoint), anchors, batch_size=batch_size, **options)
+    return scorer.score(as_image_list(images))
 
 
 def list_backbones() -> dict:

@@ -35,7 +35,7 @@ Tools (`COMMAND --help` for options):
   data       data synth --out DIR | data inspect NAME ROOT
   export     write a Lightning checkpoint as a Hugging Face folder (merged LoRA or adapter)
   anchors    anchors build: select anchors and compute their probability matrix with a checkpoint
-  score      score images/folders with a checkpoint and an anchor bank -> CSV
+  score      score images/folders with a model (compare2score: the authors' release) or an export -> CSV
   evaluate   soft-comparison evaluation of a checkpoint without training (validate + evaluator)
   sweep      run a W&B sweep file offline on this machine (grid/random, --dry-run, resumable);
              the paper's 10 splits: sweep sweeps/paper_splits.yaml
@@ -56,8 +56,20 @@ def main(args: list[str] | None = None):
     args = list(sys.argv[1:] if args is None else args)
     debug = "--debug" in args or os.environ.get("C2S_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
-    if debug:
-        return _dispatch(args)
+    try:
+        result = _dispatch(args) if debug else _reporting(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return result
+    except BrokenPipeError:
+        # the reader went away (``fit --help | head``): what it wanted it has; end as the
+        # shell's tools do on SIGPIPE (status 128 + 13), with no traceback and no second error
+        # from the interpreter flushing stdout again at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(141) from None
+
+
+def _reporting(args: list[str]):
+    """``_dispatch``, with a user error as one line and exit status 2."""
     from c2s_lightning.infra.user_errors import is_user_error, one_line
 
     try:
@@ -85,6 +97,14 @@ def _dispatch(args: list[str]):
         from c2s_lightning.infra.user_errors import suggestion
 
         raise SystemExit(f"unknown command {args[0]!r}{suggestion(args[0], [*LIGHTNING, *TOOLS])}")
+    from c2s_lightning.infra.help_cache import is_bare_help, print_help
+
+    if is_bare_help(args):  # Lightning takes seconds to import; its help text is kept once rendered
+        return print_help(args, lambda: _lightning(args))
+    return _lightning(args)
+
+
+def _lightning(args: list[str]):
     from c2s_lightning.training.lightning_cli import run_lightning_cli
 
     return run_lightning_cli(args)

@@ -44,7 +44,7 @@ def make(root, **kw):
 
 def test_pairs_come_from_train_contents_and_carry_the_rule(synth_root):
     dm = make(synth_root)
-    train_refs = {r.ref for r in dm.records("kadid10k", "train")}
+    train_refs = {r.ref for r in dm.mix.records("kadid10k", "train")}
     test_refs = {r.ref for r in dm.eval_records()["kadid10k"]}
     assert test_refs == set(held_out_refs()) and not train_refs & test_refs
     pairs = dm.mix.train_pairs(0)
@@ -83,7 +83,7 @@ def test_balanced_levels_and_rating_examples(synth_root):
     assert len(set(natural.values())) > 1
     dm = make(synth_root, pairs=200, balance_levels=True, rating_images_per_pair=2)
     assert level_histogram(dm.mix.train_pairs(0))["kadid10k"] == {lvl: 40 for lvl in LEVELS}
-    words = rating_labels(dm.records("kadid10k", "train"))
+    words = rating_labels(dm.mix.records("kadid10k", "train"))
     assert set(words.values()) == set(RATING_LEVELS)
     train = dm.train_dataloader().dataset
     pair, item = train.pairs()[0], train[0]
@@ -130,16 +130,16 @@ def test_public_face_for_the_evaluator(synth_root):
     assert dm.default_anchor_dataset() == "kadid10k"  # the first dataset trained on, not the first listed
     assert dm.image_options() == {"pad_to_square": True}
     assert list(dm.eval_records()) == ["cross"] and len(dm.eval_records()["cross"]) == 80  # 16 contents x 5
-    assert {r.ref for r in dm.records("kadid10k", "test")} == set(held_out_refs())
+    assert {r.ref for r in dm.mix.records("kadid10k", "test")} == set(held_out_refs())
     with pytest.raises(KeyError, match="no dataset labelled 'live'"):
-        dm.records("live")
+        dm.mix.records("live")
     with pytest.raises(ValueError, match="name the anchor dataset"):
         ComparisonDataModule([held_out]).default_anchor_dataset()
 
 
 def test_held_out_pairs_are_named_after_the_part_they_come_from(synth_root):
     with_val = make(synth_root)  # random split: a validation part exists
-    val_refs = {r.ref for r in with_val.records("kadid10k", "val")}
+    val_refs = {r.ref for r in with_val.mix.records("kadid10k", "val")}
     assert val_refs and with_val.mix.held_out_part() == "val"
     assert {p.first.ref for p in with_val.mix.validation_pairs()} <= val_refs
     assert next(iter(with_val.val_dataloader()))["part"] == "val"
@@ -147,8 +147,8 @@ def test_held_out_pairs_are_named_after_the_part_they_come_from(synth_root):
                     split_options={"test_refs": held_out_refs(), "fractions": (0.8, 0.0, 0.2)})
     no_val = ComparisonDataModule([spec], batch_size=8)
     no_val.connect(CountingEncoder())
-    assert no_val.records("kadid10k", "val") == []
-    test_refs = {r.ref for r in no_val.records("kadid10k", "test")}
+    assert no_val.mix.records("kadid10k", "val") == []
+    test_refs = {r.ref for r in no_val.mix.records("kadid10k", "test")}
     assert no_val.mix.held_out_part() == "test"  # test images: logged as test/loss, never val/loss
     assert {p.second.ref for p in no_val.mix.validation_pairs()} <= test_refs
     assert next(iter(no_val.val_dataloader()))["part"] == "test"

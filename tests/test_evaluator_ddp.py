@@ -79,7 +79,7 @@ class _Data:
     def image_options(self):
         return {"pad_to_square": False}
 
-    def records(self, label, part):
+    def anchor_records(self, label, part):
         return self._train
 
     def eval_records(self, part):

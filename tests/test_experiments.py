@@ -38,10 +38,12 @@ def stack_for(path: Path) -> list[Path]:
 
 
 CONFIGS = sorted(p for p in EXPERIMENTS.rglob("*.yaml")
-                 if p.parent.name != "strategies" and p.name not in ("quickstart.yaml", "evaluate.yaml", "own_list.yaml")
+                 if p.parent.name != "strategies"
+                 and p.name not in ("quickstart.yaml", "evaluate.yaml", "own_list.yaml", "own_list_train.yaml")
                  and "mplug" not in p.name)  # quickstart: test_cli; DeepSpeed: stacking test; mPLUG: its own;
 #                                             evaluate preset (nothing trains): test_commands' evaluate test;
-#                                             own_list (evaluate-only, a user's list): test_readme_commands
+#                                             own_list (evaluate-only, a user's list): test_readme_commands;
+#                                             own_list_train (not stacked on base): test_own_list_recipe
 
 
 @pytest.fixture(scope="module")

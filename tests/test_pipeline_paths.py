@@ -36,7 +36,7 @@ def setup(tmp_path_factory):
     module.configure_model()
     dm.connect(module)  # what the CLI does before training
     export = export_pretrained(module.backbone, out_dir=tmp / "export")
-    bank = AnchorBank.from_records(dm.records("list", "train"), dataset="list", split="train", alpha=1, beta=1)
+    bank = AnchorBank.from_records(dm.mix.records("list", "train"), dataset="list", split="train", alpha=1, beta=1)
     bank.save(tmp / "bank.json")
     return tmp, dm, module, export
 

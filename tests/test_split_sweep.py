@@ -37,8 +37,8 @@ def test_split_index_sets_every_datasets_paper_split(tmp_path):
     for name, root in roots.items():
         records = read_dataset(name, root, check_images=False)
         third, first = (split_records(records, "paper", index=k).test for k in (3, 1))
-        assert [r.path for r in data.records(name, "test")] == [r.path for r in third]
-        assert [r.path for r in plain.records(name, "test")] == [r.path for r in first]
+        assert [r.path for r in data.mix.records(name, "test")] == [r.path for r in third]
+        assert [r.path for r in plain.mix.records(name, "test")] == [r.path for r in first]
         assert {r.path for r in third} != {r.path for r in first}
 
 

@@ -14,6 +14,9 @@ the evaluator chose them during training.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sys
+import time
 from pathlib import Path
 
 from jsonargparse import Namespace
@@ -39,7 +42,8 @@ def _parser():
     b.add_argument("--beta", type=int, default=1, help="anchors per interval")
     b.add_argument("--rule", default="min_variance", help="min_variance, max_variance or random")
     b.add_argument("--seed", type=int, default=0, help="seed of the split and the random rule")
-    b.add_argument("--checkpoint", type=Path, help="exported model folder; without it the matrix is left empty")
+    b.add_argument("--checkpoint", type=Path, help="exported model folder or model name (compare2score); without "
+                                                  "it the matrix is left empty")
     b.add_argument("--pad-to-square", action=argparse.BooleanOptionalAction, default=None,
                    help="override the export's image preprocessing (reported); default: as the model was trained")
     b.add_argument("--device", help="cuda, cuda:1, cpu ... (default: the first GPU if any)")
@@ -82,6 +86,7 @@ def build_bank(entry: MixEntry, part: str = "train", alpha: int = 5, beta: int =
                seed: int = 0):
     """The anchor bank (no matrix yet) of one part of ``entry``'s split, read as the training mix reads it."""
     from c2s_lightning.data.mix import read_split
+    from c2s_lightning.data.pairs import with_std_fallback
     from c2s_lightning.scoring.bank import AnchorBank
 
     split = read_split(entry, seed)
@@ -89,7 +94,17 @@ def build_bank(entry: MixEntry, part: str = "train", alpha: int = 5, beta: int =
         pool, where = split.test, "all images"
     else:
         pool, where = getattr(split, part), f"{entry.split} split {entry.split_index}, {part}"
+    pool = with_std_fallback(pool, entry.std_fallback)  # as the evaluator does: --dataset.std_fallback counts
     return AnchorBank.from_records(pool, dataset=entry.key, split=where, alpha=alpha, beta=beta, rule=rule, seed=seed)
+
+
+@contextlib.contextmanager
+def stage(text: str):
+    """``text ...`` on stderr now, ``done in X s`` when the block ends: the long steps show as they run."""
+    print(f"{text} ...", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    yield
+    print(f"  done in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
 
 
 def main(args: list[str]) -> int:
@@ -97,16 +112,23 @@ def main(args: list[str]) -> int:
     if ns.out.exists():
         raise SystemExit(f"error: {ns.out} exists; an anchor bank is never replaced: choose another --out")
     from c2s_lightning.infra.atomic_files import check_output_file
+    from c2s_lightning.scoring.named_models import resolve_export
 
+    if ns.checkpoint is not None:  # a model name, or a folder that must hold a model
+        ns.checkpoint = resolve_export(ns.checkpoint)
     entry, seed = dataset_entry(ns)
     check_output_file(ns.out, [Path(entry.root)], option="--out")  # before the dataset is read and the model run
-    bank = build_bank(entry, ns.part, ns.alpha, ns.beta, ns.rule, seed)
+    with stage(f"reading {entry.key} from {entry.root}"):
+        bank = build_bank(entry, ns.part, ns.alpha, ns.beta, ns.rule, seed)
     if ns.checkpoint is not None:
         from c2s_lightning.scoring.from_export import load_scorer
 
-        scorer = load_scorer(ns.checkpoint, bank, batch_size=ns.batch_size, device=ns.device, dtype=ns.dtype,
-                             pad_to_square=ns.pad_to_square, cache=cache_setting(ns))
-        scorer.anchor_block()
+        with stage(f"loading the model from {ns.checkpoint}"):
+            scorer = load_scorer(ns.checkpoint, bank, batch_size=ns.batch_size, device=ns.device, dtype=ns.dtype,
+                                 pad_to_square=ns.pad_to_square, cache=cache_setting(ns))
+        n = len(bank.anchors)
+        with stage(f"comparing the {n} anchors with each other ({n * (n - 1)} ordered pairs)"):
+            scorer.anchor_block()
         report_cache(scorer.comparator, "anchors build")
     bank.save(ns.out)
     for a in bank.anchors:

@@ -29,11 +29,14 @@ def _parser():
     inspect.add_argument("root", type=Path, help="dataset folder as distributed (for list: the list file)")
     inspect.add_argument("--pairs", type=int, default=2000, help="pairs drawn for the level histogram")
     inspect.add_argument("--no-check-images", action="store_true", help="skip opening every image header")
+    inspect.add_argument("--std-fallback", type=float, default=None,
+                         help="std for images without one, on the MOS scale (default: the median std, else 0.14 x "
+                              "the MOS range), as a data.datasets entry's std_fallback")
     add_actions(parser, {"synth": (SYNTH_HELP, synth), "inspect": (INSPECT_HELP, inspect)})
     return parser
 
 
-def inspect_dataset(name: str, root: Path, pairs: int, check_images: bool) -> str:
+def inspect_dataset(name: str, root: Path, pairs: int, check_images: bool, std_fallback: float | None = None) -> str:
     """The text that ``data inspect`` prints."""
     from c2s_lightning.data.datasets import read_dataset
     from c2s_lightning.data.pairs import format_histogram, level_histogram, sample_pairs
@@ -51,7 +54,7 @@ def inspect_dataset(name: str, root: Path, pairs: int, check_images: bool) -> st
         f"contents  {len(refs) if refs else 'none (no reference ids)'}",
     ]
     if len(records) >= 2:
-        drawn = sample_pairs(records, pairs=pairs, seed=0)
+        drawn = sample_pairs(records, pairs=pairs, seed=0, std_fallback=std_fallback)
         lines += [f"levels of {len(drawn)} random pairs:", format_histogram(level_histogram(drawn))]
     return "\n".join(lines)
 
@@ -67,4 +70,4 @@ def main(args: list[str]) -> None:
         print(f"data synth: {out} holds the synthetic dataset (KADID-10k layout): {images} image files, "
               f"labels in {out / 'dmos.csv'}")
     else:
-        print(inspect_dataset(ns.name, ns.root, ns.pairs, not ns.no_check_images))
+        print(inspect_dataset(ns.name, ns.root, ns.pairs, not ns.no_check_images, ns.std_fallback))

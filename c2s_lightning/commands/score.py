@@ -20,16 +20,15 @@ from pathlib import Path
 from c2s_lightning.infra.atomic_files import write_text
 from c2s_lightning.commands.cache_options import add_cache_arguments, cache_setting, report_cache
 from c2s_lightning.infra.arguments import parse_tool, tool_parser
-from c2s_lightning.data.records import DatasetError
-
-IMAGE_SUFFIXES = {".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".gif"}
 
 
 def _parser():
     p = tool_parser("score", __doc__)
     p.add_argument("images", nargs="+", type=Path, help="image files and/or folders (searched recursively)")
-    p.add_argument("--checkpoint", required=True, type=Path,
-                   help="exported model folder, e.g. outputs/quickstart/latest/export")
+    p.add_argument("--checkpoint", required=True,
+                   help="a model name (compare2score: the authors' release, fetched through the Hugging Face "
+                        "cache once) or an exported model folder (fit writes <run>/export; the quickstart's "
+                        "outputs/quickstart/latest/export is a toy)")
     p.add_argument("--anchors", type=Path, help="anchor bank JSON (anchors build); default: the export's anchors.json")
     p.add_argument("--readoff", default="raw", choices=["raw", "minmax"],
                    help="raw: the MAP score (default); minmax: 0-100 between the worst and best anchor")
@@ -68,17 +67,6 @@ def resolve_dtype(choice: str, device: str | None, command: str | None) -> str:
     return dtype
 
 
-def expand(paths: list[Path]) -> list[Path]:
-    """Files as given; folders replaced by the images under them, sorted."""
-    out = []
-    for path in paths:
-        if path.is_dir():
-            out += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            out.append(path)
-    return out
-
-
 def score_paths(scorer, paths: list[Path], workers: int = 0, chunk: int = 64) -> list[tuple[str, float | None, str]]:
     """One (path, score, error) row per path; an unreadable image gets an error, the rest a score.
 
@@ -88,6 +76,7 @@ def score_paths(scorer, paths: list[Path], workers: int = 0, chunk: int = 64) ->
     from tqdm import tqdm
 
     from c2s_lightning.models.lockstep import stand_in
+    from c2s_lightning.data.records import DatasetError
     from c2s_lightning.scoring.image_feed import prefetch
 
     def load(path: Path):
@@ -122,15 +111,16 @@ def write_rows(rows: list[tuple[str, float | None, str]], out: Path | None) -> N
 
 
 def main(args: list[str]) -> int:
-    from c2s_lightning.models.protocol import ProtocolError
-    from c2s_lightning.scoring.from_export import load_scorer
-    from c2s_lightning.scoring.bank import StaleAnchorBankError
-
-    ns = parse_tool(_parser(), args)
-    paths = expand(ns.images)
-    if not paths:
-        raise SystemExit("no images found in " + ", ".join(map(str, ns.images)))
+    ns = parse_tool(_parser(), args)  # before the heavy imports: --help and bad options answer at once
     from c2s_lightning.commands import score_shards as shards
+    from c2s_lightning.models.protocol import ProtocolError
+    from c2s_lightning.scoring.bank import StaleAnchorBankError
+    from c2s_lightning.scoring.from_export import load_scorer
+    from c2s_lightning.scoring.image_feed import expand_image_paths
+    from c2s_lightning.scoring.named_models import resolve_export
+
+    ns.checkpoint = resolve_export(ns.checkpoint)  # a wrong name fails before any folder is searched
+    paths = expand_image_paths(ns.images)
 
     if ns.out:  # an unusable --out is found now, not after every image was scored
         from c2s_lightning.infra.atomic_files import check_output_file

@@ -105,9 +105,9 @@ class ComparisonDataModule(L.LightningDataModule):
         return self._mix
 
     # -- what the evaluator needs -----------------------------------------------------------
-    def records(self, label: str, part: str = "train") -> list[IQARecord]:
-        """One part (``train``, ``val``, ``test``) of a dataset's split, e.g. the anchor source."""
-        return self.mix.records(label, part)
+    def anchor_records(self, label: str, part: str = "train") -> list[IQARecord]:
+        """The part anchors are chosen from, each image with a std (``Mix.anchor_records``)."""
+        return self.mix.anchor_records(label, part)
 
     def eval_records(self, part: str = "test") -> dict[str, list[IQARecord]]:
         """Single images with MOS per evaluated dataset label, for the evaluation callback."""

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from c2s_lightning.data.pairs import Pair, rating_labels, sample_pairs
+from c2s_lightning.data.pairs import Pair, rating_labels, sample_pairs, with_std_fallback
 from c2s_lightning.data.records import IQARecord
 from c2s_lightning.data.splits import Split
 
@@ -65,6 +65,9 @@ class MixEntry:
     def __post_init__(self) -> None:
         if self.pairs is not None and self.pairs_per_image is not None:
             raise ValueError(f"dataset {self.key!r}: give pairs or pairs_per_image, not both")
+        if self.std_fallback is not None and not self.std_fallback > 0:
+            raise ValueError(f"dataset {self.key!r}: std_fallback must be a positive std on the dataset's MOS "
+                             f"scale, got {self.std_fallback}")
         if self.synthesize and self.name != "kadid10k":
             raise ValueError(f"dataset {self.key!r}: synthesize writes KADID-10k's layout; set name: kadid10k")
 
@@ -178,6 +181,13 @@ class Mix:
         if part not in PARTS:
             raise ValueError(f"part must be one of {PARTS}, got {part!r}")
         return list(getattr(self.splits[label], part))
+
+    def anchor_records(self, label: str, part: str = "train") -> list[IQARecord]:
+        """The images anchors are chosen from: one part of a dataset's split, every image given a std
+        as the level rule gives it (the entry's ``std_fallback``, else ``with_std_fallback``'s
+        default), so a list without stds still has its anchors chosen by the variance rules."""
+        entry = next(e for e in self.entries if e.key == label) if label in self.splits else None
+        return with_std_fallback(self.records(label, part), entry.std_fallback if entry else None)
 
     def eval_records(self, part: str = "test") -> dict[str, list[IQARecord]]:
         """One part of every evaluated dataset, by label."""

@@ -55,7 +55,8 @@ def with_std_fallback(records: Sequence[IQARecord], std_fallback: float | None =
     if not fallback > 0:
         raise ValueError(
             f"dataset {records[0].dataset!r}: {len(needs)} records lack a positive std and the "
-            f"fallback from {source} is {fallback}; set std_fallback to a positive number"
+            f"fallback from {source} is {fallback}; give the dataset a positive std_fallback on its MOS "
+            f"scale (in a config: `std_fallback: 0.5` in its data.datasets entry; `data inspect --std-fallback 0.5`)"
         )
     log.info("%s: std %.4g (%s) given to %d of %d records without a positive std",
              records[0].dataset, fallback, source, len(needs), len(records))

@@ -103,7 +103,7 @@ class SoftComparisonEvaluator(L.Callback):
     # -- work -------------------------------------------------------------------------------
     def bank(self, datamodule) -> AnchorBank:
         label = self.anchor_dataset or datamodule.default_anchor_dataset()
-        records = datamodule.records(label, self.anchor_part)
+        records = datamodule.anchor_records(label, self.anchor_part)
         return AnchorBank.from_records(records, dataset=label, split=self.anchor_part, alpha=self.alpha,
                                        beta=self.beta, rule=self.rule, seed=self.anchor_seed)
 

@@ -40,10 +40,17 @@ class ErrorsThatHelp:
     """A parser mixin for the tools' and LightningCLI's parsers: an error names the option meant
     (among the parser's own and ``other_options``, e.g. ``evaluate``'s when LightningCLI parses the
     rest of its line), after one usage line instead of a listing of every option, which would bury
-    the error line (``--help`` lists them all)."""
+    the error line (``--help`` lists them all). Options are never abbreviated."""
 
     prog: str
     other_options: tuple[str, ...] = ()
+
+    def __init__(self, *args, **kwargs) -> None:
+        # argparse takes any unique prefix of an option (--readof for --readoff), so a typo can
+        # silently pick another option; here only whole names are accepted, and a misspelling
+        # gets the did-you-mean of ``error``.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def print_usage(self, file=None) -> None:
         (file or sys.stdout).write(f"usage: {self.prog.replace(' [options]', '')} [options]\n")
@@ -137,3 +144,21 @@ def _checked(parser: ArgumentParser, ns: Namespace) -> Namespace:
     for group in getattr(parser, "exclusive_groups", []):
         group.check(ns)
     return ns
+
+
+def replacing_lists(args: list[str], keys: tuple[str, ...]) -> list[str]:
+    """``args`` with each of ``keys`` (e.g. ``--data.datasets``) given on the command line reset to an
+    empty list just before, so the list given replaces the one of a config before it.
+
+    jsonargparse merges a list of dataclasses item by item with the value it already holds: without
+    the reset, ``--data.datasets '[{name: list, ...}]'`` after a config keeps every option of the
+    config's first item (``synthesize: true``, ...) that the new item does not name, and every later
+    item. ``--data.datasets+=...`` (append) is left as it is.
+    """
+    out: list[str] = []
+    for arg in args:
+        if arg in keys or arg.split("=", 1)[0] in keys:
+            out += [arg.split("=", 1)[0], "[]"]
+        out.append(arg)
+    return out
+

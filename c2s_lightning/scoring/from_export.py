@@ -1,9 +1,8 @@
-"""``score_images``: score images with an export (and its own anchor bank), in one call."""
+"""``load_scorer``: a scorer over an exported checkpoint and its own anchor bank (``api.score_images`` wraps it)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -11,7 +10,7 @@ import torch
 from c2s_lightning.models.protocol import ANCHORS_FILE, ComparisonProtocol, has_protocol
 from c2s_lightning.scoring.bank import AnchorBank
 from c2s_lightning.cache.wiring import CacheSetting, cache_protocol, cached_comparator
-from c2s_lightning.scoring.scorer import Compare2Scorer, ImageLike
+from c2s_lightning.scoring.scorer import Compare2Scorer
 
 
 def export_bank(checkpoint: str | os.PathLike, anchors: str | os.PathLike | AnchorBank | None) -> AnchorBank:
@@ -77,21 +76,3 @@ def load_scorer(checkpoint: str | os.PathLike, anchors: str | os.PathLike | Anch
     key = cache_protocol(scorer.protocol.to_dict(), dtype=dtype)
     scorer.comparator = cached_comparator(scorer.comparator, cache, backbone.model_id, key)
     return scorer
-
-
-def score_images(images: Sequence[ImageLike], checkpoint: str | os.PathLike,
-                 anchors: str | os.PathLike | AnchorBank | None = None, batch_size: int = 16,
-                 **options) -> torch.Tensor:
-    """Quality scores (raw MAP: higher is better) of images given as paths or PIL images.
-
-    Args:
-        images: Paths or PIL images (preprocessed as the export's protocol says).
-        checkpoint: Exported model folder.
-        anchors: Anchor bank JSON path or ``AnchorBank``; default: the export's own bank.
-        batch_size: Image pairs per forward pass.
-        **options: See ``load_scorer``.
-
-    Returns:
-        Tensor ``[len(images)]`` of MAP scores.
-    """
-    return load_scorer(checkpoint, anchors, batch_size=batch_size, **options).score(images)

@@ -12,14 +12,36 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import TypeVar
 
 from PIL import Image
 
 from c2s_lightning.data.images import ImagePreprocessing
 
+IMAGE_SUFFIXES = frozenset({".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".gif"})
+"""What a folder given to ``score`` or a metric contributes: the files with these suffixes."""
+
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def expand_image_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files as given; each folder replaced by the images under it (recursively, sorted).
+
+    Raises:
+        ValueError: a folder holds no image.
+    """
+    out: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not found:
+                raise ValueError(f"{path}: no images in this folder ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            out += found
+        else:
+            out.append(path)
+    return out
 
 
 def prefetch(load: Callable[[T], R], items: Iterable[T], workers: int = 0, ahead: int | None = None) -> Iterator[R]:

@@ -15,13 +15,18 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from c2s_lightning.evaluation.evaluator import SoftComparisonEvaluator
 from c2s_lightning.training.export_callback import HFExport
 from c2s_lightning.training.loggers import add_csv_logger
+from c2s_lightning.training.progress_lines import use_line_progress
 from c2s_lightning.training.run_start import RunStart
 from c2s_lightning.infra.checkpoint_files import LIGHTNING_KEYWORDS, check_checkpoint_file, use_atomic_checkpoints
-from c2s_lightning.infra.arguments import ErrorsThatHelp
+from c2s_lightning.infra.arguments import ErrorsThatHelp, replacing_lists
 from c2s_lightning.infra.config_keys import flatten
 from c2s_lightning.data.datamodule import ComparisonDataModule
 from c2s_lightning.models.module import Compare2ScoreModule
 from c2s_lightning.training.run_folders import place
+
+
+REPLACED_LISTS = ("--data.datasets",)
+"""Lists that a command-line value replaces whole instead of merging into a config's (``replacing_lists``)."""
 
 
 class LoggedConfigCallback(SaveConfigCallback):
@@ -104,6 +109,7 @@ class Compare2ScoreCLI(LightningCLI):
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
         self.trainer.callbacks.append(RunStart(self.run_folder))
+        use_line_progress(self.trainer)  # a log file or pipe gets a line per N steps, not a redrawn bar
         for callback in self.trainer.callbacks:
             if type(callback) is RichProgressBar:  # Lightning's default bar: same state, better label
                 callback.__class__ = StepBudgetProgressBar
@@ -162,7 +168,7 @@ def run_lightning_cli(args: list[str], other_options: tuple[str, ...] = ()) -> C
     with warnings.catch_warnings():
         # main() passes sys.argv[1:] itself (or a test's list): giving both is this design, not a mistake
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-        return _build_cli(args, other_options)
+        return _build_cli(replacing_lists(args, REPLACED_LISTS), other_options)
 
 
 def _build_cli(args: list[str], other_options: tuple[str, ...] = ()) -> Compare2ScoreCLI:
