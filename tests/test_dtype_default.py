@@ -48,6 +48,7 @@ def test_score_loads_the_model_in_the_resolved_dtype(monkeypatch, tmp_path, caps
     monkeypatch.setattr(from_export, "load_scorer", load_scorer)
     _cuda(monkeypatch, True, True)
     (tmp_path / "a.png").write_bytes(b"")
+    (tmp_path / "config.json").write_text("{}")  # enough of an export folder for the name check; loading is patched
     with pytest.raises(SystemExit, match="stop here"):
         score.main([str(tmp_path / "a.png"), "--checkpoint", str(tmp_path)])
     assert asked["dtype"] == "bfloat16" and "score: --dtype auto -> bfloat16" in capsys.readouterr().err

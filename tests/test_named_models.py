@@ -18,7 +18,8 @@ from c2s_lightning.cli import main
 from c2s_lightning.data.records import IQARecord
 from c2s_lightning.models.backbones import build_backbone
 from c2s_lightning.models.export import export_pretrained
-from c2s_lightning.models.protocol import ComparisonProtocol, weights_fingerprint
+from c2s_lightning.models.fingerprint import weights_fingerprint
+from c2s_lightning.models.protocol import ComparisonProtocol
 from c2s_lightning.scoring import named_models
 from c2s_lightning.scoring.bank import AnchorBank
 

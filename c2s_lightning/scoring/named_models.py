@@ -169,7 +169,8 @@ def _assemble(model: NamedModel, name: str, release: Path, anchors: list, staged
     from c2s_lightning.data.images import ImagePreprocessing
     from c2s_lightning.data.records import IQARecord
     from c2s_lightning.models.mplug_owl2.checkpoint import config_from_released
-    from c2s_lightning.models.protocol import ANCHORS_FILE, ComparisonProtocol, weights_fingerprint
+    from c2s_lightning.models.fingerprint import stamp
+    from c2s_lightning.models.protocol import ANCHORS_FILE, ComparisonProtocol
     from c2s_lightning.scoring.bank import AnchorBank
 
     for file in release.iterdir():
@@ -178,8 +179,7 @@ def _assemble(model: NamedModel, name: str, release: Path, anchors: list, staged
     config = config_from_released(json.loads((release / "config.json").read_text()))
     preprocessing = ImagePreprocessing(pad_to_square=model.pad_to_square, decode_size=config.vision.image_size)
     family = SimpleNamespace(family=config.model_type, build_args={"model": model.hub_id})
-    protocol = ComparisonProtocol.for_backbone(family, preprocessing.to_dict())
-    protocol.weights_fingerprint = weights_fingerprint(staged)
+    protocol = stamp(ComparisonProtocol.for_backbone(family, preprocessing.to_dict()), staged)
     protocol.save(staged)
     with tempfile.TemporaryDirectory() as decoded:
         records = []
