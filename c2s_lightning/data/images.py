@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageStat
 
 from c2s_lightning.data.records import DatasetError
+from c2s_lightning.infra.input_files import special_kind
 
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 """Integer modes read from 16-bit files (PIL scales a PGM's maxval to 0..65535 in mode ``I``)."""
@@ -122,6 +123,9 @@ class ImagePreprocessing:
         return pad_square(rgb) if self.pad_to_square else rgb
 
     def _decode(self, path: str | os.PathLike) -> Image.Image:
+        special = special_kind(path)
+        if special:  # opening a FIFO would block for ever, a device never end
+            raise DatasetError(f"{path}: cannot read image ({special}, not a regular file)")
         try:
             with Image.open(path) as img:
                 request = self.draft_size(img.size)
