@@ -1,17 +1,13 @@
 """YAML with a bound on alias expansion: every YAML the project reads goes through here.
 
-YAML aliases (``*name``) repeat an anchored node by reference, so a few hundred bytes can stand
-for a billion nodes ("billion laughs"). PyYAML builds such a document as a small shared graph,
-quickly; the blow-up comes later, when a consumer walks it as a tree (jsonargparse turning it
-into a namespace, a sweep plan copying its values), and ends in a hang or a MemoryError. So the
-node graph is measured right after it is composed and before anything is built from it: the
-nodes that aliases add (each node counted as often as a tree walk would visit it) may be at most
-``MAX_ALIAS_NODES``. A config written by hand reuses a block a few times, far below the bound;
-a recursive alias (a node containing itself) is refused too, as no tree holds it.
-
-Sweep files load through ``safe_load``; ``--config`` files (and YAML values on the command line)
-of every tool and of LightningCLI through jsonargparse, whose loaders ``bound_config_loaders``
-wraps.
+An alias (``*name``) repeats an anchored node by reference, so a few hundred bytes can stand for a
+billion nodes ("billion laughs"). PyYAML builds that as a small shared graph; the blow-up comes
+when a consumer walks it as a tree (jsonargparse making a namespace, a sweep copying values): a
+hang or a MemoryError. So the composed graph is measured before anything is built from it: the
+nodes aliases add (counted as often as a tree walk visits them) may be at most
+``MAX_ALIAS_NODES``, and a node may not contain itself. Sweep files load through ``safe_load``;
+``--config`` files of the tools and of LightningCLI through jsonargparse, whose loaders
+``bound_config_loaders`` wraps.
 """
 
 from __future__ import annotations
@@ -64,22 +60,14 @@ def check_alias_expansion(root: yaml.Node | None, limit: int = MAX_ALIAS_NODES) 
     expanded(root, set())
 
 
-class BoundedSafeLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that checks alias expansion before constructing the document."""
-
-    def get_single_node(self):
-        node = super().get_single_node()
-        check_alias_expansion(node)
-        return node
-
-
 def safe_load(text: str) -> Any:
     """``yaml.safe_load`` with the alias bound.
 
     Raises:
         yaml.YAMLError: invalid YAML, or ``AliasBombError``.
     """
-    return yaml.load(text, Loader=BoundedSafeLoader)  # noqa: S506 - a SafeLoader subclass
+    check_text(text)
+    return yaml.safe_load(text)
 
 
 def check_text(text: Any) -> None:
@@ -89,12 +77,13 @@ def check_text(text: Any) -> None:
         return
     loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
+        check_alias_expansion(loader.get_single_node())
+    except AliasBombError:
+        raise
     except yaml.YAMLError:
         return
     finally:
         loader.dispose()
-    check_alias_expansion(node)
 
 
 def bound_config_loaders() -> None:
