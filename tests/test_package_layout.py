@@ -108,7 +108,9 @@ def test_the_top_level_holds_entry_points_only_and_every_folder_is_a_layer():
 
 def test_the_package_stays_within_its_line_budget():
     lines = sum(len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py"))
-    assert lines <= 13_140, lines  # lowered to 13,075 (the size before the sort) when the W&B file reader goes
+    # 13,140 + 340 for refusing unsafe input before any work (YAML alias bound, special files, outputs over
+    # inputs, checks before the model loads); lowered by 65 when the W&B file reader goes
+    assert lines <= 13_480, lines
 
 
 def test_the_export_callback_needs_nothing_from_the_evaluator():

@@ -196,7 +196,7 @@ def test_the_predictions_table_names_each_image(runs):
     assert {row[0] for row in table["data"]} == {r.name for r in runs.first.test}
 
 
-def test_anchors_build_from_an_export_reproduces_its_bank(runs, tmp_path):
+def test_anchors_build_from_an_export_reproduces_its_bank(runs, tmp_path, capsys):
     out = tmp_path / "bank.json"
     assert main(["anchors", "build", "--checkpoint", str(runs.first.export), "--out", str(out)]) == 0
     built, shipped = (json.loads(p.read_text()) for p in (out, runs.first.export / "anchors.json"))
@@ -208,8 +208,9 @@ def test_anchors_build_from_an_export_reproduces_its_bank(runs, tmp_path):
     protocol = json.loads((runs.first.export / "compare2score.json").read_text())
     assert protocol["image_preprocessing"] == built["image_preprocessing"] == shipped["image_preprocessing"]
     assert protocol["image_preprocessing"]["decode_size"] == 32
-    with pytest.raises(SystemExit, match="never replaced"):
+    with pytest.raises(SystemExit) as stop:
         main(["anchors", "build", "--checkpoint", str(runs.first.export), "--out", str(out)])
+    assert stop.value.code == 2 and "never replaced" in capsys.readouterr().err
 
 
 def test_score_documents_its_scale_and_reads_off_minmax(runs, tmp_path, capsys):

@@ -17,9 +17,11 @@ import argparse
 from pathlib import Path
 
 from jsonargparse import Namespace
+from jsonargparse.typing import PositiveInt
 
 from c2s_lightning.commands.cache_options import add_cache_arguments, cache_setting, report_cache
 from c2s_lightning.infra.arguments import add_actions, parse_tool, tool_parser
+from c2s_lightning.infra.atomic_files import check_output_file, is_nonempty_folder
 from c2s_lightning.data.mix import MixEntry
 
 BUILD_HELP = "select anchors and compute the anchor-vs-anchor probability matrix"
@@ -35,8 +37,8 @@ def _parser():
                         "training dataset of the --checkpoint export, with its root and split")
     b.add_argument("--part", default="train", choices=["train", "val", "test"],
                    help="part of the split the anchors come from (split none: all images)")
-    b.add_argument("--alpha", type=int, default=5, help="number of equal-width MOS intervals")
-    b.add_argument("--beta", type=int, default=1, help="anchors per interval")
+    b.add_argument("--alpha", type=PositiveInt, default=5, help="number of equal-width MOS intervals")
+    b.add_argument("--beta", type=PositiveInt, default=1, help="anchors per interval")
     b.add_argument("--rule", default="min_variance", help="min_variance, max_variance or random")
     b.add_argument("--seed", type=int, default=0, help="seed of the split and the random rule")
     b.add_argument("--checkpoint", type=Path, help="exported model folder; without it the matrix is left empty")
@@ -45,7 +47,7 @@ def _parser():
     b.add_argument("--device", help="cuda, cuda:1, cpu ... (default: the first GPU if any)")
     b.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                    help="weight dtype; bfloat16 halves the memory of a 7B model")
-    b.add_argument("--batch-size", type=int, default=16)
+    b.add_argument("--batch-size", type=PositiveInt, default=16)
     add_cache_arguments(b)
     b.add_argument("--out", required=True, type=Path,
                    help="anchor bank JSON to write (its images go to a folder of the same stem); never replaced")
@@ -92,12 +94,24 @@ def build_bank(entry: MixEntry, part: str = "train", alpha: int = 5, beta: int =
     return AnchorBank.from_records(pool, dataset=entry.key, split=where, alpha=alpha, beta=beta, rule=rule, seed=seed)
 
 
+def check_new_bank(out: Path, checkpoint: Path | None) -> None:
+    """Refuse, before any work, a ``--out`` that would write over something: an existing file, a
+    non-empty images folder (``bank.json`` -> ``bank/``), or a place inside the export."""
+    from c2s_lightning.scoring.bank import AnchorBank
+
+    if out.exists():
+        raise FileExistsError(f"--out {out} exists; an anchor bank is never replaced: choose another --out")
+    images = AnchorBank.images_folder(out)
+    if is_nonempty_folder(images):
+        raise FileExistsError(f"--out {out}: its images folder {images} exists and is not empty; a bank's "
+                              "images go to a new folder: choose another --out")
+    folders = [checkpoint] if checkpoint is not None and checkpoint.is_dir() else []
+    check_output_file(out, option="--out", input_folders=folders)
+
+
 def main(args: list[str]) -> int:
     ns = parse_tool(_parser(), args)
-    if ns.out.exists():
-        raise SystemExit(f"error: {ns.out} exists; an anchor bank is never replaced: choose another --out")
-    from c2s_lightning.infra.atomic_files import check_output_file
-
+    check_new_bank(ns.out, ns.checkpoint)
     entry, seed = dataset_entry(ns)
     check_output_file(ns.out, [Path(entry.root)], option="--out")  # before the dataset is read and the model run
     bank = build_bank(entry, ns.part, ns.alpha, ns.beta, ns.rule, seed)

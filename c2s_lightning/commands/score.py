@@ -17,12 +17,32 @@ import sys
 import time
 from pathlib import Path
 
-from c2s_lightning.infra.atomic_files import write_text
+from jsonargparse.typing import NonNegativeInt, PositiveInt
+
+from c2s_lightning.infra.atomic_files import check_output_file, write_text
 from c2s_lightning.commands.cache_options import add_cache_arguments, cache_setting, report_cache
 from c2s_lightning.infra.arguments import parse_tool, tool_parser
 from c2s_lightning.data.records import DatasetError
 
-IMAGE_SUFFIXES = {".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".gif"}
+CHUNK_IMAGES = 64
+CHUNK_BYTES = 128 << 20
+"""Decoded pixels one chunk of images may hold (width x height x 3 bytes each): a chunk ends at
+``CHUNK_IMAGES`` images or at this many bytes, whichever comes first, so memory follows the
+pixels (about three padded 4000x3000 photos), not the image count."""
+
+
+def image_suffixes() -> set[str]:
+    """File name endings of every image format the installed Pillow can open and decode
+    (``Image.registered_extensions()``: AVIF, JPEG 2000, QOI ... where built in); stub formats,
+    which need a handler of their own, and MPEG, a video, are left out."""
+    from PIL import Image, ImageFile
+
+    def decodable(name: str) -> bool:
+        opener = Image.OPEN.get(name, (None,))[0]
+        return (isinstance(opener, type) and not issubclass(opener, ImageFile.StubImageFile)
+                and name != "MPEG")
+
+    return {suffix for suffix, name in Image.registered_extensions().items() if decodable(name)}
 
 
 def _parser():
@@ -37,37 +57,40 @@ def _parser():
     p.add_argument("--device", help="cuda, cuda:1, cpu ... (default: the first GPU if any)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                    help="weight dtype; bfloat16 halves the memory of a 7B model")
-    p.add_argument("--batch-size", type=int, default=16, help="image pairs per forward pass")
+    p.add_argument("--batch-size", type=PositiveInt, default=16, help="image pairs per forward pass")
     p.add_argument("--pad-to-square", action=argparse.BooleanOptionalAction, default=None,
                    help="override the export's image preprocessing (reported); default: as the model was trained")
-    p.add_argument("--workers", type=int, default=2,
+    p.add_argument("--workers", type=NonNegativeInt, default=2,
                    help="threads decoding the next images while the model scores (0: none); same scores")
     p.add_argument("--recompute-anchors", action="store_true",
                    help="recompute the anchor matrix if the bank's was computed by other weights")
     add_cache_arguments(p)
-    p.add_argument("--devices", type=int, default=1,
+    p.add_argument("--devices", type=PositiveInt, default=1,
                    help="processes per node, each scoring a share (GPUs, or CPU processes with --device cpu); "
                         "above 1 needs --out")
-    p.add_argument("--num-nodes", type=int, default=1, help="nodes (started by torchrun or SLURM)")
+    p.add_argument("--num-nodes", type=PositiveInt, default=1, help="nodes (started by torchrun or SLURM)")
     return p
 
 
 def expand(paths: list[Path]) -> list[Path]:
     """Files as given; folders replaced by the images under them, sorted."""
+    suffixes = image_suffixes()
     out = []
     for path in paths:
         if path.is_dir():
-            out += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            out += sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes)
         else:
             out.append(path)
     return out
 
 
-def score_paths(scorer, paths: list[Path], workers: int = 0, chunk: int = 64) -> list[tuple[str, float | None, str]]:
-    """One (path, score, error) row per path; an unreadable image gets an error, the rest a score.
+def score_paths(scorer, paths: list[Path], workers: int = 0, chunk: int = CHUNK_IMAGES,
+                chunk_bytes: int = CHUNK_BYTES) -> list[tuple[str, float | None, str]]:
+    """One (path, score, error) row per path; an unreadable image (a FIFO, a device, a damaged
+    file) gets an error, the rest a score.
 
-    Images are loaded through ``scorer.pipeline`` by ``workers`` threads, one chunk ahead of the
-    chunk being scored.
+    Images are loaded through ``scorer.pipeline`` by ``workers`` threads ahead of the scorer and
+    scored in chunks of at most ``chunk`` images and ``chunk_bytes`` decoded bytes.
     """
     from tqdm import tqdm
 
@@ -80,13 +103,23 @@ def score_paths(scorer, paths: list[Path], workers: int = 0, chunk: int = 64) ->
             return None, str(err)
 
     rows: list[tuple[str, float | None, str]] = []
+
+    def score(part) -> None:
+        bar.update(sum(1 for _, _, error in part if error))
+        scores = iter(scorer.score([image for _, image, error in part if not error], progress=bar.update).tolist())
+        rows.extend((p, None, e) if e else (p, next(scores), "") for p, _, e in part)
+
     with tqdm(total=len(paths), unit="img", desc="scoring", file=sys.stderr) as bar, \
-            contextlib.closing(prefetch(load, paths, workers, ahead=chunk)) as loaded:
-        for start in range(0, len(paths), chunk):
-            part = [(str(path), *next(loaded)) for path in paths[start:start + chunk]]
-            bar.update(sum(1 for _, _, error in part if error))
-            scores = iter(scorer.score([image for _, image, error in part if not error], progress=bar.update).tolist())
-            rows += [(p, None, e) if e else (p, next(scores), "") for p, _, e in part]
+            contextlib.closing(prefetch(load, paths, workers)) as loaded:
+        part, held = [], 0
+        for path, (image, error) in zip(paths, loaded):
+            part.append((str(path), image, error))
+            held += 0 if image is None else image.width * image.height * len(image.getbands())
+            if len(part) == chunk or held >= chunk_bytes:
+                score(part)
+                part, held = [], 0
+        if part:
+            score(part)
     return rows
 
 
@@ -103,29 +136,28 @@ def write_rows(rows: list[tuple[str, float | None, str]], out: Path | None) -> N
 
 
 def main(args: list[str]) -> int:
-    from c2s_lightning.models.protocol import ProtocolError
-    from c2s_lightning.scoring.from_export import load_scorer
-    from c2s_lightning.scoring.bank import StaleAnchorBankError
+    from c2s_lightning.scoring.from_export import export_bank, load_scorer
 
     ns = parse_tool(_parser(), args)
     paths = expand(ns.images)
     if not paths:
-        raise SystemExit("no images found in " + ", ".join(map(str, ns.images)))
+        raise ValueError("no images found in " + ", ".join(map(str, ns.images)))
     from c2s_lightning.commands import score_shards as shards
 
-    if ns.out:  # an unusable --out is found now, not after every image was scored
-        from c2s_lightning.infra.atomic_files import check_output_file
-
-        check_output_file(ns.out, [p for p in (*paths, ns.anchors, ns.checkpoint) if p], option="--out")
+    # an unusable --out, or one over an input, is refused now, not after every image was scored
+    export = [ns.checkpoint] if ns.checkpoint.is_dir() else []
+    if ns.out:
+        check_output_file(ns.out, paths, option="--out", input_folders=export)
+    bank = export_bank(ns.checkpoint, ns.anchors)  # a bad bank fails now, before the model loads
+    if ns.out and ns.anchors:
+        check_output_file(ns.out, [ns.anchors, *(a.path for a in bank.anchors)], option="--out",
+                          input_folders=[bank.images_folder(ns.anchors)])
     ranks = shards.start_ranks(ns.devices, ns.num_nodes, ns.device)  # ddp: the other ranks re-run this command
     start = time.perf_counter()
-    try:
-        scorer = load_scorer(ns.checkpoint, ns.anchors, batch_size=ns.batch_size, device=ranks.device, dtype=ns.dtype,
-                             recompute_anchors=ns.recompute_anchors, pad_to_square=ns.pad_to_square,
-                             readoff=ns.readoff, cache=cache_setting(ns), workers=ns.workers)
-        scorer.anchor_block()  # a stale bank fails here, before any image is read
-    except (StaleAnchorBankError, ProtocolError, FileNotFoundError) as error:
-        raise SystemExit(f"error: {error}") from None
+    scorer = load_scorer(ns.checkpoint, bank, batch_size=ns.batch_size, device=ranks.device, dtype=ns.dtype,
+                         recompute_anchors=ns.recompute_anchors, pad_to_square=ns.pad_to_square,
+                         readoff=ns.readoff, cache=cache_setting(ns), workers=ns.workers)
+    scorer.anchor_block()  # a stale bank fails here, before any image is read
     ranks.barrier()  # the rate printed below counts scoring, not the other ranks' start
     loaded = time.perf_counter()
     rows = shards.score_sharded(ranks, paths, ns.out, shards.run_key(paths, scorer, ns.dtype),
@@ -142,3 +174,4 @@ def main(args: list[str]) -> int:
           + (f" -> {ns.out}" if ns.out else ""), file=sys.stderr)
     report_cache(scorer.comparator, "score")
     return 1 if failed else 0
+
