@@ -160,8 +160,9 @@ def test_a_bank_of_other_weights_fails_in_one_line_until_recomputed(runs, tmp_pa
     with pytest.raises(SystemExit) as error:
         main(["score", str(photo), "--checkpoint", str(runs.second.export),
               "--anchors", str(runs.first.export / "anchors.json")])
-    message = str(error.value.code)
-    assert "\n" not in message and "other weights" in message and "--recompute-anchors" in message
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert error.value.code == 2 and len(lines) == 1  # a user error: status 2, one line
+    assert "other weights" in lines[0] and "--recompute-anchors" in lines[0]
     score([photo], runs.second.export, tmp_path / "s.csv", "--anchors", str(runs.first.export / "anchors.json"),
           "--recompute-anchors")
     assert "images/s" in capsys.readouterr().err
