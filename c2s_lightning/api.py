@@ -20,6 +20,7 @@ trained for minutes on synthetic images, whose scores on real photos mean nothin
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 
 import torch
@@ -82,6 +83,7 @@ class Compare2ScoreMetric(torch.nn.Module):
     def __init__(self, scorer):
         super().__init__()
         self.scorer = scorer
+        self._turn = threading.Lock()
         comparator = scorer.comparator
         while not hasattr(comparator, "backbone"):  # under a comparison cache's wrapper
             comparator = comparator.inner
@@ -92,8 +94,14 @@ class Compare2ScoreMetric(torch.nn.Module):
 
     @torch.no_grad()
     def forward(self, images) -> torch.Tensor:
-        """1-D tensor of scores (float64, CPU), one per image, in the order given."""
-        return self.scorer.score(as_image_list(images))
+        """1-D tensor of scores (float64, CPU), one per image, in the order given.
+
+        Safe to call from several threads: calls take turns (the comparator keeps per-call state,
+        and the comparison cache gives each thread its own database connection).
+        """
+        images = as_image_list(images)
+        with self._turn:
+            return self.scorer.score(images)
 
     def extra_repr(self) -> str:
         return f"lower_better=False, readoff={self.scorer.readoff!r}, anchors={len(self.scorer.bank.anchors)}"

@@ -51,7 +51,8 @@ def main(args: list[str] | None = None):
     """Run a command; ``args`` defaults to ``sys.argv[1:]``.
 
     Raises:
-        SystemExit: status 2 and one line for a user error (unless debugging), 130 on Ctrl-C.
+        SystemExit: status 2 and one line for a user error (unless debugging) or a command that
+            stops with a message (``SystemExit("...")``), 130 on Ctrl-C; 1 for internal failures.
     """
     args = list(sys.argv[1:] if args is None else args)
     debug = "--debug" in args or os.environ.get("C2S_DEBUG", "") not in ("", "0")
@@ -74,6 +75,12 @@ def _reporting(args: list[str]):
 
     try:
         return _dispatch(args)
+    except SystemExit as stop:
+        if not isinstance(stop.code, str):  # a status (argparse's 2, a sweep's 1): already reported
+            raise
+        # a command that stops with a message stops on a mistake of its caller's: one line, status 2
+        print(f"error: {stop.code.strip().removeprefix('error: ')}", file=sys.stderr)
+        raise SystemExit(2) from None
     except Exception as error:
         if not is_user_error(error):
             raise

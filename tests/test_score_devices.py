@@ -68,11 +68,13 @@ def test_a_killed_run_resumes_scoring_only_the_missing_images(trained, images, t
     assert not score_shards.parts_folder(out).exists()
 
 
-def test_parts_of_other_inputs_are_refused(trained, images, tmp_path, monkeypatch):  # noqa: F811
+def test_parts_of_other_inputs_are_refused(trained, images, tmp_path, monkeypatch, capsys):  # noqa: F811
     export, out = trained / "export", tmp_path / "scores.csv"
     killed_run(monkeypatch, images, export, out)
-    with pytest.raises(SystemExit, match="holds parts of another run.*inputs"):
+    with pytest.raises(SystemExit) as stop:
         main(["score", *map(str, images[1:]), "--checkpoint", str(export), "--out", str(out), "--device", "cpu"])
+    assert stop.value.code == 2
+    assert re.search("holds parts of another run.*inputs", capsys.readouterr().err)
 
 
 def test_an_unusable_out_fails_before_scoring(images, tmp_path, capsys):

@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -101,8 +102,9 @@ def default_cache_dir() -> Path | None:
 class ComparisonCache:
     """Level logits of image pairs in a SQLite database; safe for several processes at once.
 
-    Each process (a forked child too) opens its own connection on first use; one object is
-    not meant to be shared between threads.
+    Each thread of each process (a forked child too) opens its own connection on first use, so
+    one object serves several threads (a metric called from a thread pool); SQLite's own locks
+    order their writes as they order those of several processes.
 
     Args:
         folder: Where the database lives (created if missing); default ``default_cache_dir()``
@@ -125,8 +127,8 @@ class ComparisonCache:
         self.path = self.folder / DB_NAME
         self.max_bytes, self.max_entries, self.timeout = max_bytes, max_entries, timeout
         self.hits = self.misses = self.evicted = 0
-        self._conn: sqlite3.Connection | None = None
-        self._pid = -1
+        self._local = threading.local()  # this thread's (connection, pid)
+        self._count_lock = threading.Lock()
         self._contexts: dict[tuple[str, str], bytes] = {}
 
     # -- public API --------------------------------------------------------------------------
@@ -145,8 +147,9 @@ class ComparisonCache:
                                    "AND second = ?", row).fetchone()
                 if hit is not None:
                     found[key] = _decode_value(*hit)
-        self.hits += len(found)
-        self.misses += len(keys) - len(found)
+        with self._count_lock:
+            self.hits += len(found)
+            self.misses += len(keys) - len(found)
         if found:
             self._touch([row for key, row in zip(keys, encoded) if key in found])
         return found
@@ -216,10 +219,11 @@ class ComparisonCache:
                           sorted(tuple(c) for c in contexts))
 
     def close(self) -> None:
-        """Close this process's connection (reopened on next use)."""
-        if self._conn is not None and self._pid == os.getpid():
-            self._conn.close()
-        self._conn = None
+        """Close this thread's connection (reopened on next use); other threads' close as they end."""
+        conn, pid = getattr(self._local, "conn", (None, -1))
+        if conn is not None and pid == os.getpid():
+            conn.close()
+        self._local.conn = (None, -1)
 
     def __enter__(self) -> ComparisonCache:
         return self
@@ -229,11 +233,12 @@ class ComparisonCache:
 
     # -- internals ---------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
-        # A connection must not cross a fork: a child process opens its own.
-        if self._conn is not None and self._pid == os.getpid():
-            return self._conn
+        # A connection crosses neither a fork nor a thread (sqlite3 refuses another thread's).
+        conn, pid = getattr(self._local, "conn", (None, -1))
+        if conn is not None and pid == os.getpid():
+            return conn
         conn = connect(self.path, self.timeout)
-        self._conn, self._pid = conn, os.getpid()
+        self._local.conn = (conn, os.getpid())
         return conn
 
     def _context(self, fingerprint: str, protocol: str) -> bytes:
@@ -268,7 +273,7 @@ class ComparisonCache:
         if keep < entries:
             conn.execute("DELETE FROM comparisons WHERE (context, first, second) IN (SELECT context, first, "
                          "second FROM comparisons ORDER BY used LIMIT ?)", (entries - keep,))
-            self.evicted += entries - keep
+            self.evicted += entries - keep  # inside the write transaction: one thread at a time
 
 
 def _digest_bytes(key: ComparisonKey, digest: str) -> bytes:

@@ -20,9 +20,11 @@ import time
 from pathlib import Path
 
 from jsonargparse import Namespace
+from jsonargparse.typing import PositiveInt
 
 from c2s_lightning.commands.cache_options import add_cache_arguments, cache_setting, report_cache
 from c2s_lightning.infra.arguments import add_actions, parse_tool, tool_parser
+from c2s_lightning.infra.atomic_files import check_output_file, is_nonempty_folder
 from c2s_lightning.data.mix import MixEntry
 
 BUILD_HELP = "select anchors and compute the anchor-vs-anchor probability matrix"
@@ -38,8 +40,8 @@ def _parser():
                         "training dataset of the --checkpoint export, with its root and split")
     b.add_argument("--part", default="train", choices=["train", "val", "test"],
                    help="part of the split the anchors come from (split none: all images)")
-    b.add_argument("--alpha", type=int, default=5, help="number of equal-width MOS intervals")
-    b.add_argument("--beta", type=int, default=1, help="anchors per interval")
+    b.add_argument("--alpha", type=PositiveInt, default=5, help="number of equal-width MOS intervals")
+    b.add_argument("--beta", type=PositiveInt, default=1, help="anchors per interval")
     b.add_argument("--rule", default="min_variance", help="min_variance, max_variance or random")
     b.add_argument("--seed", type=int, default=0, help="seed of the split and the random rule")
     b.add_argument("--checkpoint", type=Path, help="exported model folder or model name (compare2score); without "
@@ -49,7 +51,7 @@ def _parser():
     b.add_argument("--device", help="cuda, cuda:1, cpu ... (default: the first GPU if any)")
     b.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
                    help="weight dtype; bfloat16 halves the memory of a 7B model")
-    b.add_argument("--batch-size", type=int, default=16)
+    b.add_argument("--batch-size", type=PositiveInt, default=16)
     add_cache_arguments(b)
     b.add_argument("--out", required=True, type=Path,
                    help="anchor bank JSON to write (its images go to a folder of the same stem); never replaced")
@@ -107,11 +109,24 @@ def stage(text: str):
     print(f"  done in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
 
 
+def check_new_bank(out: Path, checkpoint: Path | None) -> None:
+    """Refuse, before any work, a ``--out`` that would write over something: an existing file, a
+    non-empty images folder (``bank.json`` -> ``bank/``), or a place inside the export."""
+    from c2s_lightning.scoring.bank import AnchorBank
+
+    if out.exists():
+        raise FileExistsError(f"--out {out} exists; an anchor bank is never replaced: choose another --out")
+    images = AnchorBank.images_folder(out)
+    if is_nonempty_folder(images):
+        raise FileExistsError(f"--out {out}: its images folder {images} exists and is not empty; a bank's "
+                              "images go to a new folder: choose another --out")
+    folders = [checkpoint] if checkpoint is not None and checkpoint.is_dir() else []
+    check_output_file(out, option="--out", input_folders=folders)
+
+
 def main(args: list[str]) -> int:
     ns = parse_tool(_parser(), args)
-    if ns.out.exists():
-        raise SystemExit(f"error: {ns.out} exists; an anchor bank is never replaced: choose another --out")
-    from c2s_lightning.infra.atomic_files import check_output_file
+    check_new_bank(ns.out, ns.checkpoint)  # before a model name is resolved (which may build its export)
     from c2s_lightning.scoring.named_models import resolve_export
 
     if ns.checkpoint is not None:  # a model name, or a folder that must hold a model

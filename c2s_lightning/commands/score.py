@@ -17,9 +17,18 @@ import sys
 import time
 from pathlib import Path
 
-from c2s_lightning.infra.atomic_files import write_text
+from jsonargparse.typing import NonNegativeInt, PositiveInt
+
+from c2s_lightning.infra.atomic_files import check_output_file, write_text
 from c2s_lightning.commands.cache_options import add_cache_arguments, cache_setting, report_cache
 from c2s_lightning.infra.arguments import parse_tool, tool_parser
+from c2s_lightning.data.records import DatasetError
+
+CHUNK_IMAGES = 64
+CHUNK_BYTES = 128 << 20
+"""Decoded pixels one chunk of images may hold (width x height x 3 bytes each): a chunk ends at
+``CHUNK_IMAGES`` images or at this many bytes, whichever comes first, so memory follows the
+pixels (about three padded 4000x3000 photos), not the image count."""
 
 
 def _parser():
@@ -36,18 +45,18 @@ def _parser():
     p.add_argument("--device", help="cuda, cuda:1, cpu ... (default: the first GPU if any)")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                    help="weight dtype; auto: bfloat16 (half float32's memory) on a CUDA device with bf16, else float32")
-    p.add_argument("--batch-size", type=int, default=16, help="image pairs per forward pass")
+    p.add_argument("--batch-size", type=PositiveInt, default=16, help="image pairs per forward pass")
     p.add_argument("--pad-to-square", action=argparse.BooleanOptionalAction, default=None,
                    help="override the export's image preprocessing (reported); default: as the model was trained")
-    p.add_argument("--workers", type=int, default=2,
+    p.add_argument("--workers", type=NonNegativeInt, default=2,
                    help="threads decoding the next images while the model scores (0: none); same scores")
     p.add_argument("--recompute-anchors", action="store_true",
                    help="recompute the anchor matrix, even if the bank holds one")
     add_cache_arguments(p)
-    p.add_argument("--devices", type=int, default=1,
+    p.add_argument("--devices", type=PositiveInt, default=1,
                    help="processes per node, each scoring a share (GPUs, or CPU processes with --device cpu); "
                         "above 1 needs --out")
-    p.add_argument("--num-nodes", type=int, default=1, help="nodes (started by torchrun or SLURM)")
+    p.add_argument("--num-nodes", type=PositiveInt, default=1, help="nodes (started by torchrun or SLURM)")
     return p
 
 
@@ -67,16 +76,19 @@ def resolve_dtype(choice: str, device: str | None, command: str | None) -> str:
     return dtype
 
 
-def score_paths(scorer, paths: list[Path], workers: int = 0, chunk: int = 64) -> list[tuple[str, float | None, str]]:
-    """One (path, score, error) row per path; an unreadable image gets an error, the rest a score.
+def score_paths(scorer, paths: list[Path], workers: int = 0, chunk: int = CHUNK_IMAGES,
+                chunk_bytes: int | None = CHUNK_BYTES) -> list[tuple[str, float | None, str]]:
+    """One (path, score, error) row per path; an unreadable image (a FIFO, a device, a damaged
+    file) gets an error, the rest a score.
 
-    Images are loaded through ``scorer.pipeline`` by ``workers`` threads, one chunk ahead of the
-    chunk being scored.
+    Images are loaded through ``scorer.pipeline`` by ``workers`` threads ahead of the scorer and
+    scored in chunks of at most ``chunk`` images and ``chunk_bytes`` decoded bytes (None: no
+    bound). An unreadable image is scored as a stand-in and its score dropped, so that with several
+    processes every rank makes the same calls (which FastComparator's lockstep needs).
     """
     from tqdm import tqdm
 
     from c2s_lightning.models.lockstep import stand_in
-    from c2s_lightning.data.records import DatasetError
     from c2s_lightning.scoring.image_feed import prefetch
 
     def load(path: Path):
@@ -86,15 +98,23 @@ def score_paths(scorer, paths: list[Path], workers: int = 0, chunk: int = 64) ->
             return None, str(err)
 
     rows: list[tuple[str, float | None, str]] = []
+
+    def score(part) -> None:
+        other = stand_in([[image for _, image, error in part if not error]])
+        scores = scorer.score([other if error else image for _, image, error in part], progress=bar.update)
+        rows.extend((p, None, e) if e else (p, s, "") for (p, _, e), s in zip(part, scores.tolist()))
+
     with tqdm(total=len(paths), unit="img", desc="scoring", file=sys.stderr) as bar, \
-            contextlib.closing(prefetch(load, paths, workers, ahead=chunk)) as loaded:
-        for start in range(0, len(paths), chunk):
-            part = [(str(path), *next(loaded)) for path in paths[start:start + chunk]]
-            # an unreadable image is scored as a stand-in, its score dropped: with several processes
-            # every rank then makes the same calls (which FastComparator's lockstep needs)
-            other = stand_in([[image for _, image, error in part if not error]])
-            scores = scorer.score([other if error else image for _, image, error in part], progress=bar.update)
-            rows += [(p, None, e) if e else (p, s, "") for (p, _, e), s in zip(part, scores.tolist())]
+            contextlib.closing(prefetch(load, paths, workers)) as loaded:
+        part, held = [], 0
+        for path, (image, error) in zip(paths, loaded):
+            part.append((str(path), image, error))
+            held += 0 if image is None else image.width * image.height * len(image.getbands())
+            if len(part) == chunk or (chunk_bytes is not None and held >= chunk_bytes):
+                score(part)
+                part, held = [], 0
+        if part:
+            score(part)
     return rows
 
 
@@ -113,34 +133,33 @@ def write_rows(rows: list[tuple[str, float | None, str]], out: Path | None) -> N
 def main(args: list[str]) -> int:
     ns = parse_tool(_parser(), args)  # before the heavy imports: --help and bad options answer at once
     from c2s_lightning.commands import score_shards as shards
-    from c2s_lightning.models.protocol import ProtocolError
-    from c2s_lightning.scoring.bank import StaleAnchorBankError
-    from c2s_lightning.scoring.from_export import load_scorer
+    from c2s_lightning.scoring.from_export import export_bank, load_scorer
     from c2s_lightning.scoring.image_feed import expand_image_paths
     from c2s_lightning.scoring.named_models import resolve_export
 
     ns.checkpoint = resolve_export(ns.checkpoint)  # a wrong name fails before any folder is searched
     paths = expand_image_paths(ns.images)
-
-    if ns.out:  # an unusable --out is found now, not after every image was scored
-        from c2s_lightning.infra.atomic_files import check_output_file
-
-        check_output_file(ns.out, [p for p in (*paths, ns.anchors, ns.checkpoint) if p], option="--out")
+    # an unusable --out, or one over an input, is refused now, not after every image was scored
+    export = [ns.checkpoint] if ns.checkpoint.is_dir() else []
+    if ns.out:
+        check_output_file(ns.out, paths, option="--out", input_folders=export)
+    bank = export_bank(ns.checkpoint, ns.anchors)  # a bad bank fails now, before the model loads
+    if ns.out and ns.anchors:
+        check_output_file(ns.out, [ns.anchors, *(a.path for a in bank.anchors)], option="--out",
+                          input_folders=[bank.images_folder(ns.anchors)])
     ranks = shards.start_ranks(ns.devices, ns.num_nodes, ns.device)  # ddp: the other ranks re-run this command
     dtype = resolve_dtype(ns.dtype, ranks.device, "score" if ranks.rank == 0 else None)
     start = time.perf_counter()
-    try:
-        scorer = load_scorer(ns.checkpoint, ns.anchors, batch_size=ns.batch_size, device=ranks.device, dtype=dtype,
-                             recompute_anchors=ns.recompute_anchors, pad_to_square=ns.pad_to_square,
-                             readoff=ns.readoff, cache=cache_setting(ns), workers=ns.workers,
-                             lockstep=ranks.world > 1)
-        scorer.anchor_block()  # a stale bank fails here, before any image is read
-    except (StaleAnchorBankError, ProtocolError, FileNotFoundError) as error:
-        raise SystemExit(f"error: {error}") from None
+    scorer = load_scorer(ns.checkpoint, bank, batch_size=ns.batch_size, device=ranks.device, dtype=dtype,
+                         recompute_anchors=ns.recompute_anchors, pad_to_square=ns.pad_to_square,
+                         readoff=ns.readoff, cache=cache_setting(ns), workers=ns.workers, lockstep=ranks.world > 1)
+    scorer.anchor_block()  # a stale bank fails here, before any image is read
     ranks.barrier()  # the rate printed below counts scoring, not the other ranks' start
     loaded = time.perf_counter()
+    # several processes score in lockstep: every rank must make the same calls, so chunks end at a count
+    chunk_bytes = CHUNK_BYTES if ranks.world == 1 else None
     rows = shards.score_sharded(ranks, paths, ns.out, shards.run_key(paths, scorer, dtype),
-                                lambda chunk: score_paths(scorer, chunk, ns.workers),
+                                lambda chunk: score_paths(scorer, chunk, ns.workers, chunk_bytes=chunk_bytes),
                                 lambda rows: write_rows(rows, ns.out))
     if rows is None:  # not rank 0: rank 0 wrote the file and reports
         return 0
@@ -153,3 +172,4 @@ def main(args: list[str]) -> int:
           + (f" -> {ns.out}" if ns.out else ""), file=sys.stderr)
     report_cache(scorer.comparator, "score")
     return 1 if failed else 0
+

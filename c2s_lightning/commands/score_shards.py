@@ -187,7 +187,8 @@ def score_sharded(ranks: Ranks, paths: Sequence[Path], out: Path | None, key: di
     done = read_parts(folder, paths)
     lost = [str(paths[i]) for i in range(len(paths)) if i not in done]
     if lost:
-        raise SystemExit(f"error: {len(lost)} images have no score in {folder}, e.g. {lost[0]}")
+        # every rank wrote its share before the barrier: a gap is a defect (or a hand in the folder), not a mistake
+        raise RuntimeError(f"{len(lost)} images have no score in {folder}, e.g. {lost[0]}")
     rows = [done[i] for i in range(len(paths))]
     write(rows)
     shutil.rmtree(folder)  # only once the final CSV is in place

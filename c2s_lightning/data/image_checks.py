@@ -26,6 +26,7 @@ from PIL import Image
 
 from c2s_lightning.infra.atomic_files import write_text
 from c2s_lightning.infra.cache_folders import IMAGE_CHECKS, cache_folder
+from c2s_lightning.infra.input_files import special_kind
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,8 @@ def _check_all(paths: Sequence[Path], check) -> dict[Path, str]:
 
 
 def _read_header(path: Path) -> str | None:
+    if special_kind(path):  # opening a FIFO would block for ever
+        return f"{special_kind(path)}, not a regular file"
     try:
         with Image.open(path) as image:
             image.size  # noqa: B018 - the header is parsed on open; size proves it was understood
@@ -94,6 +97,8 @@ def _read_header(path: Path) -> str | None:
 
 
 def _decode(path: Path) -> str | None:
+    if special_kind(path):
+        return f"{special_kind(path)}, not a regular file"
     try:
         with Image.open(path) as image:
             image.load()

@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageStat
 
 from c2s_lightning.data.records import DatasetError
+from c2s_lightning.infra.input_files import special_kind
 
 CLIP_MEAN_COLOUR = (122, 116, 104)
 """The paper's padding colour: CLIP's image mean (0.48145466, 0.4578275, 0.40821073) x 255,
@@ -150,6 +151,9 @@ class ImagePreprocessing:
         return pad_square(rgb, self.pad_colour) if self.pad_to_square else rgb
 
     def _decode(self, path: str | os.PathLike) -> Image.Image:
+        special = special_kind(path)
+        if special:  # opening a FIFO would block for ever, a device never end
+            raise DatasetError(f"{path}: cannot read image ({special}, not a regular file)")
         try:
             with Image.open(path) as img:
                 request = self.draft_size(img.size)

@@ -16,6 +16,7 @@ import typing
 from jsonargparse import ActionConfigFile, ArgumentParser, DefaultHelpFormatter, Namespace
 
 from c2s_lightning.infra.user_errors import suggestion
+from c2s_lightning.infra.yaml_files import bound_config_loaders
 
 
 class _ExclusiveGroup:
@@ -40,7 +41,8 @@ class ErrorsThatHelp:
     """A parser mixin for the tools' and LightningCLI's parsers: an error names the option meant
     (among the parser's own and ``other_options``, e.g. ``evaluate``'s when LightningCLI parses the
     rest of its line), after one usage line instead of a listing of every option, which would bury
-    the error line (``--help`` lists them all). Options are never abbreviated."""
+    the error line (``--help`` lists them all). The error itself is one line; options are never
+    abbreviated."""
 
     prog: str
     other_options: tuple[str, ...] = ()
@@ -57,7 +59,9 @@ class ErrorsThatHelp:
 
     def error(self, message: str, *args, **kwargs):
         candidates = [*long_options(self), *self.other_options]
-        return super().error(message + unknown_option_hint(message, candidates), *args, **kwargs)
+        hint = unknown_option_hint(message, candidates)
+        one_line = " ".join(line.strip() for line in message.splitlines() if line.strip())
+        return super().error(one_line + hint, *args, **kwargs)
 
 
 class ToolParser(ErrorsThatHelp, ArgumentParser):
@@ -111,6 +115,7 @@ def unknown_option_hint(message: str, options: list[str]) -> str:
 def tool_parser(prog: str, description: str | None, config: bool = True) -> ToolParser:
     """A tool command's parser with ``--config`` and ``--print_config`` (unless ``config`` is false:
     ``evaluate`` hands ``--config`` to LightningCLI)."""
+    bound_config_loaders()
     parser = ToolParser(prog=f"python -m c2s_lightning {prog}", description=description,
                         formatter_class=DefaultHelpFormatter)
     if config:

@@ -180,9 +180,11 @@ def publish_folder(staged: str | os.PathLike, path: str | os.PathLike, replace: 
 
 
 def check_output_file(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (),
-                      option: str = "--out") -> Path:
+                      option: str = "--out", input_folders: Iterable[str | os.PathLike] = ()) -> Path:
     """Check, before any work, that ``path`` can be written as a file: not a folder, not one of
-    ``inputs``, in a folder that takes a new file (or that can be created). Nothing is created.
+    ``inputs``, not inside one of ``input_folders`` (an export, a bank's images: folders a
+    command reads and must leave as they are), in a folder that takes a new file (or that can be
+    created). Nothing is created.
 
     Raises:
         ValueError: with one line naming ``option``, the path and what is wrong.
@@ -194,6 +196,10 @@ def check_output_file(path: str | os.PathLike, inputs: Iterable[str | os.PathLik
     for item in inputs:
         if Path(item).resolve() == resolved:
             raise ValueError(f"{option} {path} is also an input; writing it would destroy that input")
+    for folder in input_folders:
+        if resolved.is_relative_to(Path(folder).resolve()):
+            raise ValueError(f"{option} {path} is inside {folder}, an input folder that is never written to; "
+                             "give a path outside it")
     folder = path.parent
     existing = next((p for p in [folder, *folder.parents] if p.exists()), None)
     if existing is not None and not existing.is_dir():

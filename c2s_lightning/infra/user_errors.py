@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import difflib
 import errno
+import os
 import pickle
+import re
 import sys
 
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
@@ -20,12 +22,32 @@ USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryErro
 _DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # the disk, not the code: full or read-only
 
 
+_FOREIGN_ERRNO = re.compile(r"\(os error (\d+)\)")
+"""How Rust libraries (safetensors, tokenizers) word an operating-system error they raise as their own type."""
+
+
+def disk_error(error: BaseException, path: str | os.PathLike | None = None) -> OSError | None:
+    """``error`` as the ``OSError`` of a full or read-only disk (naming ``path`` when given), also
+    when a library raised it as its own type ("No space left on device (os error 28)"); None for
+    any other error."""
+    if isinstance(error, OSError):
+        number = error.errno
+    else:
+        found = _FOREIGN_ERRNO.search(str(error))
+        number = int(found.group(1)) if found else None
+    if number not in _DISK_ERRNOS:
+        return None
+    if isinstance(error, OSError) and (path is None or error.filename is not None):
+        return error
+    return OSError(number, os.strerror(number), None if path is None else str(path))
+
+
 def is_user_error(error: BaseException) -> bool:
     """True for the types above, a full or read-only disk, and the comparison cache's
     ``CacheError`` (looked up only when its module was loaded: the command line never imports the
     scoring stack for this)."""
     cache_db = sys.modules.get("c2s_lightning.cache.database")
-    return (isinstance(error, USER_ERRORS) or (isinstance(error, OSError) and error.errno in _DISK_ERRNOS)
+    return (isinstance(error, USER_ERRORS) or disk_error(error) is not None
             or (cache_db is not None and isinstance(error, cache_db.CacheError)))
 
 
@@ -35,6 +57,7 @@ def one_line(error: BaseException) -> str:
         from c2s_lightning.infra.checkpoint_files import unsafe_load_reason
 
         return unsafe_load_reason(error)
+    error = disk_error(error) or error
     if isinstance(error, OSError) and error.strerror:
         where = f"{error.filename}: " if error.filename is not None else ""
         return f"{where}{error.strerror[:1].lower()}{error.strerror[1:]}"

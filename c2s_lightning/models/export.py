@@ -26,6 +26,7 @@ from peft import PeftModel
 from peft.tuners.lora import LoraLayer
 
 from c2s_lightning.infra.atomic_files import is_nonempty_folder, publish_folder, staging_folder
+from c2s_lightning.infra.user_errors import disk_error
 from c2s_lightning.models.adapters import peft_quietly
 from c2s_lightning.models.backbones import Backbone, assemble_backbone, build_backbone
 from c2s_lightning.models.quiet_loading import no_transformers_bars
@@ -83,8 +84,11 @@ def export_pretrained(
             anchor_bank.set_matrix(anchor_bank.matrix, protocol.model_fingerprint,
                                    protocol.image_preprocessing, protocol=protocol.to_dict())
             anchor_bank.save(staged / ANCHORS_FILE)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(staged, ignore_errors=True)
+        full = disk_error(error, out)  # a library's own error type for a full disk: one line naming the folder
+        if full is not None and full is not error:
+            raise full from error
         raise
     return publish_folder(staged, out)
 

@@ -17,12 +17,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from c2s_lightning.cache.digests import file_digest
-from c2s_lightning.infra.atomic_files import copy_file, write_text
+from c2s_lightning.infra.atomic_files import is_nonempty_folder, publish_folder, staging_folder, write_text
 from c2s_lightning.data.records import IQARecord
 from c2s_lightning.scoring.anchors import select_anchors
 
@@ -157,7 +158,8 @@ class AnchorBank:
         fields["anchors"] = [_record_from_dict(row, base / row[key]) for row in data["anchors"]]
         return cls(**fields)
 
-    def images_folder(self, path: str | os.PathLike) -> Path:
+    @staticmethod
+    def images_folder(path: str | os.PathLike) -> Path:
         """Where ``save(path)`` puts the anchor images: ``bank.json`` -> ``bank/``."""
         path = Path(path)
         return path.with_name(path.stem if path.suffix else f"{path.name}_images")
@@ -165,22 +167,43 @@ class AnchorBank:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the bank as indented JSON and copy its anchor images beside it; returns the path.
 
+        The images go to a new folder (``images_folder``), built under a temporary name and
+        renamed into place whole, so a bank never writes over files already there. A bank whose
+        images are already that folder's (loaded from ``path``) is saved in place.
+
         Raises:
             FileNotFoundError: an anchor image is missing (a bank must carry its images).
+            FileExistsError: the images folder exists and holds other files.
         """
         path = Path(path)
         folder = self.images_folder(path)
-        files = []
         for k, anchor in enumerate(self.anchors):
             if not anchor.path.is_file():
                 raise FileNotFoundError(f"anchor {k} image {anchor.path} is missing; a bank carries its images")
-            if folder.is_dir() and anchor.path.parent.resolve() == folder.resolve():
-                target = anchor.path  # already carried by this bank (saved in place again)
-            else:
-                target = folder / f"{k:02d}_{anchor.path.name}"
-                copy_file(anchor.path, target)
-            files.append(Path(os.path.relpath(target, path.parent)).as_posix())
-        return write_text(path, json.dumps(self.to_dict(files), indent=2) + "\n")
+        in_place = folder.is_dir() and all(a.path.parent.resolve() == folder.resolve() for a in self.anchors)
+        targets = [a.path for a in self.anchors] if in_place else self._publish_images(folder)
+        files = [Path(os.path.relpath(target, path.parent)).as_posix() for target in targets]
+        try:
+            return write_text(path, json.dumps(self.to_dict(files), indent=2) + "\n")
+        except BaseException:
+            if not in_place:  # the folder was made for this bank only: no orphan left to block a rerun
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    def _publish_images(self, folder: Path) -> list[Path]:
+        if is_nonempty_folder(folder):
+            raise FileExistsError(f"{folder} exists and is not empty; a bank's images go to a new folder: "
+                                  "choose another bank file name")
+        names = [f"{k:02d}_{anchor.path.name}" for k, anchor in enumerate(self.anchors)]
+        staged = staging_folder(folder)
+        try:
+            for anchor, name in zip(self.anchors, names):
+                shutil.copyfile(anchor.path, staged / name)
+        except BaseException:
+            shutil.rmtree(staged, ignore_errors=True)
+            raise
+        publish_folder(staged, folder)
+        return [folder / name for name in names]
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> AnchorBank:

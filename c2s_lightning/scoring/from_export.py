@@ -7,9 +7,13 @@ from pathlib import Path
 
 import torch
 
-from c2s_lightning.models.protocol import ANCHORS_FILE, ComparisonProtocol, has_protocol
+from c2s_lightning.cache.store import ComparisonCache
+from c2s_lightning.cache.wiring import CacheSetting, cache_protocol, cached_comparator, open_cache
+from c2s_lightning.data.image_checks import unreadable_images
+from c2s_lightning.data.records import DatasetError
+from c2s_lightning.infra.input_files import not_regular_reason
+from c2s_lightning.models.protocol import ANCHORS_FILE, PROTOCOL_FILE, ComparisonProtocol, has_protocol
 from c2s_lightning.scoring.bank import AnchorBank
-from c2s_lightning.cache.wiring import CacheSetting, cache_protocol, cached_comparator
 from c2s_lightning.scoring.scorer import Compare2Scorer
 
 
@@ -22,7 +26,40 @@ def export_bank(checkpoint: str | os.PathLike, anchors: str | os.PathLike | Anch
         if not anchors.is_file():
             raise FileNotFoundError(f"{checkpoint} holds no {ANCHORS_FILE} (exports written by `fit` do): give an "
                                     "anchor bank (--anchors), or build one with `python -m c2s_lightning anchors build`")
+    special = not_regular_reason(anchors)
+    if special:  # reading a FIFO would block for ever
+        raise ValueError(f"anchor bank {special}")
     return AnchorBank.load(anchors)
+
+
+def check_before_loading(checkpoint: str | os.PathLike, bank: AnchorBank, batch_size: int, workers: int,
+                         cache: CacheSetting) -> ComparisonCache | None:
+    """What can be found wrong before the weights load (seconds to minutes for a 7B model) is
+    found here: the batch size, the export's protocol file, anchor images that are missing or do
+    not decode, a comparison cache that is not one. Returns the opened cache (None: off).
+
+    Raises:
+        ValueError: one of those (``ProtocolError``, ``DatasetError``, ``CacheError`` included).
+    """
+    for name, value, least in (("batch_size", batch_size, 1), ("workers", workers, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+    if has_protocol(checkpoint):
+        ComparisonProtocol.load(checkpoint).check_current(str(Path(checkpoint) / PROTOCOL_FILE))
+    paths = [anchor.path for anchor in bank.anchors]
+    missing = [f"anchor {k} image {path}" for k, path in enumerate(paths) if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]} is missing or not a regular file ({len(missing)} of "
+                                f"{len(paths)} anchor images); the bank must carry its images")
+    bad = unreadable_images(paths, "full")
+    if bad:
+        path, reason = next(iter(bad.items()))
+        raise DatasetError(f"anchor image {path} cannot be read ({reason}); {len(bad)} of {len(paths)} anchor "
+                           "images are unreadable: rebuild the bank (anchors build)")
+    opened = open_cache(cache)
+    if opened is not None:
+        opened.get_many([])  # opens the database: a file that is no cache fails now
+    return opened
 
 
 def refuse_stale_bank(bank: AnchorBank, checkpoint: str | os.PathLike, pad_to_square: bool | None) -> None:
@@ -66,6 +103,7 @@ def load_scorer(checkpoint: str | os.PathLike, anchors: str | os.PathLike | Anch
     from c2s_lightning.models.fast_comparator import FastComparator
 
     bank = export_bank(checkpoint, anchors)
+    cache = check_before_loading(checkpoint, bank, batch_size, options.get("workers", 0), cache)
     if not recompute_anchors:
         refuse_stale_bank(bank, checkpoint, pad_to_square)
     backbone, protocol = load_export(checkpoint, dtype=dtype)

@@ -19,11 +19,23 @@ from PIL import Image
 
 from c2s_lightning.data.images import ImagePreprocessing
 
-IMAGE_SUFFIXES = frozenset({".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".gif"})
-"""What a folder given to ``score`` or a metric contributes: the files with these suffixes."""
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def image_suffixes() -> set[str]:
+    """What a folder given to ``score`` or a metric contributes: the file name endings of every image
+    format the installed Pillow can open and decode (``Image.registered_extensions()``: AVIF, JPEG
+    2000, QOI ... where built in); stub formats, which need a handler of their own, and MPEG, a
+    video, are left out."""
+    from PIL import ImageFile
+
+    def decodable(name: str) -> bool:
+        opener = Image.OPEN.get(name, (None,))[0]
+        return isinstance(opener, type) and not issubclass(opener, ImageFile.StubImageFile) and name != "MPEG"
+
+    return {suffix for suffix, name in Image.registered_extensions().items() if decodable(name)}
 
 
 def expand_image_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -33,11 +45,13 @@ def expand_image_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
         ValueError: a folder holds no image.
     """
     out: list[Path] = []
+    suffixes = image_suffixes()
     for path in map(Path, paths):
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes)
             if not found:
-                raise ValueError(f"{path}: no images in this folder ({', '.join(sorted(IMAGE_SUFFIXES))})")
+                raise ValueError(f"{path}: no images in this folder (no file ending in an image format Pillow "
+                                 "reads, e.g. .jpg, .png, .webp, .avif)")
             out += found
         else:
             out.append(path)

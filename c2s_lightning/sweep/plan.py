@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from c2s_lightning.infra.yaml_files import safe_load
+
 METHODS = ("grid", "random")
 # Distributions a random search draws from, as functions of (spec, rng).
 DISTRIBUTIONS = {
@@ -55,7 +57,7 @@ class SweepError(ValueError):
 def load_sweep(path: str | Path) -> dict[str, Any]:
     """Read and check a sweep file: a known method and a mapping of parameters."""
     try:
-        sweep = yaml.safe_load(Path(path).read_text())
+        sweep = safe_load(Path(path).read_text())
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark is not None else ""

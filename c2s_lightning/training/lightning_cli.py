@@ -20,6 +20,7 @@ from c2s_lightning.training.run_start import RunStart
 from c2s_lightning.infra.checkpoint_files import LIGHTNING_KEYWORDS, check_checkpoint_file, use_atomic_checkpoints
 from c2s_lightning.infra.arguments import ErrorsThatHelp, replacing_lists
 from c2s_lightning.infra.config_keys import flatten
+from c2s_lightning.infra.yaml_files import bound_config_loaders
 from c2s_lightning.data.datamodule import ComparisonDataModule
 from c2s_lightning.models.module import Compare2ScoreModule
 from c2s_lightning.training.run_folders import place
@@ -165,6 +166,7 @@ def run_lightning_cli(args: list[str], other_options: tuple[str, ...] = ()) -> C
     mistyped option may also have meant."""
     # Without this, command-line overrides do not reach ${...} interpolations in configs.
     jsonargparse.set_parsing_settings(omegaconf_absolute_to_relative_paths=True)
+    bound_config_loaders()  # a YAML alias bomb in --config fails in a second, not after minutes
     with warnings.catch_warnings():
         # main() passes sys.argv[1:] itself (or a test's list): giving both is this design, not a mistake
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")

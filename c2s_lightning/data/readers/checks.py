@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from c2s_lightning.data.image_checks import check_mode, unreadable_images
 from c2s_lightning.data.records import DatasetError, IQARecord
+from c2s_lightning.infra.input_files import not_regular_reason
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,11 @@ class LabelRow:
 
 
 def require_file(path: Path, what: str = "label file") -> Path:
-    """Return ``path`` if it is a file, else raise naming it."""
+    """Return ``path`` if it is a regular file, else raise naming it (a FIFO or device too:
+    reading one would block or never end)."""
+    special = not_regular_reason(path)
+    if special:
+        raise DatasetError(f"{what} {special}")
     if not path.is_file():
         raise DatasetError(f"{path}: {what} not found")
     return path
@@ -165,7 +170,8 @@ def _find_images(rows: list[LabelRow], on_missing: str) -> list[tuple[LabelRow, 
         path = _resolve(row.record.path, listings)
         if path is None:
             if on_missing == "error":
-                raise DatasetError(f"{row.where}: listed image {row.record.path} not found")
+                problem = not_regular_reason(row.record.path) or f"{row.record.path} not found"
+                raise DatasetError(f"{row.where}: listed image {problem}")
             skipped.append(row)
             continue
         # Two names that differ only in case can find the same file (TID2013's lookup).

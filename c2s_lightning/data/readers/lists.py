@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,32 +82,45 @@ def _json_items(path: Path) -> Iterator[tuple[str, dict]]:
 
 
 def _table_items(path: Path) -> Iterator[tuple[str, dict]]:
-    lines = [(n, line) for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1)]
-    lines = [(n, line) for n, line in lines if line.strip()]
-    if not lines:
+    text = path.read_text(encoding="utf-8-sig")
+    first = next((line for line in text.splitlines() if line.strip()), None)
+    if first is None:
         raise DatasetError(f"{path}: the list is empty")
-    first = lines[0][1]
     delimiter = "\t" if "\t" in first else "," if "," in first else None
-
-    def split(line: str) -> list[str]:
-        return line.split() if delimiter is None else next(csv.reader([line], delimiter=delimiter))
-
-    cells = [cell.strip().lower() for cell in split(first)]
+    rows = _rows(text, delimiter)
+    cells = [cell.strip().lower() for cell in rows[0][1]]
     if set(cells) & set(PATH_KEYS) and set(cells) & set(SCORE_KEYS):
-        header, lines = cells, lines[1:]
-        if not lines:
+        header, rows = cells, rows[1:]
+        if not rows:
             raise DatasetError(f"{path}: the list has no rows below its header")
     else:
         header = ["path", "score", "std", "ref"]
         if len(cells) > 1 and not _is_number(cells[1]):
             raise DatasetError(
-                f"{path}, row {lines[0][0]}: field 'score' is not a number: {split(first)[1].strip()!r} "
+                f"{path}, row {rows[0][0]}: field 'score' is not a number: {rows[0][1][1].strip()!r} "
                 f"(a header row must name a path column {PATH_KEYS} and a score column {SCORE_KEYS})")
-    for number, line in lines:
-        cells = [cell.strip() for cell in split(line)]
+    for number, fields in rows:
+        cells = [cell.strip() for cell in fields]
         if len(cells) > len(header):
             raise DatasetError(f"{path}, row {number}: {len(cells)} fields, expected at most {len(header)}")
         yield f"{path}, row {number}", dict(zip(header, cells))
+
+
+def _rows(text: str, delimiter: str | None) -> list[tuple[int, list[str]]]:
+    """The non-blank rows of a table as (number of the line it starts on, fields).
+
+    A delimited table is parsed whole by ``csv``, so a quoted field may hold the delimiter or a
+    line break (a file name with a newline); whitespace-separated text has no quoting.
+    """
+    if delimiter is None:
+        return [(n, line.split()) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows, start = [], 1
+    for fields in reader:
+        if any(field.strip() for field in fields):
+            rows.append((start, fields))
+        start = reader.line_num + 1
+    return rows
 
 
 def _is_number(text: str) -> bool:

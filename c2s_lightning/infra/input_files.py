@@ -1,0 +1,31 @@
+"""What may be read as an input file: a regular file, never a FIFO, socket or device.
+
+Opening a FIFO (a named pipe) for reading blocks until some other process writes to it, so a
+FIFO named ``photo.png`` in a scored folder would hang a run for ever; a device such as
+``/dev/zero`` never ends. Readers therefore look at the file's type (``stat``, which neither
+blocks nor reads) before they open it, and refuse anything but a regular file with one line.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def special_kind(path: str | os.PathLike) -> str | None:
+    """What ``path`` is when it is a FIFO, device or socket (symlinks followed), else None
+    (a regular file, a folder, or nothing at all: the caller's open reports those as usual)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    return next((kind for test, kind in _KINDS if test(mode)), None)
+
+
+def not_regular_reason(path: str | os.PathLike) -> str | None:
+    """``"<path> is a FIFO (named pipe), not a regular file"`` for a special file, else None."""
+    kind = special_kind(path)
+    return None if kind is None else f"{path} is {kind}, not a regular file"
