@@ -159,9 +159,12 @@ def test_score_refuses_an_unusable_out_before_loading_anything(tmp_path, capsys,
     image = tmp_path / "a.png"
     image.write_bytes(b"not even an image")
     target = {"folder": tmp_path, "input": image, "under_a_file": image / "scores.csv"}[out]
-    # the export and bank do not exist: the --out check must come first and end the command
+    # the export holds no model and the bank does not exist: the --out check must come first and end the command
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "config.json").write_text("{}")  # passes the name check (a folder that may hold a model), no more
     with pytest.raises(SystemExit) as exit_info:
-        main(["score", str(image), "--checkpoint", str(tmp_path / "no_export"), "--anchors",
+        main(["score", str(image), "--checkpoint", str(export), "--anchors",
               str(tmp_path / "no_bank.json"), "--out", str(target)])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -58,7 +58,7 @@ def test_a_killed_run_resumes_scoring_only_the_missing_images(trained, images, t
     scored = []
     real = score.score_paths
     monkeypatch.setattr(score, "score_paths",
-                        lambda scorer, chunk, pad: scored.extend(chunk) or real(scorer, chunk, pad))
+                        lambda scorer, chunk, pad, **kw: scored.extend(chunk) or real(scorer, chunk, pad, **kw))
     assert main(["score", *map(str, images), "--checkpoint", str(export), "--out", str(out), "--device", "cpu"]) == 0
     assert scored == images[2:]  # the first part's two images were not scored again
     rows = read(out)

@@ -42,14 +42,14 @@ def world(tmp_path_factory):
     records = [IQARecord(path=png(tmp / "pool" / f"a{i}.png", i), mos=float(i), std=0.5, ref=None, dataset="pool")
                for i in range(10)]
     bank = AnchorBank.from_records(records, dataset="pool", split="all images")
-    bank.set_matrix([[0.5] * 5] * 5, ComparisonProtocol.load(export).weights_fingerprint,
+    bank.set_matrix([[0.5] * 5] * 5, ComparisonProtocol.load(export).model_fingerprint,
                     ComparisonProtocol.load(export).image_preprocessing)
     bank.save(export / "anchors.json")
     bank.save(tmp / "bank.json")
     for i in range(3):
         png(tmp / "images" / f"t{i}.png", 20 + i)
     stale = json.loads((tmp / "bank.json").read_text())
-    (tmp / "stale.json").write_text(json.dumps({**stale, "weights_fingerprint": "sha256:" + "0" * 64}))
+    (tmp / "stale.json").write_text(json.dumps({**stale, "model_fingerprint": "sha256:" + "0" * 64}))
     (tmp / "holes.json").write_text(json.dumps({**stale, "anchors": [
         {**a, "file": a["file"].replace("bank/", "gone/")} for a in stale["anchors"]]}))
     (tmp / "notabank.json").write_text("{ this is not json")
@@ -98,14 +98,14 @@ MISTAKES = {
     "bank that is a FIFO": (lambda w: score(w, "--anchors", str(w / "pipe.json")), "FIFO"),
     "bank without its images": (lambda w: score(w, "--anchors", str(w / "holes.json")), "anchor 0 image"),
     "bank with cut images": (lambda w: score(w, "--anchors", str(w / "cut.json")), "cannot be read"),
-    "bank of other weights": (lambda w: score(w, "--anchors", str(w / "stale.json")), "other weights"),
+    "bank of other weights": (lambda w: score(w, "--anchors", str(w / "stale.json")), "another model"),
     "export with other level words": (lambda w: ["score", str(w / "images"), "--checkpoint",
                                                  str(w / "edited_export"), "--no-cache"], "levels"),
     "a cache that is no database": (lambda w: ["score", str(w / "images"), "--checkpoint", str(w / "export"),
                                                "--cache-dir", str(w / "notacache")],
                                     "not a usable comparison cache"),
     "a folder without images": (lambda w: ["score", str(w / "empty"), "--checkpoint", str(w / "export")],
-                                "no images found"),
+                                "no images in this folder"),
     "YAML bomb in score --config": (lambda w: score(w, "--config", str(w / "bomb.yaml")), "alias"),
     "YAML bomb in fit --config": (lambda w: ["fit", "--config", str(w / "bomb.yaml")], "alias"),
     "YAML bomb in a sweep": (lambda w: ["sweep", str(w / "sweep.yaml"), "--dry-run"], "alias"),

@@ -61,8 +61,8 @@ def _parser():
 
 
 def resolve_dtype(choice: str, device: str | None, command: str | None) -> str:
-    """``auto``: bfloat16 on a CUDA ``device`` (None: the first GPU if any) with bf16, else float32; the
-    choice said in one line after ``command`` (None: not said)."""
+    """``auto``: bfloat16 on a CUDA ``device`` (None: the first GPU if any) with bf16, else float32; a
+    choice on CUDA said in one line after ``command`` (None: not said)."""
     if choice != "auto":
         return choice
     import torch
@@ -70,7 +70,7 @@ def resolve_dtype(choice: str, device: str | None, command: str | None) -> str:
     cuda = (device is None or str(device).startswith("cuda")) and torch.cuda.is_available()
     dtype = "bfloat16" if cuda and torch.cuda.is_bf16_supported() else "float32"
     why = "a CUDA device with bf16" if dtype == "bfloat16" else "CUDA without bf16" if cuda else "no CUDA device"
-    if command:
+    if command and cuda:  # on a machine without CUDA, float32 as ever goes unsaid
         print(f"{command}: --dtype auto -> {dtype} ({why}; --dtype float32|bfloat16|float16 to choose)",
               file=sys.stderr)
     return dtype
