@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -24,6 +25,27 @@ def image_check_cache(tmp_path_factory):
         os.environ.pop("C2S_CACHE_DIR", None)
     else:
         os.environ["C2S_CACHE_DIR"] = previous
+
+
+LAUNCHER_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "GROUP_RANK", "RANK", "WORLD_SIZE")
+
+
+@pytest.fixture(autouse=True)
+def launcher_env_stays_in_its_test(request):
+    """Lightning's launchers export MASTER_ADDR/PORT, NODE_RANK and LOCAL_RANK into the process that
+    launches; a later test's `--devices 2` subprocess inheriting LOCAL_RANK takes itself for a rank
+    started from outside, spawns no second rank and waits for it forever. Each test gets the
+    environment it started with; a leak is named, so the test that leaks can be found."""
+    before = {name: os.environ.get(name) for name in LAUNCHER_ENV}
+    yield
+    leaked = sorted(name for name in LAUNCHER_ENV if os.environ.get(name) != before[name])
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    if leaked:
+        sys.__stderr__.write(f"\n{request.node.nodeid} left {', '.join(leaked)} in the environment (restored)\n")
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,10 @@ that can, a folder of wheels to carry there:
 The dependencies are the closure of pyproject.toml's ``dependencies`` (and the ``deepspeed``
 extra) through the requirements of the packages installed in this Python, markers evaluated for the
 target (Linux x86_64, CPython ``--python-version``). A dependency is fetched, at its constraints.txt
-pin, when the target lacks it, when its version there fails a requirement, or when it is older than
-the pin's major.minor (the project is tested at the pins; a newer release of the same series is
-taken as compatible, an older one is not: transformers 5.17 lacks what 5.24 has). torch, triton,
+pin, when the target lacks it or when its version there fails a requirement. pyproject's lower bounds
+are tested ones (`make test-floor` runs the model and scoring tests on transformers 5.17, lightning
+2.6.6, torchmetrics 1.9, huggingface_hub 1.33, tokenizers 0.23), so a node's older release that meets
+them is kept: carrying a newer transformers would only add 13 MiB. torch, triton,
 nvidia-* and cuda-* are never fetched: the node's CUDA build must stay the one that is imported.
 deepspeed has no wheel on the index, only a source archive: its pure-Python wheel is built here
 with ``DS_BUILD_OPS=0`` (its CUDA ops are compiled just in time on the node, where nvcc exists).
@@ -155,8 +156,6 @@ def plan(wanted: dict[str, SpecifierSet], target: dict[str, Version | None],
             continue  # installed at a version nobody read: taken as supported
         elif not wanted[name].contains(have, prereleases=True):
             why = f"{have} fails {wanted[name]}"
-        elif have < Version(f"{pin.major}.{pin.minor}"):
-            why = f"{have} is older than the tested {pin}"
         else:
             continue
         fetch.append((name, pin, why))
