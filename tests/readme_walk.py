@@ -155,9 +155,9 @@ def link_venv(clone: Path, venv: Path, make_targets: list[str]) -> None:
     into it. The clone's files are dated just before the venv's install instead, and ``make -n``
     must show no install step for any make target of the README.
     """
-    stamp = venv / ".installed"
+    stamp = next(iter(sorted(venv.glob(".installed*"))), venv / ".installed")  # .installed-cpu or -cuda (TORCH=)
     if not (venv / "bin" / "python").exists() or not stamp.is_file():
-        raise SystemExit(f"readme_walk: {venv} is not an installed .venv (no bin/python or .installed); "
+        raise SystemExit(f"readme_walk: {venv} is not an installed .venv (no bin/python or .installed-*); "
                          "give --venv PATH, or --install")
     (clone / ".venv").symlink_to(venv.resolve())
     before = stamp.stat().st_mtime - 1
