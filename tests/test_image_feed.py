@@ -88,3 +88,18 @@ def test_scores_are_identical_with_and_without_workers_and_memo(bank, tmp_path):
     assert cache.hits == len(paths) + len(bank.anchors)  # the second scorer found every image cached
     with pytest.raises(ValueError, match="memo loads with"):
         Compare2Scorer(RowComparator(), bank, pipeline=ImagePreprocessing(), memo=cache)
+
+
+def test_folders_contribute_every_format_pillow_decodes_and_no_stub_format(tmp_path):
+    from PIL import features
+
+    from c2s_lightning.scoring.image_feed import expand_image_paths, image_suffixes
+
+    suffixes = image_suffixes()
+    # JPEG opens through a factory function, PNG through a class: both count
+    assert {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".gif"} <= suffixes
+    assert (".webp" in suffixes) == features.check("webp") and (".avif" in suffixes) == features.check("avif")
+    assert not {".grib", ".bufr", ".h5", ".wmf", ".mpg"} & suffixes  # stubs need a handler; MPEG is a video
+    for name in ("a.JPG", "b.jpeg", "c.png", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in expand_image_paths([tmp_path])] == ["a.JPG", "b.jpeg", "c.png"]

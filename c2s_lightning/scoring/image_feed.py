@@ -32,8 +32,9 @@ def image_suffixes() -> set[str]:
     from PIL import ImageFile
 
     def decodable(name: str) -> bool:
-        opener = Image.OPEN.get(name, (None,))[0]
-        return isinstance(opener, type) and not issubclass(opener, ImageFile.StubImageFile) and name != "MPEG"
+        opener = Image.OPEN.get(name, (None,))[0]  # a class, or a factory function (JPEG's)
+        stub = isinstance(opener, type) and issubclass(opener, ImageFile.StubImageFile)
+        return opener is not None and not stub and name != "MPEG"
 
     return {suffix for suffix, name in Image.registered_extensions().items() if decodable(name)}
 
