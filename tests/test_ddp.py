@@ -53,8 +53,10 @@ def override(out: Path, root: Path, **trainer) -> Path:
 
 
 def fit_ddp(config: Path, *extra: str) -> None:
-    env = dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="offline",
-               PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
+    from conftest import LAUNCHER_ENV  # an inherited LOCAL_RANK would stop Lightning from spawning rank 1
+
+    env = dict({k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV}, OMP_NUM_THREADS="1",
+               WANDB_MODE="offline", PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
     command = [sys.executable, "-m", "c2s_lightning", "fit", "--config", QUICKSTART, "--config", str(config),
                "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu", "--trainer.devices", str(WORLD), *extra]
     # its own session, so that a hang (a collective some rank never reaches) kills rank 1 too

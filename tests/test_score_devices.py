@@ -92,8 +92,12 @@ def test_evaluate_devices_map_to_the_trainer_ddp_options():
 
 
 def subprocess_env() -> dict:
-    return dict(os.environ, OMP_NUM_THREADS="1", WANDB_MODE="offline",
-                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    """This environment for a ``--devices 2`` command, less what a launcher may have exported into it
+    (``LOCAL_RANK`` inherited would make the command take itself for a rank started from outside)."""
+    from conftest import LAUNCHER_ENV
+
+    return {**{k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV}, "OMP_NUM_THREADS": "1",
+            "WANDB_MODE": "offline", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
 
 def test_evaluate_on_two_processes_logs_the_metrics_of_one(trained, synth, tmp_path):  # noqa: F811
