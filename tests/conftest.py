@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from launcher_env import LAUNCHER_ENV
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded at test time
 os.environ["WANDB_MODE"] = "offline"  # tests never reach a W&B server
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -25,9 +27,6 @@ def image_check_cache(tmp_path_factory):
         os.environ.pop("C2S_CACHE_DIR", None)
     else:
         os.environ["C2S_CACHE_DIR"] = previous
-
-
-LAUNCHER_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "GROUP_RANK", "RANK", "WORLD_SIZE")
 
 
 @pytest.fixture(autouse=True)

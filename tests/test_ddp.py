@@ -53,9 +53,9 @@ def override(out: Path, root: Path, **trainer) -> Path:
 
 
 def fit_ddp(config: Path, *extra: str) -> None:
-    from conftest import LAUNCHER_ENV  # an inherited LOCAL_RANK would stop Lightning from spawning rank 1
+    from launcher_env import without_launcher_env  # an inherited LOCAL_RANK would stop rank 1 from being spawned
 
-    env = dict({k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV}, OMP_NUM_THREADS="1",
+    env = dict(without_launcher_env(os.environ), OMP_NUM_THREADS="1",
                WANDB_MODE="offline", PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
     command = [sys.executable, "-m", "c2s_lightning", "fit", "--config", QUICKSTART, "--config", str(config),
                "--trainer.strategy", "ddp", "--trainer.accelerator", "cpu", "--trainer.devices", str(WORLD), *extra]

@@ -94,9 +94,9 @@ def test_evaluate_devices_map_to_the_trainer_ddp_options():
 def subprocess_env() -> dict:
     """This environment for a ``--devices 2`` command, less what a launcher may have exported into it
     (``LOCAL_RANK`` inherited would make the command take itself for a rank started from outside)."""
-    from conftest import LAUNCHER_ENV
+    from launcher_env import without_launcher_env
 
-    return {**{k: v for k, v in os.environ.items() if k not in LAUNCHER_ENV}, "OMP_NUM_THREADS": "1",
+    return {**without_launcher_env(os.environ), "OMP_NUM_THREADS": "1",
             "WANDB_MODE": "offline", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
 
