@@ -115,7 +115,7 @@ LINE_BUDGET = (13_075
                + 65     # models/hf_versions.py and the mPLUG-Owl2 cache names: right on transformers 5.17
                + 150    # equal forwards on every rank, FSDP2 sharding (lockstep.py, prefix_cache.py, sharding.py)
                + 500    # named models, line progress off a terminal, the kept fit help, no abbreviations
-               + 344)   # inputs never overwritten, special files and YAML bombs refused, checks before loading
+               + 345)   # inputs never overwritten, special files and YAML bombs refused, checks before loading
 
 
 def test_the_package_stays_within_its_line_budget():

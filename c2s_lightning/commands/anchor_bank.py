@@ -132,7 +132,8 @@ def main(args: list[str]) -> int:
     if ns.checkpoint is not None:  # a model name, or a folder that must hold a model
         ns.checkpoint = resolve_export(ns.checkpoint)
     entry, seed = dataset_entry(ns)
-    check_output_file(ns.out, [Path(entry.root)], option="--out")  # before the dataset is read and the model run
+    check_output_file(ns.out, [Path(entry.root)], option="--out",  # before the dataset is read and the model run,
+                      input_folders=[] if ns.checkpoint is None else [ns.checkpoint])  # the export as resolved
     with stage(f"reading {entry.key} from {entry.root}"):
         bank = build_bank(entry, ns.part, ns.alpha, ns.beta, ns.rule, seed)
     if ns.checkpoint is not None:
