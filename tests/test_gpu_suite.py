@@ -126,8 +126,11 @@ def test_a_wrong_figure_fails_its_step_even_in_a_dry_run(tmp_path, case):
 def test_gpu_check_keeps_the_baseline_row_when_a_strategy_fails(tmp_path, monkeypatch):
     """DeepSpeed refuses a CPU: the real failure of a strategy, after the baseline ran."""
     import gpu_check
+    from launcher_env import LAUNCHER_ENV
 
     monkeypatch.chdir(tmp_path)  # the quickstart writes its synthetic data under ./data
+    for name in LAUNCHER_ENV:  # the strategies run in this process and export these: put back afterwards
+        monkeypatch.delenv(name, raising=False)
     rows = tmp_path / "rows.json"
     rc = gpu_check.main_cli(["--accelerator", "cpu", "--strategies", "deepspeed_zero2", "--steps", "2",
                              "--out", str(tmp_path / "out"), "--json", str(rows)])
