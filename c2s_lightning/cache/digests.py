@@ -27,10 +27,10 @@ from typing import Any
 
 from PIL import Image
 
+from c2s_lightning.infra.input_files import hash_file
+
 DIGEST_SIZE = 16
 """Bytes per digest; hex strings are twice as long."""
-
-_CHUNK = 1 << 20  # file reads of 1 MiB keep memory flat for any file size
 
 
 def protocol_key(protocol: Mapping[str, Any]) -> str:
@@ -65,14 +65,10 @@ def file_digest(path: str | os.PathLike) -> str:
     Raises:
         OSError: naming the file when it cannot be read.
     """
-    h = hashlib.blake2b(digest_size=DIGEST_SIZE, person=b"c2s-file")
     try:
-        with open(path, "rb") as f:
-            while block := f.read(_CHUNK):
-                h.update(block)
+        return hash_file(path, hashlib.blake2b(digest_size=DIGEST_SIZE, person=b"c2s-file")).hexdigest()
     except OSError as err:
         raise OSError(f"{path}: cannot read the image file to hash it ({err})") from err
-    return h.hexdigest()
 
 
 def pixel_digest(image: Image.Image) -> str:

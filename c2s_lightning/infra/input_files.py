@@ -1,4 +1,4 @@
-"""What may be read as an input file: a regular file, never a FIFO, socket or device.
+"""Reading input files: only regular files, never a FIFO, socket or device; hashing one whole.
 
 Opening a FIFO (a named pipe) for reading blocks until some other process writes to it, so a
 FIFO named ``photo.png`` in a scored folder would hang a run for ever; a device such as
@@ -29,3 +29,12 @@ def not_regular_reason(path: str | os.PathLike) -> str | None:
     """``"<path> is a FIFO (named pipe), not a regular file"`` for a special file, else None."""
     kind = special_kind(path)
     return None if kind is None else f"{path} is {kind}, not a regular file"
+
+
+def hash_file(path: str | os.PathLike, digest):
+    """``digest`` (a hashlib object) fed the bytes of ``path`` in 1 MiB reads, so memory stays flat for
+    any file size (``hashlib.file_digest`` once Python 3.11 is the floor)."""
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest

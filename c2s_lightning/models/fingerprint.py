@@ -37,6 +37,7 @@ from typing import Any
 
 import torch
 
+from c2s_lightning.infra.input_files import hash_file
 from c2s_lightning.models.protocol import ANCHORS_FILE, BASE_FILE, PROTOCOL_FILE, ComparisonProtocol
 
 COMPARISON_FIELDS = ("template", "levels", "level_weights", "image_preprocessing")
@@ -44,7 +45,6 @@ COMPARISON_FIELDS = ("template", "levels", "level_weights", "image_preprocessing
 on and its fingerprints do not."""
 NOT_THE_MODEL = (PROTOCOL_FILE, ANCHORS_FILE, BASE_FILE)
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf")
-_CHUNK = 1 << 20
 
 
 def comparison_fields(protocol: Mapping[str, Any]) -> dict[str, Any]:
@@ -75,11 +75,7 @@ def file_digests(folder: str | os.PathLike) -> dict[str, str]:
         if (not path.is_file() or name.startswith(".") or name in NOT_THE_MODEL or path.suffix == ".md"
                 or path.suffix in WEIGHT_SUFFIXES or name.endswith(".index.json")):
             continue
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while block := f.read(_CHUNK):
-                digest.update(block)
-        digests[name] = "sha256:" + digest.hexdigest()
+        digests[name] = "sha256:" + hash_file(path, hashlib.sha256()).hexdigest()
     return digests
 
 
