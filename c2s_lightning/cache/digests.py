@@ -1,20 +1,11 @@
 """Stable content hashes for the comparison cache: of a comparison protocol and of an image.
 
-All three are BLAKE2b with a 16-byte (128-bit) digest, written as 32 hex characters: fast
-(a decoded 1024x768 RGB photo took 16 ms on this project's busy 2-core CPU, paid once per test
-image while a 7B model compares it with 5-25 anchors) and with collisions out of reach (a
-chance of about 2^-64 even after 2^32 distinct images). Each kind of hash uses its own BLAKE2b
-personalisation string, so a file hash can never equal a pixel hash or a protocol key.
-
-Two image hashes, for two kinds of callers:
-
-* ``pixel_digest(image)``: the decoded pixels exactly as a comparator sees them (after
-  conversion to RGB and any padding), plus mode, size and palette. ``CachingComparator`` uses
-  this one, because comparators receive PIL images, not paths.
-* ``file_digest(path)``: the file's bytes, without decoding. Cheaper, but blind to what is done
-  to the pixels after loading, so a caller keying on it must put that preprocessing
-  (pad-to-square, ...) into the protocol. The two never match each other: a cache filled
-  through one is read through the same one.
+BLAKE2b with a 16-byte digest (32 hex characters): fast (16 ms for a decoded 1024x768 RGB photo on
+a busy 2-core CPU, paid once per test image) with collisions out of reach (about 2^-64 after 2^32
+images). Each kind has its own personalisation string, so a file hash never equals a pixel hash or
+a protocol key. ``pixel_digest`` hashes the pixels exactly as a comparator sees them (comparators
+get PIL images: ``CachingComparator`` uses it); ``file_digest`` the file's bytes, cheaper but blind
+to preprocessing after loading, so a caller keying on it puts that preprocessing into the protocol.
 """
 
 from __future__ import annotations

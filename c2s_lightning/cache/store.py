@@ -1,34 +1,25 @@
-"""A persistent cache of level logits, keyed by model, protocol and the two images' contents.
+"""A persistent cache of level logits, keyed by model, protocol and the two images' contents
+(who uses it and what it saves: ``docs/fast_scoring.md``).
 
-A sweep over how comparisons are chosen and combined (beta, the anchor rule, probability vs
-count, temperature, the MAP link) asks the same (anchor, image) questions of the same model
-again and again; their answers, the five level logits, depend only on the weights, on the
-comparison protocol (template, level words, preprocessing) and on the two images. So the key is
-``ComparisonKey(fingerprint, protocol, first, second)``: the model fingerprint, a
-``protocol_key`` of the protocol dict and the content digests of the first and second image
-(``digests.py``). A changed model gives a new fingerprint, so an entry of the old one is never hit.
+A pair's five level logits depend only on the weights, the comparison protocol and the two images,
+so the key is ``ComparisonKey(fingerprint, protocol, first, second)``: the model fingerprint, a
+``protocol_key`` and the images' content digests (``digests.py``). A changed model gives a new
+fingerprint, so an entry of the old one is never hit.
 
-**Storage: one SQLite database in WAL mode** (``<folder>/comparisons.sqlite3``), chosen over
-append-only shards because it gives every property needed without code of ours:
+**One SQLite database in WAL mode** (``<folder>/comparisons.sqlite3``), chosen over append-only
+shards because it gives every property needed without code of ours: concurrent writers (each
+write one ``BEGIN IMMEDIATE`` transaction, queued on SQLite's lock with a busy timeout; readers
+never block and see only commits); a kill (even ``kill -9``) loses at most the uncommitted
+transaction, as ``synchronous=NORMAL`` keeps commits durable against a process crash (a power cut
+may lose the last commits, not consistency), which replaces the project's temp-file +
+``os.replace`` rule for this file; least-recently-used eviction (a read refreshes its entries in
+a short write of its own); fast point lookups at millions of entries. WAL needs shared memory
+between the processes, so the folder must be on a local file system (not NFS).
 
-* concurrent writers (sweep runs, ranks): each write is one ``BEGIN IMMEDIATE`` transaction,
-  writers queue on SQLite's lock with a busy timeout (60 s by default), readers never block
-  and see only committed transactions;
-* a kill (even ``kill -9``) mid-write loses at most the uncommitted transaction: the WAL is
-  replayed or ignored on the next open, never half-applied. ``synchronous=NORMAL`` keeps
-  commits durable against a process crash; a power cut may lose the last commits, not
-  consistency. This replaces the project's temp-file + ``os.replace`` rule for this file;
-* a bound with eviction: the least recently used entries go first (a read refreshes its
-  entries in a short write transaction of its own), which shards could only do by rewriting;
-* point lookups by key stay fast at millions of entries, where shards would need an index.
-
-WAL needs shared memory between the processes, so the folder must be on a local file system
-(not NFS); ranks on several nodes each use a local folder.
-
-Sizes: keys are stored as 16-byte digests, so an entry of five float32 logits takes about
-``ENTRY_OVERHEAD + 20`` bytes of the file. ``max_bytes`` bounds that estimate (kept in a
-totals row by triggers, in the same transactions as the writes); eviction then cuts to 90 %
-of the bound, so it runs once per tenth of the capacity rather than on every write.
+Sizes: an entry of five float32 logits takes about ``ENTRY_OVERHEAD + 20`` bytes of the file.
+``max_bytes`` bounds that estimate (kept in a totals row by triggers, in the writes' own
+transactions); eviction then cuts to ``LOW_WATER`` of the bound, so it runs once per tenth of the
+capacity rather than on every write.
 """
 
 from __future__ import annotations
@@ -220,8 +211,7 @@ class ComparisonCache:
 
     def close(self) -> None:
         """Close this thread's connection (reopened on next use); other threads' close as they end."""
-        conn, pid = getattr(self._local, "conn", (None, -1))
-        if conn is not None and pid == os.getpid():
+        if (conn := self._own_connection()) is not None:
             conn.close()
         self._local.conn = (None, -1)
 
@@ -232,13 +222,15 @@ class ComparisonCache:
         self.close()
 
     # -- internals ---------------------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
+    def _own_connection(self) -> sqlite3.Connection | None:
         # A connection crosses neither a fork nor a thread (sqlite3 refuses another thread's).
         conn, pid = getattr(self._local, "conn", (None, -1))
-        if conn is not None and pid == os.getpid():
-            return conn
-        conn = connect(self.path, self.timeout)
-        self._local.conn = (conn, os.getpid())
+        return conn if pid == os.getpid() else None
+
+    def _connect(self) -> sqlite3.Connection:
+        if (conn := self._own_connection()) is None:
+            conn = connect(self.path, self.timeout)
+            self._local.conn = (conn, os.getpid())
         return conn
 
     def _context(self, fingerprint: str, protocol: str) -> bytes:
