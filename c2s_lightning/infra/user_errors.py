@@ -68,13 +68,6 @@ def one_line(error: BaseException) -> str:
     return "; ".join(lines) or type(error).__name__
 
 
-# -- did-you-mean: the one hint of commands, options, backbones and datasets --
-def format_listing(entries: dict) -> str:
-    """One line per entry, ``name  description``, for ``--help`` texts and errors."""
-    width = max(map(len, entries))
-    return "\n".join(f"  {name:<{width}}  {info.description}" for name, info in entries.items())
-
-
 def suggestion(word: str, candidates) -> str:
     """``"; did you mean 'x'?"`` when a candidate is close to ``word``, else ``""``: the one
     did-you-mean of commands, options, backbones and datasets."""
@@ -83,5 +76,8 @@ def suggestion(word: str, candidates) -> str:
 
 
 def unknown_name(kind: str, name: str, entries: dict) -> str:
-    """An error text for an unknown ``kind`` name: a suggestion when one is close, then the list."""
-    return f"unknown {kind} {name!r}{suggestion(name, entries)} Known {kind}s:\n{format_listing(entries)}"
+    """An error text for an unknown ``kind`` name: a suggestion when one is close, then the list
+    (``name  description`` per line)."""
+    width = max(map(len, entries))
+    listing = "\n".join(f"  {key:<{width}}  {info.description}" for key, info in entries.items())
+    return f"unknown {kind} {name!r}{suggestion(name, entries)} Known {kind}s:\n{listing}"

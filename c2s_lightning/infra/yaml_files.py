@@ -77,13 +77,12 @@ def check_text(text: Any) -> None:
         return
     loader = yaml.SafeLoader(text)
     try:
-        check_alias_expansion(loader.get_single_node())
-    except AliasBombError:
-        raise
+        root = loader.get_single_node()
     except yaml.YAMLError:
         return
     finally:
         loader.dispose()
+    check_alias_expansion(root)
 
 
 def bound_config_loaders() -> None:

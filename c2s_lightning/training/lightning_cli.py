@@ -6,7 +6,6 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
 
 import jsonargparse
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
@@ -16,14 +15,13 @@ from c2s_lightning.evaluation.evaluator import SoftComparisonEvaluator
 from c2s_lightning.training.export_callback import HFExport
 from c2s_lightning.training.loggers import add_csv_logger
 from c2s_lightning.training.progress_lines import use_line_progress
-from c2s_lightning.training.run_start import RunStart
 from c2s_lightning.infra.checkpoint_files import LIGHTNING_KEYWORDS, check_checkpoint_file, use_atomic_checkpoints
 from c2s_lightning.infra.arguments import ErrorsThatHelp, replacing_lists
 from c2s_lightning.infra.config_keys import flatten
 from c2s_lightning.infra.yaml_files import bound_config_loaders
 from c2s_lightning.data.datamodule import ComparisonDataModule
 from c2s_lightning.models.module import Compare2ScoreModule
-from c2s_lightning.training.run_folders import place
+from c2s_lightning.training.run_folders import RunStart, place
 
 
 REPLACED_LISTS = ("--data.datasets",)
@@ -143,22 +141,12 @@ class Compare2ScoreCLI(LightningCLI):
         return trainer
 
     def connect_data(self) -> None:
-        """Hand the model to the data module as its encoder, once, before the loop asks for batches.
-
-        Nothing is built here: the data module reads the model's ``encode_train`` only when
-        Lightning asks for a loader, and Lightning builds the model first (``configure_model``,
-        inside the strategy's context, so DeepSpeed ZeRO-3 partitions it as it is created).
-        """
+        """Hand the model to the data module as its encoder. Nothing is built here: the data module
+        reads ``encode_train`` only when Lightning asks for a loader, after building the model inside
+        the strategy's context (``configure_model``: DeepSpeed ZeRO-3 partitions it as it is made)."""
         self.datamodule.connect(self.model)
 
     before_fit = before_validate = before_test = before_predict = connect_data
-
-
-def trainer_defaults() -> dict[str, Any]:
-    return {
-        "default_root_dir": "outputs",
-        "logger": {"class_path": "c2s_lightning.training.loggers.WandbLogger"},
-    }
 
 
 def run_lightning_cli(args: list[str], other_options: tuple[str, ...] = ()) -> Compare2ScoreCLI:
@@ -170,18 +158,15 @@ def run_lightning_cli(args: list[str], other_options: tuple[str, ...] = ()) -> C
     with warnings.catch_warnings():
         # main() passes sys.argv[1:] itself (or a test's list): giving both is this design, not a mistake
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-        return _build_cli(replacing_lists(args, REPLACED_LISTS), other_options)
-
-
-def _build_cli(args: list[str], other_options: tuple[str, ...] = ()) -> Compare2ScoreCLI:
-    return Compare2ScoreCLI(
-        Compare2ScoreModule,
-        ComparisonDataModule,
-        args=args,
-        parser_kwargs={"parser_mode": "omegaconf+", "prog": "python -m c2s_lightning"},
-        save_config_callback=LoggedConfigCallback,
-        save_config_kwargs={"overwrite": True},
-        trainer_defaults=trainer_defaults(),
-        seed_everything_default=0,
-        other_options=other_options,
-    )
+        return Compare2ScoreCLI(
+            Compare2ScoreModule,
+            ComparisonDataModule,
+            args=replacing_lists(args, REPLACED_LISTS),
+            parser_kwargs={"parser_mode": "omegaconf+", "prog": "python -m c2s_lightning"},
+            save_config_callback=LoggedConfigCallback,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={"default_root_dir": "outputs",
+                              "logger": {"class_path": "c2s_lightning.training.loggers.WandbLogger"}},
+            seed_everything_default=0,
+            other_options=other_options,
+        )

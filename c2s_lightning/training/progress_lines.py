@@ -64,7 +64,7 @@ class ProgressLines(ProgressBar):
         self._start = self._last_time = time.monotonic()
         self._first_step = self._last_step = trainer.global_step
         if self.is_enabled:
-            self._print(f"training: {self._total(trainer) or '?'} steps from step {trainer.global_step}")
+            print(f"training: {self._total(trainer) or '?'} steps from step {trainer.global_step}", flush=True)
 
     def on_train_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int) -> None:
         step, now = trainer.global_step, time.monotonic()
@@ -74,11 +74,11 @@ class ProgressLines(ProgressBar):
             return
         self._last_step, self._last_time = step, now
         rate = (step - self._first_step) / (now - self._start)
-        self._print(self.line(step, self._total(trainer), _loss(outputs), rate))
+        print(self.line(step, self._total(trainer), _loss(outputs), rate), flush=True)
 
     def on_train_end(self, trainer, pl_module) -> None:
         if self.is_enabled:
-            self._print(f"training done: step {trainer.global_step} in {duration(time.monotonic() - self._start)}")
+            print(f"training done: step {trainer.global_step} in {duration(time.monotonic() - self._start)}", flush=True)
 
     @staticmethod
     def line(step: int, total: int | None, loss: float | None, rate: float) -> str:
@@ -95,10 +95,6 @@ class ProgressLines(ProgressBar):
     def _total(trainer) -> int | None:
         total = trainer.estimated_stepping_batches
         return int(total) if math.isfinite(total) else None
-
-    @staticmethod
-    def _print(text: str) -> None:
-        print(text, file=sys.stdout, flush=True)
 
 
 def _loss(outputs: Any) -> float | None:

@@ -1,22 +1,12 @@
-"""Run folders: every fit/validate/test/predict writes into a folder of its own, never over another.
+"""Run folders: every fit/validate/test/predict writes into a folder of its own, never over another
+(``docs/exports.md``: the layout, ``<root>/latest``, what a failed start leaves).
 
-``<trainer.default_root_dir>/runs/<YYYYmmdd-HHMMSS>-<W&B run id>/`` holds the run's checkpoints
-(``checkpoints/``, with its own ``last.ckpt``), plots, exported model (``export/``), resolved
-config and W&B files. The root is what the config names (``trainer.default_root_dir``); the run
-folder is made from it before anything is built, and the paths left unset in the config
-(``checkpoint.dirpath``, the W&B logger's ``save_dir``, ``export.dirpath``) default into it. Paths
-set explicitly are kept (an explicit export folder that is not empty is refused by ``HFExport``).
-
-``<root>/latest`` (a relative symlink, replaced atomically) and ``<root>/latest.json`` point at the
-newest ``fit`` that started training (or exported): ``<root>/latest/checkpoints/last.ckpt`` and
-``<root>/latest/export`` are always the newest training run's, and a fit that fails before it
-trains (a typo in an option, a missing data folder) leaves ``latest`` where it was and removes the
-folder it made, unless something beyond what setup writes is in it (``RunFolder.discard_unstarted``).
-Evaluation runs (validate, test, ``evaluate``) get folders too but leave ``latest`` alone.
-
-The processes of one run (DDP, DeepSpeed) share one folder: the first names it and hands it to
-the ranks Lightning spawns through ``C2S_RUN_DIR``; with a launcher that starts every rank itself
-(torchrun, SLURM), set ``C2S_RUN_DIR`` to one folder for all ranks.
+The run folder ``<root>/runs/<YYYYmmdd-HHMMSS>-<W&B run id>/`` is made from the configured root
+(``trainer.default_root_dir``) before anything is built, and the output paths the config leaves
+unset (``checkpoint.dirpath``, the W&B logger's ``save_dir``, ``export.dirpath``) default into it;
+paths set explicitly are kept. The processes of one run (DDP, DeepSpeed) share one folder: the
+first names it and hands it to the ranks Lightning spawns through ``C2S_RUN_DIR``; with a launcher
+that starts every rank itself (torchrun, SLURM), set ``C2S_RUN_DIR`` to one folder for all ranks.
 """
 
 from __future__ import annotations
@@ -30,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import lightning as L
 
 from c2s_lightning.infra.atomic_files import write_json
 
@@ -55,7 +47,7 @@ class RunFolder:
         latest: What ``latest.json`` records once a fit starts; None when ``latest`` stays (not a
             fit, or not the first rank).
         made: This process made the folder (not one chosen through ``C2S_RUN_DIR``).
-        started: The run's loop began (set by ``training.run_start.RunStart``).
+        started: The run's loop began (set by ``RunStart``).
     """
 
     root: Path
@@ -86,6 +78,27 @@ class RunFolder:
             return False
         shutil.rmtree(self.path)
         return True
+
+
+class RunStart(L.Callback):
+    """Marks the run folder started when training begins (a fit then becomes ``<root>/latest``),
+    when a fit ends without a step to train (resumed at its budget: it still exports), or when an
+    evaluation loop begins. Until then a failing run leaves ``latest`` alone and its folder may be
+    removed (``RunFolder.discard_unstarted``).
+
+    Args:
+        folder: The run's folder, as ``place`` made it.
+    """
+
+    def __init__(self, folder: RunFolder):
+        super().__init__()
+        self.folder = folder
+
+    def _start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:  # a fit's check before training is not its start
+            self.folder.start()
+
+    on_train_start = on_fit_end = on_validation_start = on_test_start = on_predict_start = _start
 
 
 def place(config: Any, subcommand: str | None) -> RunFolder:
