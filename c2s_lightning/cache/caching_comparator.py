@@ -34,10 +34,8 @@ class CachingComparator:
         inner: The comparator computing missing pairs (``Comparator``, ``FastComparator`` or
             anything with ``model_id`` and ``level_logits``; ``anchor_rows`` is used if present).
         cache: Where logits are kept.
-        fingerprint: Identifies the model (the export's model fingerprint); another model, another
-            fingerprint, so no entry of another model is ever returned.
-        protocol: The comparison protocol as a JSON-able dict (template, level words,
-            preprocessing, ...); keyed by ``protocol_key``.
+        fingerprint: The model fingerprint: no entry of another model is ever returned.
+        protocol: The comparison protocol as a JSON-able dict (``cache_protocol``).
     """
 
     def __init__(self, inner: Any, cache: ComparisonCache, fingerprint: str, protocol: Mapping[str, Any]):
@@ -104,8 +102,8 @@ class CachingComparator:
     def _compute_rows(self, groups: dict[tuple[int, ...], dict[str, int]], anchor_images: Sequence,
                       test_images: Sequence, keys: list[list[ComparisonKey]],
                       batch_size: int | None) -> dict[ComparisonKey, np.ndarray]:
-        """Logits of the missing pairs: per group through ``anchor_rows`` (which reuses anchor
-        work), or all in one ``level_logits`` call for an inner comparator without it."""
+        """Logits of the missing pairs: per group through ``anchor_rows``, or all in one
+        ``level_logits`` call for an inner comparator without it."""
         if not hasattr(self.inner, "anchor_rows"):
             pairs = [(i, j) for js, rows in groups.items() for i in rows.values() for j in js]
             logits = self.inner.level_logits([anchor_images[j] for i, j in pairs],

@@ -1,7 +1,5 @@
-"""The comparison cache's SQLite file: schema, connection settings, transactions.
-
-Why SQLite in WAL mode, and what that guarantees, is said in ``store.py``; this
-module only holds the mechanics, so the cache itself reads as keys, values and eviction.
+"""The comparison cache's SQLite file: schema, connection settings, transactions (why SQLite in
+WAL mode: ``store.py``), so the cache itself reads as keys, values and eviction.
 """
 
 from __future__ import annotations
@@ -40,11 +38,8 @@ class CacheError(RuntimeError):
 
 
 def connect(path: Path, timeout: float) -> sqlite3.Connection:
-    """Open (creating if needed) the cache database at ``path`` in WAL mode.
-
-    The connection is in autocommit mode: every read or write batch runs in an explicit
-    ``transaction``. ``timeout`` is SQLite's busy timeout: how long a statement waits for
-    another process's lock before it fails.
+    """Open (creating if needed) the cache database at ``path`` in WAL mode, in autocommit mode
+    (every batch runs in an explicit ``transaction``); ``timeout`` is SQLite's busy timeout.
 
     Raises:
         CacheError: the file is not a database, or one of another schema version.

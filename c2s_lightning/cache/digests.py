@@ -25,14 +25,9 @@ DIGEST_SIZE = 16
 
 
 def protocol_key(protocol: Mapping[str, Any]) -> str:
-    """A stable key of a comparison protocol: the hash of its canonical JSON.
-
-    Canonical means sorted keys, no whitespace, ASCII only, so equal dicts give equal keys
-    whatever their key order (tuples count as lists, as in JSON).
-
-    Args:
-        protocol: Anything ``json.dumps`` takes without help (template, level words,
-            preprocessing, backbone family, ...); NaN and infinity are refused.
+    """A stable key of a comparison protocol (anything ``json.dumps`` takes): the hash of its
+    canonical JSON (sorted keys, no whitespace, ASCII), so equal dicts give equal keys whatever
+    their key order (tuples count as lists, as in JSON).
 
     Raises:
         TypeError: a value JSON cannot hold, or a protocol that is not a mapping.
@@ -51,11 +46,8 @@ def protocol_key(protocol: Mapping[str, Any]) -> str:
 
 
 def file_digest(path: str | os.PathLike) -> str:
-    """Hash of a file's bytes (not decoded); see the module docstring for when to use it.
-
-    Raises:
-        OSError: naming the file when it cannot be read.
-    """
+    """Hash of a file's bytes (not decoded; when to use it: the module docstring). An unreadable
+    file is an ``OSError`` naming it."""
     try:
         return hash_file(path, hashlib.blake2b(digest_size=DIGEST_SIZE, person=b"c2s-file")).hexdigest()
     except OSError as err:
@@ -63,11 +55,8 @@ def file_digest(path: str | os.PathLike) -> str:
 
 
 def pixel_digest(image: Image.Image) -> str:
-    """Hash of a PIL image's decoded pixels, mode and size (and palette, for palette modes).
-
-    Two images with the same pixels hash equal whatever file they came from; metadata (EXIF,
-    ICC profile, file format) is not part of it, as comparators never see it.
-    """
+    """Hash of a PIL image's decoded pixels, mode and size (and palette, for palette modes): not its
+    metadata (EXIF, ICC profile, file format), which comparators never see."""
     if not isinstance(image, Image.Image):
         raise TypeError(f"pixel_digest takes a PIL image, got {type(image).__name__}")
     h = hashlib.blake2b(digest_size=DIGEST_SIZE, person=b"c2s-pixels")

@@ -65,11 +65,8 @@ class ComparisonKey(NamedTuple):
 
 @dataclass(frozen=True)
 class CacheStats:
-    """What ``ComparisonCache.stats()`` reports.
-
-    ``contexts`` lists ``(fingerprint, protocol key, entries)`` per model and protocol; ``hits``
-    and ``misses`` count this process's lookups through this cache object.
-    """
+    """What ``ComparisonCache.stats()`` reports: ``contexts`` lists ``(fingerprint, protocol key,
+    entries)``; ``hits`` and ``misses`` count this object's lookups in this process."""
 
     path: Path
     entries: int
@@ -84,9 +81,7 @@ class CacheStats:
 
 
 def default_cache_dir() -> Path | None:
-    """``<cache root>/comparisons`` (``cache_folders``: the root is ``$C2S_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/c2s_lightning``, else ``~/.cache/c2s_lightning``); None when
-    ``C2S_CACHE_DIR=off``."""
+    """``<cache root>/comparisons`` (``cache_folders``); None when ``C2S_CACHE_DIR=off``."""
     return cache_folder(COMPARISONS)
 
 

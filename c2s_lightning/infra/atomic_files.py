@@ -42,11 +42,9 @@ def _temp_name(path: Path, kind: str = "tmp") -> Path:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary path beside ``path`` for any writer (``savefig``, ``PIL.Image.save``,
-    ``torch.save``); renamed to ``path`` when the block ends without error, removed otherwise.
-
-    Creates the parent folder. The temporary name keeps ``path``'s suffix.
-    """
+    """A temporary path beside ``path`` (same suffix; the parent folder is created) for any writer
+    (``savefig``, ``PIL.Image.save``, ``torch.save``); renamed to ``path`` when the block ends
+    without error, removed otherwise."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = _temp_name(path)
@@ -68,8 +66,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def _new_file_mode(mode: str, kwargs: dict[str, Any], writer: str) -> None:
-    """Refuse a mode other than ``"w"``/``"wb"`` (these writers make a new file); text is UTF-8
-    unless ``kwargs`` says otherwise."""
+    # these writers make a new file; text is UTF-8 unless kwargs say otherwise
     if mode not in ("w", "wb"):
         raise ValueError(f"{writer} writes a new file: mode 'w' or 'wb', not {mode!r}")
     if "b" not in mode:
@@ -106,13 +103,10 @@ def copy_file(source: str | os.PathLike, path: str | os.PathLike) -> Path:
 
 @contextlib.contextmanager
 def streaming_file(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
-    """A file written over time (a log a program streams into), open as ``<path>.partial`` while
-    the block runs, so that ``tail -f`` follows it and ``path`` appears only complete.
-
-    When the block ends without error it is renamed to ``path``; when it ends on an exception (the
-    writer stopped: a signal, Ctrl-C) to ``<path>.interrupted``, kept; a writer killed outright
-    leaves ``<path>.partial``. Creates the parent folder; ``mode`` and ``kwargs`` as ``atomic_open``'s.
-    """
+    """A file written over time (a streamed log), open as ``<path>.partial`` while the block runs,
+    so that ``tail -f`` follows it and ``path`` appears only complete; a block ending on an exception
+    (a signal, Ctrl-C) leaves ``<path>.interrupted``, a writer killed outright ``<path>.partial``.
+    ``mode`` and ``kwargs`` as ``atomic_open``'s."""
     path = Path(path)
     _new_file_mode(mode, kwargs, "streaming_file")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,13 +142,11 @@ def publish_folder(staged: str | os.PathLike, path: str | os.PathLike, replace: 
     """Rename the finished ``staged`` folder to ``path`` (its files flushed to disk first).
 
     Args:
-        replace: Replace a ``path`` that holds something: it is renamed aside, the new folder
-            renamed into place, then the old one deleted (a crash in between leaves it beside
-            ``path`` as ``.<name>.<pid>-<token>.old``, never half of either).
+        replace: Replace a ``path`` that holds something: renamed aside, the new folder renamed in,
+            the old one deleted (a crash in between leaves ``.<name>.<pid>-<token>.old``).
 
     Raises:
-        FileExistsError: ``path`` holds something and ``replace`` is False; it is never replaced
-            then (the staged folder is removed).
+        FileExistsError: ``path`` holds something and ``replace`` is False (``staged`` is removed).
     """
     path, staged = Path(path), Path(staged)
     occupied = is_nonempty_folder(path)
@@ -181,10 +173,9 @@ def publish_folder(staged: str | os.PathLike, path: str | os.PathLike, replace: 
 
 def check_output_file(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (),
                       option: str = "--out", input_folders: Iterable[str | os.PathLike] = ()) -> Path:
-    """Check, before any work, that ``path`` can be written as a file: not a folder, not one of
-    ``inputs``, not inside one of ``input_folders`` (an export, a bank's images: folders a
-    command reads and must leave as they are), in a folder that takes a new file (or that can be
-    created). Nothing is created.
+    """Check, before any work and creating nothing, that ``path`` can be written as a file: not a
+    folder, not one of ``inputs``, not inside one of ``input_folders`` (an export, a bank's images),
+    in a folder that takes a new file (or that can be created).
 
     Raises:
         ValueError: with one line naming ``option``, the path and what is wrong.

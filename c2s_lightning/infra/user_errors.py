@@ -1,10 +1,9 @@
 """Which exceptions are the user's mistakes, and the one line ``cli.main`` prints for each.
 
-A user error is bad input, not a defect: data that fails a reader's checks (``DatasetError``), an
-option or config value a constructor refuses (``ValueError`` and its kinds: ``SweepError``,
-``AnswerWordError``, ``CheckpointFileError``, anchor bank errors), a missing or unwritable file, a
-checkpoint that safe loading refuses, a comparison cache that is not one, a full or read-only
-disk. Anything else is a bug and keeps its traceback.
+A user error is bad input, not a defect: a value a reader or constructor refuses (``ValueError``
+and its kinds: ``DatasetError``, ``SweepError``, ``CheckpointFileError``, ...), a missing or
+unwritable file, a checkpoint safe loading refuses, a comparison cache that is not one, a full or
+read-only disk. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
