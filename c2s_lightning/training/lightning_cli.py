@@ -66,15 +66,12 @@ warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` i
 
 
 class SuggestingParser(ErrorsThatHelp, LightningArgumentParser):
-    """LightningCLI's parser whose errors suggest the option meant, among the chosen subcommand's
-    options and ``other_options`` (the options of the command that called LightningCLI, e.g.
-    ``evaluate``'s own)."""
+    """LightningCLI's parser whose errors suggest the option meant (``ErrorsThatHelp``)."""
 
 
 class Compare2ScoreCLI(LightningCLI):
     """LightningCLI with the project's callbacks; each run writes into a folder of its own
-    (``run_folders.place``), while the config it saves and logs is the one given. A run that
-    fails before its loop starts leaves ``latest`` alone and no folder without results.
+    (``run_folders``), while the config it saves and logs is the one given.
 
     Args:
         other_options: Options a mistyped option may also have meant (the calling command's own).
@@ -91,7 +88,7 @@ class Compare2ScoreCLI(LightningCLI):
 
     @property
     def run_dir(self) -> Path:
-        """This run's folder (``run_folders.place``)."""
+        """This run's folder."""
         return self.run_folder.path
 
     def init_parser(self, **kwargs) -> SuggestingParser:
@@ -126,8 +123,8 @@ class Compare2ScoreCLI(LightningCLI):
         })
 
     def parse_arguments(self, parser, args) -> None:
-        """Parse, then check a ``--ckpt_path`` before Lightning reads it (it does so right after
-        parsing): a file that is not a checkpoint fails in one line, before anything is built."""
+        """Parse, then check a ``--ckpt_path`` before Lightning reads it: a file that is not a
+        checkpoint fails in one line, before anything is built."""
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None

@@ -1,13 +1,9 @@
 """Training progress as plain lines, for output that is not a terminal (CI, nohup, SLURM logs).
 
 Lightning's bars redraw one line in place; written to a file or a pipe they show nothing until the
-end (rich) or a wall of carriage returns (tqdm). ``ProgressLines`` prints a line every
-``every_n_steps`` optimizer steps or every ``every_seconds``, whichever comes first::
-
-    step 120/2000 | loss 0.4123 | 3.21 it/s | ETA 9m45s
-
-``fit`` uses it in place of the default bar when stdout is not a terminal (``use_line_progress``);
-to choose its rhythm, name it in a config's ``trainer.callbacks`` with ``init_args``.
+end (rich) or a wall of carriage returns (tqdm). ``fit`` uses ``ProgressLines`` instead when stdout
+is not a terminal (``use_line_progress``); to choose its rhythm, name it in a config's
+``trainer.callbacks`` with ``init_args``.
 """
 
 from __future__ import annotations
@@ -34,7 +30,8 @@ def duration(seconds: float) -> str:
 
 
 class ProgressLines(ProgressBar):
-    """A progress "bar" that prints one line per ``every_n_steps`` steps or ``every_seconds``.
+    """A progress "bar" that prints ``step 120/2000 | loss 0.4123 | 3.21 it/s | ETA 9m45s`` every
+    ``every_n_steps`` steps or every ``every_seconds``, whichever comes first.
 
     Args:
         every_n_steps: Steps between two lines (optimizer steps, ``trainer.global_step``).
@@ -104,8 +101,7 @@ def _loss(outputs: Any) -> float | None:
 
 def use_line_progress(trainer, stream=None) -> bool:
     """Swap Lightning's redrawing bar (rich or tqdm) for ``ProgressLines`` when ``stream`` (default
-    stdout) is not a terminal; any other bar (a config's ``ProgressLines``) is left alone, and so is
-    ``enable_progress_bar: false``. Returns whether it swapped."""
+    stdout) is not a terminal; returns whether it swapped (any other bar, or none, stays)."""
     stream = stream or sys.stdout
     bar = trainer.progress_bar_callback
     if type(bar) not in (RichProgressBar, TQDMProgressBar):

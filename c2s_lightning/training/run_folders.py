@@ -67,11 +67,7 @@ class RunFolder:
 
     def discard_unstarted(self) -> bool:
         """Remove the folder of a run that failed before its loop began, if it holds nothing but
-        what setup writes; a folder with anything else (checkpoints, plots, a user's file) stays.
-
-        Returns:
-            True if the folder was removed.
-        """
+        what setup writes (checkpoints, plots, a user's file keep it); True if it was removed."""
         if self.started or not self.made or not self.path.is_dir() or not _first_rank():
             return False
         if any(entry.name not in self.SETUP_FILES for entry in self.path.iterdir()):
@@ -81,10 +77,8 @@ class RunFolder:
 
 
 class RunStart(L.Callback):
-    """Marks the run folder started when training begins (a fit then becomes ``<root>/latest``),
-    when a fit ends without a step to train (resumed at its budget: it still exports), or when an
-    evaluation loop begins. Until then a failing run leaves ``latest`` alone and its folder may be
-    removed (``RunFolder.discard_unstarted``).
+    """Marks the run folder started when training begins, when a fit ends without a step to train
+    (resumed at its budget: it still exports), or when an evaluation loop begins.
 
     Args:
         folder: The run's folder, as ``place`` made it.
@@ -107,11 +101,8 @@ def place(config: Any, subcommand: str | None) -> RunFolder:
     Args:
         config: The parsed LightningCLI config of the subcommand (a jsonargparse Namespace with
             ``trainer``, ``checkpoint``, ``export``, ``ckpt_path``); changed in place.
-        subcommand: ``fit`` moves ``<root>/latest`` to the new folder once it starts
-            (``RunFolder.start``); others leave it alone.
-
-    Returns:
-        The run folder.
+        subcommand: ``fit`` moves ``<root>/latest`` to the new folder once it starts; others leave
+            it alone.
     """
     trainer = config.trainer
     root = Path(trainer.default_root_dir or ".")
