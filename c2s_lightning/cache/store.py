@@ -24,6 +24,7 @@ capacity rather than on every write.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
@@ -167,11 +168,8 @@ class ComparisonCache:
         return new
 
     def clear(self, fingerprint: str | None = None) -> int:
-        """Remove every entry (or those of one model fingerprint); returns how many went.
-
-        Clearing everything also gives the disk space back (VACUUM) when no other process has
-        the cache open; otherwise SQLite reuses the freed pages for later entries.
-        """
+        """Remove every entry (or those of one model fingerprint); returns how many went. Clearing
+        everything also gives the disk space back (VACUUM)."""
         conn = self._connect()
         with transaction(conn, "BEGIN IMMEDIATE"):
             before = totals(conn)[0]
@@ -179,20 +177,15 @@ class ComparisonCache:
             conn.execute(f"DELETE FROM comparisons WHERE context IN (SELECT context FROM contexts{where})", args)
             conn.execute(f"DELETE FROM contexts{where}", args)
             removed = before - totals(conn)[0]
-        if fingerprint is None:
-            try:
+        if fingerprint is None:  # when another process holds the file, the space is reused later
+            with contextlib.suppress(sqlite3.OperationalError):
                 conn.execute("VACUUM")
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.OperationalError:  # another process holds the file: space is reused later
-                pass
         return removed
 
     def stats(self) -> CacheStats:
-        """Entries, estimated and on-disk size, bounds, this object's counters, per-model counts.
-
-        The per-model counts read the whole table (about a second per few million entries);
-        a run logs ``hits``/``misses`` or ``CachingComparator.counts()`` instead.
-        """
+        """Entries, sizes, bounds, this object's counters, and per-model counts (which read the whole
+        table: about a second per few million entries; a run logs ``CachingComparator.counts()``)."""
         conn = self._connect()
         with transaction(conn, "BEGIN"):
             entries, logit_bytes = totals(conn)

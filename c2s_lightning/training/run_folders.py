@@ -32,11 +32,6 @@ _OWNER_ENV = "C2S_RUN_DIR_OWNER"  # set when this package chose C2S_RUN_DIR (the
 LATEST = "latest"
 
 
-def new_run_id() -> str:
-    """Eight characters of ``[a-z0-9]``, the form of W&B run ids."""
-    return "".join(random.SystemRandom().choices(string.ascii_lowercase + string.digits, k=8))
-
-
 @dataclass
 class RunFolder:
     """A run's folder as ``place`` made it, and what happens to it once the run starts or fails.
@@ -169,17 +164,15 @@ def _wandb_loggers(logger_config: Any) -> list:
 
 
 def _wandb_run_id(logger_config: Any) -> str | None:
-    """The W&B run id (given, or made now and written into the logger's config), if W&B logs."""
+    """The W&B run id (given, or made now, eight of [a-z0-9] as W&B makes them, and written into the
+    logger's config), if W&B logs."""
     for logger in _wandb_loggers(logger_config):
         args = logger.init_args
         if args.get("id") is None and args.get("version") is None:
-            args.id = new_run_id()
+            args.id = "".join(random.SystemRandom().choices(string.ascii_lowercase + string.digits, k=8))
         return args.get("id") or args.get("version")
     return None
 
 
 def _first_rank() -> bool:
-    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
-        if os.environ.get(name, "0") != "0":
-            return False
-    return True
+    return all(os.environ.get(name, "0") == "0" for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"))
