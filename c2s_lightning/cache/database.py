@@ -69,11 +69,9 @@ def connect(path: Path, timeout: float) -> sqlite3.Connection:
 
 @contextmanager
 def transaction(conn: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[sqlite3.Connection]:
-    """One transaction: committed at the end of the block, rolled back on an exception.
-
-    ``begin="BEGIN IMMEDIATE"`` for writes: it takes the write lock up front (waiting up to
-    the busy timeout), so two writers never deadlock upgrading read locks.
-    """
+    """One transaction: committed at the end of the block, rolled back on an exception. Writes
+    use ``begin="BEGIN IMMEDIATE"``: the write lock up front, so two writers never deadlock
+    upgrading read locks."""
     conn.execute(begin)
     try:
         yield conn

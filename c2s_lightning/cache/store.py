@@ -89,9 +89,8 @@ def default_cache_dir() -> Path | None:
 class ComparisonCache:
     """Level logits of image pairs in a SQLite database; safe for several processes at once.
 
-    Each thread of each process (a forked child too) opens its own connection on first use, so
-    one object serves several threads (a metric called from a thread pool); SQLite's own locks
-    order their writes as they order those of several processes.
+    Each thread of each process (a forked child too) opens its own connection, so one object serves
+    several threads (a metric called from a thread pool), their writes ordered by SQLite's locks.
 
     Args:
         folder: Where the database lives (created if missing); default ``default_cache_dir()``

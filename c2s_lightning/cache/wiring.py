@@ -22,11 +22,8 @@ folder; a cache; False/None: off."""
 
 
 def cache_protocol(protocol: Mapping[str, Any], **compute: Any) -> dict[str, Any]:
-    """The part of a protocol dict (``ComparisonProtocol.to_dict()``) that keys the cache.
-
-    Args:
-        protocol: The full protocol dict.
-        **compute: How the logits are computed besides the weights (``dtype=``, ``precision=``).
+    """The part of a protocol dict (``ComparisonProtocol.to_dict()``) that keys the cache, with
+    ``compute``: how the logits are computed besides the weights (``dtype=``, ``precision=``).
 
     Raises:
         KeyError: naming a missing field.
@@ -40,9 +37,7 @@ def open_cache(setting: CacheSetting) -> ComparisonCache | None:
         setting = default_cache_dir()
     if setting is None or setting is False:
         return None
-    if isinstance(setting, ComparisonCache):
-        return setting
-    return ComparisonCache(setting)
+    return setting if isinstance(setting, ComparisonCache) else ComparisonCache(setting)
 
 
 def cached_comparator(inner: Any, setting: CacheSetting, fingerprint: str,

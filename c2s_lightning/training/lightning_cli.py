@@ -116,11 +116,8 @@ class Compare2ScoreCLI(LightningCLI):
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(SoftComparisonEvaluator, "evaluator")
         parser.add_lightning_class_args(HFExport, "export")
-        parser.set_defaults({
-            "checkpoint.save_last": True,
-            "checkpoint.filename": "step{step:06d}",
-            "checkpoint.auto_insert_metric_name": False,
-        })
+        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.filename": "step{step:06d}",
+                             "checkpoint.auto_insert_metric_name": False})
 
     def parse_arguments(self, parser, args) -> None:
         """Parse, then check a ``--ckpt_path`` before Lightning reads it: a file that is not a
