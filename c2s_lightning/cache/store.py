@@ -119,10 +119,8 @@ class ComparisonCache:
 
     # -- public API --------------------------------------------------------------------------
     def get_many(self, keys: Iterable[ComparisonKey]) -> dict[ComparisonKey, np.ndarray]:
-        """The cached logits of those ``keys`` that are present (a copy in native byte order).
-
-        Every key is counted once as a hit or a miss; hits become the most recently used.
-        """
+        """The cached logits of those ``keys`` that are present (a copy in native byte order); each
+        key counts once as a hit or a miss, and hits become the most recently used."""
         keys = list(dict.fromkeys(keys))
         encoded = [self._encode(k) for k in keys]
         conn = self._connect()
@@ -141,12 +139,9 @@ class ComparisonCache:
         return found
 
     def put_many(self, items: Mapping[ComparisonKey, Any] | Iterable[tuple[ComparisonKey, Any]]) -> int:
-        """Store logits (1-D float32 or float64, kept bit for bit); returns how many were new.
-
-        A key already present keeps its stored logits (the first writer wins, so every reader
-        sees one value) and only becomes the most recently used. Entries are written in
-        transactions of up to 4,096: a kill keeps whole transactions, never part of one.
-        """
+        """Store logits (1-D float32 or float64, kept bit for bit); returns how many were new. A key
+        already present keeps its logits (the first writer wins: every reader sees one value) and
+        becomes the most recently used. A kill keeps whole write transactions, never part of one."""
         pairs = list(items.items() if isinstance(items, Mapping) else items)
         rows = [(*self._encode(key), *_encode_value(key, value)) for key, value in pairs]
         contexts = {self._context(k[0], k[1]): (k[0], k[1]) for k, _ in pairs}

@@ -1,11 +1,10 @@
 """Files and folders written whole or not at all: built under a temporary name, then renamed.
 
 A reader (or a rerun after a crash) sees the old file or the new one, never half of one. The
-temporary name is in the same folder, so the final ``os.replace`` is a rename on one file system;
-the data is flushed to disk (``fsync``) before the rename, and the folder's entry after it, so a
-power cut cannot leave the new name pointing at blocks that were never written. Every file the
-project writes goes through here (the comparison cache is an SQLite database with transactions of
-its own). Temporary names start with a dot, so report readers skip them.
+temporary name (starting with a dot, so report readers skip it) is in the same folder, so
+``os.replace`` is a rename on one file system; the data is flushed (``fsync``) before the rename,
+and the folder's entry after it, so a power cut cannot leave the new name pointing at blocks never
+written. Every file the project writes goes through here (the comparison cache is SQLite's).
 """
 
 from __future__ import annotations

@@ -50,14 +50,11 @@ class CheckpointFileError(ValueError):
 
 def check_checkpoint_file(path: str | os.PathLike, option: str = "--ckpt_path",
                           allow_folder: bool = False) -> Path:
-    """Check that ``path`` holds a checkpoint written by ``torch.save``, before it is loaded.
-
-    Args:
-        option: The option that named ``path``, for the message.
-        allow_folder: Accept a folder (a DeepSpeed checkpoint; its engine checks the contents).
+    """Check that ``path`` holds a checkpoint written by ``torch.save``, before it is loaded; a
+    folder (a DeepSpeed checkpoint, which its engine checks) passes with ``allow_folder``.
 
     Raises:
-        CheckpointFileError: one line naming the option, the path and what is wrong.
+        CheckpointFileError: one line naming ``option``, the path and what is wrong.
     """
     file = Path(path)
     if not file.exists():

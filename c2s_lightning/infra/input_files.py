@@ -1,9 +1,8 @@
 """Reading input files: only regular files, never a FIFO, socket or device; hashing one whole.
 
-Opening a FIFO (a named pipe) for reading blocks until some other process writes to it, so a
-FIFO named ``photo.png`` in a scored folder would hang a run for ever; a device such as
-``/dev/zero`` never ends. Readers therefore look at the file's type (``stat``, which neither
-blocks nor reads) before they open it, and refuse anything but a regular file with one line.
+Opening a FIFO blocks until another process writes to it (a FIFO named ``photo.png`` would hang a
+run for ever) and a device such as ``/dev/zero`` never ends, so readers look at the file's type
+(``stat`` neither blocks nor reads) before they open it (``docs/safety.md``).
 """
 
 from __future__ import annotations

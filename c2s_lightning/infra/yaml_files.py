@@ -56,11 +56,7 @@ def check_alias_expansion(root: yaml.Node | None, limit: int = MAX_ALIAS_NODES) 
 
 
 def safe_load(text: str) -> Any:
-    """``yaml.safe_load`` with the alias bound.
-
-    Raises:
-        yaml.YAMLError: invalid YAML, or ``AliasBombError``.
-    """
+    """``yaml.safe_load`` with the alias bound (``yaml.YAMLError``: invalid, or ``AliasBombError``)."""
     check_text(text)
     return yaml.safe_load(text)
 

@@ -83,11 +83,8 @@ def stamp(protocol: ComparisonProtocol, folder: str | os.PathLike, weights: str 
 
 def live_fingerprint(module: torch.nn.Module, backbone: Any, protocol: Mapping[str, Any]) -> str:
     """The model fingerprint of a model in memory: ``module``'s tensors (the live state dict),
-    the files ``backbone``'s config and processor would be saved as, and ``protocol``.
-
-    It reads every tensor (a copy to the CPU and a sha256 pass: seconds for a 7B model) and
-    saves the processor once, so it is paid once per evaluation, not per comparison.
-    """
+    the files ``backbone``'s config and processor would be saved as, and ``protocol``. It costs
+    seconds for a 7B model (every tensor copied to the CPU and hashed): once per evaluation."""
     with tempfile.TemporaryDirectory(prefix="c2s-fingerprint-") as folder:
         backbone.model.config.save_pretrained(folder)
         backbone.processor.save_pretrained(folder)
