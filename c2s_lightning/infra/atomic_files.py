@@ -53,13 +53,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             raise FileNotFoundError(f"nothing was written for {path}")
         _fsync_file(temp)
         os.replace(temp, path)
-    except OSError as error:
+    except BaseException as error:
         temp.unlink(missing_ok=True)
-        if error.filename is None or Path(error.filename) == temp:  # name the file being written
-            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
-        raise
-    except BaseException:
-        temp.unlink(missing_ok=True)
+        if isinstance(error, OSError) and (error.filename is None or Path(error.filename) == temp):
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error  # name the file written
         raise
     _fsync_folder(path.parent)
 

@@ -21,7 +21,6 @@ from pathlib import Path
 from c2s_lightning.infra.atomic_files import write_text
 from c2s_lightning.infra.cache_folders import cache_folder
 
-HELP = "help"
 HELP_FLAGS = ("-h", "--help")
 # the libraries whose classes' signatures make up LightningCLI's option list
 DESCRIBING_PACKAGES = ("lightning", "jsonargparse", "torch", "transformers", "peft", "torchmetrics", "wandb")
@@ -53,7 +52,7 @@ def help_key(args: list[str]) -> str:
 def print_help(args: list[str], render: Callable[[], object]) -> None:
     """Print the help of ``args`` (a bare ``COMMAND --help``) from the cache, or ``render()`` it (it
     prints the help and exits 0, as argparse does), keep the text and print it."""
-    folder = cache_folder(HELP)
+    folder = cache_folder("help")
     kept = None if folder is None else folder / f"{help_key(args)}.txt"
     if kept is not None and kept.is_file():
         sys.stdout.write(kept.read_text(encoding="utf-8"))

@@ -19,8 +19,6 @@ USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryErro
                PermissionError, pickle.UnpicklingError)
 """Exception types that end a command with one line (and exit status 2)."""
 _DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # the disk, not the code: full or read-only
-
-
 _FOREIGN_ERRNO = re.compile(r"\(os error (\d+)\)")
 """How Rust libraries (safetensors, tokenizers) word an operating-system error they raise as their own type."""
 

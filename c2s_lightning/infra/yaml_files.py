@@ -37,12 +37,10 @@ def check_alias_expansion(root: yaml.Node | None, limit: int = MAX_ALIAS_NODES) 
         if key in open_nodes:
             raise AliasBombError(f"a recursive alias at line {node.start_mark.line + 1}: a node contains itself")
         unique += 1
-        if isinstance(node, yaml.SequenceNode):
-            children = node.value
-        elif isinstance(node, yaml.MappingNode):
+        if isinstance(node, yaml.MappingNode):
             children = [item for pair in node.value for item in pair]
         else:
-            children = []
+            children = node.value if isinstance(node, yaml.SequenceNode) else []
         open_nodes.add(key)
         total = 1 + sum(expanded(child, open_nodes) for child in children)
         open_nodes.discard(key)

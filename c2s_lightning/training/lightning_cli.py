@@ -49,9 +49,8 @@ class StepBudgetProgressBar(RichProgressBar):
 
 
 class _Drop(logging.Filter):
-    """Drops log lines that no user of this project acts on: Lightning's advertising tips
-    (litlogger, litmodels) and DeepSpeed's "unable to detect" a GPU on import (Lightning's own
-    "GPU available" line already says what runs where)."""
+    """Drops log lines no user acts on: Lightning's advertising tips (litlogger, litmodels) and
+    DeepSpeed's "unable to detect" a GPU on import (Lightning's "GPU available" line says it)."""
 
     NOISE = ("Tip: For seamless", "Setting accelerator to CPU")
 
@@ -91,8 +90,7 @@ class Compare2ScoreCLI(LightningCLI):
         """This run's folder."""
         return self.run_folder.path
 
-    def init_parser(self, **kwargs) -> SuggestingParser:
-        """Every parser LightningCLI makes (the main one and each subcommand's) comes from here."""
+    def init_parser(self, **kwargs) -> SuggestingParser:  # the main parser and each subcommand's
         parser = super().init_parser(**kwargs)
         parser.other_options = self.other_options
         return parser

@@ -75,7 +75,8 @@ class ProgressLines(ProgressBar):
 
     def on_train_end(self, trainer, pl_module) -> None:
         if self.is_enabled:
-            print(f"training done: step {trainer.global_step} in {duration(time.monotonic() - self._start)}", flush=True)
+            took = duration(time.monotonic() - self._start)
+            print(f"training done: step {trainer.global_step} in {took}", flush=True)
 
     @staticmethod
     def line(step: int, total: int | None, loss: float | None, rate: float) -> str:
