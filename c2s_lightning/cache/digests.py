@@ -36,8 +36,7 @@ def protocol_key(protocol: Mapping[str, Any]) -> str:
     if not isinstance(protocol, Mapping):
         raise TypeError(f"a comparison protocol is a mapping, got {type(protocol).__name__}")
     try:
-        text = json.dumps(protocol, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                          allow_nan=False)
+        text = json.dumps(protocol, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     except TypeError as err:
         raise TypeError(f"the comparison protocol is not JSON-able: {err}") from err
     except ValueError as err:

@@ -117,7 +117,6 @@ class ComparisonCache:
         self._count_lock = threading.Lock()
         self._contexts: dict[tuple[str, str], bytes] = {}
 
-    # -- public API --------------------------------------------------------------------------
     def get_many(self, keys: Iterable[ComparisonKey]) -> dict[ComparisonKey, np.ndarray]:
         """The cached logits of those ``keys`` that are present (a copy in native byte order); each
         key counts once as a hit or a miss, and hits become the most recently used."""
@@ -203,7 +202,6 @@ class ComparisonCache:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # -- internals ---------------------------------------------------------------------------
     def _own_connection(self) -> sqlite3.Connection | None:
         # A connection crosses neither a fork nor a thread (sqlite3 refuses another thread's).
         conn, pid = getattr(self._local, "conn", (None, -1))

@@ -40,8 +40,7 @@ def open_cache(setting: CacheSetting) -> ComparisonCache | None:
     return setting if isinstance(setting, ComparisonCache) else ComparisonCache(setting)
 
 
-def cached_comparator(inner: Any, setting: CacheSetting, fingerprint: str,
-                      protocol: Mapping[str, Any]) -> Any:
+def cached_comparator(inner: Any, setting: CacheSetting, fingerprint: str, protocol: Mapping[str, Any]) -> Any:
     """``inner`` wrapped in a ``CachingComparator`` (``protocol`` as from ``cache_protocol``),
     or ``inner`` itself when ``setting`` turns caching off.
 

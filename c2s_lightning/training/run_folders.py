@@ -34,11 +34,10 @@ LATEST = "latest"
 
 @dataclass
 class RunFolder:
-    """A run's folder as ``place`` made it, and what happens to it once the run starts or fails.
+    """A run's folder (``path``; ``<root>/latest`` lives in ``root``) as ``place`` made it, and what
+    happens to it once the run starts or fails.
 
     Attributes:
-        root: The configured root (``<root>/latest`` lives there).
-        path: The run folder.
         latest: What ``latest.json`` records once a fit starts; None when ``latest`` stays (not a
             fit, or not the first rank).
         made: This process made the folder (not one chosen through ``C2S_RUN_DIR``).
