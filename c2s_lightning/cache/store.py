@@ -16,10 +16,9 @@ may lose the last commits, not consistency), which replaces the project's temp-f
 a short write of its own); fast point lookups at millions of entries. WAL needs shared memory
 between the processes, so the folder must be on a local file system (not NFS).
 
-Sizes: an entry of five float32 logits takes about ``ENTRY_OVERHEAD + 20`` bytes of the file.
-``max_bytes`` bounds that estimate (kept in a totals row by triggers, in the writes' own
-transactions); eviction then cuts to ``LOW_WATER`` of the bound, so it runs once per tenth of the
-capacity rather than on every write.
+Sizes: ``max_bytes`` bounds an estimate (``ENTRY_OVERHEAD`` plus the logits per entry, kept in a
+totals row by triggers in the writes' own transactions); eviction cuts to ``LOW_WATER`` of the
+bound, so it runs once per tenth of the capacity rather than on every write.
 """
 
 from __future__ import annotations

@@ -53,8 +53,7 @@ class ErrorsThatHelp:
         (file or sys.stdout).write(f"usage: {self.prog.replace(' [options]', '')} [options]\n")
 
     def error(self, message: str, *args, **kwargs):
-        candidates = [*long_options(self), *self.other_options]
-        hint = unknown_option_hint(message, candidates)
+        hint = unknown_option_hint(message, [*long_options(self), *self.other_options])
         one_line = " ".join(line.strip() for line in message.splitlines() if line.strip())
         return super().error(one_line + hint, *args, **kwargs)
 

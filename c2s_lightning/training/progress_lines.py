@@ -105,9 +105,7 @@ def use_line_progress(trainer, stream=None) -> bool:
     stdout) is not a terminal; returns whether it swapped (any other bar, or none, stays)."""
     stream = stream or sys.stdout
     bar = trainer.progress_bar_callback
-    if type(bar) not in (RichProgressBar, TQDMProgressBar):
-        return False
-    if hasattr(stream, "isatty") and stream.isatty():
+    if type(bar) not in (RichProgressBar, TQDMProgressBar) or (hasattr(stream, "isatty") and stream.isatty()):
         return False
     trainer.callbacks[trainer.callbacks.index(bar)] = ProgressLines()
     return True

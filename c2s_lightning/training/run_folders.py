@@ -71,12 +71,8 @@ class RunFolder:
 
 
 class RunStart(L.Callback):
-    """Marks the run folder started when training begins, when a fit ends without a step to train
-    (resumed at its budget: it still exports), or when an evaluation loop begins.
-
-    Args:
-        folder: The run's folder, as ``place`` made it.
-    """
+    """Marks the run's ``folder`` started when training begins, when a fit ends without a step to
+    train (resumed at its budget: it still exports), or when an evaluation loop begins."""
 
     def __init__(self, folder: RunFolder):
         super().__init__()
