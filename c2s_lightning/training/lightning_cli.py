@@ -48,18 +48,11 @@ class StepBudgetProgressBar(RichProgressBar):
         return f"Epoch {current_epoch} (step budget {self.trainer.max_steps})"
 
 
-class _Drop(logging.Filter):
-    """Drops log lines no user acts on: Lightning's advertising tips (litlogger, litmodels) and
-    DeepSpeed's "unable to detect" a GPU on import (Lightning's "GPU available" line says it)."""
-
-    NOISE = ("Tip: For seamless", "Setting accelerator to CPU")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not any(text in record.getMessage() for text in self.NOISE)
-
-
+_LOG_NOISE = ("Tip: For seamless", "Setting accelerator to CPU")
+"""Log lines no user acts on, dropped: Lightning's advertising tips (litlogger, litmodels) and
+DeepSpeed's "unable to detect" a GPU on import (Lightning's "GPU available" line says it)."""
 for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero", "DeepSpeed"):
-    logging.getLogger(_name).addFilter(_Drop())
+    logging.getLogger(_name).addFilter(lambda record: not any(text in record.getMessage() for text in _LOG_NOISE))
 # Lightning's own use of a torch API deprecated by the pinned torch: only a Lightning upgrade fixes it.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 

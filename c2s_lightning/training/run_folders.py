@@ -1,12 +1,9 @@
 """Run folders: every fit/validate/test/predict writes into a folder of its own, never over another
-(``docs/exports.md``: the layout, ``<root>/latest``, what a failed start leaves).
+(``docs/exports.md``: the layout, ``<root>/latest``, what a failed start leaves, ``C2S_RUN_DIR``).
 
-The run folder ``<root>/runs/<YYYYmmdd-HHMMSS>-<W&B run id>/`` is made from the configured root
-(``trainer.default_root_dir``) before anything is built, and the output paths the config leaves
-unset (``checkpoint.dirpath``, the W&B logger's ``save_dir``, ``export.dirpath``) default into it;
-paths set explicitly are kept. The processes of one run (DDP, DeepSpeed) share one folder: the
-first names it and hands it to the ranks Lightning spawns through ``C2S_RUN_DIR``; with a launcher
-that starts every rank itself (torchrun, SLURM), set ``C2S_RUN_DIR`` to one folder for all ranks.
+The run folder ``<root>/runs/<YYYYmmdd-HHMMSS>-<W&B run id>/`` is made before anything is built,
+and the output paths the config leaves unset (``checkpoint.dirpath``, the W&B logger's
+``save_dir``, ``export.dirpath``) default into it. The ranks of one run share it (``_run_folder``).
 """
 
 from __future__ import annotations
