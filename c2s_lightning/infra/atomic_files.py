@@ -129,7 +129,7 @@ def staging_folder(path: str | os.PathLike) -> Path:
     """A fresh empty folder beside ``path`` to build its contents in, before ``publish_folder``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    staged = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    staged = _temp_name(path)
     staged.mkdir()  # not mkdtemp: that one is private (0700), the export must be readable as usual
     return staged
 
