@@ -1,23 +1,16 @@
 """``CachingComparator``: a comparator that asks its inner model only what the cache lacks.
 
-It has the scorer's comparator interface (``model_id``, ``level_logits``, ``anchor_rows``), so
-``Compare2Scorer``, the evaluator and the commands take it unchanged. Images still arrive as
-PIL images, and the key of an image is ``pixel_digest`` of exactly those pixels (after RGB
-conversion and any padding the caller did): no caller has to pass hashes, and what is hashed is
-what the model saw. Hashing costs milliseconds per image, paid once per image per call against
-all its anchors; anchors are hashed once while the same anchor objects keep coming.
+It has the scorer's comparator interface (``model_id``, ``level_logits``, ``anchor_rows``), so the
+scorer, the evaluator and the commands take it unchanged. An image's key is ``pixel_digest`` of the
+PIL image given (after RGB conversion and any padding): what is hashed is what the model saw, and no
+caller passes hashes. Anchors are hashed once while the same anchor objects keep coming.
 
-What the cache lacks is computed in as few inner calls as possible: in ``anchor_rows`` the test
-images are grouped by which anchors they still miss (with nested anchor sets, as in the beta
-sweep, that is one call of the new anchors against every test image), so a ``FastComparator``
-inner keeps reusing its anchor features and prefixes. An inner comparator without
-``anchor_rows`` gets all missing pairs in one ``level_logits`` call; the scorer then takes its
-anchor-row path, which asks the same pairs (plus the anchor block's diagonal, which it sets
-to 0.5 anyway). Pairs repeated within one call are computed once.
-
-Returned logits are the inner comparator's, bit for bit when they come from the cache.
-``computed`` and ``reused`` count pairs asked of the inner model and pairs answered without it
-(cache hits and repeats), for a run to log.
+Missing pairs take as few inner calls as possible: ``anchor_rows`` groups the test images by the
+anchors they still miss (nested anchor sets, as in the beta sweep, make that one call of the new
+anchors against every test image), so a ``FastComparator`` keeps reusing its anchor features and
+prefixes; an inner comparator without ``anchor_rows`` gets all missing pairs in one
+``level_logits`` call. Pairs repeated within one call are computed once. Returned logits are the
+inner comparator's, bit for bit when they come from the cache.
 """
 
 from __future__ import annotations
@@ -41,10 +34,8 @@ class CachingComparator:
         inner: The comparator computing missing pairs (``Comparator``, ``FastComparator`` or
             anything with ``model_id`` and ``level_logits``; ``anchor_rows`` is used if present).
         cache: Where logits are kept.
-        fingerprint: Identifies the model (the export's model fingerprint); another model, another
-            fingerprint, so no entry of another model is ever returned.
-        protocol: The comparison protocol as a JSON-able dict (template, level words,
-            preprocessing, ...); keyed by ``protocol_key``.
+        fingerprint: The model fingerprint: no entry of another model is ever returned.
+        protocol: The comparison protocol as a JSON-able dict (``cache_protocol``).
     """
 
     def __init__(self, inner: Any, cache: ComparisonCache, fingerprint: str, protocol: Mapping[str, Any]):
@@ -52,8 +43,7 @@ class CachingComparator:
             raise ValueError(f"CachingComparator needs a non-empty weights fingerprint, got {fingerprint!r}")
         self.inner, self.cache, self.fingerprint = inner, cache, fingerprint
         self.protocol_key = protocol_key(protocol)
-        self.computed = 0
-        self.reused = 0
+        self.computed = self.reused = 0
         self._anchors: dict[int, tuple[Image.Image, str]] = {}  # id -> (image kept alive, digest)
 
     @property
@@ -76,8 +66,8 @@ class CachingComparator:
             raise ValueError(f"{len(first_images)} first images but {len(second_images)} second images")
         if not first_images:
             return self.inner.level_logits(first_images, second_images, batch_size)
-        digest = _digester({})
-        keys = [self.key(digest(a), digest(b)) for a, b in zip(first_images, second_images)]
+        digests = _digests([*first_images, *second_images])
+        keys = [self.key(a, b) for a, b in zip(digests[: len(first_images)], digests[len(first_images) :])]
         values = self.cache.get_many(keys)
         todo = {k: i for i, k in enumerate(keys) if k not in values}  # first occurrence of each
         if todo:
@@ -95,8 +85,7 @@ class CachingComparator:
         if not anchor_images or not test_images:
             return self._inner_rows(anchor_images, test_images, batch_size)
         anchors = self._anchor_digests(anchor_images)
-        digest = _digester({})
-        tests = [digest(t) for t in test_images]
+        tests = _digests(test_images)
         keys = [[self.key(a, t) for a in anchors] for t in tests]
         values = self.cache.get_many(k for row in keys for k in row)
         unique_anchors = list({a: j for j, a in enumerate(anchors)}.values())
@@ -113,8 +102,8 @@ class CachingComparator:
     def _compute_rows(self, groups: dict[tuple[int, ...], dict[str, int]], anchor_images: Sequence,
                       test_images: Sequence, keys: list[list[ComparisonKey]],
                       batch_size: int | None) -> dict[ComparisonKey, np.ndarray]:
-        """Logits of the missing pairs: per group through ``anchor_rows`` (which reuses anchor
-        work), or all in one ``level_logits`` call for an inner comparator without it."""
+        """Logits of the missing pairs: per group through ``anchor_rows``, or all in one
+        ``level_logits`` call for an inner comparator without it."""
         if not hasattr(self.inner, "anchor_rows"):
             pairs = [(i, j) for js, rows in groups.items() for i in rows.values() for j in js]
             logits = self.inner.level_logits([anchor_images[j] for i, j in pairs],
@@ -149,15 +138,13 @@ class CachingComparator:
         return [self._anchors[id(a)][1] for a in anchor_images]
 
 
-def _digester(memo: dict[int, str]):
-    """``pixel_digest`` computed once per image object within one call."""
-
-    def digest(image: Image.Image) -> str:
+def _digests(images: Sequence[Image.Image]) -> list[str]:
+    """``pixel_digest`` of each image, computed once per image object."""
+    memo: dict[int, str] = {}
+    for image in images:
         if id(image) not in memo:
             memo[id(image)] = pixel_digest(image)
-        return memo[id(image)]
-
-    return digest
+    return [memo[id(image)] for image in images]
 
 
 def _numpy(logits: Tensor) -> np.ndarray:

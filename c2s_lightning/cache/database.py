@@ -1,7 +1,5 @@
-"""The comparison cache's SQLite file: schema, connection settings, transactions.
-
-Why SQLite in WAL mode, and what that guarantees, is said in ``store.py``; this
-module only holds the mechanics, so the cache itself reads as keys, values and eviction.
+"""The comparison cache's SQLite file: schema, connection settings, transactions (why SQLite in
+WAL mode: ``store.py``), so the cache itself reads as keys, values and eviction.
 """
 
 from __future__ import annotations
@@ -40,11 +38,8 @@ class CacheError(RuntimeError):
 
 
 def connect(path: Path, timeout: float) -> sqlite3.Connection:
-    """Open (creating if needed) the cache database at ``path`` in WAL mode.
-
-    The connection is in autocommit mode: every read or write batch runs in an explicit
-    ``transaction``. ``timeout`` is SQLite's busy timeout: how long a statement waits for
-    another process's lock before it fails.
+    """Open (creating if needed) the cache database at ``path`` in WAL mode, in autocommit mode
+    (every batch runs in an explicit ``transaction``); ``timeout`` is SQLite's busy timeout.
 
     Raises:
         CacheError: the file is not a database, or one of another schema version.
@@ -74,11 +69,9 @@ def connect(path: Path, timeout: float) -> sqlite3.Connection:
 
 @contextmanager
 def transaction(conn: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[sqlite3.Connection]:
-    """One transaction: committed at the end of the block, rolled back on an exception.
-
-    ``begin="BEGIN IMMEDIATE"`` for writes: it takes the write lock up front (waiting up to
-    the busy timeout), so two writers never deadlock upgrading read locks.
-    """
+    """One transaction: committed at the end of the block, rolled back on an exception. Writes
+    use ``begin="BEGIN IMMEDIATE"``: the write lock up front, so two writers never deadlock
+    upgrading read locks."""
     conn.execute(begin)
     try:
         yield conn

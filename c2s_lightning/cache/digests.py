@@ -1,20 +1,11 @@
 """Stable content hashes for the comparison cache: of a comparison protocol and of an image.
 
-All three are BLAKE2b with a 16-byte (128-bit) digest, written as 32 hex characters: fast
-(a decoded 1024x768 RGB photo took 16 ms on this project's busy 2-core CPU, paid once per test
-image while a 7B model compares it with 5-25 anchors) and with collisions out of reach (a
-chance of about 2^-64 even after 2^32 distinct images). Each kind of hash uses its own BLAKE2b
-personalisation string, so a file hash can never equal a pixel hash or a protocol key.
-
-Two image hashes, for two kinds of callers:
-
-* ``pixel_digest(image)``: the decoded pixels exactly as a comparator sees them (after
-  conversion to RGB and any padding), plus mode, size and palette. ``CachingComparator`` uses
-  this one, because comparators receive PIL images, not paths.
-* ``file_digest(path)``: the file's bytes, without decoding. Cheaper, but blind to what is done
-  to the pixels after loading, so a caller keying on it must put that preprocessing
-  (pad-to-square, ...) into the protocol. The two never match each other: a cache filled
-  through one is read through the same one.
+BLAKE2b with a 16-byte digest (32 hex characters): fast (16 ms for a decoded 1024x768 RGB photo on
+a busy 2-core CPU, paid once per test image) with collisions out of reach (about 2^-64 after 2^32
+images). Each kind has its own personalisation string, so a file hash never equals a pixel hash or
+a protocol key. ``pixel_digest`` hashes the pixels exactly as a comparator sees them (comparators
+get PIL images: ``CachingComparator`` uses it); ``file_digest`` the file's bytes, cheaper but blind
+to preprocessing after loading, so a caller keying on it puts that preprocessing into the protocol.
 """
 
 from __future__ import annotations
@@ -27,21 +18,16 @@ from typing import Any
 
 from PIL import Image
 
+from c2s_lightning.infra.input_files import hash_file
+
 DIGEST_SIZE = 16
 """Bytes per digest; hex strings are twice as long."""
 
-_CHUNK = 1 << 20  # file reads of 1 MiB keep memory flat for any file size
-
 
 def protocol_key(protocol: Mapping[str, Any]) -> str:
-    """A stable key of a comparison protocol: the hash of its canonical JSON.
-
-    Canonical means sorted keys, no whitespace, ASCII only, so equal dicts give equal keys
-    whatever their key order (tuples count as lists, as in JSON).
-
-    Args:
-        protocol: Anything ``json.dumps`` takes without help (template, level words,
-            preprocessing, backbone family, ...); NaN and infinity are refused.
+    """A stable key of a comparison protocol (anything ``json.dumps`` takes): the hash of its
+    canonical JSON (sorted keys, no whitespace, ASCII), so equal dicts give equal keys whatever
+    their key order (tuples count as lists, as in JSON).
 
     Raises:
         TypeError: a value JSON cannot hold, or a protocol that is not a mapping.
@@ -50,8 +36,7 @@ def protocol_key(protocol: Mapping[str, Any]) -> str:
     if not isinstance(protocol, Mapping):
         raise TypeError(f"a comparison protocol is a mapping, got {type(protocol).__name__}")
     try:
-        text = json.dumps(protocol, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                          allow_nan=False)
+        text = json.dumps(protocol, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     except TypeError as err:
         raise TypeError(f"the comparison protocol is not JSON-able: {err}") from err
     except ValueError as err:
@@ -60,27 +45,17 @@ def protocol_key(protocol: Mapping[str, Any]) -> str:
 
 
 def file_digest(path: str | os.PathLike) -> str:
-    """Hash of a file's bytes (not decoded); see the module docstring for when to use it.
-
-    Raises:
-        OSError: naming the file when it cannot be read.
-    """
-    h = hashlib.blake2b(digest_size=DIGEST_SIZE, person=b"c2s-file")
+    """Hash of a file's bytes (not decoded; when to use it: the module docstring). An unreadable
+    file is an ``OSError`` naming it."""
     try:
-        with open(path, "rb") as f:
-            while block := f.read(_CHUNK):
-                h.update(block)
+        return hash_file(path, hashlib.blake2b(digest_size=DIGEST_SIZE, person=b"c2s-file")).hexdigest()
     except OSError as err:
         raise OSError(f"{path}: cannot read the image file to hash it ({err})") from err
-    return h.hexdigest()
 
 
 def pixel_digest(image: Image.Image) -> str:
-    """Hash of a PIL image's decoded pixels, mode and size (and palette, for palette modes).
-
-    Two images with the same pixels hash equal whatever file they came from; metadata (EXIF,
-    ICC profile, file format) is not part of it, as comparators never see it.
-    """
+    """Hash of a PIL image's decoded pixels, mode and size (and palette, for palette modes): not its
+    metadata (EXIF, ICC profile, file format), which comparators never see."""
     if not isinstance(image, Image.Image):
         raise TypeError(f"pixel_digest takes a PIL image, got {type(image).__name__}")
     h = hashlib.blake2b(digest_size=DIGEST_SIZE, person=b"c2s-pixels")

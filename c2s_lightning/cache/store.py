@@ -1,38 +1,29 @@
-"""A persistent cache of level logits, keyed by model, protocol and the two images' contents.
+"""A persistent cache of level logits, keyed by model, protocol and the two images' contents
+(who uses it and what it saves: ``docs/fast_scoring.md``).
 
-A sweep over how comparisons are chosen and combined (beta, the anchor rule, probability vs
-count, temperature, the MAP link) asks the same (anchor, image) questions of the same model
-again and again; their answers, the five level logits, depend only on the weights, on the
-comparison protocol (template, level words, preprocessing) and on the two images. So the key is
-``ComparisonKey(fingerprint, protocol, first, second)``: the model fingerprint, a
-``protocol_key`` of the protocol dict and the content digests of the first and second image
-(``digests.py``). A changed model gives a new fingerprint, so an entry of the old one is never hit.
+A pair's five level logits depend only on the weights, the comparison protocol and the two images,
+so the key is ``ComparisonKey(fingerprint, protocol, first, second)``: the model fingerprint, a
+``protocol_key`` and the images' content digests (``digests.py``). A changed model gives a new
+fingerprint, so an entry of the old one is never hit.
 
-**Storage: one SQLite database in WAL mode** (``<folder>/comparisons.sqlite3``), chosen over
-append-only shards because it gives every property needed without code of ours:
+**One SQLite database in WAL mode** (``<folder>/comparisons.sqlite3``), chosen over append-only
+shards because it gives every property needed without code of ours: concurrent writers (each
+write one ``BEGIN IMMEDIATE`` transaction, queued on SQLite's lock with a busy timeout; readers
+never block and see only commits); a kill (even ``kill -9``) loses at most the uncommitted
+transaction, as ``synchronous=NORMAL`` keeps commits durable against a process crash (a power cut
+may lose the last commits, not consistency), which replaces the project's temp-file +
+``os.replace`` rule for this file; least-recently-used eviction (a read refreshes its entries in
+a short write of its own); fast point lookups at millions of entries. WAL needs shared memory
+between the processes, so the folder must be on a local file system (not NFS).
 
-* concurrent writers (sweep runs, ranks): each write is one ``BEGIN IMMEDIATE`` transaction,
-  writers queue on SQLite's lock with a busy timeout (60 s by default), readers never block
-  and see only committed transactions;
-* a kill (even ``kill -9``) mid-write loses at most the uncommitted transaction: the WAL is
-  replayed or ignored on the next open, never half-applied. ``synchronous=NORMAL`` keeps
-  commits durable against a process crash; a power cut may lose the last commits, not
-  consistency. This replaces the project's temp-file + ``os.replace`` rule for this file;
-* a bound with eviction: the least recently used entries go first (a read refreshes its
-  entries in a short write transaction of its own), which shards could only do by rewriting;
-* point lookups by key stay fast at millions of entries, where shards would need an index.
-
-WAL needs shared memory between the processes, so the folder must be on a local file system
-(not NFS); ranks on several nodes each use a local folder.
-
-Sizes: keys are stored as 16-byte digests, so an entry of five float32 logits takes about
-``ENTRY_OVERHEAD + 20`` bytes of the file. ``max_bytes`` bounds that estimate (kept in a
-totals row by triggers, in the same transactions as the writes); eviction then cuts to 90 %
-of the bound, so it runs once per tenth of the capacity rather than on every write.
+Sizes: ``max_bytes`` bounds an estimate (``ENTRY_OVERHEAD`` plus the logits per entry, kept in a
+totals row by triggers in the writes' own transactions); eviction cuts to ``LOW_WATER`` of the
+bound, so it runs once per tenth of the capacity rather than on every write.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
@@ -74,11 +65,8 @@ class ComparisonKey(NamedTuple):
 
 @dataclass(frozen=True)
 class CacheStats:
-    """What ``ComparisonCache.stats()`` reports.
-
-    ``contexts`` lists ``(fingerprint, protocol key, entries)`` per model and protocol; ``hits``
-    and ``misses`` count this process's lookups through this cache object.
-    """
+    """What ``ComparisonCache.stats()`` reports: ``contexts`` lists ``(fingerprint, protocol key,
+    entries)``; ``hits`` and ``misses`` count this object's lookups in this process."""
 
     path: Path
     entries: int
@@ -93,18 +81,15 @@ class CacheStats:
 
 
 def default_cache_dir() -> Path | None:
-    """``<cache root>/comparisons`` (``cache_folders``: the root is ``$C2S_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/c2s_lightning``, else ``~/.cache/c2s_lightning``); None when
-    ``C2S_CACHE_DIR=off``."""
+    """``<cache root>/comparisons`` (``cache_folders``); None when ``C2S_CACHE_DIR=off``."""
     return cache_folder(COMPARISONS)
 
 
 class ComparisonCache:
     """Level logits of image pairs in a SQLite database; safe for several processes at once.
 
-    Each thread of each process (a forked child too) opens its own connection on first use, so
-    one object serves several threads (a metric called from a thread pool); SQLite's own locks
-    order their writes as they order those of several processes.
+    Each thread of each process (a forked child too) opens its own connection, so one object serves
+    several threads (a metric called from a thread pool), their writes ordered by SQLite's locks.
 
     Args:
         folder: Where the database lives (created if missing); default ``default_cache_dir()``
@@ -131,12 +116,9 @@ class ComparisonCache:
         self._count_lock = threading.Lock()
         self._contexts: dict[tuple[str, str], bytes] = {}
 
-    # -- public API --------------------------------------------------------------------------
     def get_many(self, keys: Iterable[ComparisonKey]) -> dict[ComparisonKey, np.ndarray]:
-        """The cached logits of those ``keys`` that are present (a copy in native byte order).
-
-        Every key is counted once as a hit or a miss; hits become the most recently used.
-        """
+        """The cached logits of those ``keys`` that are present (a copy in native byte order); each
+        key counts once as a hit or a miss, and hits become the most recently used."""
         keys = list(dict.fromkeys(keys))
         encoded = [self._encode(k) for k in keys]
         conn = self._connect()
@@ -155,12 +137,9 @@ class ComparisonCache:
         return found
 
     def put_many(self, items: Mapping[ComparisonKey, Any] | Iterable[tuple[ComparisonKey, Any]]) -> int:
-        """Store logits (1-D float32 or float64, kept bit for bit); returns how many were new.
-
-        A key already present keeps its stored logits (the first writer wins, so every reader
-        sees one value) and only becomes the most recently used. Entries are written in
-        transactions of up to 4,096: a kill keeps whole transactions, never part of one.
-        """
+        """Store logits (1-D float32 or float64, kept bit for bit); returns how many were new. A key
+        already present keeps its logits (the first writer wins: every reader sees one value) and
+        becomes the most recently used. A kill keeps whole write transactions, never part of one."""
         pairs = list(items.items() if isinstance(items, Mapping) else items)
         rows = [(*self._encode(key), *_encode_value(key, value)) for key, value in pairs]
         contexts = {self._context(k[0], k[1]): (k[0], k[1]) for k, _ in pairs}
@@ -181,11 +160,8 @@ class ComparisonCache:
         return new
 
     def clear(self, fingerprint: str | None = None) -> int:
-        """Remove every entry (or those of one model fingerprint); returns how many went.
-
-        Clearing everything also gives the disk space back (VACUUM) when no other process has
-        the cache open; otherwise SQLite reuses the freed pages for later entries.
-        """
+        """Remove every entry (or those of one model fingerprint); returns how many went. Clearing
+        everything also gives the disk space back (VACUUM)."""
         conn = self._connect()
         with transaction(conn, "BEGIN IMMEDIATE"):
             before = totals(conn)[0]
@@ -193,20 +169,15 @@ class ComparisonCache:
             conn.execute(f"DELETE FROM comparisons WHERE context IN (SELECT context FROM contexts{where})", args)
             conn.execute(f"DELETE FROM contexts{where}", args)
             removed = before - totals(conn)[0]
-        if fingerprint is None:
-            try:
+        if fingerprint is None:  # when another process holds the file, the space is reused later
+            with contextlib.suppress(sqlite3.OperationalError):
                 conn.execute("VACUUM")
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.OperationalError:  # another process holds the file: space is reused later
-                pass
         return removed
 
     def stats(self) -> CacheStats:
-        """Entries, estimated and on-disk size, bounds, this object's counters, per-model counts.
-
-        The per-model counts read the whole table (about a second per few million entries);
-        a run logs ``hits``/``misses`` or ``CachingComparator.counts()`` instead.
-        """
+        """Entries, sizes, bounds, this object's counters, and per-model counts (which read the whole
+        table: about a second per few million entries; a run logs ``CachingComparator.counts()``)."""
         conn = self._connect()
         with transaction(conn, "BEGIN"):
             entries, logit_bytes = totals(conn)
@@ -220,8 +191,7 @@ class ComparisonCache:
 
     def close(self) -> None:
         """Close this thread's connection (reopened on next use); other threads' close as they end."""
-        conn, pid = getattr(self._local, "conn", (None, -1))
-        if conn is not None and pid == os.getpid():
+        if (conn := self._own_connection()) is not None:
             conn.close()
         self._local.conn = (None, -1)
 
@@ -231,14 +201,15 @@ class ComparisonCache:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # -- internals ---------------------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
+    def _own_connection(self) -> sqlite3.Connection | None:
         # A connection crosses neither a fork nor a thread (sqlite3 refuses another thread's).
         conn, pid = getattr(self._local, "conn", (None, -1))
-        if conn is not None and pid == os.getpid():
-            return conn
-        conn = connect(self.path, self.timeout)
-        self._local.conn = (conn, os.getpid())
+        return conn if pid == os.getpid() else None
+
+    def _connect(self) -> sqlite3.Connection:
+        if (conn := self._own_connection()) is None:
+            conn = connect(self.path, self.timeout)
+            self._local.conn = (conn, os.getpid())
         return conn
 
     def _context(self, fingerprint: str, protocol: str) -> bytes:

@@ -1,13 +1,9 @@
 """How scorers get the comparison cache: which cache, under which key, wrapping which comparator.
 
-A cache entry is keyed by the model fingerprint (``models/fingerprint.py``: tensors, config,
-tokenizer, processor, chat template and the exported protocol) and by the protocol the scorer
-applies: the *comparison-relevant* subset of the protocol (``comparison_fields``: the template,
-the level words and weights, the image preprocessing with any override, the backbone family)
-plus the compute dtype or precision, which the fingerprint does not see when a float32 export is
-loaded in bfloat16. What a model was trained on (``training_datasets``) stays out, so protocols
-that differ only there share entries. The device is left out too: CPU and GPU logits of one
-model differ only by rounding.
+An entry is keyed by the model fingerprint and by ``cache_protocol``: the protocol's comparison
+fields (``comparison_fields``) plus the compute dtype or precision, which the fingerprint does not
+see when a float32 export is loaded in bfloat16. The training datasets stay out, so protocols that
+differ only there share entries; so does the device (CPU and GPU logits differ only by rounding).
 """
 
 from __future__ import annotations
@@ -26,11 +22,8 @@ folder; a cache; False/None: off."""
 
 
 def cache_protocol(protocol: Mapping[str, Any], **compute: Any) -> dict[str, Any]:
-    """The part of a protocol dict (``ComparisonProtocol.to_dict()``) that keys the cache.
-
-    Args:
-        protocol: The full protocol dict.
-        **compute: How the logits are computed besides the weights (``dtype=``, ``precision=``).
+    """The part of a protocol dict (``ComparisonProtocol.to_dict()``) that keys the cache, with
+    ``compute``: how the logits are computed besides the weights (``dtype=``, ``precision=``).
 
     Raises:
         KeyError: naming a missing field.
@@ -44,20 +37,22 @@ def open_cache(setting: CacheSetting) -> ComparisonCache | None:
         setting = default_cache_dir()
     if setting is None or setting is False:
         return None
-    if isinstance(setting, ComparisonCache):
-        return setting
-    return ComparisonCache(setting)
+    return setting if isinstance(setting, ComparisonCache) else ComparisonCache(setting)
 
 
-def cached_comparator(inner: Any, setting: CacheSetting, fingerprint: str,
-                      protocol: Mapping[str, Any]) -> Any:
+def cached_comparator(inner: Any, setting: CacheSetting, fingerprint: str, protocol: Mapping[str, Any]) -> Any:
     """``inner`` wrapped in a ``CachingComparator`` (``protocol`` as from ``cache_protocol``),
-    or ``inner`` itself when ``setting`` turns caching off."""
+    or ``inner`` itself when ``setting`` turns caching off.
+
+    A wrapped ``inner`` is taken out of lockstep (``FastComparator.lockstep = False``): each rank
+    misses other pairs, so ranks have no common count of forwards to keep. Lockstep is needed only
+    under sharded weights, where the callers turn the cache off.
+    """
     cache = open_cache(setting)
     if cache is None:
         return inner
-    if getattr(inner, "lockstep", False):  # each rank misses other pairs: no common count to keep
-        inner.lockstep = False  # (needed only under sharded weights, where the callers turn the cache off)
+    if hasattr(inner, "lockstep"):
+        inner.lockstep = False
     return CachingComparator(inner, cache, fingerprint, protocol)
 
 

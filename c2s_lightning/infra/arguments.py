@@ -1,9 +1,8 @@
 """One argument machinery for every tool command: jsonargparse, as LightningCLI uses for training.
 
-Each tool parser takes ``--config FILE`` (YAML or JSON with the options' names as keys, e.g.
-``batch_size: 8``), ``--print_config`` (the resolved options, ready to save as such a file) and
-shows every default in ``--help``. A mistyped option or action gets a suggestion
-(``user_errors.suggestion``); LightningCLI's parser (``lightning_cli.SuggestingParser``) uses the same hint.
+Each tool parser takes ``--config FILE`` (the options' names as keys, e.g. ``batch_size: 8``),
+``--print_config`` and shows every default in ``--help``. A mistyped option or action gets a
+suggestion, as in LightningCLI's parser (``lightning_cli.SuggestingParser``).
 """
 
 from __future__ import annotations
@@ -38,19 +37,15 @@ class _ExclusiveGroup:
 
 
 class ErrorsThatHelp:
-    """A parser mixin for the tools' and LightningCLI's parsers: an error names the option meant
-    (among the parser's own and ``other_options``, e.g. ``evaluate``'s when LightningCLI parses the
-    rest of its line), after one usage line instead of a listing of every option, which would bury
-    the error line (``--help`` lists them all). The error itself is one line; options are never
-    abbreviated."""
+    """A parser mixin for the tools' and LightningCLI's parsers: a one-line error that names the
+    option meant (among the parser's own and ``other_options``, e.g. ``evaluate``'s when LightningCLI
+    parses the rest of its line), after one usage line, not a listing that would bury it."""
 
     prog: str
     other_options: tuple[str, ...] = ()
 
     def __init__(self, *args, **kwargs) -> None:
-        # argparse takes any unique prefix of an option (--readof for --readoff), so a typo can
-        # silently pick another option; here only whole names are accepted, and a misspelling
-        # gets the did-you-mean of ``error``.
+        # argparse takes any unique prefix (--readof for --readoff): a typo could pick another option
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
@@ -58,8 +53,7 @@ class ErrorsThatHelp:
         (file or sys.stdout).write(f"usage: {self.prog.replace(' [options]', '')} [options]\n")
 
     def error(self, message: str, *args, **kwargs):
-        candidates = [*long_options(self), *self.other_options]
-        hint = unknown_option_hint(message, candidates)
+        hint = unknown_option_hint(message, [*long_options(self), *self.other_options])
         one_line = " ".join(line.strip() for line in message.splitlines() if line.strip())
         return super().error(one_line + hint, *args, **kwargs)
 
@@ -153,12 +147,11 @@ def _checked(parser: ArgumentParser, ns: Namespace) -> Namespace:
 
 def replacing_lists(args: list[str], keys: tuple[str, ...]) -> list[str]:
     """``args`` with each of ``keys`` (e.g. ``--data.datasets``) given on the command line reset to an
-    empty list just before, so the list given replaces the one of a config before it.
+    empty list just before, so the list given replaces a config's (``+=`` still appends).
 
-    jsonargparse merges a list of dataclasses item by item with the value it already holds: without
-    the reset, ``--data.datasets '[{name: list, ...}]'`` after a config keeps every option of the
-    config's first item (``synthesize: true``, ...) that the new item does not name, and every later
-    item. ``--data.datasets+=...`` (append) is left as it is.
+    jsonargparse merges a list of dataclasses item by item: without the reset, ``--data.datasets
+    '[{name: list, ...}]'`` after a config keeps the options of the config's first item that the
+    new item does not name (``synthesize: true``, ...), and every later item.
     """
     out: list[str] = []
     for arg in args:

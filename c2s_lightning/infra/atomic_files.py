@@ -1,11 +1,10 @@
 """Files and folders written whole or not at all: built under a temporary name, then renamed.
 
 A reader (or a rerun after a crash) sees the old file or the new one, never half of one. The
-temporary name is in the same folder, so the final ``os.replace`` is a rename on one file system;
-the data is flushed to disk (``fsync``) before the rename, and the folder's entry after it, so a
-power cut cannot leave the new name pointing at blocks that were never written. Every file the
-project writes goes through here (the comparison cache is an SQLite database with transactions of
-its own). Temporary names start with a dot, so report readers skip them.
+temporary name (starting with a dot, so report readers skip it) is in the same folder, so
+``os.replace`` is a rename on one file system; the data is flushed (``fsync``) before the rename,
+and the folder's entry after it, so a power cut cannot leave the new name pointing at blocks never
+written. Every file the project writes goes through here (the comparison cache is SQLite's).
 """
 
 from __future__ import annotations
@@ -42,11 +41,9 @@ def _temp_name(path: Path, kind: str = "tmp") -> Path:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary path beside ``path`` for any writer (``savefig``, ``PIL.Image.save``,
-    ``torch.save``); renamed to ``path`` when the block ends without error, removed otherwise.
-
-    Creates the parent folder. The temporary name keeps ``path``'s suffix.
-    """
+    """A temporary path beside ``path`` (same suffix; the parent folder is created) for any writer
+    (``savefig``, ``PIL.Image.save``, ``torch.save``); renamed to ``path`` when the block ends
+    without error, removed otherwise."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = _temp_name(path)
@@ -56,20 +53,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             raise FileNotFoundError(f"nothing was written for {path}")
         _fsync_file(temp)
         os.replace(temp, path)
-    except OSError as error:
+    except BaseException as error:
         temp.unlink(missing_ok=True)
-        if error.filename is None or Path(error.filename) == temp:  # name the file being written
-            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
-        raise
-    except BaseException:
-        temp.unlink(missing_ok=True)
+        if isinstance(error, OSError) and (error.filename is None or Path(error.filename) == temp):
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error  # name the file written
         raise
     _fsync_folder(path.parent)
 
 
 def _new_file_mode(mode: str, kwargs: dict[str, Any], writer: str) -> None:
-    """Refuse a mode other than ``"w"``/``"wb"`` (these writers make a new file); text is UTF-8
-    unless ``kwargs`` says otherwise."""
+    # these writers make a new file; text is UTF-8 unless kwargs say otherwise
     if mode not in ("w", "wb"):
         raise ValueError(f"{writer} writes a new file: mode 'w' or 'wb', not {mode!r}")
     if "b" not in mode:
@@ -106,13 +99,10 @@ def copy_file(source: str | os.PathLike, path: str | os.PathLike) -> Path:
 
 @contextlib.contextmanager
 def streaming_file(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
-    """A file written over time (a log a program streams into), open as ``<path>.partial`` while
-    the block runs, so that ``tail -f`` follows it and ``path`` appears only complete.
-
-    When the block ends without error it is renamed to ``path``; when it ends on an exception (the
-    writer stopped: a signal, Ctrl-C) to ``<path>.interrupted``, kept; a writer killed outright
-    leaves ``<path>.partial``. Creates the parent folder; ``mode`` and ``kwargs`` as ``atomic_open``'s.
-    """
+    """A file written over time (a streamed log), open as ``<path>.partial`` while the block runs,
+    so that ``tail -f`` follows it and ``path`` appears only complete; a block ending on an exception
+    (a signal, Ctrl-C) leaves ``<path>.interrupted``, a writer killed outright ``<path>.partial``.
+    ``mode`` and ``kwargs`` as ``atomic_open``'s."""
     path = Path(path)
     _new_file_mode(mode, kwargs, "streaming_file")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,7 +129,7 @@ def staging_folder(path: str | os.PathLike) -> Path:
     """A fresh empty folder beside ``path`` to build its contents in, before ``publish_folder``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    staged = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    staged = _temp_name(path)
     staged.mkdir()  # not mkdtemp: that one is private (0700), the export must be readable as usual
     return staged
 
@@ -148,13 +138,11 @@ def publish_folder(staged: str | os.PathLike, path: str | os.PathLike, replace: 
     """Rename the finished ``staged`` folder to ``path`` (its files flushed to disk first).
 
     Args:
-        replace: Replace a ``path`` that holds something: it is renamed aside, the new folder
-            renamed into place, then the old one deleted (a crash in between leaves it beside
-            ``path`` as ``.<name>.<pid>-<token>.old``, never half of either).
+        replace: Replace a ``path`` that holds something: renamed aside, the new folder renamed in,
+            the old one deleted (a crash in between leaves ``.<name>.<pid>-<token>.old``).
 
     Raises:
-        FileExistsError: ``path`` holds something and ``replace`` is False; it is never replaced
-            then (the staged folder is removed).
+        FileExistsError: ``path`` holds something and ``replace`` is False (``staged`` is removed).
     """
     path, staged = Path(path), Path(staged)
     occupied = is_nonempty_folder(path)
@@ -181,10 +169,9 @@ def publish_folder(staged: str | os.PathLike, path: str | os.PathLike, replace: 
 
 def check_output_file(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (),
                       option: str = "--out", input_folders: Iterable[str | os.PathLike] = ()) -> Path:
-    """Check, before any work, that ``path`` can be written as a file: not a folder, not one of
-    ``inputs``, not inside one of ``input_folders`` (an export, a bank's images: folders a
-    command reads and must leave as they are), in a folder that takes a new file (or that can be
-    created). Nothing is created.
+    """Check, before any work and creating nothing, that ``path`` can be written as a file: not a
+    folder, not one of ``inputs``, not inside one of ``input_folders`` (an export, a bank's images),
+    in a folder that takes a new file (or that can be created).
 
     Raises:
         ValueError: with one line naming ``option``, the path and what is wrong.

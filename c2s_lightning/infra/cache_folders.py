@@ -1,9 +1,10 @@
 """Where the project's caches live: one root folder, one named subfolder per cache.
 
 The root is ``$C2S_CACHE_DIR`` if set, else the user cache folder platformdirs names for the
-project (on Linux ``$XDG_CACHE_HOME/c2s_lightning``, else ``~/.cache/c2s_lightning``); ``C2S_CACHE_DIR=off`` (or ``0``, ``none``, empty) turns every cache
-off. The caches under it: ``decoded-images/`` (images that decoded once, ``data/image_checks.py``)
-and ``comparisons/`` (level logits of compared pairs, ``cache/store.py``). Both are
+project (on Linux ``$XDG_CACHE_HOME/c2s_lightning``, else ``~/.cache/c2s_lightning``);
+``C2S_CACHE_DIR=off`` (or ``0``, ``none``, empty) turns every cache off. The caches under it:
+``decoded-images/`` (images that decoded once, ``data/image_checks.py``), ``comparisons/`` (level
+logits of compared pairs, ``cache/store.py``) and ``help/`` (``help_cache.py``). All are
 optimisations only: deleting the root costs recomputation, nothing else.
 """
 
@@ -19,23 +20,12 @@ IMAGE_CHECKS = "decoded-images"
 COMPARISONS = "comparisons"
 
 
-def caches_off() -> bool:
-    """``C2S_CACHE_DIR`` set to ``off`` (or ``0``, ``none``, empty): every project cache is off."""
-    return os.environ.get(ENV_VAR, "x").strip().lower() in ("", "off", "0", "none")
-
-
-def cache_root() -> Path | None:
-    """The project's cache root (see the module docstring), or None when caches are off."""
-    if caches_off():
-        return None
-    configured = os.environ.get(ENV_VAR)
-    if configured is not None:
-        return Path(configured).expanduser()
-    return Path(platformdirs.user_cache_dir("c2s_lightning", appauthor=False))
-
-
 def cache_folder(name: str) -> Path | None:
     """The folder of the cache ``name`` (``IMAGE_CHECKS``, ``COMPARISONS``) under the root, or None
     when caches are off."""
-    root = cache_root()
-    return None if root is None else root / name
+    configured = os.environ.get(ENV_VAR)
+    if configured is None:
+        return Path(platformdirs.user_cache_dir("c2s_lightning", appauthor=False)) / name
+    if configured.strip().lower() in ("", "off", "0", "none"):
+        return None
+    return Path(configured).expanduser() / name

@@ -1,15 +1,12 @@
 """Lightning checkpoint files: written whole, and looked at before anything loads them.
 
-Lightning writes a local checkpoint through an fsspec "transaction" whose temporary file lives in
-the system's temp folder and is moved into place, which copies in place (not atomic) when that
-folder is on another disk, and never flushes it to disk. ``AtomicCheckpointIO`` writes it beside
-its name instead and renames it (``atomic_files``), so ``last.ckpt`` is the old or the new one.
+Lightning moves a local checkpoint into place from a temporary file in the system's temp folder:
+a copy, not atomic, when that is another disk, and never flushed. ``AtomicCheckpointIO`` writes
+it beside its name and renames it (``atomic_files``), so ``last.ckpt`` is the old or the new one.
 
-``torch.load`` on an empty file raises a bare ``EOFError``, on a text file a ``KeyError`` or an
-unpickling error, and when safe loading (``weights_only=True``) refuses a file its message advises
-loading it unsafely. ``check_checkpoint_file`` reads the first bytes instead and says in one line
-what is wrong; ``unsafe_load_reason`` keeps the reason of a refusal and drops that advice, which
-this project never gives.
+``torch.load`` fails on a bad file with a bare ``EOFError``, ``KeyError`` or unpickling error, and
+safe loading's refusal advises loading unsafely. ``check_checkpoint_file`` reads the first bytes
+and says in one line what is wrong; ``unsafe_load_reason`` keeps a refusal's reason, not its advice.
 """
 
 from __future__ import annotations
@@ -53,15 +50,11 @@ class CheckpointFileError(ValueError):
 
 def check_checkpoint_file(path: str | os.PathLike, option: str = "--ckpt_path",
                           allow_folder: bool = False) -> Path:
-    """Check that ``path`` holds a checkpoint written by ``torch.save``, before it is loaded.
-
-    Args:
-        path: The file.
-        option: The option that named it, for the message.
-        allow_folder: Accept a folder (a DeepSpeed checkpoint; its engine checks the contents).
+    """Check that ``path`` holds a checkpoint written by ``torch.save``, before it is loaded; a
+    folder (a DeepSpeed checkpoint, which its engine checks) passes with ``allow_folder``.
 
     Raises:
-        CheckpointFileError: one line naming the option, the path and what is wrong.
+        CheckpointFileError: one line naming ``option``, the path and what is wrong.
     """
     file = Path(path)
     if not file.exists():

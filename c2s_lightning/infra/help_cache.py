@@ -1,12 +1,9 @@
 """``fit --help`` (and validate/test/predict) in a fraction of a second after the first time.
 
-LightningCLI builds its help from the signatures of the Trainer, the model and the data module,
-so it has to import Lightning (about 6 s on a 2-core machine) before it prints a line. The text
-only changes when the package's sources, the installed versions of the libraries that describe
-the options, or the terminal width change, so the first rendering is kept under the cache root
-(``<cache root>/help/<key>.txt``, ``cache_folders``) and printed from there while the key holds.
-Only a bare ``COMMAND --help`` is served this way: with ``--config`` the help shows that config's
-defaults and is rendered every time. With the caches off (``C2S_CACHE_DIR=off``) nothing is kept.
+LightningCLI's help needs Lightning imported (about 6 s on a 2-core machine). The text changes
+only with the package's sources, the describing libraries' versions or the terminal width, so the
+first rendering is kept (``<cache root>/help/<key>.txt``) and printed while the key holds. Only a
+bare ``COMMAND --help`` is kept: with ``--config`` the help shows that config's defaults.
 """
 
 from __future__ import annotations
@@ -24,7 +21,6 @@ from pathlib import Path
 from c2s_lightning.infra.atomic_files import write_text
 from c2s_lightning.infra.cache_folders import cache_folder
 
-HELP = "help"
 HELP_FLAGS = ("-h", "--help")
 # the libraries whose classes' signatures make up LightningCLI's option list
 DESCRIBING_PACKAGES = ("lightning", "jsonargparse", "torch", "transformers", "peft", "torchmetrics", "wandb")
@@ -56,7 +52,7 @@ def help_key(args: list[str]) -> str:
 def print_help(args: list[str], render: Callable[[], object]) -> None:
     """Print the help of ``args`` (a bare ``COMMAND --help``) from the cache, or ``render()`` it (it
     prints the help and exits 0, as argparse does), keep the text and print it."""
-    folder = cache_folder(HELP)
+    folder = cache_folder("help")
     kept = None if folder is None else folder / f"{help_key(args)}.txt"
     if kept is not None and kept.is_file():
         sys.stdout.write(kept.read_text(encoding="utf-8"))

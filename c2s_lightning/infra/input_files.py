@@ -1,9 +1,8 @@
-"""What may be read as an input file: a regular file, never a FIFO, socket or device.
+"""Reading input files: only regular files, never a FIFO, socket or device; hashing one whole.
 
-Opening a FIFO (a named pipe) for reading blocks until some other process writes to it, so a
-FIFO named ``photo.png`` in a scored folder would hang a run for ever; a device such as
-``/dev/zero`` never ends. Readers therefore look at the file's type (``stat``, which neither
-blocks nor reads) before they open it, and refuse anything but a regular file with one line.
+Opening a FIFO blocks until another process writes to it (a FIFO named ``photo.png`` would hang a
+run for ever) and a device such as ``/dev/zero`` never ends, so readers look at the file's type
+(``stat`` neither blocks nor reads) before they open it (``docs/safety.md``).
 """
 
 from __future__ import annotations
@@ -29,3 +28,12 @@ def not_regular_reason(path: str | os.PathLike) -> str | None:
     """``"<path> is a FIFO (named pipe), not a regular file"`` for a special file, else None."""
     kind = special_kind(path)
     return None if kind is None else f"{path} is {kind}, not a regular file"
+
+
+def hash_file(path: str | os.PathLike, digest):
+    """``digest`` (a hashlib object) fed the bytes of ``path`` in 1 MiB reads, so memory stays flat for
+    any file size (``hashlib.file_digest`` once Python 3.11 is the floor)."""
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest

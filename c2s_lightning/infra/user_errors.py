@@ -1,10 +1,9 @@
 """Which exceptions are the user's mistakes, and the one line ``cli.main`` prints for each.
 
-A user error is bad input, not a defect: data that fails a reader's checks (``DatasetError``), an
-option or config value a constructor refuses (``ValueError`` and its kinds: ``SweepError``,
-``AnswerWordError``, ``CheckpointFileError``, anchor bank errors), a missing or unwritable file, a
-checkpoint that safe loading refuses, a comparison cache that is not one, a full or read-only
-disk. Anything else is a bug and keeps its traceback.
+A user error is bad input, not a defect: a value a reader or constructor refuses (``ValueError``
+and its kinds: ``DatasetError``, ``SweepError``, ``CheckpointFileError``, ...), a missing or
+unwritable file, a checkpoint safe loading refuses, a comparison cache that is not one, a full or
+read-only disk. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -20,8 +19,6 @@ USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryErro
                PermissionError, pickle.UnpicklingError)
 """Exception types that end a command with one line (and exit status 2)."""
 _DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)  # the disk, not the code: full or read-only
-
-
 _FOREIGN_ERRNO = re.compile(r"\(os error (\d+)\)")
 """How Rust libraries (safetensors, tokenizers) word an operating-system error they raise as their own type."""
 
@@ -68,13 +65,6 @@ def one_line(error: BaseException) -> str:
     return "; ".join(lines) or type(error).__name__
 
 
-# -- did-you-mean: the one hint of commands, options, backbones and datasets --
-def format_listing(entries: dict) -> str:
-    """One line per entry, ``name  description``, for ``--help`` texts and errors."""
-    width = max(map(len, entries))
-    return "\n".join(f"  {name:<{width}}  {info.description}" for name, info in entries.items())
-
-
 def suggestion(word: str, candidates) -> str:
     """``"; did you mean 'x'?"`` when a candidate is close to ``word``, else ``""``: the one
     did-you-mean of commands, options, backbones and datasets."""
@@ -83,5 +73,8 @@ def suggestion(word: str, candidates) -> str:
 
 
 def unknown_name(kind: str, name: str, entries: dict) -> str:
-    """An error text for an unknown ``kind`` name: a suggestion when one is close, then the list."""
-    return f"unknown {kind} {name!r}{suggestion(name, entries)} Known {kind}s:\n{format_listing(entries)}"
+    """An error text for an unknown ``kind`` name: a suggestion when one is close, then the list
+    (``name  description`` per line)."""
+    width = max(map(len, entries))
+    listing = "\n".join(f"  {key:<{width}}  {info.description}" for key, info in entries.items())
+    return f"unknown {kind} {name!r}{suggestion(name, entries)} Known {kind}s:\n{listing}"

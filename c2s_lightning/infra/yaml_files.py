@@ -1,13 +1,10 @@
-"""YAML with a bound on alias expansion: every YAML the project reads goes through here.
+"""YAML with a bound on alias expansion (why: ``docs/safety.md``): every YAML read goes through here.
 
-An alias (``*name``) repeats an anchored node by reference, so a few hundred bytes can stand for a
-billion nodes ("billion laughs"). PyYAML builds that as a small shared graph; the blow-up comes
-when a consumer walks it as a tree (jsonargparse making a namespace, a sweep copying values): a
-hang or a MemoryError. So the composed graph is measured before anything is built from it: the
-nodes aliases add (counted as often as a tree walk visits them) may be at most
-``MAX_ALIAS_NODES``, and a node may not contain itself. Sweep files load through ``safe_load``;
-``--config`` files of the tools and of LightningCLI through jsonargparse, whose loaders
-``bound_config_loaders`` wraps.
+PyYAML builds an alias bomb as a small shared graph; the blow-up comes when a consumer walks it as
+a tree (jsonargparse making a namespace, a sweep copying values). So the composed graph is measured
+before anything is built from it: the nodes aliases add (counted as often as a tree walk visits
+them) may be at most ``MAX_ALIAS_NODES``, and a node may not contain itself. Sweep files load
+through ``safe_load``; ``--config`` files through jsonargparse's loaders (``bound_config_loaders``).
 """
 
 from __future__ import annotations
@@ -25,10 +22,8 @@ class AliasBombError(yaml.YAMLError):
 
 
 def check_alias_expansion(root: yaml.Node | None, limit: int = MAX_ALIAS_NODES) -> None:
-    """Refuse a composed document that a tree walk would blow up (see the module docstring).
-
-    Linear in the size of the graph: each distinct node's expanded size is computed once.
-    """
+    """Refuse a composed document that a tree walk would blow up; linear in the size of the graph
+    (each distinct node's expanded size is computed once)."""
     if root is None:
         return
     sizes: dict[int, int] = {}
@@ -42,12 +37,10 @@ def check_alias_expansion(root: yaml.Node | None, limit: int = MAX_ALIAS_NODES) 
         if key in open_nodes:
             raise AliasBombError(f"a recursive alias at line {node.start_mark.line + 1}: a node contains itself")
         unique += 1
-        if isinstance(node, yaml.SequenceNode):
-            children = node.value
-        elif isinstance(node, yaml.MappingNode):
+        if isinstance(node, yaml.MappingNode):
             children = [item for pair in node.value for item in pair]
         else:
-            children = []
+            children = node.value if isinstance(node, yaml.SequenceNode) else []
         open_nodes.add(key)
         total = 1 + sum(expanded(child, open_nodes) for child in children)
         open_nodes.discard(key)
@@ -61,11 +54,7 @@ def check_alias_expansion(root: yaml.Node | None, limit: int = MAX_ALIAS_NODES) 
 
 
 def safe_load(text: str) -> Any:
-    """``yaml.safe_load`` with the alias bound.
-
-    Raises:
-        yaml.YAMLError: invalid YAML, or ``AliasBombError``.
-    """
+    """``yaml.safe_load`` with the alias bound (``yaml.YAMLError``: invalid, or ``AliasBombError``)."""
     check_text(text)
     return yaml.safe_load(text)
 
@@ -77,13 +66,12 @@ def check_text(text: Any) -> None:
         return
     loader = yaml.SafeLoader(text)
     try:
-        check_alias_expansion(loader.get_single_node())
-    except AliasBombError:
-        raise
+        root = loader.get_single_node()
     except yaml.YAMLError:
         return
     finally:
         loader.dispose()
+    check_alias_expansion(root)
 
 
 def bound_config_loaders() -> None:

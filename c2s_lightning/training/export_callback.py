@@ -17,9 +17,8 @@ PROTOCOL_KEY = "compare2score_protocol"
 
 
 class HFExport(L.Callback):
-    """Exports the model at the end of ``fit`` as a complete scorer for ``score``, ``anchors build``
-    and ``evaluate``: the Hugging Face folder, ``compare2score.json`` (the comparison protocol with
-    the model fingerprint) and ``anchors.json`` (the evaluator's anchor bank with its images).
+    """Exports the model at the end of ``fit`` as a complete scorer: the Hugging Face folder,
+    ``compare2score.json`` (the comparison protocol) and ``anchors.json`` (the evaluator's anchors).
 
     Args:
         dirpath: Output folder; default ``<run folder>/export``. An existing folder that is not
@@ -55,9 +54,8 @@ class HFExport(L.Callback):
 
 
 def export_anchor_bank(trainer: L.Trainer, pl_module: L.LightningModule):
-    """The evaluation callback's anchors (``bank(datamodule)``) with their matrix computed by the
-    model as trained, or None without such a callback. The callback is found by what it offers,
-    so this module needs nothing from the evaluation code."""
+    """The evaluation callback's anchors with their matrix computed by the model as trained, or None
+    without such a callback (found by what it offers: this module imports no evaluation code)."""
     source = next((c for c in trainer.callbacks if callable(getattr(c, "bank", None))
                    and hasattr(c, "scorer_options")), None)
     if source is None:

@@ -6,7 +6,6 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import Any
 
 import jsonargparse
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
@@ -16,14 +15,13 @@ from c2s_lightning.evaluation.evaluator import SoftComparisonEvaluator
 from c2s_lightning.training.export_callback import HFExport
 from c2s_lightning.training.loggers import add_csv_logger
 from c2s_lightning.training.progress_lines import use_line_progress
-from c2s_lightning.training.run_start import RunStart
 from c2s_lightning.infra.checkpoint_files import LIGHTNING_KEYWORDS, check_checkpoint_file, use_atomic_checkpoints
 from c2s_lightning.infra.arguments import ErrorsThatHelp, replacing_lists
 from c2s_lightning.infra.config_keys import flatten
 from c2s_lightning.infra.yaml_files import bound_config_loaders
 from c2s_lightning.data.datamodule import ComparisonDataModule
 from c2s_lightning.models.module import Compare2ScoreModule
-from c2s_lightning.training.run_folders import place
+from c2s_lightning.training.run_folders import RunStart, place
 
 
 REPLACED_LISTS = ("--data.datasets",)
@@ -50,33 +48,22 @@ class StepBudgetProgressBar(RichProgressBar):
         return f"Epoch {current_epoch} (step budget {self.trainer.max_steps})"
 
 
-class _Drop(logging.Filter):
-    """Drops log lines that no user of this project acts on: Lightning's advertising tips
-    (litlogger, litmodels) and DeepSpeed's "unable to detect" a GPU on import (Lightning's own
-    "GPU available" line already says what runs where)."""
-
-    NOISE = ("Tip: For seamless", "Setting accelerator to CPU")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not any(text in record.getMessage() for text in self.NOISE)
-
-
+_LOG_NOISE = ("Tip: For seamless", "Setting accelerator to CPU")
+"""Log lines no user acts on, dropped: Lightning's advertising tips (litlogger, litmodels) and
+DeepSpeed's "unable to detect" a GPU on import (Lightning's "GPU available" line says it)."""
 for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero", "DeepSpeed"):
-    logging.getLogger(_name).addFilter(_Drop())
+    logging.getLogger(_name).addFilter(lambda record: not any(text in record.getMessage() for text in _LOG_NOISE))
 # Lightning's own use of a torch API deprecated by the pinned torch: only a Lightning upgrade fixes it.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 class SuggestingParser(ErrorsThatHelp, LightningArgumentParser):
-    """LightningCLI's parser whose errors suggest the option meant, among the chosen subcommand's
-    options and ``other_options`` (the options of the command that called LightningCLI, e.g.
-    ``evaluate``'s own)."""
+    """LightningCLI's parser whose errors suggest the option meant (``ErrorsThatHelp``)."""
 
 
 class Compare2ScoreCLI(LightningCLI):
     """LightningCLI with the project's callbacks; each run writes into a folder of its own
-    (``run_folders.place``), while the config it saves and logs is the one given. A run that
-    fails before its loop starts leaves ``latest`` alone and no folder without results.
+    (``run_folders``), while the config it saves and logs is the one given.
 
     Args:
         other_options: Options a mistyped option may also have meant (the calling command's own).
@@ -93,11 +80,10 @@ class Compare2ScoreCLI(LightningCLI):
 
     @property
     def run_dir(self) -> Path:
-        """This run's folder (``run_folders.place``)."""
+        """This run's folder."""
         return self.run_folder.path
 
-    def init_parser(self, **kwargs) -> SuggestingParser:
-        """Every parser LightningCLI makes (the main one and each subcommand's) comes from here."""
+    def init_parser(self, **kwargs) -> SuggestingParser:  # the main parser and each subcommand's
         parser = super().init_parser(**kwargs)
         parser.other_options = self.other_options
         return parser
@@ -121,15 +107,12 @@ class Compare2ScoreCLI(LightningCLI):
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(SoftComparisonEvaluator, "evaluator")
         parser.add_lightning_class_args(HFExport, "export")
-        parser.set_defaults({
-            "checkpoint.save_last": True,
-            "checkpoint.filename": "step{step:06d}",
-            "checkpoint.auto_insert_metric_name": False,
-        })
+        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.filename": "step{step:06d}",
+                             "checkpoint.auto_insert_metric_name": False})
 
     def parse_arguments(self, parser, args) -> None:
-        """Parse, then check a ``--ckpt_path`` before Lightning reads it (it does so right after
-        parsing): a file that is not a checkpoint fails in one line, before anything is built."""
+        """Parse, then check a ``--ckpt_path`` before Lightning reads it: a file that is not a
+        checkpoint fails in one line, before anything is built."""
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
@@ -143,22 +126,12 @@ class Compare2ScoreCLI(LightningCLI):
         return trainer
 
     def connect_data(self) -> None:
-        """Hand the model to the data module as its encoder, once, before the loop asks for batches.
-
-        Nothing is built here: the data module reads the model's ``encode_train`` only when
-        Lightning asks for a loader, and Lightning builds the model first (``configure_model``,
-        inside the strategy's context, so DeepSpeed ZeRO-3 partitions it as it is created).
-        """
+        """Hand the model to the data module as its encoder. Nothing is built here: the data module
+        reads ``encode_train`` only when Lightning asks for a loader, after building the model inside
+        the strategy's context (``configure_model``: DeepSpeed ZeRO-3 partitions it as it is made)."""
         self.datamodule.connect(self.model)
 
     before_fit = before_validate = before_test = before_predict = connect_data
-
-
-def trainer_defaults() -> dict[str, Any]:
-    return {
-        "default_root_dir": "outputs",
-        "logger": {"class_path": "c2s_lightning.training.loggers.WandbLogger"},
-    }
 
 
 def run_lightning_cli(args: list[str], other_options: tuple[str, ...] = ()) -> Compare2ScoreCLI:
@@ -170,18 +143,15 @@ def run_lightning_cli(args: list[str], other_options: tuple[str, ...] = ()) -> C
     with warnings.catch_warnings():
         # main() passes sys.argv[1:] itself (or a test's list): giving both is this design, not a mistake
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-        return _build_cli(replacing_lists(args, REPLACED_LISTS), other_options)
-
-
-def _build_cli(args: list[str], other_options: tuple[str, ...] = ()) -> Compare2ScoreCLI:
-    return Compare2ScoreCLI(
-        Compare2ScoreModule,
-        ComparisonDataModule,
-        args=args,
-        parser_kwargs={"parser_mode": "omegaconf+", "prog": "python -m c2s_lightning"},
-        save_config_callback=LoggedConfigCallback,
-        save_config_kwargs={"overwrite": True},
-        trainer_defaults=trainer_defaults(),
-        seed_everything_default=0,
-        other_options=other_options,
-    )
+        return Compare2ScoreCLI(
+            Compare2ScoreModule,
+            ComparisonDataModule,
+            args=replacing_lists(args, REPLACED_LISTS),
+            parser_kwargs={"parser_mode": "omegaconf+", "prog": "python -m c2s_lightning"},
+            save_config_callback=LoggedConfigCallback,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={"default_root_dir": "outputs",
+                              "logger": {"class_path": "c2s_lightning.training.loggers.WandbLogger"}},
+            seed_everything_default=0,
+            other_options=other_options,
+        )

@@ -69,7 +69,6 @@ class RunCSVLogger(CSVLogger):
     @rank_zero_only
     def finalize(self, status: str) -> None:
         super().finalize(status)
-        Path(self.log_dir).mkdir(parents=True, exist_ok=True)  # a run may fail before it logged
         write_json(Path(self.log_dir) / STATUS_FILE, {"status": status})
 
 

@@ -1,13 +1,9 @@
 """Training progress as plain lines, for output that is not a terminal (CI, nohup, SLURM logs).
 
 Lightning's bars redraw one line in place; written to a file or a pipe they show nothing until the
-end (rich) or a wall of carriage returns (tqdm). ``ProgressLines`` prints a line every
-``every_n_steps`` optimizer steps or every ``every_seconds``, whichever comes first::
-
-    step 120/2000 | loss 0.4123 | 3.21 it/s | ETA 9m45s
-
-``fit`` uses it in place of the default bar when stdout is not a terminal (``use_line_progress``);
-to choose its rhythm, name it in a config's ``trainer.callbacks`` with ``init_args``.
+end (rich) or a wall of carriage returns (tqdm). ``fit`` uses ``ProgressLines`` instead when stdout
+is not a terminal (``use_line_progress``); to choose its rhythm, name it in a config's
+``trainer.callbacks`` with ``init_args``.
 """
 
 from __future__ import annotations
@@ -34,7 +30,8 @@ def duration(seconds: float) -> str:
 
 
 class ProgressLines(ProgressBar):
-    """A progress "bar" that prints one line per ``every_n_steps`` steps or ``every_seconds``.
+    """A progress "bar" that prints ``step 120/2000 | loss 0.4123 | 3.21 it/s | ETA 9m45s`` every
+    ``every_n_steps`` steps or every ``every_seconds``, whichever comes first.
 
     Args:
         every_n_steps: Steps between two lines (optimizer steps, ``trainer.global_step``).
@@ -64,7 +61,7 @@ class ProgressLines(ProgressBar):
         self._start = self._last_time = time.monotonic()
         self._first_step = self._last_step = trainer.global_step
         if self.is_enabled:
-            self._print(f"training: {self._total(trainer) or '?'} steps from step {trainer.global_step}")
+            print(f"training: {self._total(trainer) or '?'} steps from step {trainer.global_step}", flush=True)
 
     def on_train_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int) -> None:
         step, now = trainer.global_step, time.monotonic()
@@ -74,11 +71,12 @@ class ProgressLines(ProgressBar):
             return
         self._last_step, self._last_time = step, now
         rate = (step - self._first_step) / (now - self._start)
-        self._print(self.line(step, self._total(trainer), _loss(outputs), rate))
+        print(self.line(step, self._total(trainer), _loss(outputs), rate), flush=True)
 
     def on_train_end(self, trainer, pl_module) -> None:
         if self.is_enabled:
-            self._print(f"training done: step {trainer.global_step} in {duration(time.monotonic() - self._start)}")
+            took = duration(time.monotonic() - self._start)
+            print(f"training done: step {trainer.global_step} in {took}", flush=True)
 
     @staticmethod
     def line(step: int, total: int | None, loss: float | None, rate: float) -> str:
@@ -96,10 +94,6 @@ class ProgressLines(ProgressBar):
         total = trainer.estimated_stepping_batches
         return int(total) if math.isfinite(total) else None
 
-    @staticmethod
-    def _print(text: str) -> None:
-        print(text, file=sys.stdout, flush=True)
-
 
 def _loss(outputs: Any) -> float | None:
     loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
@@ -108,13 +102,10 @@ def _loss(outputs: Any) -> float | None:
 
 def use_line_progress(trainer, stream=None) -> bool:
     """Swap Lightning's redrawing bar (rich or tqdm) for ``ProgressLines`` when ``stream`` (default
-    stdout) is not a terminal; any other bar (a config's ``ProgressLines``) is left alone, and so is
-    ``enable_progress_bar: false``. Returns whether it swapped."""
+    stdout) is not a terminal; returns whether it swapped (any other bar, or none, stays)."""
     stream = stream or sys.stdout
     bar = trainer.progress_bar_callback
-    if type(bar) not in (RichProgressBar, TQDMProgressBar):
-        return False
-    if hasattr(stream, "isatty") and stream.isatty():
+    if type(bar) not in (RichProgressBar, TQDMProgressBar) or (hasattr(stream, "isatty") and stream.isatty()):
         return False
     trainer.callbacks[trainer.callbacks.index(bar)] = ProgressLines()
     return True

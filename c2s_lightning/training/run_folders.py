@@ -1,22 +1,9 @@
-"""Run folders: every fit/validate/test/predict writes into a folder of its own, never over another.
+"""Run folders: every fit/validate/test/predict writes into a folder of its own, never over another
+(``docs/exports.md``: the layout, ``<root>/latest``, what a failed start leaves, ``C2S_RUN_DIR``).
 
-``<trainer.default_root_dir>/runs/<YYYYmmdd-HHMMSS>-<W&B run id>/`` holds the run's checkpoints
-(``checkpoints/``, with its own ``last.ckpt``), plots, exported model (``export/``), resolved
-config and W&B files. The root is what the config names (``trainer.default_root_dir``); the run
-folder is made from it before anything is built, and the paths left unset in the config
-(``checkpoint.dirpath``, the W&B logger's ``save_dir``, ``export.dirpath``) default into it. Paths
-set explicitly are kept (an explicit export folder that is not empty is refused by ``HFExport``).
-
-``<root>/latest`` (a relative symlink, replaced atomically) and ``<root>/latest.json`` point at the
-newest ``fit`` that started training (or exported): ``<root>/latest/checkpoints/last.ckpt`` and
-``<root>/latest/export`` are always the newest training run's, and a fit that fails before it
-trains (a typo in an option, a missing data folder) leaves ``latest`` where it was and removes the
-folder it made, unless something beyond what setup writes is in it (``RunFolder.discard_unstarted``).
-Evaluation runs (validate, test, ``evaluate``) get folders too but leave ``latest`` alone.
-
-The processes of one run (DDP, DeepSpeed) share one folder: the first names it and hands it to
-the ranks Lightning spawns through ``C2S_RUN_DIR``; with a launcher that starts every rank itself
-(torchrun, SLURM), set ``C2S_RUN_DIR`` to one folder for all ranks.
+The run folder ``<root>/runs/<YYYYmmdd-HHMMSS>-<W&B run id>/`` is made before anything is built,
+and the output paths the config leaves unset (``checkpoint.dirpath``, the W&B logger's
+``save_dir``, ``export.dirpath``) default into it. The ranks of one run share it (``_run_folder``).
 """
 
 from __future__ import annotations
@@ -31,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lightning as L
+
 from c2s_lightning.infra.atomic_files import write_json
 
 log = logging.getLogger(__name__)
@@ -40,22 +29,16 @@ _OWNER_ENV = "C2S_RUN_DIR_OWNER"  # set when this package chose C2S_RUN_DIR (the
 LATEST = "latest"
 
 
-def new_run_id() -> str:
-    """Eight characters of ``[a-z0-9]``, the form of W&B run ids."""
-    return "".join(random.SystemRandom().choices(string.ascii_lowercase + string.digits, k=8))
-
-
 @dataclass
 class RunFolder:
-    """A run's folder as ``place`` made it, and what happens to it once the run starts or fails.
+    """A run's folder (``path``; ``<root>/latest`` lives in ``root``) as ``place`` made it, and what
+    happens to it once the run starts or fails.
 
     Attributes:
-        root: The configured root (``<root>/latest`` lives there).
-        path: The run folder.
         latest: What ``latest.json`` records once a fit starts; None when ``latest`` stays (not a
             fit, or not the first rank).
         made: This process made the folder (not one chosen through ``C2S_RUN_DIR``).
-        started: The run's loop began (set by ``training.run_start.RunStart``).
+        started: The run's loop began (set by ``RunStart``).
     """
 
     root: Path
@@ -75,11 +58,7 @@ class RunFolder:
 
     def discard_unstarted(self) -> bool:
         """Remove the folder of a run that failed before its loop began, if it holds nothing but
-        what setup writes; a folder with anything else (checkpoints, plots, a user's file) stays.
-
-        Returns:
-            True if the folder was removed.
-        """
+        what setup writes (checkpoints, plots, a user's file keep it); True if it was removed."""
         if self.started or not self.made or not self.path.is_dir() or not _first_rank():
             return False
         if any(entry.name not in self.SETUP_FILES for entry in self.path.iterdir()):
@@ -88,17 +67,29 @@ class RunFolder:
         return True
 
 
+class RunStart(L.Callback):
+    """Marks the run's ``folder`` started when training begins, when a fit ends without a step to
+    train (resumed at its budget: it still exports), or when an evaluation loop begins."""
+
+    def __init__(self, folder: RunFolder):
+        super().__init__()
+        self.folder = folder
+
+    def _start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:  # a fit's check before training is not its start
+            self.folder.start()
+
+    on_train_start = on_fit_end = on_validation_start = on_test_start = on_predict_start = _start
+
+
 def place(config: Any, subcommand: str | None) -> RunFolder:
     """Make this run's folder and point the config's unset output paths into it.
 
     Args:
         config: The parsed LightningCLI config of the subcommand (a jsonargparse Namespace with
             ``trainer``, ``checkpoint``, ``export``, ``ckpt_path``); changed in place.
-        subcommand: ``fit`` moves ``<root>/latest`` to the new folder once it starts
-            (``RunFolder.start``); others leave it alone.
-
-    Returns:
-        The run folder.
+        subcommand: ``fit`` moves ``<root>/latest`` to the new folder once it starts; others leave
+            it alone.
     """
     trainer = config.trainer
     root = Path(trainer.default_root_dir or ".")
@@ -165,17 +156,15 @@ def _wandb_loggers(logger_config: Any) -> list:
 
 
 def _wandb_run_id(logger_config: Any) -> str | None:
-    """The W&B run id (given, or made now and written into the logger's config), if W&B logs."""
+    """The W&B run id (given, or made now, eight of [a-z0-9] as W&B makes them, and written into the
+    logger's config), if W&B logs."""
     for logger in _wandb_loggers(logger_config):
         args = logger.init_args
         if args.get("id") is None and args.get("version") is None:
-            args.id = new_run_id()
+            args.id = "".join(random.SystemRandom().choices(string.ascii_lowercase + string.digits, k=8))
         return args.get("id") or args.get("version")
     return None
 
 
 def _first_rank() -> bool:
-    for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
-        if os.environ.get(name, "0") != "0":
-            return False
-    return True
+    return all(os.environ.get(name, "0") == "0" for name in ("RANK", "SLURM_PROCID", "LOCAL_RANK"))
