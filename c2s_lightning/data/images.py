@@ -1,24 +1,12 @@
 """The image pipeline shared by training, evaluation and scoring: decode, 8-bit RGB, pad to square.
 
-A 4000x3000 photo is decoded, padded and handed to a processor that shrinks it to 224-448 px.
-Decoding it whole costs several times more than decoding it at 1/2, 1/4 or 1/8 scale, which JPEG
-allows almost for free (DCT scaling, PIL's ``Image.draft``). So ``ImagePreprocessing`` decodes at
-the smallest scale that still *covers* ``reducing_gap`` times the model's input side S
-(``decode_size``), and pads at that size:
-
-- padded (``pad_to_square``): every processor maps the square to about S x S, so the square's
-  side, the image's long side, must stay >= S;
-- not padded: a fixed S x S resize scales each side to S, a shortest-edge resize the short side;
-  requiring the short side >= S covers both (and is conservative for longest-edge or
-  area-based resizes).
-
-The margin ``reducing_gap`` (2, as PIL's ``thumbnail`` uses for the same trick) is there because
-DCT scaling is a box filter: decoded just above S, the processor's last resize passes its
-aliasing through (measured on 4000x3000 JPEGs for a 448 px model: mean difference 0.010 from
-full-resolution decoding at gap 1, 0.001 at gap 2). Only the scale changes, never the aspect
-ratio beyond DCT's rounding up of odd sizes, so the processor still resamples down to its own
-size; ``tests/test_images.py`` bounds the difference. Formats without DCT scaling (PNG, BMP,
-TIFF) are decoded whole, as before.
+A large JPEG is decoded at the smallest DCT scale (PIL's ``Image.draft``, almost free) that still
+covers ``reducing_gap`` times the model's input side S: its long side when padded (the square maps to
+about S x S), else its short side (conservative for every resize). The margin of 2 (PIL's
+``thumbnail`` uses it too) is there because DCT scaling is a box filter whose aliasing the processor's
+last resize passes through: a mean difference from full-resolution decoding of 0.010 at gap 1, 0.001
+at gap 2 (4000x3000 JPEGs, 448 px model; ``tests/test_images.py`` bounds it). Formats without DCT
+scaling are decoded whole. The details: docs/fast_scoring.md.
 """
 
 from __future__ import annotations
@@ -144,10 +132,7 @@ class ImagePreprocessing:
         Raises:
             DatasetError: naming the file when it cannot be read, decoded or converted.
         """
-        if isinstance(image, Image.Image):
-            rgb = to_rgb(image, "<PIL image>")
-        else:
-            rgb = self._decode(image)
+        rgb = to_rgb(image, "<PIL image>") if isinstance(image, Image.Image) else self._decode(image)
         return pad_square(rgb, self.pad_colour) if self.pad_to_square else rgb
 
     def _decode(self, path: str | os.PathLike) -> Image.Image:
