@@ -131,15 +131,14 @@ class ComparisonDataModule(L.LightningDataModule):
     def train_dataloader(self) -> ResumableLoader:
         mix = self.mix
         ratings = mix.rating_words() if self._rating_images else None
-        data = PairDataset(mix.train_pairs, self._resample, self._pad["pad_to_square"], ratings,
-                           self._rating_images, self._augment, pipeline=self.image_pipeline)
+        data = PairDataset(mix.train_pairs, self._resample, self.image_pipeline, ratings, self._rating_images,
+                           self._augment)
         if len(data):
             rank_zero_info("training pairs per level:\n" + format_histogram(level_histogram(data.pairs(0))))
         return ResumableLoader(data, sampler=EpochSampler(len(data), self._seed), **self._loader_options())
 
     def val_dataloader(self) -> DataLoader | Sequence:
-        data = PairDataset(fixed_draw(self.mix.validation_pairs()), False, self._pad["pad_to_square"],
-                           pipeline=self.image_pipeline)
+        data = PairDataset(fixed_draw(self.mix.validation_pairs()), False, self.image_pipeline)
         options = self._loader_options(part=self.mix.held_out_part())
         return DataLoader(data, shuffle=False, **options) if len(data) else []
 

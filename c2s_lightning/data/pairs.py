@@ -150,11 +150,6 @@ def _draw_unordered(n: int, k: int, rng: random.Random) -> list[tuple[int, int]]
     return out
 
 
-def _gap(first: IQARecord, second: IQARecord) -> int:
-    """0 for a similar pair, 1 for better/worse, 2 for superior/inferior (order-free)."""
-    return abs(LEVELS.index(comparison_level(first, second)) - 2)
-
-
 def _draw_balanced(records: Sequence[IQARecord], k: int, rng: random.Random) -> list[tuple[int, int]]:
     """Unordered index pairs whose two orders give each of the 5 levels ``2k`` times.
 
@@ -176,7 +171,8 @@ def _draw_balanced(records: Sequence[IQARecord], k: int, rng: random.Random) -> 
         if i == j or key in seen:
             continue
         seen.add(key)
-        gap = _gap(records[i], records[j])
+        # the gap, whichever image is first: 0 similar, 1 better/worse, 2 superior/inferior
+        gap = abs(LEVELS.index(comparison_level(records[i], records[j])) - 2)
         if len(kept[gap]) < quotas[gap]:
             kept[gap].append(key)
     for gap, (got, quota) in enumerate(zip(kept, quotas)):

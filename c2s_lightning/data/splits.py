@@ -26,7 +26,7 @@ from pathlib import Path, PurePath
 
 from c2s_lightning.data.readers.text import koniq_official_sets
 from c2s_lightning.data.records import DatasetError, IQARecord
-from c2s_lightning.data.split_sizes import check_split_sizes
+from c2s_lightning.data.split_sizes import RANDOM_FRACTIONS, check_split_sizes
 
 log = logging.getLogger(__name__)
 
@@ -200,10 +200,8 @@ def _official(records: list[IQARecord], index: int, seed: int,
 
 def _normalise_sets(sets: Mapping) -> dict[str, str]:
     """``{lower-cased image basename: train|val|test}`` from either mapping direction."""
-    if all(isinstance(v, str) for v in sets.values()):
-        pairs = sets.items()
-    else:
-        pairs = ((image, name) for name, images in sets.items() for image in images)
+    by_image = all(isinstance(v, str) for v in sets.values())
+    pairs = sets.items() if by_image else ((image, name) for name, images in sets.items() for image in images)
     out = {}
     for image, name in pairs:
         if name.lower() not in _SET_NAMES:
@@ -222,12 +220,10 @@ def _dataset_root(record: IQARecord) -> Path:
 
 
 def _random(records: list[IQARecord], index: int, seed: int,
-            fractions: Sequence[float] = (0.7, 0.1, 0.2),
+            fractions: Sequence[float] = RANDOM_FRACTIONS,
             test_refs: Iterable[str] | None = None) -> Split:
     f_train, f_val, f_test = _check_fractions(fractions)
-    key, by_ref = _group_key(records)
-    groups = sorted({key(r) for r in records})
-    random.Random(_mix(seed, index)).shuffle(groups)
+    key, by_ref, groups = _shuffled_groups(records, random.Random(_mix(seed, index)))
     pinned = {_ref_key(t) for t in test_refs or ()}
     test_groups = {g for g in groups if by_ref and _ref_key(g) in pinned}
     if test_groups:  # this dataset holds pinned contents: they alone are its test part
@@ -249,18 +245,20 @@ def _carve(records: list[IQARecord], fraction: float, rng: random.Random):
         return records, []
     if not 0 < fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {fraction}")
-    key, _ = _group_key(records)
-    groups = sorted({key(r) for r in records})
-    rng.shuffle(groups)
+    key, _, groups = _shuffled_groups(records, rng)
     val_groups = set(groups[:round(len(groups) * fraction)])
     return [r for r in records if key(r) not in val_groups], [r for r in records if key(r) in val_groups]
 
 
-def _group_key(records: list[IQARecord]) -> tuple[Callable[[IQARecord], str], bool]:
-    """Group by content when every record has ``ref`` (True), else each image alone (False)."""
-    if all(r.ref is not None for r in records):
-        return (lambda r: str(r.ref)), True
-    return (lambda r: str(r.path)), False
+def _shuffled_groups(records: list[IQARecord],
+                     rng: random.Random) -> tuple[Callable[[IQARecord], str], bool, list[str]]:
+    """Each record's group, whether groups are contents (every record has ``ref``; else each image
+    is its own group), and the groups in ``rng``'s order."""
+    by_ref = all(r.ref is not None for r in records)
+    key = (lambda r: str(r.ref)) if by_ref else (lambda r: str(r.path))
+    groups = sorted({key(r) for r in records})
+    rng.shuffle(groups)
+    return key, by_ref, groups
 
 
 def _ref_key(ref: str) -> str:
