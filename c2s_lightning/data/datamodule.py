@@ -53,21 +53,10 @@ class ComparisonDataModule(L.LightningDataModule):
             paper's 10 splits: ``sweeps/paper_splits.yaml``); None keeps each dataset's own.
     """
 
-    def __init__(
-        self,
-        datasets: list[MixEntry],
-        batch_size: int = 8,
-        val_pairs: int = 64,
-        num_workers: int = 0,
-        seed: int = 0,
-        resample_every_epoch: bool = False,
-        pad_to_square: bool = False,
-        balance_levels: bool = False,
-        rating_images_per_pair: int = 0,
-        augment: bool = False,
-        split_index: int | None = None,
-        pad_colour: Literal["image_mean"] | None = None,
-    ):
+    def __init__(self, datasets: list[MixEntry], batch_size: int = 8, val_pairs: int = 64, num_workers: int = 0,
+                 seed: int = 0, resample_every_epoch: bool = False, pad_to_square: bool = False,
+                 balance_levels: bool = False, rating_images_per_pair: int = 0, augment: bool = False,
+                 split_index: int | None = None, pad_colour: Literal["image_mean"] | None = None):
         super().__init__()
         if rating_images_per_pair not in (0, 1, 2):
             raise ValueError(f"rating_images_per_pair must be 0, 1 or 2, got {rating_images_per_pair}")

@@ -42,10 +42,9 @@ class ImagePreprocessing:
     Args:
         pad_to_square: Pad the short side, centred, with ``pad_colour`` (the paper's
             preprocessing), after decoding.
-        decode_size: Side S in pixels of the model's square input (``ComparisonEncoder.image_size``);
-            JPEGs are decoded at the smallest DCT scale (1/2, 1/4, 1/8) keeping the long side
-            (padded) or the short side (not padded) >= ``reducing_gap`` x S. None decodes at
-            full resolution.
+        decode_size: Side S in pixels of the model's square input (``ComparisonEncoder.image_size``):
+            JPEGs are decoded at the smallest DCT scale (1/2, 1/4, 1/8) that covers ``reducing_gap`` x S
+            (module docstring). None decodes at full resolution.
         reducing_gap: Margin over S (>= 1): 1 decodes as small as covers S; 2 keeps the result
             within about 0.001 of full-resolution decoding.
         pad_colour: RGB of the padding: the processor's image mean x 255 (``mean_colour``; the
@@ -124,10 +123,8 @@ class ImagePreprocessing:
         return max(1, math.ceil(w * factor)), max(1, math.ceil(h * factor))
 
     def load(self, image: str | os.PathLike | Image.Image) -> Image.Image:
-        """Decode (at reduced scale where allowed), convert to 8-bit RGB, pad if asked.
-
-        A PIL image is already decoded: it is converted and padded only, so loading twice is the
-        same as loading once.
+        """Decode (at reduced scale where allowed), convert to 8-bit RGB, pad if asked. A PIL image is
+        only converted and padded, so loading twice is loading once.
 
         Raises:
             DatasetError: naming the file when it cannot be read, decoded or converted.
@@ -153,11 +150,8 @@ class ImagePreprocessing:
 
 
 def load_image(path: str | os.PathLike, pad_to_square: bool = False) -> Image.Image:
-    """Open an image as 8-bit RGB at full resolution; with ``pad_to_square`` pad it with the CLIP mean colour.
-
-    Raises:
-        DatasetError: naming the file when it cannot be read or decoded.
-    """
+    """Open an image as 8-bit RGB at full resolution; with ``pad_to_square`` pad it with the CLIP mean
+    colour. Raises ``DatasetError`` naming the file when it cannot be read or decoded."""
     return ImagePreprocessing(pad_to_square=pad_to_square).load(path)
 
 

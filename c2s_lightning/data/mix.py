@@ -81,11 +81,7 @@ class MixEntry:
 
 
 def check_entries(entries: Sequence[MixEntry]) -> None:
-    """Reject a mix that cannot work, before anything is read.
-
-    Raises:
-        ValueError: no entries, or two entries with the same label.
-    """
+    """Reject a mix that cannot work (no entries, two with one label: ValueError) before anything is read."""
     if not entries:
         raise ValueError("the mix needs at least one dataset")
     keys = [e.key for e in entries]
@@ -194,11 +190,7 @@ class Mix:
         return {e.key: self.records(e.key, part) for e in self.entries if e.evaluate}
 
     def first_trained(self) -> str:
-        """Label of the first dataset trained on: the default anchor source.
-
-        Raises:
-            ValueError: when no dataset is trained on.
-        """
+        """Label of the first dataset trained on, the default anchor source (ValueError if none is)."""
         for entry in self.entries:
             if entry.trains:
                 return entry.key

@@ -73,15 +73,8 @@ def _fallback_value(records: Sequence[IQARecord], std_fallback: float | None) ->
     return RELATIVE_STD_FALLBACK * (max(scores) - min(scores)), f"{RELATIVE_STD_FALLBACK} x the MOS range"
 
 
-def sample_pairs(
-    records: Sequence[IQARecord],
-    *,
-    pairs: int | None = None,
-    pairs_per_image: float | None = None,
-    seed: int = 0,
-    std_fallback: float | None = None,
-    balance_levels: bool = False,
-) -> list[Pair]:
+def sample_pairs(records: Sequence[IQARecord], *, pairs: int | None = None, pairs_per_image: float | None = None,
+                 seed: int = 0, std_fallback: float | None = None, balance_levels: bool = False) -> list[Pair]:
     """Sample ordered comparison pairs inside one dataset, each drawn pair in both image orders.
 
     Exactly one of ``pairs`` (ordered pairs in total) and ``pairs_per_image`` (ordered pairs per
@@ -186,13 +179,9 @@ def _draw_balanced(records: Sequence[IQARecord], k: int, rng: random.Random) -> 
 
 
 def rating_labels(records: Sequence[IQARecord], levels: Sequence[str] = RATING_LEVELS) -> dict[Path, str]:
-    """Single-image rating word of each record: equal-width MOS intervals over the records' range.
-
-    The MOS range ``[min, max]`` of ``records`` (one dataset's training part) is cut into
-    ``len(levels)`` intervals of equal width, worst first; each record gets the word of its
-    interval (the maximum belongs to the last): ``interval_indices``, the rule anchor selection
-    uses too, so the words mean the same thing in both places.
-    """
+    """Single-image rating word of each record (one dataset's training part): the word of its
+    interval among ``len(levels)`` equal-width intervals of the records' MOS range, worst first, cut by
+    ``interval_indices``, the rule anchor selection uses too, so the words mean the same in both."""
     if not records:
         return {}
     edges, which = interval_indices([r.mos for r in records], len(levels))

@@ -190,20 +190,10 @@ def main_synth(out: str | Path, size: int = 64, seed: int = 0,
                contents: Sequence[str] | None = None, crops: int = 1) -> Path:
     """Create the synthetic dataset unless ``out`` already holds the same one (for the CLI).
 
-    Args:
-        out: Target folder.
-        size: Image side in pixels.
-        seed: Random seed.
-        distortions: Distortion types (see ``write_synthetic_kadid``).
-        force: Rewrite even if ``out`` holds a different synthetic dataset or other files. Only
-            files an earlier ``data synth`` wrote there (``synth_files.json``) are removed or
-            overwritten; any other file is left alone, and one in the way is an error.
-        levels: Distortion levels per type.
-        contents: scikit-image sample names, default ``CONTENTS``.
-        crops: Views per content (see ``write_synthetic_kadid``).
-
-    Returns:
-        ``out`` as a Path.
+    The arguments are ``write_synthetic_kadid``'s, and ``force``: rewrite even if ``out`` holds a
+    different synthetic dataset or other files. Only files an earlier ``data synth`` wrote there
+    (``synth_files.json``) are removed or overwritten; any other file is left alone, and one in the
+    way is an error. Returns ``out`` as a Path.
 
     Raises:
         FileExistsError: ``out`` is not empty and holds something else, and ``force`` is False;
