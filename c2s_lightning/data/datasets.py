@@ -105,15 +105,8 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 
 
-def read_dataset(
-    name: str,
-    root: str | os.PathLike,
-    *,
-    check_images: bool | str = "full",
-    on_missing: str = "error",
-    on_bad_image: str = "error",
-    **options,
-) -> list[IQARecord]:
+def read_dataset(name: str, root: str | os.PathLike, *, check_images: bool | str = "full", on_missing: str = "error",
+                 on_bad_image: str = "error", **options) -> list[IQARecord]:
     """Read a dataset from its native files.
 
     Args:

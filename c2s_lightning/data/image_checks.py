@@ -46,16 +46,9 @@ def check_mode(check_images: bool | str) -> str:
 
 
 def unreadable_images(paths: Sequence[Path], mode: str, cache_key: str | None = None) -> dict[Path, str]:
-    """The images among ``paths`` that PIL cannot read, with the reason for each.
-
-    Args:
-        paths: Image files (existing).
-        mode: ``"full"`` or ``"header"`` (see ``CHECK_MODES``).
-        cache_key: Names the cache file for ``"full"`` (the dataset root); None: no cache.
-
-    Returns:
-        ``{path: reason}`` for the bad images only, e.g. ``{p: "image file is truncated"}``.
-    """
+    """``{path: reason}`` for the images among ``paths`` that PIL cannot read under ``mode``
+    (``"full"`` or ``"header"``), e.g. ``{p: "OSError: image file is truncated"}``. ``cache_key``
+    (the dataset root; None: none) names the image-check record that ``"full"`` consults."""
     if mode == "header":
         return _check_all(paths, functools.partial(_decode, full=False))
     cache_file = _cache_file(cache_key)

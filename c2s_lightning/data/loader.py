@@ -37,9 +37,8 @@ class EpochSampler(DistributedSampler):
     Args:
         n: Number of items.
         seed: Seed of the order.
-        num_replicas: Number of ranks sharing each epoch; default: the ``torch.distributed`` world
-            size when a process group is initialised (Lightning has set it up before it asks for the
-            training loader), else 1.
+        num_replicas: Ranks sharing each epoch; default: the ``torch.distributed`` world size when a
+            process group is initialised (Lightning sets it up before it asks for the loader), else 1.
         rank: This process's rank among them; default: the ``torch.distributed`` rank, else 0.
     """
 
@@ -74,9 +73,6 @@ class EpochSampler(DistributedSampler):
     def resume(self, epoch: int, start: int) -> None:
         """Make the next pass the rest of ``epoch``, from position ``start`` of this rank's share."""
         self.epoch, self.start = epoch, start
-
-    def __len__(self) -> int:
-        return self.num_samples
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         epoch, start, self.start = self.epoch, self.start, 0
@@ -119,10 +115,8 @@ class ResumableLoader(DataLoader):
         return {"epoch": self._epoch, "consumed": self._consumed, "replicas": replicas}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        """Continue from ``state``: the rest of its epoch, or the next epoch if it was complete.
-
-        A state without ``replicas`` (saved before runs were sharded) counts as one process.
-        """
+        """Continue from ``state``: the rest of its epoch, or the next epoch if it was complete. A state
+        without ``replicas`` (saved before runs were sharded) counts as one process."""
         if not {"epoch", "consumed"} <= set(state) <= {"epoch", "consumed", "replicas"}:
             raise ValueError(f"not a ResumableLoader state (keys epoch, consumed, replicas): {sorted(state)}")
         epoch, consumed, replicas = int(state["epoch"]), int(state["consumed"]), int(state.get("replicas", 1))

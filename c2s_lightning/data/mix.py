@@ -197,6 +197,5 @@ class Mix:
         raise ValueError("no dataset of the mix is trained on; name the anchor dataset explicitly")
 
     def summary(self) -> str:
-        """Images per part of every dataset, one line each."""
-        return "\n".join(f"{key}: {len(s.train)} train / {len(s.val)} val / {len(s.test)} test images"
-                         for key, s in self.splits.items())
+        """Images (and contents) per part of every dataset, one line each."""
+        return "\n".join(f"{key}: {split.describe()}" for key, split in self.splits.items())

@@ -43,10 +43,7 @@ def with_std_fallback(records: Sequence[IQARecord], std_fallback: float | None =
     Records whose std is missing or not positive get, in order of preference: ``std_fallback``
     (on the dataset's MOS scale) when given; the median of the positive stds in ``records``; or
     ``RELATIVE_STD_FALLBACK`` times the MOS range. Records that already have a positive std are
-    returned unchanged.
-
-    Raises:
-        ValueError: if a fallback is needed and none is positive (e.g. all scores equal).
+    returned unchanged. A ValueError when a fallback is needed and none is positive (all scores equal).
     """
     needs = [r for r in records if r.std is None or not r.std > 0]
     if not needs:
@@ -101,7 +98,11 @@ def sample_pairs(records: Sequence[IQARecord], *, pairs: int | None = None, pair
         raise ValueError(f"pairs never cross datasets, got records of {sorted(names)}")
     if len(records) < 2:
         raise ValueError(f"dataset {next(iter(names), '?')!r}: need at least 2 images to make pairs")
-    total = _amount(len(records), pairs, pairs_per_image)
+    if (pairs is None) == (pairs_per_image is None):
+        raise ValueError("give exactly one of pairs and pairs_per_image")
+    total = pairs if pairs is not None else round(len(records) * pairs_per_image)
+    if total < 1:
+        raise ValueError(f"the amount of pairs must be at least 1, got {total}")
     records = with_std_fallback(records, std_fallback)
     rng = random.Random(seed)
     if balance_levels:
@@ -114,15 +115,6 @@ def sample_pairs(records: Sequence[IQARecord], *, pairs: int | None = None, pair
         out.append(Pair(a, b, comparison_level(a, b)))
         out.append(Pair(b, a, comparison_level(b, a)))
     return out
-
-
-def _amount(n_images: int, pairs: int | None, pairs_per_image: float | None) -> int:
-    if (pairs is None) == (pairs_per_image is None):
-        raise ValueError("give exactly one of pairs and pairs_per_image")
-    total = pairs if pairs is not None else round(n_images * pairs_per_image)
-    if total < 1:
-        raise ValueError(f"the amount of pairs must be at least 1, got {total}")
-    return total
 
 
 def _draw_unordered(n: int, k: int, rng: random.Random) -> list[tuple[int, int]]:

@@ -108,11 +108,7 @@ def split_records(records: Sequence[IQARecord], protocol: str, index: int = 1, s
 
 @functools.lru_cache(maxsize=None)
 def paper_membership(dataset: str) -> dict:
-    """The shipped membership of one dataset's 10 test lists (see ``tools/build_splits_data.py``).
-
-    Raises:
-        DatasetError: No lists are shipped for ``dataset``.
-    """
+    """The shipped membership of one dataset's 10 test lists (built by ``tools/build_splits_data.py``)."""
     resource = importlib.resources.files("c2s_lightning.data") / "splits_data" / f"{dataset}.json"
     if not resource.is_file():
         raise DatasetError(f"no paper split lists for dataset {dataset!r} "
