@@ -21,7 +21,7 @@ import json
 import logging
 import math
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePath
 
 from c2s_lightning.data.readers.text import koniq_official_sets
@@ -159,8 +159,10 @@ def _paper(records: list[IQARecord], index: int, seed: int, val_fraction: float 
     test_set = {id(by_id[i]) for i in test_ids if i in by_id}
     test = [r for r in records if id(r) in test_set]
     rest = [r for r in records if id(r) not in test_set]
-    train, val = _carve(rest, val_fraction, random.Random(_mix(seed, index)))
-    return Split(train, val, test)
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    carved = _random(rest, index, seed, fractions=(1 - val_fraction, val_fraction, 0))  # val by content
+    return Split(carved.train, carved.val, test)
 
 
 # --- KonIQ-10k's official split -------------------------------------------------------------------
@@ -219,7 +221,10 @@ def _random(records: list[IQARecord], index: int, seed: int,
             fractions: Sequence[float] = RANDOM_FRACTIONS,
             test_refs: Iterable[str] | None = None) -> Split:
     f_train, f_val, f_test = _check_fractions(fractions)
-    key, by_ref, groups = _shuffled_groups(records, random.Random(_mix(seed, index)))
+    by_ref = all(r.ref is not None for r in records)  # group by content, else each image alone
+    key = (lambda r: str(r.ref)) if by_ref else (lambda r: str(r.path))
+    groups = sorted({key(r) for r in records})
+    random.Random(_mix(seed, index)).shuffle(groups)
     pinned = {_ref_key(t) for t in test_refs or ()}
     test_groups = {g for g in groups if by_ref and _ref_key(g) in pinned}
     if test_groups:  # this dataset holds pinned contents: they alone are its test part
@@ -233,28 +238,6 @@ def _random(records: list[IQARecord], index: int, seed: int,
     return Split([r for r in records if key(r) not in held_out],
                  [r for r in records if key(r) in val_groups],
                  [r for r in records if key(r) in test_groups])
-
-
-def _carve(records: list[IQARecord], fraction: float, rng: random.Random):
-    """Split ``fraction`` of the records' contents (or images) off as val; returns (train, val)."""
-    if not fraction:
-        return records, []
-    if not 0 < fraction < 1:
-        raise ValueError(f"val_fraction must be in [0, 1), got {fraction}")
-    key, _, groups = _shuffled_groups(records, rng)
-    val_groups = set(groups[:round(len(groups) * fraction)])
-    return [r for r in records if key(r) not in val_groups], [r for r in records if key(r) in val_groups]
-
-
-def _shuffled_groups(records: list[IQARecord],
-                     rng: random.Random) -> tuple[Callable[[IQARecord], str], bool, list[str]]:
-    """Each record's group, whether groups are contents (every record has ``ref``; else each image
-    is its own group), and the groups in ``rng``'s order."""
-    by_ref = all(r.ref is not None for r in records)
-    key = (lambda r: str(r.ref)) if by_ref else (lambda r: str(r.path))
-    groups = sorted({key(r) for r in records})
-    rng.shuffle(groups)
-    return key, by_ref, groups
 
 
 def _ref_key(ref: str) -> str:
