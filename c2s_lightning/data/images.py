@@ -156,10 +156,9 @@ def load_image(path: str | os.PathLike, pad_to_square: bool = False) -> Image.Im
 
 
 def to_rgb(img: Image.Image, source: str | os.PathLike) -> Image.Image:
-    """8-bit RGB from any PIL mode; 16-bit and float data are scaled, not clipped.
-
-    Alpha is dropped (the colour channels are kept), as ``convert("RGB")`` and the authors'
-    release do; a palette with a transparent index goes through RGBA so PIL keeps its colours.
+    """8-bit RGB from any PIL mode; 16-bit and float data are scaled, not clipped. Alpha is dropped
+    (the colour channels kept), as ``convert("RGB")`` and the authors' release do; a palette with a
+    transparent index goes through RGBA so PIL keeps its colours.
 
     Raises:
         DatasetError: naming ``source`` for float data outside [0, 1], integers outside the

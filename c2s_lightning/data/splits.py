@@ -103,9 +103,6 @@ def split_records(records: Sequence[IQARecord], protocol: str, index: int = 1, s
     return Split(*([r for p in parts for r in getattr(p, name)] for name in ("train", "val", "test")))
 
 
-# --- the paper's splits -----------------------------------------------------------------------------
-
-
 @functools.lru_cache(maxsize=None)
 def paper_membership(dataset: str) -> dict:
     """The shipped membership of one dataset's 10 test lists (built by ``tools/build_splits_data.py``)."""
@@ -165,9 +162,6 @@ def _paper(records: list[IQARecord], index: int, seed: int, val_fraction: float 
     return Split(carved.train, carved.val, test)
 
 
-# --- KonIQ-10k's official split -------------------------------------------------------------------
-
-
 def _official(records: list[IQARecord], index: int, seed: int,
               sets: Mapping[str, str] | Mapping[str, Iterable[str]] | None = None,
               sets_file: str | Path | None = None, allow_partial: bool = False) -> Split:
@@ -212,9 +206,6 @@ def _dataset_root(record: IQARecord) -> Path:
     """The dataset root: the record's path with its name's components removed."""
     depth = len(record.name.replace("\\", "/").split("/")) if record.name else 1
     return Path(record.path).parents[depth - 1]
-
-
-# --- seeded random splits -------------------------------------------------------------------------
 
 
 def _random(records: list[IQARecord], index: int, seed: int,

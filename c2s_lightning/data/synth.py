@@ -113,10 +113,8 @@ def distort(image: np.ndarray, kind: str, strength: float, rng: np.random.Genera
 
 def synthetic_labels(contents: Sequence[str] | None = None, levels: int = 5, seed: int = 0,
                      distortions: Sequence[str] = ("noise",), crops: int = 1) -> list[dict]:
-    """The rows of ``dmos.csv`` (without images): MOS falls by level, std drawn in ``STD_RANGE``.
-
-    Each row also carries ``kind`` and ``strength`` (not written to the CSV).
-    """
+    """The rows of ``dmos.csv`` (without images): MOS falls by level, std drawn in ``STD_RANGE``; each
+    row also carries ``kind`` and ``strength`` (not written to the CSV)."""
     kinds = _check(levels, distortions)
     rng = np.random.default_rng([seed, _VERSION])
     steps = np.linspace(0, 4, levels).round().astype(int)  # which of the 5 strengths to use
@@ -151,11 +149,8 @@ def write_synthetic_kadid(out: str | Path, size: int = 64, levels: int = 5, seed
         crops: Views per content, each its own reference (see ``content_ids``): more views of
             the same photos give a small model more to generalise from.
 
-    Returns:
-        ``out`` as a Path, the root to give the KADID-10k reader.
-
-    Raises:
-        FileExistsError: a file of the dataset's names exists in ``out`` and was not written here.
+    Returns ``out`` as a Path, the root to give the KADID-10k reader; raises ``FileExistsError``
+    when a file of the dataset's names exists in ``out`` and was not written here.
     """
     out = Path(out)
     if crops < 1:
