@@ -181,8 +181,7 @@ def to_rgb(img: Image.Image, source: str | os.PathLike) -> Image.Image:
 
 def _declared_bits(img: Image.Image) -> int:
     """Bits per sample a TIFF declares (12-bit data in 16-bit words), else 16."""
-    tags = getattr(img, "tag_v2", None)
-    bits = tags.get(258) if tags is not None else None
+    bits = (getattr(img, "tag_v2", None) or {}).get(258)
     if isinstance(bits, tuple):
         bits = bits[0] if bits else None
     return int(bits) if isinstance(bits, int) and 8 <= bits <= 16 else 16

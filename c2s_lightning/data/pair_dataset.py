@@ -28,16 +28,15 @@ class PairDataset(Dataset):
 
     Indices are ``(epoch, i)`` (what :class:`~c2s_lightning.data.loader.EpochSampler` yields, so
     worker processes read the pairs of the epoch being trained) or a plain ``i`` (epoch 0's pairs:
-    validation, or a sampler Lightning swapped in). With ``ratings`` (image path -> rating word) each item also carries
-    ``rating_images`` single-image rating examples made of its own images: the second image,
-    then the first.
+    validation, or a sampler Lightning swapped in).
 
     Args:
         draw: ``draw(epoch) -> pairs`` (e.g. ``Mix.train_pairs``).
         resample: Call ``draw`` for every epoch; otherwise epoch 0's pairs serve every epoch.
         pipeline: How images load (the model's, from ``connect``).
         ratings: Image path -> rating word, needed when ``rating_images`` > 0.
-        rating_images: Rating examples per item: 0, 1 or 2.
+        rating_images: Single-image rating examples per item, made of its own images: 0, 1 (the
+            second image) or 2 (then the first).
         augment: Flip/rotate each image by multiples of 90 degrees, fixed per epoch, pair and image.
     """
 

@@ -48,26 +48,22 @@ def with_std_fallback(records: Sequence[IQARecord], std_fallback: float | None =
     needs = [r for r in records if r.std is None or not r.std > 0]
     if not needs:
         return list(records)
-    fallback, source = _fallback_value(records, std_fallback)
+    if std_fallback is not None:
+        fallback, source = float(std_fallback), "the std_fallback option"
+    elif known := [r.std for r in records if r.std is not None and r.std > 0]:
+        fallback, source = statistics.median(known), "the median std of the dataset"
+    else:
+        scores = [r.mos for r in records]
+        fallback = RELATIVE_STD_FALLBACK * (max(scores) - min(scores))
+        source = f"{RELATIVE_STD_FALLBACK} x the MOS range"
     if not fallback > 0:
-        raise ValueError(
-            f"dataset {records[0].dataset!r}: {len(needs)} records lack a positive std and the "
-            f"fallback from {source} is {fallback}; give the dataset a positive std_fallback on its MOS "
-            f"scale (in a config: `std_fallback: 0.5` in its data.datasets entry; `data inspect --std-fallback 0.5`)"
-        )
+        raise ValueError(f"dataset {records[0].dataset!r}: {len(needs)} records lack a positive std and the "
+                         f"fallback from {source} is {fallback}; give the dataset a positive std_fallback on its "
+                         "MOS scale (in a config: `std_fallback: 0.5` in its data.datasets entry; "
+                         "`data inspect --std-fallback 0.5`)")
     log.info("%s: std %.4g (%s) given to %d of %d records without a positive std",
              records[0].dataset, fallback, source, len(needs), len(records))
     return [r if r.std is not None and r.std > 0 else dataclasses.replace(r, std=fallback) for r in records]
-
-
-def _fallback_value(records: Sequence[IQARecord], std_fallback: float | None) -> tuple[float, str]:
-    if std_fallback is not None:
-        return float(std_fallback), "the std_fallback option"
-    known = [r.std for r in records if r.std is not None and r.std > 0]
-    if known:
-        return statistics.median(known), "the median std of the dataset"
-    scores = [r.mos for r in records]
-    return RELATIVE_STD_FALLBACK * (max(scores) - min(scores)), f"{RELATIVE_STD_FALLBACK} x the MOS range"
 
 
 def sample_pairs(records: Sequence[IQARecord], *, pairs: int | None = None, pairs_per_image: float | None = None,
