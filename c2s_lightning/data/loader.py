@@ -82,10 +82,9 @@ class EpochSampler(DistributedSampler):
 class ResumableLoader(DataLoader):
     """A ``DataLoader`` over an :class:`EpochSampler` whose place in the epoch Lightning saves.
 
-    Takes ``DataLoader``'s arguments unchanged (batches are not dropped), so Lightning can
-    re-create it like any loader. Its position is exact with an ``EpochSampler`` (per rank: the
-    position in the rank's share); when Lightning replaced the sampler (``overfit_batches``) or
-    the number of processes changed, a resumed epoch restarts whole, with a warning.
+    Takes ``DataLoader``'s arguments unchanged (batches are not dropped), so Lightning can re-create
+    it like any loader. Its position is exact with an ``EpochSampler``; when Lightning replaced the
+    sampler (``overfit_batches``) or the number of processes changed, a resumed epoch restarts (warned).
     """
 
     def __init__(self, *args: Any, **kwargs: Any):

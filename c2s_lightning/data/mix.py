@@ -125,8 +125,7 @@ class Mix:
         balance_levels: Draw training pairs with the five levels equally frequent per dataset.
     """
 
-    def __init__(self, entries: Sequence[MixEntry], seed: int = 0, val_pairs: int = 64,
-                 balance_levels: bool = False):
+    def __init__(self, entries: Sequence[MixEntry], seed: int = 0, val_pairs: int = 64, balance_levels: bool = False):
         check_entries(entries)
         self.entries = list(entries)
         self.seed, self.val_pairs, self.balance_levels = seed, val_pairs, balance_levels

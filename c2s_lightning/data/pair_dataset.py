@@ -61,13 +61,9 @@ class PairDataset(Dataset):
         images = [self.pipeline.load(pair.first.path), self.pipeline.load(pair.second.path)]
         if self.augment:
             images = [dihedral(image, f"{epoch}/{i}/{k}") for k, image in enumerate(images)]
-        item = {
-            "images": images,
-            "prompt": prompts.COMPARISON_PROMPT,
-            "answer": prompts.COMPARISON_ANSWER.format(level=pair.level),
-            "level": LEVELS.index(pair.level),
-            "dataset": pair.first.dataset,
-        }
+        item = {"images": images, "prompt": prompts.COMPARISON_PROMPT,
+                "answer": prompts.COMPARISON_ANSWER.format(level=pair.level), "level": LEVELS.index(pair.level),
+                "dataset": pair.first.dataset}
         if self.rating_images:
             shown = [(images[1], pair.second), (images[0], pair.first)][: self.rating_images]
             item["rating_examples"] = [_rating_example(image, self.ratings[r.path]) for image, r in shown]

@@ -70,14 +70,12 @@ def sample_pairs(records: Sequence[IQARecord], *, pairs: int | None = None, pair
                  seed: int = 0, std_fallback: float | None = None, balance_levels: bool = False) -> list[Pair]:
     """Sample ordered comparison pairs inside one dataset, each drawn pair in both image orders.
 
-    Exactly one of ``pairs`` (ordered pairs in total) and ``pairs_per_image`` (ordered pairs per
-    image) sets the amount; the result has that many pairs rounded up to an even number (a
-    multiple of 10 with ``balance_levels``). Distinct unordered pairs are drawn without
-    replacement while enough exist; self-pairs never occur.
+    The result has the amount asked rounded up to an even number (a multiple of 10 with
+    ``balance_levels``). Distinct unordered pairs are drawn while enough exist; never self-pairs.
 
     Args:
         records: Images of a single dataset.
-        pairs: Number of ordered pairs to return.
+        pairs: Number of ordered pairs to return (exactly one of ``pairs`` and ``pairs_per_image``).
         pairs_per_image: Ordered pairs per image (``len(records) * pairs_per_image`` in total).
         seed: Seed of the draw; the same seed gives the same pairs.
         std_fallback: Std for records without one (see ``with_std_fallback``).

@@ -178,8 +178,7 @@ def _official(records: list[IQARecord], index: int, seed: int,
         (parts[part] if part else unlisted).append(record)
     problems = []
     if unlisted:
-        problems.append(f"{len(unlisted)} records are not in the official split "
-                        f"(e.g. {unlisted[0].path})")
+        problems.append(f"{len(unlisted)} records are not in the official split (e.g. {unlisted[0].path})")
     if assignment:
         problems.append(f"{len(assignment)} images of the official split are not among the records")
     if problems:

@@ -51,11 +51,9 @@ FILES_MANIFEST = "synth_files.json"
 
 
 def content_ids(contents: Sequence[str] | None = None, crops: int = 1) -> dict[str, str]:
-    """``{"I01": name, ...}`` in the given (default: ``CONTENTS``) order.
-
-    With ``crops > 1`` every content gives that many views, each a reference of its own, named
-    ``"<name>#<k>"`` (view 0 is the centre crop): ``{"I01": "astronaut#0", "I02": "astronaut#1", ...}``.
-    """
+    """``{"I01": name, ...}`` in the given (default: ``CONTENTS``) order. With ``crops > 1`` every content
+    gives that many views, each a reference of its own, named ``"<name>#<k>"`` (view 0 is the centre
+    crop): ``{"I01": "astronaut#0", "I02": "astronaut#1", ...}``."""
     views = [name if crops == 1 else f"{name}#{k}" for name in (contents or CONTENTS) for k in range(crops)]
     return {f"I{i:02d}": view for i, view in enumerate(views, start=1)}
 
@@ -259,7 +257,7 @@ def _owned_files(out: Path) -> set[str]:
     return set(_dataset_files(ids, rows))
 
 
-def _dataset_files(ids: Mapping[str, Any], rows: list[dict]) -> list[str]:
+def _dataset_files(ids: Mapping[str, str], rows: list[dict]) -> list[str]:
     """The files (relative names) of a synthetic dataset with these references and label rows."""
     return ([f"images/{ref}.png" for ref in ids] + [f"images/{row['dist_img']}" for row in rows]
             + ["dmos.csv", "contents.json", "synth.json"])
