@@ -1,10 +1,9 @@
 """``ComparisonDataModule``: pairs mixed across datasets as text-labelled comparison instructions.
 
-The processor comes from the model, so the collate is bound late through ``connect(encoder)``:
-the launcher hands over the model before the loop starts, and its ``encode_train`` is read only
-when a loader is made, once the model is built; this module reads nothing else of the model, nor
-Lightning's loops. Reading, splitting and drawing live in :mod:`~c2s_lightning.data.mix`, items and collate
-in :mod:`~c2s_lightning.data.pair_dataset`, the resumable epoch order in :mod:`~c2s_lightning.data.loader`.
+The processor comes from the model, so the collate is bound late through ``connect(encoder)``,
+which the launcher calls before the loop starts; this module reads nothing else of the model, nor
+Lightning's loops. Reading, splitting and drawing live in :mod:`~c2s_lightning.data.mix`, items and
+collate in :mod:`~c2s_lightning.data.pair_dataset`, the resumable order in :mod:`~c2s_lightning.data.loader`.
 """
 
 from __future__ import annotations

@@ -28,8 +28,7 @@ from c2s_lightning.infra.input_files import special_kind
 log = logging.getLogger(__name__)
 
 CHECK_MODES = ("full", "header", "none")
-"""``full``: decode every pixel; ``header``: PIL must read the header (fast, misses cut files);
-``none``: no look at the images."""
+"""``full``: decode every pixel; ``header``: PIL reads the header (fast, misses cut files); ``none``."""
 
 _CACHE_VERSION = 1
 

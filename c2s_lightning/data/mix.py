@@ -1,9 +1,8 @@
 """The training mix: an experiment's datasets read, split and labelled, and the pairs drawn from them.
 
-A :class:`MixEntry` says how an experiment uses one dataset (where it is, how it is split, how
-many pairs it gives per epoch, whether it is evaluated); :class:`Mix` reads every entry once and
-draws from them. Pairs never cross datasets (see :mod:`c2s_lightning.data.pairs`); the mix only
-concatenates each dataset's draw. Nothing here imports Lightning, so a notebook can build a mix.
+A :class:`MixEntry` says how an experiment uses one dataset; :class:`Mix` reads every entry once and
+concatenates each dataset's own draw (pairs never cross datasets: :mod:`c2s_lightning.data.pairs`).
+Nothing here imports Lightning, so a notebook can build a mix.
 """
 
 from __future__ import annotations

@@ -11,8 +11,6 @@ a simple, learnable function of the image. The folder is read by the real KADID-
     out/contents.json              {"I01": "astronaut", ...}
     out/synth.json                 the parameters, so that regenerating can be skipped
     out/synth_files.json           every file written here, the only ones a rewrite may remove
-
-Distortion type numbers are KADID-10k's own (01 Gaussian blur, 10 JPEG, 11 white noise).
 """
 
 from __future__ import annotations
@@ -195,7 +193,7 @@ def main_synth(out: str | Path, size: int = 64, seed: int = 0,
     out = Path(out)
     contents = list(contents or CONTENTS)
     wanted = _manifest(size, levels, seed, contents, distortions, crops)
-    if _matches(out, wanted):
+    if _matches(out, wanted, synthetic_labels(contents, levels, seed, distortions, crops)):
         log.info("%s already holds this synthetic dataset; nothing to do", out)
         return out
     if out.exists() and any(out.iterdir()):
@@ -223,8 +221,8 @@ def _manifest(size, levels, seed, contents, distortions, crops=1) -> dict:
     return manifest | ({"crops": crops} if crops != 1 else {})  # crops=1 folders keep their manifest
 
 
-def _matches(out: Path, wanted: dict) -> bool:
-    """True when ``out`` was written with these parameters and no listed image is missing."""
+def _matches(out: Path, wanted: dict, rows: list[dict]) -> bool:
+    """True when ``out`` was written with these parameters (and label rows) and no listed image is missing."""
     try:
         if json.loads((out / "synth.json").read_text()) != wanted:
             return False
@@ -232,9 +230,7 @@ def _matches(out: Path, wanted: dict) -> bool:
             names = [row["dist_img"] for row in csv.DictReader(handle)]
     except (OSError, ValueError, KeyError):
         return False
-    expected = [r["dist_img"] for r in synthetic_labels(wanted["contents"], wanted["levels"],
-                                                        wanted["seed"], wanted["distortions"], wanted.get("crops", 1))]
-    return names == expected and all((out / "images" / n).is_file() for n in names)
+    return names == [r["dist_img"] for r in rows] and all((out / "images" / n).is_file() for n in names)
 
 
 def _owned_files(out: Path) -> set[str]:
