@@ -67,8 +67,8 @@ class ImagePreprocessing:
         if colour is not None and (len(colour) != 3 or any(isinstance(c, bool) or not isinstance(c, int)
                                                            or not 0 <= c <= 255 for c in colour)):
             raise ValueError(f"pad_colour must be three integers in 0..255 or None, got {colour!r}")
-        if colour is not None:
-            object.__setattr__(self, "pad_colour", tuple(colour))  # so one read from JSON (a list) equals the one written
+        if colour is not None:  # a tuple, so one read from JSON (a list) equals the one written
+            object.__setattr__(self, "pad_colour", tuple(colour))
 
     @classmethod
     def for_encoder(cls, encoder: Any, pad_to_square: bool = False,

@@ -116,8 +116,7 @@ def _draw_unordered(n: int, k: int, rng: random.Random) -> list[tuple[int, int]]
     possible = n * (n - 1) // 2
     if k >= possible:
         every = [(i, j) for i in range(n) for j in range(i + 1, n)]
-        extra = [every[rng.randrange(possible)] for _ in range(k - possible)]
-        return every + extra
+        return every + [every[rng.randrange(possible)] for _ in range(k - possible)]
     seen: set[tuple[int, int]] = set()
     out = []
     while len(out) < k:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 IMAGE_PLACEHOLDER = "<image>"
 
-COMPARISON_PROMPT = (
-    "<image> <image> Compared with the first image, how is the quality of the second image?"
-)
+COMPARISON_PROMPT = "<image> <image> Compared with the first image, how is the quality of the second image?"
 COMPARISON_ANSWER_PREFIX = "The quality of the second image is"
 COMPARISON_ANSWER = COMPARISON_ANSWER_PREFIX + " {level}."
 

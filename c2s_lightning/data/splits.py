@@ -53,17 +53,16 @@ class Split:
         return " / ".join(parts)
 
 
-def split_records(records: Sequence[IQARecord], protocol: str, index: int = 1, seed: int = 0,
-                  **options) -> Split:
+def split_records(records: Sequence[IQARecord], protocol: str, index: int = 1, seed: int = 0, **options) -> Split:
     """Split records into train/val/test under one split scheme (the ``protocol`` argument).
 
     Args:
         records: Records of one or several datasets; each dataset is split on its own.
-        protocol: The split scheme (the name is kept for callers): ``"paper"``: the Compare2Score/LIQE splits; test is split ``index``'s official
-            test list, every other record is train (so records in no list are train), val is empty
-            unless ``val_fraction`` is set. ``"official"``: KonIQ-10k's training/validation/test.
-            ``"random"``: seeded 70/10/20, by reference content when every record has ``ref``,
-            otherwise by image.
+        protocol: The split scheme (the name is kept for callers): ``"paper"``: the Compare2Score/LIQE
+            splits; test is split ``index``'s official test list, every other record is train (so
+            records in no list are train), val is empty unless ``val_fraction`` is set.
+            ``"official"``: KonIQ-10k's training/validation/test. ``"random"``: seeded 70/10/20, by
+            reference content when every record has ``ref``, otherwise by image.
         index: Split number, 1..10 for ``"paper"``; mixed into the seed for ``"random"`` and for
             the val carving, so ``index`` 1..10 give ten different splits.
         seed: Random seed (``"random"``, and val carving under ``"paper"``).
@@ -207,8 +206,7 @@ def _dataset_root(record: IQARecord) -> Path:
     return Path(record.path).parents[depth - 1]
 
 
-def _random(records: list[IQARecord], index: int, seed: int,
-            fractions: Sequence[float] = RANDOM_FRACTIONS,
+def _random(records: list[IQARecord], index: int, seed: int, fractions: Sequence[float] = RANDOM_FRACTIONS,
             test_refs: Iterable[str] | None = None) -> Split:
     f_train, f_val, f_test = _check_fractions(fractions)
     by_ref = all(r.ref is not None for r in records)  # group by content, else each image alone
