@@ -143,9 +143,8 @@ def _paper(records: list[IQARecord], index: int, seed: int, val_fraction: float 
     test_ids = data["test"][index - 1]
     missing = [data["keys"][i] for i in test_ids if i not in by_id]
     if missing:
-        where = f"splits_test/{index}/{dataset}_test.json"
-        message = (f"{where}: {len(missing)} of {len(test_ids)} test images of paper split "
-                   f"{index} are not among the {len(records)} {dataset} records (e.g. {missing[0]})")
+        message = (f"splits_test/{index}/{dataset}_test.json: {len(missing)} of {len(test_ids)} test images of "
+                   f"paper split {index} are not among the {len(records)} {dataset} records (e.g. {missing[0]})")
         if not allow_partial:
             raise DatasetError(message + "; pass allow_partial=True to split the images present")
         log.warning("%s; allow_partial is set, going on", message)
