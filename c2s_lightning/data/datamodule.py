@@ -1,10 +1,9 @@
 """``ComparisonDataModule``: pairs mixed across datasets as text-labelled comparison instructions.
 
-The processor comes from the model, so the collate is bound late through ``connect(encoder)``:
-the launcher hands over the model before the loop starts, and its ``encode_train`` is read only
-when a loader is made, once the model is built; this module reads nothing else of the model, nor
-Lightning's loops. Reading, splitting and drawing live in :mod:`~c2s_lightning.data.mix`, items and collate
-in :mod:`~c2s_lightning.data.pair_dataset`, the resumable epoch order in :mod:`~c2s_lightning.data.loader`.
+The processor comes from the model, so the collate is bound late through ``connect(encoder)``,
+which the launcher calls before the loop starts; this module reads nothing else of the model, nor
+Lightning's loops. Reading, splitting and drawing live in :mod:`~c2s_lightning.data.mix`, items and
+collate in :mod:`~c2s_lightning.data.pair_dataset`, the resumable order in :mod:`~c2s_lightning.data.loader`.
 """
 
 from __future__ import annotations
@@ -53,21 +52,10 @@ class ComparisonDataModule(L.LightningDataModule):
             paper's 10 splits: ``sweeps/paper_splits.yaml``); None keeps each dataset's own.
     """
 
-    def __init__(
-        self,
-        datasets: list[MixEntry],
-        batch_size: int = 8,
-        val_pairs: int = 64,
-        num_workers: int = 0,
-        seed: int = 0,
-        resample_every_epoch: bool = False,
-        pad_to_square: bool = False,
-        balance_levels: bool = False,
-        rating_images_per_pair: int = 0,
-        augment: bool = False,
-        split_index: int | None = None,
-        pad_colour: Literal["image_mean"] | None = None,
-    ):
+    def __init__(self, datasets: list[MixEntry], batch_size: int = 8, val_pairs: int = 64, num_workers: int = 0,
+                 seed: int = 0, resample_every_epoch: bool = False, pad_to_square: bool = False,
+                 balance_levels: bool = False, rating_images_per_pair: int = 0, augment: bool = False,
+                 split_index: int | None = None, pad_colour: Literal["image_mean"] | None = None):
         super().__init__()
         if rating_images_per_pair not in (0, 1, 2):
             raise ValueError(f"rating_images_per_pair must be 0, 1 or 2, got {rating_images_per_pair}")
@@ -131,15 +119,14 @@ class ComparisonDataModule(L.LightningDataModule):
     def train_dataloader(self) -> ResumableLoader:
         mix = self.mix
         ratings = mix.rating_words() if self._rating_images else None
-        data = PairDataset(mix.train_pairs, self._resample, self._pad["pad_to_square"], ratings,
-                           self._rating_images, self._augment, pipeline=self.image_pipeline)
+        data = PairDataset(mix.train_pairs, self._resample, self.image_pipeline, ratings, self._rating_images,
+                           self._augment)
         if len(data):
             rank_zero_info("training pairs per level:\n" + format_histogram(level_histogram(data.pairs(0))))
         return ResumableLoader(data, sampler=EpochSampler(len(data), self._seed), **self._loader_options())
 
     def val_dataloader(self) -> DataLoader | Sequence:
-        data = PairDataset(fixed_draw(self.mix.validation_pairs()), False, self._pad["pad_to_square"],
-                           pipeline=self.image_pipeline)
+        data = PairDataset(fixed_draw(self.mix.validation_pairs()), False, self.image_pipeline)
         options = self._loader_options(part=self.mix.held_out_part())
         return DataLoader(data, shuffle=False, **options) if len(data) else []
 

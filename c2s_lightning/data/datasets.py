@@ -21,26 +21,16 @@ These formulas reproduce LIQE's ``*_all.txt`` lists and the Compare2Score split 
 LIVE drops its 203 reference entries (``orgs == 1``); CLIVE drops its training images t1..t7.
 
 Names: ``record.name`` is the image's path relative to the dataset root as distributed, with
-``/`` separators and the file's case as the label file spells it, e.g. ``jp2k/img39.bmp``,
-``dst_imgs/awgn/shroom.AWGN.1.png``, ``images/I01_01_01.png``, ``ImageDatabase/DatabaseImage0001.JPG``,
-``Images/481.bmp``, ``1024x768/9096574214.jpg``, ``distorted_images/i01_01_2.bmp``,
-``TestImage/00001.jpg``, ``AttnGAN_normal_000.jpg``; ``record.path`` is ``root / name`` (or the
-file on disk when only its letter case differs). LIQE's ``<dataset>_all.txt`` paths equal these
-names. A Compare2Score list entry (``live/jp2k/img39.bmp``, ``kadid10k/I01_01_01.png``,
-``TID2013/distorted_images/I01_01_1.bmp``) matches the record whose name ends with the entry's
-path minus its first (dataset folder) component, compared component-wise: the whole name for
-LIVE, CSIQ and TID2013, the file name for the others. File names are unique within each
-dataset except LIVE's (``img1.bmp`` is in every folder), so the file name alone is a safe key
-elsewhere.
+``/`` separators and the file's case as the label file spells it (``jp2k/img39.bmp``,
+``images/I01_01_01.png``, ``distorted_images/i01_01_2.bmp``, ``AttnGAN_normal_000.jpg``);
+``record.path`` is ``root / name`` (or the file on disk when only its letter case differs). LIQE's
+``<dataset>_all.txt`` paths equal these names; :mod:`~c2s_lightning.data.splits` says how the
+paper's split lists match them.
 
-Options common to every dataset decide each image's fate before any training:
-``check_images="full"`` (default: every image must exist and decode completely, checked in
-parallel and remembered across runs; ``"header"`` reads headers only; False skips the look),
-``on_missing="error"`` (``"skip"`` drops listed images missing on disk, counting and logging them)
-and ``on_bad_image="error"`` (``"skip"`` drops images that cannot be decoded, with a warning that
-counts them). Whatever the options, a label file may not list an image twice, name a path outside
-the dataset root (``..`` or absolute; a ``list`` file may allow absolute paths) or give a negative
-std. Other options go to the reader (see each reader).
+The options common to every dataset (``check_images``, ``on_missing``, ``on_bad_image``: see
+:func:`read_dataset`) decide each image's fate before any training. Whatever the options, a label
+file may not list an image twice, name a path outside the dataset root (``..`` or absolute; a
+``list`` file may allow absolute paths) or give a negative std (docs/data.md lists every check).
 """
 
 from __future__ import annotations
@@ -115,15 +105,8 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 
 
-def read_dataset(
-    name: str,
-    root: str | os.PathLike,
-    *,
-    check_images: bool | str = "full",
-    on_missing: str = "error",
-    on_bad_image: str = "error",
-    **options,
-) -> list[IQARecord]:
+def read_dataset(name: str, root: str | os.PathLike, *, check_images: bool | str = "full", on_missing: str = "error",
+                 on_bad_image: str = "error", **options) -> list[IQARecord]:
     """Read a dataset from its native files.
 
     Args:

@@ -1,18 +1,15 @@
 """Decide at read time whether each listed image can be used: decode it, in parallel, remembered.
 
-A damaged download is often a file cut short after an intact header: PIL opens it and reports its
-size, and the error comes only when the pixels are decoded, in the middle of training. The
-``"full"`` check therefore decodes every image (``Image.load()``) before anything else runs. PIL
-releases the GIL while decoding, so a thread pool spreads the work over the cores. Images that
-decoded once are remembered by (path, size in bytes, modification time) in the image-check record,
-a JSON file per dataset root in ``<cache root>/decoded-images/`` (``cache_folders``: ``$C2S_CACHE_DIR``, else
-``$XDG_CACHE_HOME/c2s_lightning``, else ``~/.cache/c2s_lightning``; ``C2S_CACHE_DIR=off`` turns the
-record off), so a rerun on KonIQ-10k or KADID-10k only stats the files. The record is an
-optimisation only: a record that cannot be read or written is ignored (logged), never an error.
+A damaged download is often a file cut short after an intact header: PIL opens it, and the error
+comes only when the pixels are decoded, in the middle of training. So the ``"full"`` check decodes
+every image first, on a thread pool (PIL releases the GIL while decoding), and remembers those that
+decoded by (path, size, modification time) in the image-check record, so a rerun only stats them
+(docs/data.md). The record is an optimisation only: one that cannot be read or written is ignored.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -31,8 +28,7 @@ from c2s_lightning.infra.input_files import special_kind
 log = logging.getLogger(__name__)
 
 CHECK_MODES = ("full", "header", "none")
-"""``full``: decode every pixel; ``header``: PIL must read the header (fast, misses cut files);
-``none``: no look at the images."""
+"""``full``: decode every pixel; ``header``: PIL reads the header (fast, misses cut files); ``none``."""
 
 _CACHE_VERSION = 1
 
@@ -49,18 +45,11 @@ def check_mode(check_images: bool | str) -> str:
 
 
 def unreadable_images(paths: Sequence[Path], mode: str, cache_key: str | None = None) -> dict[Path, str]:
-    """The images among ``paths`` that PIL cannot read, with the reason for each.
-
-    Args:
-        paths: Image files (existing).
-        mode: ``"full"`` or ``"header"`` (see ``CHECK_MODES``).
-        cache_key: Names the cache file for ``"full"`` (the dataset root); None: no cache.
-
-    Returns:
-        ``{path: reason}`` for the bad images only, e.g. ``{p: "image file is truncated"}``.
-    """
+    """``{path: reason}`` for the images among ``paths`` that PIL cannot read under ``mode``
+    (``"full"`` or ``"header"``), e.g. ``{p: "OSError: image file is truncated"}``. ``cache_key``
+    (the dataset root; None: none) names the image-check record that ``"full"`` consults."""
     if mode == "header":
-        return _check_all(paths, _read_header)
+        return _check_all(paths, functools.partial(_decode, full=False))
     cache_file = _cache_file(cache_key)
     known = _load(cache_file)
     stamps = {path: _stamp(path) for path in paths}
@@ -85,31 +74,19 @@ def _check_all(paths: Sequence[Path], check) -> dict[Path, str]:
     return {path: reason for path, reason in zip(paths, results) if reason is not None}
 
 
-def _read_header(path: Path) -> str | None:
-    if special_kind(path):  # opening a FIFO would block for ever
-        return f"{special_kind(path)}, not a regular file"
+def _decode(path: Path, full: bool = True) -> str | None:
+    """Why PIL cannot decode ``path`` (``full=False``: read its header), or None."""
+    special = special_kind(path)
+    if special:  # opening a FIFO would block for ever
+        return f"{special}, not a regular file"
     try:
-        with Image.open(path) as image:
-            image.size  # noqa: B018 - the header is parsed on open; size proves it was understood
+        with Image.open(path) as image:  # the header is parsed on open
+            if full:
+                image.load()
     except Exception as error:  # noqa: BLE001 - any failure to read the file makes it unusable
-        return _reason(error)
+        text = str(error).strip()
+        return f"{type(error).__name__}: {text}" if text else type(error).__name__
     return None
-
-
-def _decode(path: Path) -> str | None:
-    if special_kind(path):
-        return f"{special_kind(path)}, not a regular file"
-    try:
-        with Image.open(path) as image:
-            image.load()
-    except Exception as error:  # noqa: BLE001 - any failure to decode the file makes it unusable
-        return _reason(error)
-    return None
-
-
-def _reason(error: Exception) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _stamp(path: Path) -> list[int] | None:
@@ -124,8 +101,7 @@ def _cache_file(cache_key: str | None) -> Path | None:
     folder = cache_folder(IMAGE_CHECKS)
     if folder is None or cache_key is None:
         return None
-    digest = hashlib.sha256(cache_key.encode()).hexdigest()[:20]
-    return folder / f"{digest}.json"
+    return folder / f"{hashlib.sha256(cache_key.encode()).hexdigest()[:20]}.json"
 
 
 def _load(cache_file: Path | None) -> dict[str, list[int]]:

@@ -1,24 +1,12 @@
 """The image pipeline shared by training, evaluation and scoring: decode, 8-bit RGB, pad to square.
 
-A 4000x3000 photo is decoded, padded and handed to a processor that shrinks it to 224-448 px.
-Decoding it whole costs several times more than decoding it at 1/2, 1/4 or 1/8 scale, which JPEG
-allows almost for free (DCT scaling, PIL's ``Image.draft``). So ``ImagePreprocessing`` decodes at
-the smallest scale that still *covers* ``reducing_gap`` times the model's input side S
-(``decode_size``), and pads at that size:
-
-- padded (``pad_to_square``): every processor maps the square to about S x S, so the square's
-  side, the image's long side, must stay >= S;
-- not padded: a fixed S x S resize scales each side to S, a shortest-edge resize the short side;
-  requiring the short side >= S covers both (and is conservative for longest-edge or
-  area-based resizes).
-
-The margin ``reducing_gap`` (2, as PIL's ``thumbnail`` uses for the same trick) is there because
-DCT scaling is a box filter: decoded just above S, the processor's last resize passes its
-aliasing through (measured on 4000x3000 JPEGs for a 448 px model: mean difference 0.010 from
-full-resolution decoding at gap 1, 0.001 at gap 2). Only the scale changes, never the aspect
-ratio beyond DCT's rounding up of odd sizes, so the processor still resamples down to its own
-size; ``tests/test_images.py`` bounds the difference. Formats without DCT scaling (PNG, BMP,
-TIFF) are decoded whole, as before.
+A large JPEG is decoded at the smallest DCT scale (PIL's ``Image.draft``, almost free) that still
+covers ``reducing_gap`` times the model's input side S: its long side when padded (the square maps to
+about S x S), else its short side (conservative for every resize). The margin of 2 (PIL's
+``thumbnail`` uses it too) is there because DCT scaling is a box filter whose aliasing the processor's
+last resize passes through: a mean difference from full-resolution decoding of 0.010 at gap 1, 0.001
+at gap 2 (4000x3000 JPEGs, 448 px model; ``tests/test_images.py`` bounds it). Formats without DCT
+scaling are decoded whole. The details: docs/fast_scoring.md.
 """
 
 from __future__ import annotations
@@ -54,10 +42,9 @@ class ImagePreprocessing:
     Args:
         pad_to_square: Pad the short side, centred, with ``pad_colour`` (the paper's
             preprocessing), after decoding.
-        decode_size: Side S in pixels of the model's square input (``ComparisonEncoder.image_size``);
-            JPEGs are decoded at the smallest DCT scale (1/2, 1/4, 1/8) keeping the long side
-            (padded) or the short side (not padded) >= ``reducing_gap`` x S. None decodes at
-            full resolution.
+        decode_size: Side S in pixels of the model's square input (``ComparisonEncoder.image_size``):
+            JPEGs are decoded at the smallest DCT scale (1/2, 1/4, 1/8) that covers ``reducing_gap`` x S
+            (module docstring). None decodes at full resolution.
         reducing_gap: Margin over S (>= 1): 1 decodes as small as covers S; 2 keeps the result
             within about 0.001 of full-resolution decoding.
         pad_colour: RGB of the padding: the processor's image mean x 255 (``mean_colour``; the
@@ -80,8 +67,8 @@ class ImagePreprocessing:
         if colour is not None and (len(colour) != 3 or any(isinstance(c, bool) or not isinstance(c, int)
                                                            or not 0 <= c <= 255 for c in colour)):
             raise ValueError(f"pad_colour must be three integers in 0..255 or None, got {colour!r}")
-        if colour is not None:
-            object.__setattr__(self, "pad_colour", tuple(colour))  # so one read from JSON (a list) equals the one written
+        if colour is not None:  # a tuple, so one read from JSON (a list) equals the one written
+            object.__setattr__(self, "pad_colour", tuple(colour))
 
     @classmethod
     def for_encoder(cls, encoder: Any, pad_to_square: bool = False,
@@ -136,18 +123,13 @@ class ImagePreprocessing:
         return max(1, math.ceil(w * factor)), max(1, math.ceil(h * factor))
 
     def load(self, image: str | os.PathLike | Image.Image) -> Image.Image:
-        """Decode (at reduced scale where allowed), convert to 8-bit RGB, pad if asked.
-
-        A PIL image is already decoded: it is converted and padded only, so loading twice is the
-        same as loading once.
+        """Decode (at reduced scale where allowed), convert to 8-bit RGB, pad if asked. A PIL image is
+        only converted and padded, so loading twice is loading once.
 
         Raises:
             DatasetError: naming the file when it cannot be read, decoded or converted.
         """
-        if isinstance(image, Image.Image):
-            rgb = to_rgb(image, "<PIL image>")
-        else:
-            rgb = self._decode(image)
+        rgb = to_rgb(image, "<PIL image>") if isinstance(image, Image.Image) else self._decode(image)
         return pad_square(rgb, self.pad_colour) if self.pad_to_square else rgb
 
     def _decode(self, path: str | os.PathLike) -> Image.Image:
@@ -168,19 +150,15 @@ class ImagePreprocessing:
 
 
 def load_image(path: str | os.PathLike, pad_to_square: bool = False) -> Image.Image:
-    """Open an image as 8-bit RGB at full resolution; with ``pad_to_square`` pad it with the CLIP mean colour.
-
-    Raises:
-        DatasetError: naming the file when it cannot be read or decoded.
-    """
+    """Open an image as 8-bit RGB at full resolution; with ``pad_to_square`` pad it with the CLIP mean
+    colour. Raises ``DatasetError`` naming the file when it cannot be read or decoded."""
     return ImagePreprocessing(pad_to_square=pad_to_square).load(path)
 
 
 def to_rgb(img: Image.Image, source: str | os.PathLike) -> Image.Image:
-    """8-bit RGB from any PIL mode; 16-bit and float data are scaled, not clipped.
-
-    Alpha is dropped (the colour channels are kept), as ``convert("RGB")`` and the authors'
-    release do; a palette with a transparent index goes through RGBA so PIL keeps its colours.
+    """8-bit RGB from any PIL mode; 16-bit and float data are scaled, not clipped. Alpha is dropped
+    (the colour channels kept), as ``convert("RGB")`` and the authors' release do; a palette with a
+    transparent index goes through RGBA so PIL keeps its colours.
 
     Raises:
         DatasetError: naming ``source`` for float data outside [0, 1], integers outside the
@@ -203,8 +181,7 @@ def to_rgb(img: Image.Image, source: str | os.PathLike) -> Image.Image:
 
 def _declared_bits(img: Image.Image) -> int:
     """Bits per sample a TIFF declares (12-bit data in 16-bit words), else 16."""
-    tags = getattr(img, "tag_v2", None)
-    bits = tags.get(258) if tags is not None else None
+    bits = (getattr(img, "tag_v2", None) or {}).get(258)
     if isinstance(bits, tuple):
         bits = bits[0] if bits else None
     return int(bits) if isinstance(bits, int) and 8 <= bits <= 16 else 16

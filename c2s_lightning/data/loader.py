@@ -1,18 +1,13 @@
 """The training loader: each epoch's order, each rank's share of it, and the place that checkpoints save.
 
 The order of an epoch is a pure function of ``(seed, epoch)``, so a run knows where it stands from
-two numbers: the epoch and how many indices of that epoch's order were already delivered as
-batches. :class:`ResumableLoader` reports them through ``state_dict``/``load_state_dict``, the
-interface Lightning's fit loop saves with every checkpoint and restores before it iterates again,
-so a run resumed mid-epoch sees exactly the batches an uninterrupted run would have seen next.
-The count is kept by the loader, not the sampler: worker processes draw indices from the sampler
-ahead of the batches training has consumed.
-
-Under data parallelism (DDP, DeepSpeed) every rank computes the same order and takes its own
-strided share of it (:class:`EpochSampler`), so the count is a position in the rank's share. The
-shares are equally long, so every rank stands at the same count after every step and the one
-state a checkpoint holds (rank 0's) resumes each rank exactly, provided the number of processes
-is the same; a different number restarts the epoch, with a warning.
+two numbers: the epoch and how many indices of its order were delivered as batches.
+:class:`ResumableLoader` reports them through ``state_dict``/``load_state_dict``, which Lightning's
+fit loop saves with every checkpoint and restores before it iterates again, so a run resumed
+mid-epoch sees exactly the batches an uninterrupted run would have seen next. The loader keeps the
+count, not the sampler: worker processes draw indices from the sampler ahead of training. Under
+data parallelism every rank takes an equally long share of the order (:class:`EpochSampler`), so the
+one state a checkpoint holds (rank 0's) resumes every rank, given the same number of processes.
 """
 
 from __future__ import annotations
@@ -30,27 +25,20 @@ from torch.utils.data import DataLoader, DistributedSampler
 class EpochSampler(DistributedSampler):
     """Yields ``(epoch, index)`` in a seeded shuffled order, so workers read the current epoch's pairs.
 
-    Lightning calls ``set_epoch`` at every epoch start. ``resume(epoch, start)`` makes the next pass
-    over ``epoch`` begin at position ``start`` of this rank's share; a pass over any other epoch, or
-    any later pass, starts at 0.
-
-    With ``num_replicas`` W > 1, rank r takes positions r, r + W, r + 2W, ... of the epoch's order
-    (the same order on every rank), so the ranks' shares are disjoint and together cover the epoch.
-    When W does not divide the number of items, the order is first padded to a multiple of W by
-    repeating its first items, as torch's ``DistributedSampler`` does: every rank then runs the same
-    number of steps (a collective that waits for a rank with one batch fewer would hang), at the cost
-    of at most W - 1 items seen twice in that epoch.
-
-    It is a ``DistributedSampler`` so that Lightning uses it as it is: Lightning wraps any other
-    sampler in its own distributed wrapper, which would shard our order a second time and keep the
-    resume position from reaching us.
+    ``resume(epoch, start)`` makes the next pass over ``epoch`` begin at position ``start`` of this
+    rank's share; a pass over any other epoch, or any later pass, starts at 0. With ``num_replicas``
+    W > 1, rank r takes positions r, r + W, r + 2W, ... of the epoch's order, first padded to a
+    multiple of W by repeating its first items, as torch's ``DistributedSampler`` does: every rank
+    runs the same number of steps (a collective waiting for a rank with one batch fewer would hang),
+    at the cost of at most W - 1 items seen twice. It is a ``DistributedSampler`` so that Lightning
+    uses it as it is, instead of wrapping it in a sampler that would shard the order a second time
+    and keep the resume position from reaching it.
 
     Args:
         n: Number of items.
         seed: Seed of the order.
-        num_replicas: Number of ranks sharing each epoch; default: the ``torch.distributed`` world
-            size when a process group is initialised (Lightning has set it up before it asks for the
-            training loader), else 1.
+        num_replicas: Ranks sharing each epoch; default: the ``torch.distributed`` world size when a
+            process group is initialised (Lightning sets it up before it asks for the loader), else 1.
         rank: This process's rank among them; default: the ``torch.distributed`` rank, else 0.
     """
 
@@ -86,9 +74,6 @@ class EpochSampler(DistributedSampler):
         """Make the next pass the rest of ``epoch``, from position ``start`` of this rank's share."""
         self.epoch, self.start = epoch, start
 
-    def __len__(self) -> int:
-        return self.num_samples
-
     def __iter__(self) -> Iterator[tuple[int, int]]:
         epoch, start, self.start = self.epoch, self.start, 0
         return iter([(epoch, i) for i in self.share(epoch)[start:]])
@@ -97,10 +82,9 @@ class EpochSampler(DistributedSampler):
 class ResumableLoader(DataLoader):
     """A ``DataLoader`` over an :class:`EpochSampler` whose place in the epoch Lightning saves.
 
-    Takes ``DataLoader``'s arguments unchanged (batches are not dropped), so Lightning can
-    re-create it like any loader. Its position is exact with an ``EpochSampler`` (per rank: the
-    position in the rank's share); when Lightning replaced the sampler (``overfit_batches``) or
-    the number of processes changed, a resumed epoch restarts whole, with a warning.
+    Takes ``DataLoader``'s arguments unchanged (batches are not dropped), so Lightning can re-create
+    it like any loader. Its position is exact with an ``EpochSampler``; when Lightning replaced the
+    sampler (``overfit_batches``) or the number of processes changed, a resumed epoch restarts (warned).
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -126,13 +110,12 @@ class ResumableLoader(DataLoader):
     def state_dict(self) -> dict[str, int]:
         """The epoch of the current pass, the indices of this rank's share delivered so far, and
         the number of ranks sharing the epoch."""
-        return {"epoch": self._epoch, "consumed": self._consumed, "replicas": self._replicas()}
+        replicas = self.sampler.num_replicas if isinstance(self.sampler, EpochSampler) else 1
+        return {"epoch": self._epoch, "consumed": self._consumed, "replicas": replicas}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        """Continue from ``state``: the rest of its epoch, or the next epoch if it was complete.
-
-        A state without ``replicas`` (saved before runs were sharded) counts as one process.
-        """
+        """Continue from ``state``: the rest of its epoch, or the next epoch if it was complete. A state
+        without ``replicas`` (saved before runs were sharded) counts as one process."""
         if not {"epoch", "consumed"} <= set(state) <= {"epoch", "consumed", "replicas"}:
             raise ValueError(f"not a ResumableLoader state (keys epoch, consumed, replicas): {sorted(state)}")
         epoch, consumed, replicas = int(state["epoch"]), int(state["consumed"]), int(state.get("replicas", 1))
@@ -155,6 +138,3 @@ class ResumableLoader(DataLoader):
     @staticmethod
     def _restart_warning(reason: str, epoch: int, consumed: int) -> None:
         rank_zero_warn(f"{reason}: epoch {epoch} restarts from its beginning instead of after {consumed} indices")
-
-    def _replicas(self) -> int:
-        return self.sampler.num_replicas if isinstance(self.sampler, EpochSampler) else 1

@@ -1,9 +1,8 @@
 """The training mix: an experiment's datasets read, split and labelled, and the pairs drawn from them.
 
-A :class:`MixEntry` says how an experiment uses one dataset (where it is, how it is split, how
-many pairs it gives per epoch, whether it is evaluated); :class:`Mix` reads every entry once and
-draws from them. Pairs never cross datasets (see :mod:`c2s_lightning.data.pairs`); the mix only
-concatenates each dataset's draw. Nothing here imports Lightning, so a notebook can build a mix.
+A :class:`MixEntry` says how an experiment uses one dataset; :class:`Mix` reads every entry once and
+concatenates each dataset's own draw (pairs never cross datasets: :mod:`c2s_lightning.data.pairs`).
+Nothing here imports Lightning, so a notebook can build a mix.
 """
 
 from __future__ import annotations
@@ -81,11 +80,7 @@ class MixEntry:
 
 
 def check_entries(entries: Sequence[MixEntry]) -> None:
-    """Reject a mix that cannot work, before anything is read.
-
-    Raises:
-        ValueError: no entries, or two entries with the same label.
-    """
+    """Reject a mix that cannot work (no entries, two with one label: ValueError) before anything is read."""
     if not entries:
         raise ValueError("the mix needs at least one dataset")
     keys = [e.key for e in entries]
@@ -129,8 +124,7 @@ class Mix:
         balance_levels: Draw training pairs with the five levels equally frequent per dataset.
     """
 
-    def __init__(self, entries: Sequence[MixEntry], seed: int = 0, val_pairs: int = 64,
-                 balance_levels: bool = False):
+    def __init__(self, entries: Sequence[MixEntry], seed: int = 0, val_pairs: int = 64, balance_levels: bool = False):
         check_entries(entries)
         self.entries = list(entries)
         self.seed, self.val_pairs, self.balance_levels = seed, val_pairs, balance_levels
@@ -194,17 +188,12 @@ class Mix:
         return {e.key: self.records(e.key, part) for e in self.entries if e.evaluate}
 
     def first_trained(self) -> str:
-        """Label of the first dataset trained on: the default anchor source.
-
-        Raises:
-            ValueError: when no dataset is trained on.
-        """
+        """Label of the first dataset trained on, the default anchor source (ValueError if none is)."""
         for entry in self.entries:
             if entry.trains:
                 return entry.key
         raise ValueError("no dataset of the mix is trained on; name the anchor dataset explicitly")
 
     def summary(self) -> str:
-        """Images per part of every dataset, one line each."""
-        return "\n".join(f"{key}: {len(s.train)} train / {len(s.val)} val / {len(s.test)} test images"
-                         for key, s in self.splits.items())
+        """Images (and contents) per part of every dataset, one line each."""
+        return "\n".join(f"{key}: {split.describe()}" for key, split in self.splits.items())

@@ -27,33 +27,27 @@ class PairDataset(Dataset):
     """Comparison instructions; pairs are re-drawn per epoch when ``resample`` is on.
 
     Indices are ``(epoch, i)`` (what :class:`~c2s_lightning.data.loader.EpochSampler` yields, so
-    worker processes read the pairs of the epoch being trained) or a plain ``i`` (this dataset's
-    ``epoch``). With ``ratings`` (image path -> rating word) each item also carries
-    ``rating_images`` single-image rating examples made of its own images: the second image,
-    then the first.
+    worker processes read the pairs of the epoch being trained) or a plain ``i`` (epoch 0's pairs:
+    validation, or a sampler Lightning swapped in).
 
     Args:
         draw: ``draw(epoch) -> pairs`` (e.g. ``Mix.train_pairs``).
         resample: Call ``draw`` for every epoch; otherwise epoch 0's pairs serve every epoch.
-        pad_to_square: Pad images to a square with the CLIP mean colour (without ``pipeline``).
+        pipeline: How images load (the model's, from ``connect``).
         ratings: Image path -> rating word, needed when ``rating_images`` > 0.
-        rating_images: Rating examples per item: 0, 1 or 2.
+        rating_images: Single-image rating examples per item, made of its own images: 0, 1 (the
+            second image) or 2 (then the first).
         augment: Flip/rotate each image by multiples of 90 degrees, fixed per epoch, pair and image.
-        pipeline: How images load (the model's, from ``connect``); default: full resolution,
-            ``pad_to_square``.
     """
 
-    def __init__(self, draw: Callable[[int], list[Pair]], resample: bool, pad_to_square: bool,
-                 ratings: dict[Path, str] | None = None, rating_images: int = 0, augment: bool = False,
-                 pipeline: ImagePreprocessing | None = None):
-        self._draw, self.resample, self.pad_to_square, self.augment = draw, resample, pad_to_square, augment
-        self.pipeline = pipeline or ImagePreprocessing(pad_to_square=pad_to_square)
+    def __init__(self, draw: Callable[[int], list[Pair]], resample: bool, pipeline: ImagePreprocessing,
+                 ratings: dict[Path, str] | None = None, rating_images: int = 0, augment: bool = False):
+        self._draw, self.resample, self.pipeline, self.augment = draw, resample, pipeline, augment
         self.ratings, self.rating_images = ratings or {}, rating_images
         self._cache: dict[int, list[Pair]] = {}
-        self.epoch = 0
 
-    def pairs(self, epoch: int | None = None) -> list[Pair]:
-        key = (self.epoch if epoch is None else epoch) if self.resample else 0
+    def pairs(self, epoch: int = 0) -> list[Pair]:
+        key = epoch if self.resample else 0
         if key not in self._cache:
             self._cache = {key: self._draw(key)}
         return self._cache[key]
@@ -62,18 +56,14 @@ class PairDataset(Dataset):
         return len(self.pairs(0))
 
     def __getitem__(self, index: int | tuple[int, int]) -> dict[str, Any]:
-        epoch, i = index if isinstance(index, tuple) else (self.epoch, index)
+        epoch, i = index if isinstance(index, tuple) else (0, index)
         pair = self.pairs(epoch)[i]
         images = [self.pipeline.load(pair.first.path), self.pipeline.load(pair.second.path)]
         if self.augment:
             images = [dihedral(image, f"{epoch}/{i}/{k}") for k, image in enumerate(images)]
-        item = {
-            "images": images,
-            "prompt": prompts.COMPARISON_PROMPT,
-            "answer": prompts.COMPARISON_ANSWER.format(level=pair.level),
-            "level": LEVELS.index(pair.level),
-            "dataset": pair.first.dataset,
-        }
+        item = {"images": images, "prompt": prompts.COMPARISON_PROMPT,
+                "answer": prompts.COMPARISON_ANSWER.format(level=pair.level), "level": LEVELS.index(pair.level),
+                "dataset": pair.first.dataset}
         if self.rating_images:
             shown = [(images[1], pair.second), (images[0], pair.first)][: self.rating_images]
             item["rating_examples"] = [_rating_example(image, self.ratings[r.path]) for image, r in shown]

@@ -43,55 +43,39 @@ def with_std_fallback(records: Sequence[IQARecord], std_fallback: float | None =
     Records whose std is missing or not positive get, in order of preference: ``std_fallback``
     (on the dataset's MOS scale) when given; the median of the positive stds in ``records``; or
     ``RELATIVE_STD_FALLBACK`` times the MOS range. Records that already have a positive std are
-    returned unchanged.
-
-    Raises:
-        ValueError: if a fallback is needed and none is positive (e.g. all scores equal).
+    returned unchanged. A ValueError when a fallback is needed and none is positive (all scores equal).
     """
     needs = [r for r in records if r.std is None or not r.std > 0]
     if not needs:
         return list(records)
-    fallback, source = _fallback_value(records, std_fallback)
+    if std_fallback is not None:
+        fallback, source = float(std_fallback), "the std_fallback option"
+    elif known := [r.std for r in records if r.std is not None and r.std > 0]:
+        fallback, source = statistics.median(known), "the median std of the dataset"
+    else:
+        scores = [r.mos for r in records]
+        fallback = RELATIVE_STD_FALLBACK * (max(scores) - min(scores))
+        source = f"{RELATIVE_STD_FALLBACK} x the MOS range"
     if not fallback > 0:
-        raise ValueError(
-            f"dataset {records[0].dataset!r}: {len(needs)} records lack a positive std and the "
-            f"fallback from {source} is {fallback}; give the dataset a positive std_fallback on its MOS "
-            f"scale (in a config: `std_fallback: 0.5` in its data.datasets entry; `data inspect --std-fallback 0.5`)"
-        )
+        raise ValueError(f"dataset {records[0].dataset!r}: {len(needs)} records lack a positive std and the "
+                         f"fallback from {source} is {fallback}; give the dataset a positive std_fallback on its "
+                         "MOS scale (in a config: `std_fallback: 0.5` in its data.datasets entry; "
+                         "`data inspect --std-fallback 0.5`)")
     log.info("%s: std %.4g (%s) given to %d of %d records without a positive std",
              records[0].dataset, fallback, source, len(needs), len(records))
     return [r if r.std is not None and r.std > 0 else dataclasses.replace(r, std=fallback) for r in records]
 
 
-def _fallback_value(records: Sequence[IQARecord], std_fallback: float | None) -> tuple[float, str]:
-    if std_fallback is not None:
-        return float(std_fallback), "the std_fallback option"
-    known = [r.std for r in records if r.std is not None and r.std > 0]
-    if known:
-        return statistics.median(known), "the median std of the dataset"
-    scores = [r.mos for r in records]
-    return RELATIVE_STD_FALLBACK * (max(scores) - min(scores)), f"{RELATIVE_STD_FALLBACK} x the MOS range"
-
-
-def sample_pairs(
-    records: Sequence[IQARecord],
-    *,
-    pairs: int | None = None,
-    pairs_per_image: float | None = None,
-    seed: int = 0,
-    std_fallback: float | None = None,
-    balance_levels: bool = False,
-) -> list[Pair]:
+def sample_pairs(records: Sequence[IQARecord], *, pairs: int | None = None, pairs_per_image: float | None = None,
+                 seed: int = 0, std_fallback: float | None = None, balance_levels: bool = False) -> list[Pair]:
     """Sample ordered comparison pairs inside one dataset, each drawn pair in both image orders.
 
-    Exactly one of ``pairs`` (ordered pairs in total) and ``pairs_per_image`` (ordered pairs per
-    image) sets the amount; the result has that many pairs rounded up to an even number (a
-    multiple of 10 with ``balance_levels``). Distinct unordered pairs are drawn without
-    replacement while enough exist; self-pairs never occur.
+    The result has the amount asked rounded up to an even number (a multiple of 10 with
+    ``balance_levels``). Distinct unordered pairs are drawn while enough exist; never self-pairs.
 
     Args:
         records: Images of a single dataset.
-        pairs: Number of ordered pairs to return.
+        pairs: Number of ordered pairs to return (exactly one of ``pairs`` and ``pairs_per_image``).
         pairs_per_image: Ordered pairs per image (``len(records) * pairs_per_image`` in total).
         seed: Seed of the draw; the same seed gives the same pairs.
         std_fallback: Std for records without one (see ``with_std_fallback``).
@@ -108,7 +92,11 @@ def sample_pairs(
         raise ValueError(f"pairs never cross datasets, got records of {sorted(names)}")
     if len(records) < 2:
         raise ValueError(f"dataset {next(iter(names), '?')!r}: need at least 2 images to make pairs")
-    total = _amount(len(records), pairs, pairs_per_image)
+    if (pairs is None) == (pairs_per_image is None):
+        raise ValueError("give exactly one of pairs and pairs_per_image")
+    total = pairs if pairs is not None else round(len(records) * pairs_per_image)
+    if total < 1:
+        raise ValueError(f"the amount of pairs must be at least 1, got {total}")
     records = with_std_fallback(records, std_fallback)
     rng = random.Random(seed)
     if balance_levels:
@@ -123,22 +111,12 @@ def sample_pairs(
     return out
 
 
-def _amount(n_images: int, pairs: int | None, pairs_per_image: float | None) -> int:
-    if (pairs is None) == (pairs_per_image is None):
-        raise ValueError("give exactly one of pairs and pairs_per_image")
-    total = pairs if pairs is not None else round(n_images * pairs_per_image)
-    if total < 1:
-        raise ValueError(f"the amount of pairs must be at least 1, got {total}")
-    return total
-
-
 def _draw_unordered(n: int, k: int, rng: random.Random) -> list[tuple[int, int]]:
     """k index pairs i < j; distinct while k <= n(n-1)/2, then repeats are allowed."""
     possible = n * (n - 1) // 2
     if k >= possible:
         every = [(i, j) for i in range(n) for j in range(i + 1, n)]
-        extra = [every[rng.randrange(possible)] for _ in range(k - possible)]
-        return every + extra
+        return every + [every[rng.randrange(possible)] for _ in range(k - possible)]
     seen: set[tuple[int, int]] = set()
     out = []
     while len(out) < k:
@@ -148,11 +126,6 @@ def _draw_unordered(n: int, k: int, rng: random.Random) -> list[tuple[int, int]]
             seen.add(key)
             out.append(key)
     return out
-
-
-def _gap(first: IQARecord, second: IQARecord) -> int:
-    """0 for a similar pair, 1 for better/worse, 2 for superior/inferior (order-free)."""
-    return abs(LEVELS.index(comparison_level(first, second)) - 2)
 
 
 def _draw_balanced(records: Sequence[IQARecord], k: int, rng: random.Random) -> list[tuple[int, int]]:
@@ -176,7 +149,8 @@ def _draw_balanced(records: Sequence[IQARecord], k: int, rng: random.Random) -> 
         if i == j or key in seen:
             continue
         seen.add(key)
-        gap = _gap(records[i], records[j])
+        # the gap, whichever image is first: 0 similar, 1 better/worse, 2 superior/inferior
+        gap = abs(LEVELS.index(comparison_level(records[i], records[j])) - 2)
         if len(kept[gap]) < quotas[gap]:
             kept[gap].append(key)
     for gap, (got, quota) in enumerate(zip(kept, quotas)):
@@ -190,13 +164,9 @@ def _draw_balanced(records: Sequence[IQARecord], k: int, rng: random.Random) -> 
 
 
 def rating_labels(records: Sequence[IQARecord], levels: Sequence[str] = RATING_LEVELS) -> dict[Path, str]:
-    """Single-image rating word of each record: equal-width MOS intervals over the records' range.
-
-    The MOS range ``[min, max]`` of ``records`` (one dataset's training part) is cut into
-    ``len(levels)`` intervals of equal width, worst first; each record gets the word of its
-    interval (the maximum belongs to the last): ``interval_indices``, the rule anchor selection
-    uses too, so the words mean the same thing in both places.
-    """
+    """Single-image rating word of each record (one dataset's training part): the word of its
+    interval among ``len(levels)`` equal-width intervals of the records' MOS range, worst first, cut by
+    ``interval_indices``, the rule anchor selection uses too, so the words mean the same in both."""
     if not records:
         return {}
     edges, which = interval_indices([r.mos for r in records], len(levels))

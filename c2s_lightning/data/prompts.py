@@ -9,9 +9,7 @@ from __future__ import annotations
 
 IMAGE_PLACEHOLDER = "<image>"
 
-COMPARISON_PROMPT = (
-    "<image> <image> Compared with the first image, how is the quality of the second image?"
-)
+COMPARISON_PROMPT = "<image> <image> Compared with the first image, how is the quality of the second image?"
 COMPARISON_ANSWER_PREFIX = "The quality of the second image is"
 COMPARISON_ANSWER = COMPARISON_ANSWER_PREFIX + " {level}."
 
@@ -23,16 +21,9 @@ RATING_LEVELS = ("bad", "poor", "fair", "good", "excellent")
 
 
 def to_messages(prompt: str, answer: str | None = None) -> list[dict]:
-    """Split a plain-text prompt on image placeholders into Hugging Face chat messages.
-
-    Args:
-        prompt: User text; each ``<image>`` becomes an image entry at that position.
-        answer: Assistant text (the full answer for training, the answer prefix for inference),
-            or None for a user turn alone.
-
-    Returns:
-        A list of ``{"role", "content"}`` dicts in the format ``processor.apply_chat_template`` takes.
-    """
+    """Hugging Face chat messages (``{"role", "content"}`` dicts, as ``processor.apply_chat_template``
+    takes them) of a user ``prompt``, each ``<image>`` an image entry where it stands, and of the
+    assistant's ``answer`` (the full answer for training, its prefix for inference) unless None."""
     content: list[dict] = []
     for k, piece in enumerate(prompt.split(IMAGE_PLACEHOLDER)):
         if k > 0:

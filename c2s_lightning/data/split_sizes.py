@@ -23,18 +23,8 @@ RANDOM_FRACTIONS = (0.7, 0.1, 0.2)
 
 
 def check_split_sizes(dataset: str, records: Sequence[IQARecord], split, scheme: str, options: dict) -> None:
-    """Raise when ``split`` (of one dataset's ``records``) leaves a required part empty.
-
-    Args:
-        dataset: Dataset name, for the message.
-        records: The dataset's records, as split.
-        split: The resulting ``Split``.
-        scheme: The split scheme: ``"paper"``, ``"official"`` or ``"random"``.
-        options: The scheme's options (``fractions``, ``val_fraction``).
-
-    Raises:
-        DatasetError: Naming the dataset and the counts of each part.
-    """
+    """Raise a ``DatasetError`` naming the dataset and each part's count when ``split``, one
+    dataset's ``records`` split under ``scheme`` with its ``options``, leaves a required part empty."""
     fractions = options.get("fractions", RANDOM_FRACTIONS)
     f_train, f_val, f_test = (float(f) for f in fractions) if scheme == "random" else (0.0, 0.0, 1.0)
     required = {"train": scheme == "random" and f_train > 0, "test": f_test > 0}

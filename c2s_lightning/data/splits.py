@@ -21,12 +21,12 @@ import json
 import logging
 import math
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePath
 
 from c2s_lightning.data.readers.text import koniq_official_sets
 from c2s_lightning.data.records import DatasetError, IQARecord
-from c2s_lightning.data.split_sizes import check_split_sizes
+from c2s_lightning.data.split_sizes import RANDOM_FRACTIONS, check_split_sizes
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +53,16 @@ class Split:
         return " / ".join(parts)
 
 
-def split_records(records: Sequence[IQARecord], protocol: str, index: int = 1, seed: int = 0,
-                  **options) -> Split:
+def split_records(records: Sequence[IQARecord], protocol: str, index: int = 1, seed: int = 0, **options) -> Split:
     """Split records into train/val/test under one split scheme (the ``protocol`` argument).
 
     Args:
         records: Records of one or several datasets; each dataset is split on its own.
-        protocol: The split scheme (the name is kept for callers): ``"paper"``: the Compare2Score/LIQE splits; test is split ``index``'s official
-            test list, every other record is train (so records in no list are train), val is empty
-            unless ``val_fraction`` is set. ``"official"``: KonIQ-10k's training/validation/test.
-            ``"random"``: seeded 70/10/20, by reference content when every record has ``ref``,
-            otherwise by image.
+        protocol: The split scheme (the name is kept for callers): ``"paper"``: the Compare2Score/LIQE
+            splits; test is split ``index``'s official test list, every other record is train (so
+            records in no list are train), val is empty unless ``val_fraction`` is set.
+            ``"official"``: KonIQ-10k's training/validation/test. ``"random"``: seeded 70/10/20, by
+            reference content when every record has ``ref``, otherwise by image.
         index: Split number, 1..10 for ``"paper"``; mixed into the seed for ``"random"`` and for
             the val carving, so ``index`` 1..10 give ten different splits.
         seed: Random seed (``"random"``, and val carving under ``"paper"``).
@@ -103,16 +102,9 @@ def split_records(records: Sequence[IQARecord], protocol: str, index: int = 1, s
     return Split(*([r for p in parts for r in getattr(p, name)] for name in ("train", "val", "test")))
 
 
-# --- the paper's splits -----------------------------------------------------------------------------
-
-
 @functools.lru_cache(maxsize=None)
 def paper_membership(dataset: str) -> dict:
-    """The shipped membership of one dataset's 10 test lists (see ``tools/build_splits_data.py``).
-
-    Raises:
-        DatasetError: No lists are shipped for ``dataset``.
-    """
+    """The shipped membership of one dataset's 10 test lists (built by ``tools/build_splits_data.py``)."""
     resource = importlib.resources.files("c2s_lightning.data") / "splits_data" / f"{dataset}.json"
     if not resource.is_file():
         raise DatasetError(f"no paper split lists for dataset {dataset!r} "
@@ -151,9 +143,8 @@ def _paper(records: list[IQARecord], index: int, seed: int, val_fraction: float 
     test_ids = data["test"][index - 1]
     missing = [data["keys"][i] for i in test_ids if i not in by_id]
     if missing:
-        where = f"splits_test/{index}/{dataset}_test.json"
-        message = (f"{where}: {len(missing)} of {len(test_ids)} test images of paper split "
-                   f"{index} are not among the {len(records)} {dataset} records (e.g. {missing[0]})")
+        message = (f"splits_test/{index}/{dataset}_test.json: {len(missing)} of {len(test_ids)} test images of "
+                   f"paper split {index} are not among the {len(records)} {dataset} records (e.g. {missing[0]})")
         if not allow_partial:
             raise DatasetError(message + "; pass allow_partial=True to split the images present")
         log.warning("%s; allow_partial is set, going on", message)
@@ -163,11 +154,10 @@ def _paper(records: list[IQARecord], index: int, seed: int, val_fraction: float 
     test_set = {id(by_id[i]) for i in test_ids if i in by_id}
     test = [r for r in records if id(r) in test_set]
     rest = [r for r in records if id(r) not in test_set]
-    train, val = _carve(rest, val_fraction, random.Random(_mix(seed, index)))
-    return Split(train, val, test)
-
-
-# --- KonIQ-10k's official split -------------------------------------------------------------------
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    carved = _random(rest, index, seed, fractions=(1 - val_fraction, val_fraction, 0))  # val by content
+    return Split(carved.train, carved.val, test)
 
 
 def _official(records: list[IQARecord], index: int, seed: int,
@@ -186,8 +176,7 @@ def _official(records: list[IQARecord], index: int, seed: int,
         (parts[part] if part else unlisted).append(record)
     problems = []
     if unlisted:
-        problems.append(f"{len(unlisted)} records are not in the official split "
-                        f"(e.g. {unlisted[0].path})")
+        problems.append(f"{len(unlisted)} records are not in the official split (e.g. {unlisted[0].path})")
     if assignment:
         problems.append(f"{len(assignment)} images of the official split are not among the records")
     if problems:
@@ -200,10 +189,8 @@ def _official(records: list[IQARecord], index: int, seed: int,
 
 def _normalise_sets(sets: Mapping) -> dict[str, str]:
     """``{lower-cased image basename: train|val|test}`` from either mapping direction."""
-    if all(isinstance(v, str) for v in sets.values()):
-        pairs = sets.items()
-    else:
-        pairs = ((image, name) for name, images in sets.items() for image in images)
+    by_image = all(isinstance(v, str) for v in sets.values())
+    pairs = sets.items() if by_image else ((image, name) for name, images in sets.items() for image in images)
     out = {}
     for image, name in pairs:
         if name.lower() not in _SET_NAMES:
@@ -218,14 +205,11 @@ def _dataset_root(record: IQARecord) -> Path:
     return Path(record.path).parents[depth - 1]
 
 
-# --- seeded random splits -------------------------------------------------------------------------
-
-
-def _random(records: list[IQARecord], index: int, seed: int,
-            fractions: Sequence[float] = (0.7, 0.1, 0.2),
+def _random(records: list[IQARecord], index: int, seed: int, fractions: Sequence[float] = RANDOM_FRACTIONS,
             test_refs: Iterable[str] | None = None) -> Split:
     f_train, f_val, f_test = _check_fractions(fractions)
-    key, by_ref = _group_key(records)
+    by_ref = all(r.ref is not None for r in records)  # group by content, else each image alone
+    key = (lambda r: str(r.ref)) if by_ref else (lambda r: str(r.path))
     groups = sorted({key(r) for r in records})
     random.Random(_mix(seed, index)).shuffle(groups)
     pinned = {_ref_key(t) for t in test_refs or ()}
@@ -241,26 +225,6 @@ def _random(records: list[IQARecord], index: int, seed: int,
     return Split([r for r in records if key(r) not in held_out],
                  [r for r in records if key(r) in val_groups],
                  [r for r in records if key(r) in test_groups])
-
-
-def _carve(records: list[IQARecord], fraction: float, rng: random.Random):
-    """Split ``fraction`` of the records' contents (or images) off as val; returns (train, val)."""
-    if not fraction:
-        return records, []
-    if not 0 < fraction < 1:
-        raise ValueError(f"val_fraction must be in [0, 1), got {fraction}")
-    key, _ = _group_key(records)
-    groups = sorted({key(r) for r in records})
-    rng.shuffle(groups)
-    val_groups = set(groups[:round(len(groups) * fraction)])
-    return [r for r in records if key(r) not in val_groups], [r for r in records if key(r) in val_groups]
-
-
-def _group_key(records: list[IQARecord]) -> tuple[Callable[[IQARecord], str], bool]:
-    """Group by content when every record has ``ref`` (True), else each image alone (False)."""
-    if all(r.ref is not None for r in records):
-        return (lambda r: str(r.ref)), True
-    return (lambda r: str(r.path)), False
 
 
 def _ref_key(ref: str) -> str:

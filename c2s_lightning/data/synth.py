@@ -11,8 +11,6 @@ a simple, learnable function of the image. The folder is read by the real KADID-
     out/contents.json              {"I01": "astronaut", ...}
     out/synth.json                 the parameters, so that regenerating can be skipped
     out/synth_files.json           every file written here, the only ones a rewrite may remove
-
-Distortion type numbers are KADID-10k's own (01 Gaussian blur, 10 JPEG, 11 white noise).
 """
 
 from __future__ import annotations
@@ -51,11 +49,9 @@ FILES_MANIFEST = "synth_files.json"
 
 
 def content_ids(contents: Sequence[str] | None = None, crops: int = 1) -> dict[str, str]:
-    """``{"I01": name, ...}`` in the given (default: ``CONTENTS``) order.
-
-    With ``crops > 1`` every content gives that many views, each a reference of its own, named
-    ``"<name>#<k>"`` (view 0 is the centre crop): ``{"I01": "astronaut#0", "I02": "astronaut#1", ...}``.
-    """
+    """``{"I01": name, ...}`` in the given (default: ``CONTENTS``) order. With ``crops > 1`` every content
+    gives that many views, each a reference of its own, named ``"<name>#<k>"`` (view 0 is the centre
+    crop): ``{"I01": "astronaut#0", "I02": "astronaut#1", ...}``."""
     views = [name if crops == 1 else f"{name}#{k}" for name in (contents or CONTENTS) for k in range(crops)]
     return {f"I{i:02d}": view for i, view in enumerate(views, start=1)}
 
@@ -113,10 +109,8 @@ def distort(image: np.ndarray, kind: str, strength: float, rng: np.random.Genera
 
 def synthetic_labels(contents: Sequence[str] | None = None, levels: int = 5, seed: int = 0,
                      distortions: Sequence[str] = ("noise",), crops: int = 1) -> list[dict]:
-    """The rows of ``dmos.csv`` (without images): MOS falls by level, std drawn in ``STD_RANGE``.
-
-    Each row also carries ``kind`` and ``strength`` (not written to the CSV).
-    """
+    """The rows of ``dmos.csv`` (without images): MOS falls by level, std drawn in ``STD_RANGE``; each
+    row also carries ``kind`` and ``strength`` (not written to the CSV)."""
     kinds = _check(levels, distortions)
     rng = np.random.default_rng([seed, _VERSION])
     steps = np.linspace(0, 4, levels).round().astype(int)  # which of the 5 strengths to use
@@ -151,11 +145,8 @@ def write_synthetic_kadid(out: str | Path, size: int = 64, levels: int = 5, seed
         crops: Views per content, each its own reference (see ``content_ids``): more views of
             the same photos give a small model more to generalise from.
 
-    Returns:
-        ``out`` as a Path, the root to give the KADID-10k reader.
-
-    Raises:
-        FileExistsError: a file of the dataset's names exists in ``out`` and was not written here.
+    Returns ``out`` as a Path, the root to give the KADID-10k reader; raises ``FileExistsError``
+    when a file of the dataset's names exists in ``out`` and was not written here.
     """
     out = Path(out)
     if crops < 1:
@@ -190,20 +181,10 @@ def main_synth(out: str | Path, size: int = 64, seed: int = 0,
                contents: Sequence[str] | None = None, crops: int = 1) -> Path:
     """Create the synthetic dataset unless ``out`` already holds the same one (for the CLI).
 
-    Args:
-        out: Target folder.
-        size: Image side in pixels.
-        seed: Random seed.
-        distortions: Distortion types (see ``write_synthetic_kadid``).
-        force: Rewrite even if ``out`` holds a different synthetic dataset or other files. Only
-            files an earlier ``data synth`` wrote there (``synth_files.json``) are removed or
-            overwritten; any other file is left alone, and one in the way is an error.
-        levels: Distortion levels per type.
-        contents: scikit-image sample names, default ``CONTENTS``.
-        crops: Views per content (see ``write_synthetic_kadid``).
-
-    Returns:
-        ``out`` as a Path.
+    The arguments are ``write_synthetic_kadid``'s, and ``force``: rewrite even if ``out`` holds a
+    different synthetic dataset or other files. Only files an earlier ``data synth`` wrote there
+    (``synth_files.json``) are removed or overwritten; any other file is left alone, and one in the
+    way is an error. Returns ``out`` as a Path.
 
     Raises:
         FileExistsError: ``out`` is not empty and holds something else, and ``force`` is False;
@@ -212,7 +193,7 @@ def main_synth(out: str | Path, size: int = 64, seed: int = 0,
     out = Path(out)
     contents = list(contents or CONTENTS)
     wanted = _manifest(size, levels, seed, contents, distortions, crops)
-    if _matches(out, wanted):
+    if _matches(out, wanted, synthetic_labels(contents, levels, seed, distortions, crops)):
         log.info("%s already holds this synthetic dataset; nothing to do", out)
         return out
     if out.exists() and any(out.iterdir()):
@@ -240,8 +221,8 @@ def _manifest(size, levels, seed, contents, distortions, crops=1) -> dict:
     return manifest | ({"crops": crops} if crops != 1 else {})  # crops=1 folders keep their manifest
 
 
-def _matches(out: Path, wanted: dict) -> bool:
-    """True when ``out`` was written with these parameters and no listed image is missing."""
+def _matches(out: Path, wanted: dict, rows: list[dict]) -> bool:
+    """True when ``out`` was written with these parameters (and label rows) and no listed image is missing."""
     try:
         if json.loads((out / "synth.json").read_text()) != wanted:
             return False
@@ -249,9 +230,7 @@ def _matches(out: Path, wanted: dict) -> bool:
             names = [row["dist_img"] for row in csv.DictReader(handle)]
     except (OSError, ValueError, KeyError):
         return False
-    expected = [r["dist_img"] for r in synthetic_labels(wanted["contents"], wanted["levels"],
-                                                        wanted["seed"], wanted["distortions"], wanted.get("crops", 1))]
-    return names == expected and all((out / "images" / n).is_file() for n in names)
+    return names == [r["dist_img"] for r in rows] and all((out / "images" / n).is_file() for n in names)
 
 
 def _owned_files(out: Path) -> set[str]:
@@ -274,7 +253,7 @@ def _owned_files(out: Path) -> set[str]:
     return set(_dataset_files(ids, rows))
 
 
-def _dataset_files(ids: Mapping[str, Any], rows: list[dict]) -> list[str]:
+def _dataset_files(ids: Mapping[str, str], rows: list[dict]) -> list[str]:
     """The files (relative names) of a synthetic dataset with these references and label rows."""
     return ([f"images/{ref}.png" for ref in ids] + [f"images/{row['dist_img']}" for row in rows]
             + ["dmos.csv", "contents.json", "synth.json"])
