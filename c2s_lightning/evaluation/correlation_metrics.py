@@ -1,14 +1,14 @@
 """The correlations of ``correlations.py`` as torchmetrics ``Metric``s, so they sync across processes.
 
-Rank correlations and the logistic fit are not decomposable into per-process partial sums: every
-process keeps its predictions and targets (list states, ``dist_reduce_fx="cat"``), torchmetrics
-gathers them all at ``compute``, and the pure functions of ``c2s_lightning.evaluation.correlations`` compute the
-value on the whole set. Use them from any LightningModule (``self.log("val/srcc", metric)``) or
-by hand (``update`` per shard, ``compute`` once). No Lightning import.
+Rank correlations and the logistic fit do not decompose into per-process sums: every process keeps
+its predictions and targets (list states, ``dist_reduce_fx="cat"``), and ``compute`` applies the
+pure function to the gathered whole. Use them from any LightningModule (``self.log("val/srcc",
+metric)``) or by hand (``update`` per shard, ``compute`` once). No Lightning import.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -16,13 +16,13 @@ import torch
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.utilities import dim_zero_cat
 
-from c2s_lightning.evaluation import correlations as metrics
+from c2s_lightning.evaluation import correlations
 
 __all__ = ["SRCC", "PLCC", "KRCC", "PairwiseAccuracy", "iqa_metric_collection"]
 
 
 class _GatheredIQAMetric(Metric):
-    """Keeps every (prediction, target) pair; ``compute`` applies ``_value`` to the whole set.
+    """Keeps every (prediction, target) pair; ``compute`` applies ``_function`` to the whole set.
 
     States are float64 (scores of nearby images can tie in float32 and change the ranks); call
     ``set_dtype(torch.float32)`` on a device without float64.
@@ -31,6 +31,7 @@ class _GatheredIQAMetric(Metric):
     is_differentiable = False
     higher_is_better = True
     full_state_update = False
+    _function: Callable[[np.ndarray, np.ndarray], float]  # (pred, mos) -> value
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -58,10 +59,7 @@ class _GatheredIQAMetric(Metric):
         # The gathered order depends on how the data were sharded; a canonical order makes the
         # value (the logistic fit's float sums, sampled pairs) the same for any number of processes.
         order = np.lexsort((x, y))
-        return torch.tensor(self._value(x[order], y[order]), dtype=torch.float64)
-
-    def _value(self, pred: np.ndarray, mos: np.ndarray) -> float:
-        raise NotImplementedError
+        return torch.tensor(self._function(x[order], y[order]), dtype=torch.float64)
 
 
 def _numpy(state: list[torch.Tensor] | torch.Tensor) -> np.ndarray:
@@ -72,21 +70,19 @@ def _numpy(state: list[torch.Tensor] | torch.Tensor) -> np.ndarray:
 
 
 class SRCC(_GatheredIQAMetric):
-    """Spearman rank correlation between predictions and MOS (``metrics.srcc``)."""
+    """Spearman rank correlation between predictions and MOS (``correlations.srcc``)."""
 
-    def _value(self, pred: np.ndarray, mos: np.ndarray) -> float:
-        return metrics.srcc(pred, mos)
+    _function = staticmethod(correlations.srcc)
 
 
 class KRCC(_GatheredIQAMetric):
-    """Kendall rank correlation, tau-b (``metrics.krcc``)."""
+    """Kendall rank correlation, tau-b (``correlations.krcc``)."""
 
-    def _value(self, pred: np.ndarray, mos: np.ndarray) -> float:
-        return metrics.krcc(pred, mos)
+    _function = staticmethod(correlations.krcc)
 
 
 class PLCC(_GatheredIQAMetric):
-    """Pearson correlation after the 4-parameter logistic fit of MOS on the prediction (``metrics.plcc``).
+    """Pearson correlation after the 4-parameter logistic fit of MOS on the prediction (``correlations.plcc``).
 
     Args:
         fit: Fit the logistic first (the IQA custom); False gives the raw Pearson correlation.
@@ -95,14 +91,11 @@ class PLCC(_GatheredIQAMetric):
 
     def __init__(self, fit: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.fit = fit
-
-    def _value(self, pred: np.ndarray, mos: np.ndarray) -> float:
-        return metrics.plcc(pred, mos, fit=self.fit)
+        self._function = functools.partial(correlations.plcc, fit=fit)
 
 
 class PairwiseAccuracy(_GatheredIQAMetric):
-    """Fraction of pairs with distinct MOS that the prediction orders like MOS (``metrics.pairwise_accuracy``).
+    """Fraction of pairs with distinct MOS that the prediction orders like MOS (``correlations.pairwise_accuracy``).
 
     Args:
         pairs: None for every unordered pair; an int to sample that many (seeded) pairs.
@@ -112,10 +105,7 @@ class PairwiseAccuracy(_GatheredIQAMetric):
 
     def __init__(self, pairs: int | None = None, seed: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.pairs, self.seed = pairs, seed
-
-    def _value(self, pred: np.ndarray, mos: np.ndarray) -> float:
-        return metrics.pairwise_accuracy(pred, mos, pairs=self.pairs, seed=self.seed)
+        self._function = functools.partial(correlations.pairwise_accuracy, pairs=pairs, seed=seed)
 
 
 METRICS: dict[str, Callable[..., _GatheredIQAMetric]] = {

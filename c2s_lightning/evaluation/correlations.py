@@ -8,7 +8,7 @@ image pairs with distinct MOS that the prediction orders like MOS (paper Table 4
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from scipy import optimize, special, stats
@@ -99,18 +99,11 @@ def plcc(pred: ArrayLike, mos: ArrayLike, fit: bool = True) -> float:
     return float(stats.pearsonr(x, y)[0])
 
 
-def _all_pairs_correct(x: np.ndarray, y: np.ndarray) -> tuple[int, int]:
-    correct = total = 0
+def _all_pairs(n: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     # Row chunks keep memory at chunk x n for large test sets.
-    for start in range(0, x.size, _PAIR_CHUNK):
-        rows = slice(start, min(start + _PAIR_CHUNK, x.size))
-        upper = np.arange(rows.start, rows.stop)[:, None] < np.arange(x.size)[None, :]
-        dy = np.sign(y[rows, None] - y[None, :])
-        dx = np.sign(x[rows, None] - x[None, :])
-        counted = upper & (dy != 0)
-        total += int(counted.sum())
-        correct += int((counted & (dx == dy)).sum())
-    return correct, total
+    for start in range(0, n, _PAIR_CHUNK):
+        i, j = np.nonzero(np.arange(start, min(start + _PAIR_CHUNK, n))[:, None] < np.arange(n))
+        yield i + start, j
 
 
 def _sample_pairs(y: np.ndarray, n_pairs: int, seed: int) -> np.ndarray:
@@ -127,12 +120,7 @@ def _sample_pairs(y: np.ndarray, n_pairs: int, seed: int) -> np.ndarray:
     return np.concatenate(chosen)[:n_pairs]
 
 
-def pairwise_accuracy(
-    pred: ArrayLike,
-    mos: ArrayLike,
-    pairs: int | np.ndarray | None = None,
-    seed: int = 0,
-) -> float:
+def pairwise_accuracy(pred: ArrayLike, mos: ArrayLike, pairs: int | np.ndarray | None = None, seed: int = 0) -> float:
     """Fraction of pairs with distinct MOS that the prediction orders like MOS.
 
     A tie in the prediction counts as a wrong order.
@@ -146,18 +134,17 @@ def pairwise_accuracy(
         seed: Seed of the sampling.
     """
     x, y = _pair(pred, mos)
-    if pairs is None:
-        correct, total = _all_pairs_correct(x, y)
-    else:
-        if isinstance(pairs, (int, np.integer)):
-            if pairs < 1:
-                raise ValueError(f"number of pairs must be positive, got {pairs}")
-            pairs = _sample_pairs(y, int(pairs), seed)
-        i, j = np.asarray(pairs, dtype=np.int64).reshape(-1, 2).T
+    if isinstance(pairs, (int, np.integer)):
+        if pairs < 1:
+            raise ValueError(f"number of pairs must be positive, got {pairs}")
+        pairs = _sample_pairs(y, int(pairs), seed)
+    correct = total = 0
+    chunks = _all_pairs(x.size) if pairs is None else [np.asarray(pairs, dtype=np.int64).reshape(-1, 2).T]
+    for i, j in chunks:
         dy = np.sign(y[i] - y[j])
         counted = dy != 0
-        total = int(counted.sum())
-        correct = int((counted & (np.sign(x[i] - x[j]) == dy)).sum())
+        total += int(counted.sum())
+        correct += int((counted & (np.sign(x[i] - x[j]) == dy)).sum())
     if total == 0:
         raise ValueError("pairwise accuracy needs at least one pair with distinct MOS")
     return correct / total

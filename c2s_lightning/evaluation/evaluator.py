@@ -88,7 +88,6 @@ class SoftComparisonEvaluator(L.Callback):
         self.last_predictions: dict[str, list[dict]] = {}
         """Per dataset label, one ``{"image", "path", "prediction", "mos"}`` row per scored image."""
 
-    # -- hooks ------------------------------------------------------------------------------
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.before_training and trainer.global_step == 0:
             self.evaluate(trainer, pl_module, "val")
@@ -100,7 +99,6 @@ class SoftComparisonEvaluator(L.Callback):
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.evaluate(trainer, pl_module, "test")
 
-    # -- work -------------------------------------------------------------------------------
     def bank(self, datamodule) -> AnchorBank:
         label = self.anchor_dataset or datamodule.default_anchor_dataset()
         records = datamodule.anchor_records(label, self.anchor_part)
@@ -125,8 +123,9 @@ class SoftComparisonEvaluator(L.Callback):
         scorer = self.scorer(trainer, pl_module)
         was_training = pl_module.training
         results: dict[str, dict[str, float]] = {}
-        # trainer.log_dir is a collective (a broadcast) under DDP: every rank asks, rank 0 plots
-        plot_dir = self._plot_dir(trainer) if self.plots else None
+        plot_dir = None
+        if self.plots:  # trainer.log_dir is a collective (a broadcast) under DDP: every rank asks, rank 0 plots
+            plot_dir = Path(trainer.log_dir or trainer.default_root_dir) / "plots"
         self.last_predictions = {}
         scorer.anchor_block()  # once, outside the per-image timing
         for label, records in datamodule.eval_records(self.eval_part).items():
@@ -143,8 +142,7 @@ class SoftComparisonEvaluator(L.Callback):
             if plot_dir is not None and trainer.is_global_zero:
                 self._plot(plot_dir, trainer, self.eval_part, label, self.last_predictions[label], results[label])
         pl_module.train(was_training)
-        counts = cache_counts(scorer.comparator)
-        self._log(trainer, pl_module, stage, results, {} if counts is None else counts)
+        self._log(trainer, pl_module, stage, results, cache_counts(scorer.comparator) or {})
         self.last_results = results
         return results
 
@@ -193,11 +191,6 @@ class SoftComparisonEvaluator(L.Callback):
         rank_zero_info(f"[{stage} step {trainer.global_step}, {part} part] " + "  ".join(
             f"{label}: srcc {row['srcc']:.3f} plcc {row['plcc']:.3f}" for label, row in results.items()))
 
-    @staticmethod
-    def _plot_dir(trainer: L.Trainer) -> Path:
-        log_dir = trainer.log_dir  # call on every rank
-        return Path(trainer.default_root_dir if log_dir is None else log_dir) / "plots"
-
     def _plot(self, out: Path, trainer: L.Trainer, stage: str, label: str, rows: list[dict], row) -> None:
         preds, mos = [r["prediction"] for r in rows], [r["mos"] for r in rows]
         path = scatter_png(out / f"{stage}_{label}_step{trainer.global_step:06d}.png", preds, mos,
@@ -215,9 +208,9 @@ class SoftComparisonEvaluator(L.Callback):
 
 
 def live_cached_comparator(comparator, cache_dir: str, trainer: L.Trainer, pl_module: L.LightningModule):
-    """``comparator`` reading and writing the cache under the model fingerprint of the weights as
-    they are now (with the backbone's config and processor), or ``comparator`` itself (with a warning) under a strategy that shards the weights
-    (DeepSpeed, FSDP), where a rank's state dict does not hold them all."""
+    """``comparator`` reading and writing the cache under the model fingerprint of the weights as they
+    are now (with the backbone's config and processor), or ``comparator`` itself (with a warning) under
+    a strategy that shards the weights (DeepSpeed, FSDP), where a rank's state dict does not hold them all."""
     strategy = type(trainer.strategy).__name__.lower()
     if "deepspeed" in strategy or "fsdp" in strategy:
         rank_zero_info(f"evaluator: comparison cache off under {type(trainer.strategy).__name__} (sharded weights)")

@@ -1,15 +1,11 @@
 """The anchor bank: the chosen anchors, how they were chosen, and their mutual probabilities.
 
-Saved as human-readable JSON so that one anchor set can be inspected, versioned and reused, with
-its anchor images copied beside it (``bank.json`` + ``bank/00_<image name>`` ...; paths in the
-JSON are relative), so a bank scores on a machine without the dataset. The anchor-vs-anchor
-matrix depends on the model that compared the anchors, on how the images were preprocessed and
-on the images themselves, so the bank records the model fingerprint (``models/fingerprint.py``),
-the image preprocessing, the comparison protocol and each anchor image file's digest it was
-computed with, and refuses to serve the matrix to another model, preprocessing or image.
-
-Banks of formats 1 and 2 (no image digests; format 1: absolute image paths, the model named by a
-path) still load; their matrix is refused until recomputed, e.g. ``score --recompute-anchors``.
+JSON with the anchor images copied beside it (relative paths), so a bank scores on a machine
+without the dataset (docs/exports.md). The anchor-vs-anchor matrix depends on the model, the image
+preprocessing and the images, so the bank records the model fingerprint, the preprocessing, the
+protocol and each anchor image file's digest, and serves the matrix to nothing else. Banks of
+formats 1 and 2 (no image digests; format 1: absolute paths) still load; their matrix is refused
+until recomputed, e.g. ``score --recompute-anchors``.
 """
 
 from __future__ import annotations

@@ -1,19 +1,10 @@
 """Pretrained models by name (``create_metric("compare2score")``, ``score --checkpoint compare2score``).
 
 A name stands for a model release on the Hugging Face hub plus the anchor images it scores
-against. The first use fetches both through ``huggingface_hub``'s own cache (``HF_HOME`` /
-``HF_HUB_CACHE``; with ``HF_HUB_OFFLINE=1`` only that cache is read) and assembles a complete
-export from them once, under ``<cache root>/models/<name>-<revision>/`` (``cache_folders``):
-links to the release's files, ``compare2score.json`` (its comparison protocol) and ``anchors.json``
-(its anchor bank, with the anchor images). Later uses find that folder and go straight to it.
-
-``compare2score`` is the authors' release of the paper's model: the mPLUG-Owl2 checkpoint
-``q-future/Compare2Score`` (their scorer's default; read by ``models/mplug_owl2``), and the five
-anchor images their scorer loads from the dataset ``VQA-CityU/Anchor_images`` (KonIQ-10k images,
-one per MOS interval, worst first). Images are padded to a square as the release does: by the
-mPLUG-Owl2 processor, with the CLIP mean colour, so the protocol's own padding (each image's
-mean colour) stays off. What differs from the release's own scorer (the question's wording, the
-anchor matrix computed by this model instead of copied) is listed in ``docs/newcomer.md``.
+against. The first use fetches both through ``huggingface_hub``'s own cache and assembles a
+complete export from them once, under ``<cache root>/models/<name>-<revision>/``; later uses go
+straight to it. What ``compare2score`` is, and how it scores unlike the release's own scorer:
+docs/newcomer.md.
 """
 
 from __future__ import annotations
@@ -32,8 +23,6 @@ from c2s_lightning.infra.user_errors import suggestion
 from c2s_lightning.scoring.image_feed import expand_image_paths
 
 log = logging.getLogger(__name__)
-
-MODELS_CACHE = "models"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +92,7 @@ def named_export(name: str) -> Path:
     """The complete export of the named model, assembled from the hub cache on first use."""
     model = NAMED_MODELS[name]
     release = _snapshot(model.hub_id, "model")
-    root = cache_folder(MODELS_CACHE)
+    root = cache_folder("models")
     if root is None:  # caches off: assembled afresh each time, in a folder of its own
         root = Path(tempfile.mkdtemp(prefix="c2s-models-"))
     folder = root / f"{name}-{release.name[:12]}"

@@ -37,13 +37,6 @@ class LevelComparator(Protocol):
                      batch_size: int | None = None) -> torch.Tensor: ...
 
 
-class AnchorRowComparator(LevelComparator, Protocol):
-    """A comparator that scores test images against the anchors as a whole (reusing anchor work)."""
-
-    def anchor_rows(self, anchor_images: Sequence[Image.Image], test_images: Sequence[Image.Image],
-                    batch_size: int | None = None) -> torch.Tensor: ...
-
-
 class Compare2Scorer:
     """Scores images by adaptive soft comparison against anchors (Compare2Score, section 4).
 
@@ -146,12 +139,9 @@ class Compare2Scorer:
     def _plain_block(self) -> torch.Tensor:
         """``[n, n]`` P(anchor i beats anchor j) pair by pair, diagonal left 0.5."""
         n = len(self.bank.anchors)
-        ordered = [(i, j) for i in range(n) for j in range(n) if i != j]
-        p = self._compare([self.anchor_images[j] for i, j in ordered],
-                          [self.anchor_images[i] for i, j in ordered])
+        i, j = (~torch.eye(n, dtype=torch.bool)).nonzero().unbind(-1)
         block = torch.full((n, n), 0.5, dtype=torch.float64)
-        for (i, j), value in zip(ordered, p.tolist()):
-            block[i, j] = value
+        block[i, j] = self._compare([self.anchor_images[k] for k in j], [self.anchor_images[k] for k in i])
         return block
 
     def score(self, images: Iterable[ImageLike], progress: Any = None) -> torch.Tensor:
