@@ -1,8 +1,7 @@
 """The correlations (SRCC, PLCC, KRCC, pairwise accuracy) as pure functions on 1-D arrays, no torch.
 
-SRCC and KRCC measure monotonic agreement with MOS; PLCC is Pearson's correlation after the
-customary 4-parameter logistic map from prediction to MOS; pairwise accuracy is the fraction of
-image pairs with distinct MOS that the prediction orders like MOS (paper Table 4).
+PLCC maps the prediction to MOS through the customary 4-parameter logistic first; pairwise
+accuracy is the measure of the paper's Table 4.
 """
 
 from __future__ import annotations
@@ -56,13 +55,12 @@ def krcc(pred: ArrayLike, mos: ArrayLike) -> float:
 
 
 def fit_logistic4(pred: ArrayLike, mos: ArrayLike) -> np.ndarray | None:
-    """Least-squares fit of ``logistic4`` from prediction to MOS.
-
-    Started at ``[max mos, min mos, mean pred, std pred / 4]``, as is customary in IQA.
+    """Least-squares fit of ``logistic4`` from prediction to MOS, started at ``[max mos, min mos,
+    mean pred, std pred / 4]`` as is customary in IQA.
 
     Returns:
-        The parameters ``[b1, b2, b3, b4]``, or None if the fit fails (e.g. fewer than 4 points,
-        no convergence) or gives a flat or non-finite curve.
+        ``[b1, b2, b3, b4]``, or None if the fit fails (e.g. fewer than 4 points, no convergence)
+        or gives a flat or non-finite curve.
     """
     x, y = _pair(pred, mos)
     start = [y.max(), y.min(), x.mean(), x.std() / 4 or 1.0]
@@ -70,9 +68,7 @@ def fit_logistic4(pred: ArrayLike, mos: ArrayLike) -> np.ndarray | None:
         with warnings.catch_warnings():
             # Only the parameters are used, not their covariance, whose estimate may fail.
             warnings.simplefilter("ignore", optimize.OptimizeWarning)
-            params, _ = optimize.curve_fit(
-                logistic4, x, y, p0=start, jac=_logistic4_jacobian, maxfev=100_000
-            )
+            params, _ = optimize.curve_fit(logistic4, x, y, p0=start, jac=_logistic4_jacobian, maxfev=100_000)
     except (RuntimeError, ValueError, TypeError):
         return None
     fitted = logistic4(x, *params)
@@ -85,8 +81,6 @@ def plcc(pred: ArrayLike, mos: ArrayLike, fit: bool = True) -> float:
     """Pearson correlation, after a 4-parameter logistic fit of MOS on the prediction.
 
     Args:
-        pred: Predicted scores.
-        mos: Ground-truth MOS.
         fit: Map ``pred`` through ``fit_logistic4`` first; if False, or if the fit fails (a
             warning says so), the raw Pearson correlation is returned.
     """
@@ -126,8 +120,6 @@ def pairwise_accuracy(pred: ArrayLike, mos: ArrayLike, pairs: int | np.ndarray |
     A tie in the prediction counts as a wrong order.
 
     Args:
-        pred: Predicted scores.
-        mos: Ground-truth MOS.
         pairs: None for every unordered pair; an int to sample that many pairs uniformly (with
             replacement, seeded, pairs with equal MOS redrawn); or an index array ``[k, 2]``
             (pairs with equal MOS in it are skipped).
@@ -152,9 +144,5 @@ def pairwise_accuracy(pred: ArrayLike, mos: ArrayLike, pairs: int | np.ndarray |
 
 def evaluate_predictions(pred: ArrayLike, mos: ArrayLike) -> dict[str, float]:
     """All metrics at once: keys ``srcc``, ``plcc``, ``krcc``, ``pairwise_accuracy`` (all pairs)."""
-    return {
-        "srcc": srcc(pred, mos),
-        "plcc": plcc(pred, mos),
-        "krcc": krcc(pred, mos),
-        "pairwise_accuracy": pairwise_accuracy(pred, mos),
-    }
+    return {"srcc": srcc(pred, mos), "plcc": plcc(pred, mos), "krcc": krcc(pred, mos),
+            "pairwise_accuracy": pairwise_accuracy(pred, mos)}

@@ -40,17 +40,13 @@ def _check_arguments(records: Sequence[IQARecord], alpha: int, beta: int, rule: 
         raise ValueError(f"unknown anchor rule {rule!r}; choose one of {', '.join(RULES)}")
     if not records:
         raise ValueError("cannot select anchors from an empty list of records")
-    if int(alpha) != alpha or alpha < 1:
-        raise ValueError(f"alpha (number of intervals) must be a positive integer, got {alpha!r}")
-    if int(beta) != beta or beta < 1:
-        raise ValueError(f"beta (anchors per interval) must be a positive integer, got {beta!r}")
-    if rule != "random":
-        missing = next((r for r in records if r.std is None), None)
-        if missing is not None:
-            raise ValueError(
-                f"rule {rule!r} needs a std for every record, but {missing.path} has none; "
-                "use rule='random' or give the dataset a std fallback"
-            )
+    for name, value in (("alpha (number of intervals)", alpha), ("beta (anchors per interval)", beta)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    missing = next((r for r in records if r.std is None), None)
+    if rule != "random" and missing is not None:
+        raise ValueError(f"rule {rule!r} needs a std for every record, but {missing.path} has none; "
+                         "use rule='random' or give the dataset a std fallback")
 
 
 def select_anchors(
@@ -88,10 +84,8 @@ def select_anchors(
     for k, interval in enumerate(members):
         if len(interval) < beta:
             closing = "]" if k == alpha - 1 else ")"
-            raise ValueError(
-                f"MOS interval {k + 1} of {alpha}, [{edges[k]:.6g}, {edges[k + 1]:.6g}{closing}, "
-                f"holds {len(interval)} image(s) but beta={beta} are needed; "
-                "lower alpha or beta, or use more records"
-            )
+            raise ValueError(f"MOS interval {k + 1} of {alpha}, [{edges[k]:.6g}, {edges[k + 1]:.6g}{closing}, "
+                             f"holds {len(interval)} image(s) but beta={beta} are needed; "
+                             "lower alpha or beta, or use more records")
         anchors.extend(_pick(interval, beta, rule, rng))
     return anchors
