@@ -20,6 +20,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from c2s_lightning.evaluation.scatter import scatter_png
 from c2s_lightning.evaluation.correlation_metrics import iqa_metric_collection
+from c2s_lightning.evaluation.run_protocol import run_protocol
 from c2s_lightning.scoring.bank import AnchorBank
 from c2s_lightning.cache.wiring import cache_counts, cache_protocol, cached_comparator
 from c2s_lightning.models.fingerprint import live_fingerprint
@@ -129,7 +130,8 @@ class SoftComparisonEvaluator(L.Callback):
         self.last_predictions = {}
         scorer.anchor_block()  # once, outside the per-image timing
         for label, records in datamodule.eval_records(self.eval_part).items():
-            records = self._subset(records)
+            if self.max_images is not None and len(records) > self.max_images:
+                records = random.Random(0).sample(records, self.max_images)
             if len(records) < 3:
                 log.warning("%s: only %d %s images; not evaluated", label, len(records), self.eval_part)
                 continue
@@ -145,11 +147,6 @@ class SoftComparisonEvaluator(L.Callback):
         self._log(trainer, pl_module, stage, results, cache_counts(scorer.comparator) or {})
         self.last_results = results
         return results
-
-    def _subset(self, records: list) -> list:
-        if self.max_images is None or len(records) <= self.max_images:
-            return records
-        return random.Random(0).sample(records, self.max_images)
 
     def _score_sharded(self, scorer: Compare2Scorer, records: list, trainer: L.Trainer,
                        device: torch.device) -> tuple[list[float], dict[str, float]]:
@@ -215,8 +212,6 @@ def live_cached_comparator(comparator, cache_dir: str, trainer: L.Trainer, pl_mo
     if "deepspeed" in strategy or "fsdp" in strategy:
         rank_zero_info(f"evaluator: comparison cache off under {type(trainer.strategy).__name__} (sharded weights)")
         return comparator
-    from c2s_lightning.evaluation.run_protocol import run_protocol
-
     # the run's own protocol (as the export records it): the key names the pipeline the scorer loads with
     protocol = run_protocol(trainer, pl_module).to_dict()
     key = cache_protocol(protocol, precision=trainer.precision)

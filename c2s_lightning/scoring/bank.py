@@ -36,11 +36,6 @@ def _short(fingerprint: str | None) -> str:
     return "none recorded" if fingerprint is None else fingerprint[:19]
 
 
-def _record_from_dict(row: dict, path: Path) -> IQARecord:
-    return IQARecord(path=path, mos=float(row["mos"]), std=None if row.get("std") is None else float(row["std"]),
-                     ref=row.get("ref"), dataset=row["dataset"], name=row.get("name", ""))
-
-
 @dataclasses.dataclass
 class AnchorBank:
     """Anchors and, once computed, their anchor-vs-anchor win probabilities.
@@ -151,7 +146,9 @@ class AnchorBank:
             fields["model_fingerprint"] = data.get("weights_fingerprint")
         base = Path(folder) if folder is not None else Path()
         key = "path" if version == 1 else "file"
-        fields["anchors"] = [_record_from_dict(row, base / row[key]) for row in data["anchors"]]
+        fields["anchors"] = [IQARecord(path=base / row[key], mos=float(row["mos"]), ref=row.get("ref"),
+                                       std=None if row.get("std") is None else float(row["std"]),
+                                       dataset=row["dataset"], name=row.get("name", "")) for row in data["anchors"]]
         return cls(**fields)
 
     @staticmethod

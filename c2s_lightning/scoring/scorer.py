@@ -1,10 +1,8 @@
 """``Compare2Scorer``: soft comparisons against an anchor bank, then one MAP estimate per image.
 
-Per test image the scorer needs only its row of probabilities against the ``n`` anchors: the
-anchor-vs-anchor block is computed once per model and kept in the bank. A comparator that offers
-``anchor_rows`` (``FastComparator``) gets whole rows in one call, so it can reuse its work on the
-anchors; the MAP step then runs once for all images. No Lightning import: use it from a notebook
-or any trainer.
+The anchor-vs-anchor block is computed once per model and kept in the bank, so a test image needs
+only its row against the ``n`` anchors (whole rows in one call from a ``FastComparator``, which
+reuses its work on the anchors), and the MAP step runs once for all images. No Lightning import.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Equal-length strided shards of a list of images, for scoring with several processes.
 
-Rank ``r`` of ``world`` takes items ``r, r + world, r + 2 world, ...``. Shards are padded to one
-length, ``ceil(n / world)``, by repeating an item, because every forward pass under ZeRO-3 or
-FSDP gathers the parameters collectively: a rank with one batch more than the others would wait
-for ever. Padded scores are dropped, so nothing is counted twice. Equal lengths give equal
-comparator calls; within a call the forward count still depends on the images' sizes, which
-``FastComparator`` evens out across ranks (``models/lockstep.py``). No Lightning import.
+Rank ``r`` of ``world`` takes items ``r, r + world, r + 2 world, ...``, padded to ``ceil(n / world)``
+by repeating an item, because under ZeRO-3 or FSDP a rank with one forward more than the others
+waits for ever (docs/gpu.md); padded scores are dropped. No Lightning import.
 """
 
 from __future__ import annotations
