@@ -115,13 +115,8 @@ METRICS: dict[str, Callable[..., _GatheredIQAMetric]] = {
 
 def iqa_metric_collection(names: Sequence[str] = tuple(METRICS), prefix: str | None = None,
                           **kwargs) -> MetricCollection:
-    """A ``MetricCollection`` of the named metrics (default: all four), keys ``<prefix><name>``.
-
-    Args:
-        names: Any of ``srcc``, ``plcc``, ``krcc``, ``pairwise_accuracy``.
-        prefix: Prepended to every key, e.g. ``"test/koniq10k/"``.
-        **kwargs: torchmetrics ``Metric`` options given to every metric (e.g. ``process_group``).
-    """
+    """A ``MetricCollection`` of the ``METRICS`` named (default: all four), keys ``<prefix><name>``
+    (e.g. ``test/koniq10k/srcc``); ``kwargs``: torchmetrics options for every metric (``process_group``)."""
     unknown = [n for n in names if n not in METRICS]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; choose from {sorted(METRICS)}")

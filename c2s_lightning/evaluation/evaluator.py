@@ -150,12 +150,9 @@ class SoftComparisonEvaluator(L.Callback):
 
     def _score_sharded(self, scorer: Compare2Scorer, records: list, trainer: L.Trainer,
                        device: torch.device) -> tuple[list[float], dict[str, float]]:
-        """Every image's score and the metrics, identical on all ranks.
-
-        Each rank scores an equal-length strided shard (``padded_shard``: the same number of
-        forward passes everywhere, which ZeRO-3/FSDP need) and feeds only its own images to the
-        torchmetrics metrics, which gather them at ``compute``; the scores are gathered for plots.
-        """
+        """Every image's score and the metrics, identical on all ranks: each rank scores its
+        ``padded_shard`` (equal lengths, which ZeRO-3/FSDP need) and feeds only its own images to the
+        torchmetrics metrics, which gather them at ``compute``; the scores are gathered for plots."""
         world, rank, n = trainer.world_size, trainer.global_rank, len(records)
         own, shard = padded_shard(n, world, rank)
         scores = scorer.score([records[i].path for i in shard]).to(device)

@@ -37,11 +37,8 @@ def image_suffixes() -> set[str]:
 
 
 def expand_image_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files as given; each folder replaced by the images under it (recursively, sorted).
-
-    Raises:
-        ValueError: a folder holds no image.
-    """
+    """Files as given; each folder replaced by the images under it (recursively, sorted; a
+    ``ValueError`` if there are none)."""
     out: list[Path] = []
     suffixes = image_suffixes()
     for path in map(Path, paths):

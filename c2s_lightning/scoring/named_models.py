@@ -10,12 +10,16 @@ docs/newcomer.md.
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
+
+from PIL import Image
 
 from c2s_lightning.infra.atomic_files import is_nonempty_folder, publish_folder, staging_folder
 from c2s_lightning.infra.cache_folders import cache_folder
@@ -35,7 +39,6 @@ class NamedModel:
         anchors_hub_id: The dataset repository holding the anchor images (worst to best).
         anchors: ``(mos, std)`` of each anchor image, worst first.
         anchors_dataset: Where the anchor images were taken from.
-        pad_to_square: The protocol's ``pad_to_square`` (each image's mean colour, before the processor).
     """
 
     description: str
@@ -43,7 +46,6 @@ class NamedModel:
     anchors_hub_id: str
     anchors: tuple[tuple[float, float], ...]
     anchors_dataset: str = "koniq10k"
-    pad_to_square: bool = False
 
 
 NAMED_MODELS = {
@@ -54,7 +56,6 @@ NAMED_MODELS = {
         anchors_hub_id="VQA-CityU/Anchor_images",
         # the paper's min-variance anchors of KonIQ-10k's split-1 training part (MOS/std, 1-5 scale)
         anchors=((1.09, 0.29), (2.02, 0.39), (2.96, 0.38), (3.21, 0.41), (4.01, 0.34)),
-        pad_to_square=False,  # the mPLUG-Owl2 processor pads, with the release's colour
     ),
 }
 
@@ -138,10 +139,6 @@ def anchor_images(snapshot: Path, count: int) -> list:
 
 
 def _parquet_images(files: list[Path]) -> list:
-    import io
-
-    from PIL import Image
-
     try:
         import pyarrow.parquet as pq
     except ImportError as error:
@@ -153,8 +150,6 @@ def _parquet_images(files: list[Path]) -> list:
 
 def _assemble(model: NamedModel, name: str, release: Path, anchors: list, staged: Path) -> None:
     """Links to the release's files, its protocol and its anchor bank in ``staged``."""
-    import json
-
     from c2s_lightning.data.images import ImagePreprocessing
     from c2s_lightning.data.records import IQARecord
     from c2s_lightning.models.mplug_owl2.checkpoint import config_from_released
@@ -166,7 +161,8 @@ def _assemble(model: NamedModel, name: str, release: Path, anchors: list, staged
         (staged / file.name).symlink_to(file.resolve())
     # the protocol from the release's config alone: loading 7B weights here would double the first call
     config = config_from_released(json.loads((release / "config.json").read_text()))
-    preprocessing = ImagePreprocessing(pad_to_square=model.pad_to_square, decode_size=config.vision.image_size)
+    # no padding of our own: the mPLUG-Owl2 processor pads, with the release's colour
+    preprocessing = ImagePreprocessing(pad_to_square=False, decode_size=config.vision.image_size)
     family = SimpleNamespace(family=config.model_type, build_args={"model": model.hub_id})
     protocol = stamp(ComparisonProtocol.for_backbone(family, preprocessing.to_dict()), staged)
     protocol.save(staged)

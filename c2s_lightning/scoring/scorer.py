@@ -143,12 +143,8 @@ class Compare2Scorer:
         return block
 
     def score(self, images: Iterable[ImageLike], progress: Any = None) -> torch.Tensor:
-        """Scores ``[B]`` (float64) of images given as paths or PIL images.
-
-        Args:
-            images: Paths or PIL images.
-            progress: Optional callable ``progress(k)`` told how many images were just scored.
-        """
+        """Scores ``[B]`` (float64) of images given as paths or PIL images; ``progress``, if given, is
+        called with the number of images just scored."""
         block = self.anchor_block()
         images = list(images)
         if not images:
