@@ -44,14 +44,12 @@ def _logistic4_jacobian(x: np.ndarray, b1: float, b2: float, b3: float, b4: floa
 
 def srcc(pred: ArrayLike, mos: ArrayLike) -> float:
     """Spearman rank correlation."""
-    x, y = _pair(pred, mos)
-    return float(stats.spearmanr(x, y)[0])
+    return float(stats.spearmanr(*_pair(pred, mos))[0])
 
 
 def krcc(pred: ArrayLike, mos: ArrayLike) -> float:
     """Kendall rank correlation (tau-b)."""
-    x, y = _pair(pred, mos)
-    return float(stats.kendalltau(x, y)[0])
+    return float(stats.kendalltau(*_pair(pred, mos))[0])
 
 
 def fit_logistic4(pred: ArrayLike, mos: ArrayLike) -> np.ndarray | None:
@@ -72,9 +70,7 @@ def fit_logistic4(pred: ArrayLike, mos: ArrayLike) -> np.ndarray | None:
     except (RuntimeError, ValueError, TypeError):
         return None
     fitted = logistic4(x, *params)
-    if not np.isfinite(fitted).all() or np.ptp(fitted) == 0:
-        return None
-    return params
+    return params if np.isfinite(fitted).all() and np.ptp(fitted) > 0 else None
 
 
 def plcc(pred: ArrayLike, mos: ArrayLike, fit: bool = True) -> float:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from c2s_lightning.evaluation.correlations import fit_logistic4, logistic4
 from c2s_lightning.infra.atomic_files import atomic_path
 
 
@@ -16,8 +17,6 @@ def scatter_png(path: str | Path, preds: Sequence[float], mos: Sequence[float], 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from c2s_lightning.evaluation.correlations import fit_logistic4, logistic4
 
     path = Path(path)
     x, y = np.asarray(preds, dtype=float), np.asarray(mos, dtype=float)

@@ -76,9 +76,7 @@ def select_anchors(
     """
     _check_arguments(records, alpha, beta, rule)
     edges, which = interval_indices([r.mos for r in records], alpha)
-    members: list[list[IQARecord]] = [[] for _ in range(alpha)]
-    for record, k in zip(records, which):
-        members[k].append(record)
+    members = [[r for r, k in zip(records, which) if k == interval] for interval in range(alpha)]
     rng = random.Random(seed)
     anchors: list[IQARecord] = []
     for k, interval in enumerate(members):

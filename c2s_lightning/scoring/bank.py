@@ -203,7 +203,6 @@ class AnchorBank:
         """Read a bank written by ``save`` (format 3) or by earlier versions (formats 1 and 2)."""
         path = Path(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            return cls.from_dict(data, folder=path.parent)
+            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")), folder=path.parent)
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{path}: not a valid anchor bank file ({error})") from error
