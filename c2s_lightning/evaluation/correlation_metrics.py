@@ -3,7 +3,8 @@
 Rank correlations and the logistic fit do not decompose into per-process sums: every process keeps
 its predictions and targets (list states, ``dist_reduce_fx="cat"``), and ``compute`` applies the
 pure function to the gathered whole. Use them from any LightningModule (``self.log("val/srcc",
-metric)``) or by hand (``update`` per shard, ``compute`` once). No Lightning import.
+metric)``) or by hand (``update`` per shard, ``compute`` once). Every metric also takes torchmetrics
+``Metric`` options (e.g. ``process_group``). No Lightning import.
 """
 
 from __future__ import annotations
@@ -86,7 +87,6 @@ class PLCC(_GatheredIQAMetric):
 
     Args:
         fit: Fit the logistic first (the IQA custom); False gives the raw Pearson correlation.
-        **kwargs: torchmetrics ``Metric`` options (e.g. ``process_group``).
     """
 
     def __init__(self, fit: bool = True, **kwargs) -> None:
@@ -100,7 +100,6 @@ class PairwiseAccuracy(_GatheredIQAMetric):
     Args:
         pairs: None for every unordered pair; an int to sample that many (seeded) pairs.
         seed: Seed of the sampling.
-        **kwargs: torchmetrics ``Metric`` options.
     """
 
     def __init__(self, pairs: int | None = None, seed: int = 0, **kwargs) -> None:

@@ -1,9 +1,7 @@
 """``SoftComparisonEvaluator``: scores held-out images against anchors and logs SRCC/PLCC.
 
-Evaluation is a callback, not part of the model: the module only exposes ``comparator``.
-Metric keys name the split part that was scored, ``<eval_part>/<dataset>/<metric>``, whichever
-loop runs the callback: a test part is logged as ``test/...`` even from the validation loop, so a
-checkpoint monitor on ``val/...`` never selects on test images.
+Evaluation is a callback, not part of the model: the module only exposes ``comparator``. Keys name
+the part scored, ``<eval_part>/<dataset>/<metric>``, whichever loop runs it (docs/paper.md).
 """
 
 from __future__ import annotations
@@ -177,8 +175,7 @@ class SoftComparisonEvaluator(L.Callback):
         # can monitor val/mean/srcc when eval_part is val); torchmetrics has already synced the
         # values, so every rank logs the same numbers without another sync.
         if trainer.validating or trainer.testing:
-            for key, value in flat.items():
-                pl_module.log(key, value, sync_dist=False)
+            pl_module.log_dict(flat, sync_dist=False)
         else:  # before training: straight to the loggers at step 0
             for logger in trainer.loggers:
                 logger.log_metrics(flat, step=trainer.global_step)

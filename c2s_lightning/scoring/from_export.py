@@ -34,13 +34,10 @@ def export_bank(checkpoint: str | os.PathLike, anchors: str | os.PathLike | Anch
 
 def check_before_loading(checkpoint: str | os.PathLike, bank: AnchorBank, batch_size: int, workers: int,
                          cache: CacheSetting) -> ComparisonCache | None:
-    """What can be found wrong before the weights load (seconds to minutes for a 7B model) is
-    found here: the batch size, the export's protocol file, anchor images that are missing or do
-    not decode, a comparison cache that is not one. Returns the opened cache (None: off).
-
-    Raises:
-        ValueError: one of those (``ProtocolError``, ``DatasetError``, ``CacheError`` included).
-    """
+    """What can be found wrong before the weights load (seconds to minutes for a 7B model) is found
+    here: the batch size, the export's protocol file, anchor images that are missing or do not decode,
+    a comparison cache that is not one (``ProtocolError``, ``DatasetError``, ``CacheError``, ...).
+    Returns the opened cache (None: off)."""
     for name, value, least in (("batch_size", batch_size, 1), ("workers", workers, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
