@@ -107,9 +107,8 @@ class PairwiseAccuracy(_GatheredIQAMetric):
         self._function = functools.partial(correlations.pairwise_accuracy, pairs=pairs, seed=seed)
 
 
-METRICS: dict[str, Callable[..., _GatheredIQAMetric]] = {
-    "srcc": SRCC, "plcc": PLCC, "krcc": KRCC, "pairwise_accuracy": PairwiseAccuracy,
-}
+METRICS: dict[str, Callable[..., _GatheredIQAMetric]] = {"srcc": SRCC, "plcc": PLCC, "krcc": KRCC,
+                                                         "pairwise_accuracy": PairwiseAccuracy}
 
 
 def iqa_metric_collection(names: Sequence[str] = tuple(METRICS), prefix: str | None = None,

@@ -5,10 +5,9 @@ The MOS range ``[min, max]`` of the records is cut into ``alpha`` equal-width in
 are taken from each. The paper's rule keeps the images the raters agreed on most (smallest std);
 the ablations take the largest std or a seeded random choice.
 
-Ties are broken deterministically and independently of the input order: within an interval,
-candidates are ordered by the rule's key (std ascending or descending), then by ``name``, then by
-``path``. The random rule shuffles the candidates sorted by ``(name, path)`` with
-``random.Random(seed)``, so the same records and seed always give the same anchors.
+Ties are broken by ``(name, path)`` after the rule's std, and the random rule samples with
+``random.Random(seed)`` from the candidates sorted so: the same records and seed give the same
+anchors in any input order.
 """
 
 from __future__ import annotations

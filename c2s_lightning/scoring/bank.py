@@ -160,13 +160,10 @@ class AnchorBank:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the bank as indented JSON and copy its anchor images beside it; returns the path.
 
-        The images go to a new folder (``images_folder``), built under a temporary name and
-        renamed into place whole, so a bank never writes over files already there. A bank whose
-        images are already that folder's (loaded from ``path``) is saved in place.
-
-        Raises:
-            FileNotFoundError: an anchor image is missing (a bank must carry its images).
-            FileExistsError: the images folder exists and holds other files.
+        The images go to a new folder (``images_folder``), built under a temporary name and renamed
+        into place whole, so a bank never writes over files already there (``FileExistsError``); a
+        bank whose images are already that folder's (loaded from ``path``) is saved in place. A
+        missing anchor image is a ``FileNotFoundError``: a bank must carry its images.
         """
         path = Path(path)
         folder = self.images_folder(path)

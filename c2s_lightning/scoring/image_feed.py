@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from PIL import Image
+from PIL import Image, ImageFile
 
 from c2s_lightning.data.images import ImagePreprocessing
 
@@ -26,8 +26,6 @@ def image_suffixes() -> set[str]:
     """The file name endings of every image format the installed Pillow can open and decode (what a
     folder given to ``score`` or a metric contributes); stub formats, which need a handler of their
     own, and MPEG, a video, are left out."""
-    from PIL import ImageFile
-
     def decodable(name: str) -> bool:
         opener = Image.OPEN.get(name, (None,))[0]  # a class, or a factory function (JPEG's)
         stub = isinstance(opener, type) and issubclass(opener, ImageFile.StubImageFile)

@@ -1,8 +1,7 @@
 """A scorer over a model as it is now (during or right after training), not over an export.
 
-The evaluation callback and the export callback both build it here, so the images they score load
-exactly as the data module trained on them (``ImagePreprocessing.for_encoder`` at the model's
-input size, which is also what the run's protocol records). No Lightning import.
+The evaluation and export callbacks both build it here, so they load images exactly as the data
+module trained on them (``ImagePreprocessing.for_encoder``, as the run's protocol records). No Lightning import.
 """
 
 from __future__ import annotations

@@ -48,18 +48,14 @@ class Compare2Scorer:
         link: MAP link function, ``normal`` (Thurstone Case V) or ``logistic``.
         readoff: ``raw`` MAP score of the test image, or ``minmax`` (the release's 0-100 rescaling).
         batch_size: Image pairs per forward pass.
-        protocol: The model's comparison protocol (``compare2score.json``); its image
-            preprocessing applies to every image, paths and PIL images alike, and it is recorded
-            in the bank when the scorer computes the anchor matrix.
+        protocol: The model's comparison protocol (``compare2score.json``): its image preprocessing
+            applies to every image, paths and PIL images alike; recorded in the bank with the matrix.
         pad_to_square: Pad images to a square with their mean colour; None: as the protocol (or
-            ``pipeline``) says, no padding without one. An override of the protocol is logged as
-            a warning.
-        recompute_anchors: Recompute the anchor matrix (once, on first use) even if the bank
-            holds one; otherwise a matrix of another model, preprocessing or anchor image files
-            is a ``StaleAnchorBankError``.
-        pipeline: How paths and PIL images become the model's images when there is no
-            ``protocol`` (``ImagePreprocessing.for_encoder``: the one training used); default:
-            full resolution.
+            ``pipeline``) says, no padding without one. Overriding the protocol logs a warning.
+        recompute_anchors: Recompute the anchor matrix (once, on first use) even if the bank holds
+            one; otherwise a matrix of another model, preprocessing or images is a ``StaleAnchorBankError``.
+        pipeline: How paths and PIL images become the model's images without a ``protocol``
+            (``ImagePreprocessing.for_encoder``: the one training used); default: full resolution.
         workers: Threads that load the next images while the model compares the current ones
             (0: load in this thread); the scores do not depend on it.
         memo: An ``ImageMemo`` that keeps loaded images between calls; it must load with the
