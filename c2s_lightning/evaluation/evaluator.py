@@ -52,11 +52,10 @@ class SoftComparisonEvaluator(L.Callback):
         batch_size: Image pairs per forward pass.
         before_training: Also evaluate once before the first training step (step 0).
         plots: Write a prediction-vs-MOS scatter PNG per dataset (and log it to W&B).
-        cache_dir: Comparison cache folder (``cache/store.py``); None (the default
-            in ``fit``): off. ``evaluate`` sets it (default the user cache folder). Entries are
-            keyed by a fingerprint of the live weights, computed once per evaluation, so a
-            training step never reuses an entry of the weights before it. Logs
-            ``<eval_part>/cache/computed`` and ``<eval_part>/cache/reused``.
+        cache_dir: Comparison cache folder (``cache/store.py``); None (the default in ``fit``): off.
+            ``evaluate`` sets it (default the user cache folder). Entries are keyed by a fingerprint
+            of the live weights, computed once per evaluation, so a training step never reuses an
+            entry of the weights before it. Logs ``<eval_part>/cache/computed`` and ``<eval_part>/cache/reused``.
         workers: Threads loading the next images while the model compares (0: none).
         image_memo_mb: Decoded evaluation images kept in memory between validations of a run, in
             MiB of pixels (0: none); images beyond it are decoded again at every validation.
@@ -118,16 +117,14 @@ class SoftComparisonEvaluator(L.Callback):
 
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> dict:
         """Score every evaluated dataset, log metrics to every logger, return them."""
-        datamodule = trainer.datamodule
         scorer = self.scorer(trainer, pl_module)
         was_training = pl_module.training
         results: dict[str, dict[str, float]] = {}
-        plot_dir = None
-        if self.plots:  # trainer.log_dir is a collective (a broadcast) under DDP: every rank asks, rank 0 plots
-            plot_dir = Path(trainer.log_dir or trainer.default_root_dir) / "plots"
+        # trainer.log_dir is a collective (a broadcast) under DDP: every rank asks, rank 0 plots
+        plot_dir = Path(trainer.log_dir or trainer.default_root_dir) / "plots" if self.plots else None
         self.last_predictions = {}
         scorer.anchor_block()  # once, outside the per-image timing
-        for label, records in datamodule.eval_records(self.eval_part).items():
+        for label, records in trainer.datamodule.eval_records(self.eval_part).items():
             if self.max_images is not None and len(records) > self.max_images:
                 records = random.Random(0).sample(records, self.max_images)
             if len(records) < 3:

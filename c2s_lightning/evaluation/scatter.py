@@ -27,8 +27,7 @@ def scatter_png(path: str | Path, preds: Sequence[float], mos: Sequence[float], 
         grid = np.linspace(x.min(), x.max(), 200)
         ax.plot(grid, logistic4(grid, *params), color="C1", label="4-parameter logistic fit")
         ax.legend(loc="lower right")
-    ax.set_xlabel("predicted score (MAP)")
-    ax.set_ylabel("MOS")
+    ax.set(xlabel="predicted score (MAP)", ylabel="MOS")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     try:

@@ -32,10 +32,6 @@ class StaleAnchorBankError(ValueError):
     """The bank's matrix does not belong to this model, preprocessing or these images (a one-line message)."""
 
 
-def _short(fingerprint: str | None) -> str:
-    return "none recorded" if fingerprint is None else fingerprint[:19]
-
-
 @dataclasses.dataclass
 class AnchorBank:
     """Anchors and, once computed, their anchor-vs-anchor win probabilities.
@@ -107,9 +103,9 @@ class AnchorBank:
             raise StaleAnchorBankError(f"{where} has no anchor matrix yet; compute it with "
                                        "`python -m c2s_lightning anchors build --checkpoint ...` or --recompute-anchors")
         if self.model_fingerprint != str(model_fingerprint):
-            raise StaleAnchorBankError(
-                f"{where} holds a matrix computed by another model ({_short(self.model_fingerprint)}, this "
-                f"model is {_short(str(model_fingerprint))}); {RECOMPUTE_HINT}")
+            recorded = (self.model_fingerprint or "none recorded")[:19]
+            raise StaleAnchorBankError(f"{where} holds a matrix computed by another model ({recorded}, this "
+                                       f"model is {str(model_fingerprint)[:19]}); {RECOMPUTE_HINT}")
         if self.image_digests is None:
             raise StaleAnchorBankError(f"{where} records no digests of its anchor images (an older bank); "
                                        f"{RECOMPUTE_HINT}")

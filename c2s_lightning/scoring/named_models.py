@@ -93,9 +93,8 @@ def named_export(name: str) -> Path:
     """The complete export of the named model, assembled from the hub cache on first use."""
     model = NAMED_MODELS[name]
     release = _snapshot(model.hub_id, "model")
-    root = cache_folder("models")
-    if root is None:  # caches off: assembled afresh each time, in a folder of its own
-        root = Path(tempfile.mkdtemp(prefix="c2s-models-"))
+    # with the caches off (None), assembled afresh each time, in a folder of its own
+    root = cache_folder("models") or Path(tempfile.mkdtemp(prefix="c2s-models-"))
     folder = root / f"{name}-{release.name[:12]}"
     if is_nonempty_folder(folder):
         return folder
