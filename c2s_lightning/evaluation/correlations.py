@@ -100,14 +100,12 @@ def _sample_pairs(y: np.ndarray, n_pairs: int, seed: int) -> np.ndarray:
     if np.unique(y).size < 2:
         raise ValueError("pairwise accuracy needs at least two distinct MOS values")
     rng = np.random.default_rng(seed)
-    chosen: list[np.ndarray] = []
-    found = 0
-    while found < n_pairs:
-        i, j = rng.integers(0, y.size, size=(2, 2 * (n_pairs - found)))
+    chosen = np.empty((0, 2), dtype=np.int64)
+    while len(chosen) < n_pairs:
+        i, j = rng.integers(0, y.size, size=(2, 2 * (n_pairs - len(chosen))))
         keep = y[i] != y[j]
-        chosen.append(np.stack([i[keep], j[keep]], axis=1))
-        found += int(keep.sum())
-    return np.concatenate(chosen)[:n_pairs]
+        chosen = np.concatenate([chosen, np.stack([i[keep], j[keep]], axis=1)])
+    return chosen[:n_pairs]
 
 
 def pairwise_accuracy(pred: ArrayLike, mos: ArrayLike, pairs: int | np.ndarray | None = None, seed: int = 0) -> float:
