@@ -17,8 +17,7 @@ _PAIR_CHUNK = 1024
 
 
 def _pair(pred: ArrayLike, mos: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(pred, dtype=np.float64).reshape(-1)
-    y = np.asarray(mos, dtype=np.float64).reshape(-1)
+    x, y = (np.asarray(values, dtype=np.float64).reshape(-1) for values in (pred, mos))
     if x.shape != y.shape:
         raise ValueError(f"pred and mos differ in length: {x.size} vs {y.size}")
     if x.size < 2:
@@ -109,9 +108,7 @@ def _sample_pairs(y: np.ndarray, n_pairs: int, seed: int) -> np.ndarray:
 
 
 def pairwise_accuracy(pred: ArrayLike, mos: ArrayLike, pairs: int | np.ndarray | None = None, seed: int = 0) -> float:
-    """Fraction of pairs with distinct MOS that the prediction orders like MOS.
-
-    A tie in the prediction counts as a wrong order.
+    """Fraction of pairs with distinct MOS that the prediction orders like MOS (a tie counts as wrong).
 
     Args:
         pairs: None for every unordered pair; an int to sample that many pairs uniformly (with

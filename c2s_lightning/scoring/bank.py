@@ -40,10 +40,8 @@ class AnchorBank:
         anchors: The anchor images, worst to best interval.
         dataset: Dataset the anchors come from (e.g. ``"koniq10k"``).
         split: Which part of it was eligible (e.g. ``"paper split 1, train+val"``).
-        rule: Selection rule (``min_variance``, ``max_variance``, ``random``).
-        alpha: Number of MOS intervals.
-        beta: Anchors per interval.
-        seed: Seed of the random rule.
+        rule, alpha, beta, seed: How ``select_anchors`` chose them (rule, intervals, anchors per
+            interval, seed of the random rule).
         matrix: ``matrix[i][j]`` = P(anchor i beats anchor j), or None until computed.
         model_fingerprint: The model that computed ``matrix`` (an export's model fingerprint).
         image_preprocessing: How the anchor images were preprocessed for ``matrix``.

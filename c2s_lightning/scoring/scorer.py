@@ -8,6 +8,7 @@ reuses its work on the anchors), and the MAP step runs once for all images. No L
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 from collections.abc import Iterable, Sequence
@@ -79,7 +80,6 @@ class Compare2Scorer:
         self.batch_size, self.pad_to_square = batch_size, self.pipeline.pad_to_square
         self.recompute_anchors, self.workers = recompute_anchors, workers
         self._load = memo if memo is not None else self.pipeline.load
-        self._anchor_images: list[Image.Image] | None = None
         self._recomputed = False
 
     def _probability(self, level_logits: torch.Tensor) -> torch.Tensor:
@@ -92,11 +92,9 @@ class Compare2Scorer:
         logits = self.comparator.level_logits(firsts, seconds, batch_size=self.batch_size)
         return self._probability(logits.cpu().double())
 
-    @property
+    @functools.cached_property
     def anchor_images(self) -> list[Image.Image]:
-        if self._anchor_images is None:
-            self._anchor_images = list(prefetch(self._load, [a.path for a in self.bank.anchors], self.workers))
-        return self._anchor_images
+        return list(prefetch(self._load, [a.path for a in self.bank.anchors], self.workers))
 
     def anchor_block(self) -> torch.Tensor:
         """``[n, n]`` P(anchor i beats anchor j): the bank's, or computed once (both orders).
