@@ -48,13 +48,8 @@ def _check_arguments(records: Sequence[IQARecord], alpha: int, beta: int, rule: 
                          "use rule='random' or give the dataset a std fallback")
 
 
-def select_anchors(
-    records: Sequence[IQARecord],
-    alpha: int = 5,
-    beta: int = 1,
-    rule: str = "min_variance",
-    seed: int = 0,
-) -> list[IQARecord]:
+def select_anchors(records: Sequence[IQARecord], alpha: int = 5, beta: int = 1, rule: str = "min_variance",
+                   seed: int = 0) -> list[IQARecord]:
     """Pick ``beta`` anchors from each of ``alpha`` equal-width MOS intervals.
 
     Args:

@@ -1,11 +1,8 @@
 """The anchor bank: the chosen anchors, how they were chosen, and their mutual probabilities.
 
-JSON with the anchor images copied beside it (relative paths), so a bank scores on a machine
-without the dataset (docs/exports.md). The anchor-vs-anchor matrix depends on the model, the image
-preprocessing and the images, so the bank records the model fingerprint, the preprocessing, the
-protocol and each anchor image file's digest, and serves the matrix to nothing else. Banks of
-formats 1 and 2 (no image digests; format 1: absolute paths) still load; their matrix is refused
-until recomputed, e.g. ``score --recompute-anchors``.
+JSON with its anchor images copied beside it, so it scores without the dataset; the matrix is served
+only to the model, image preprocessing and image files it was computed with, and banks of formats 1
+and 2 load but their matrix is refused until recomputed (docs/exports.md, "Anchor banks you can move").
 """
 
 from __future__ import annotations

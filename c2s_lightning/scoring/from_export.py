@@ -92,9 +92,7 @@ def load_scorer(checkpoint: str | os.PathLike, anchors: str | os.PathLike | Anch
             template, protocol) and ``dtype``, so no other model or dtype ever hits.
         lockstep: Every process scores in the same calls (``score --devices``): each runs as many
             forwards per call as the busiest (``FastComparator``); off while the cache is on.
-        **options: Further ``Compare2Scorer`` options (``matrix``, ``temperature``, ``link``,
-            ``workers``, ...). Images load as the protocol's ``image_preprocessing`` says
-            (``ImagePreprocessing``: JPEGs decoded at the model's input size in newer exports).
+        **options: Further ``Compare2Scorer`` options (``matrix``, ``temperature``, ``link``, ``workers``, ...).
     """
     from c2s_lightning.models.export import load_export
     from c2s_lightning.models.fast_comparator import FastComparator

@@ -163,8 +163,7 @@ def _assemble(model: NamedModel, name: str, release: Path, anchors: list, staged
     # no padding of our own: the mPLUG-Owl2 processor pads, with the release's colour
     preprocessing = ImagePreprocessing(pad_to_square=False, decode_size=config.vision.image_size)
     family = SimpleNamespace(family=config.model_type, build_args={"model": model.hub_id})
-    protocol = stamp(ComparisonProtocol.for_backbone(family, preprocessing.to_dict()), staged)
-    protocol.save(staged)
+    stamp(ComparisonProtocol.for_backbone(family, preprocessing.to_dict()), staged).save(staged)
     with tempfile.TemporaryDirectory() as decoded:
         records = []
         for k, (image, (mos, std)) in enumerate(zip(anchors, model.anchors)):
