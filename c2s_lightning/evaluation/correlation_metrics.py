@@ -115,8 +115,7 @@ def iqa_metric_collection(names: Sequence[str] = tuple(METRICS), prefix: str | N
                           **kwargs) -> MetricCollection:
     """A ``MetricCollection`` of the ``METRICS`` named (default: all four), keys ``<prefix><name>``
     (e.g. ``test/koniq10k/srcc``); ``kwargs``: torchmetrics options for every metric (``process_group``)."""
-    unknown = [n for n in names if n not in METRICS]
-    if unknown:
+    if unknown := [n for n in names if n not in METRICS]:
         raise ValueError(f"unknown metric(s) {unknown}; choose from {sorted(METRICS)}")
     # torchmetrics' compute groups notice the identical states and keep one copy for all four.
     return MetricCollection({n: METRICS[n](**kwargs) for n in names}, prefix=prefix)

@@ -16,19 +16,19 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_info
 
-from c2s_lightning.evaluation.scatter import scatter_png
+from c2s_lightning.cache.wiring import cache_counts, cache_protocol, cached_comparator
+from c2s_lightning.data.mix import PARTS
 from c2s_lightning.evaluation.correlation_metrics import iqa_metric_collection
 from c2s_lightning.evaluation.run_protocol import run_protocol
-from c2s_lightning.scoring.bank import AnchorBank
-from c2s_lightning.cache.wiring import cache_counts, cache_protocol, cached_comparator
+from c2s_lightning.evaluation.scatter import scatter_png
 from c2s_lightning.models.fingerprint import live_fingerprint
+from c2s_lightning.scoring.bank import AnchorBank
 from c2s_lightning.scoring.image_feed import ImageMemo
 from c2s_lightning.scoring.live import live_scorer, training_pipeline
 from c2s_lightning.scoring.scorer import Compare2Scorer
 from c2s_lightning.scoring.shards import merge_strided, padded_shard
 
 log = logging.getLogger(__name__)
-PARTS = ("train", "val", "test")
 
 
 class SoftComparisonEvaluator(L.Callback):

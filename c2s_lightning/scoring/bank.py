@@ -107,8 +107,7 @@ class AnchorBank:
         if len(self.image_digests) != len(self.anchors):
             raise StaleAnchorBankError(f"{where} records {len(self.image_digests)} image digests for "
                                        f"{len(self.anchors)} anchors; {RECOMPUTE_HINT}")
-        changed = [k for k, (old, new) in enumerate(zip(self.image_digests, self._digests())) if old != new]
-        if changed:
+        if changed := [k for k, (old, new) in enumerate(zip(self.image_digests, self._digests())) if old != new]:
             raise StaleAnchorBankError(f"{where}: anchor {changed[0]} image {self.anchors[changed[0]].path} "
                                        f"changed since its matrix was computed; {RECOMPUTE_HINT}")
         if None not in (self.image_preprocessing, image_preprocessing) and self.image_preprocessing != image_preprocessing:

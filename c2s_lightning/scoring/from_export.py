@@ -26,8 +26,7 @@ def export_bank(checkpoint: str | os.PathLike, anchors: str | os.PathLike | Anch
         if not anchors.is_file():
             raise FileNotFoundError(f"{checkpoint} holds no {ANCHORS_FILE} (exports written by `fit` do): give an "
                                     "anchor bank (--anchors), or build one with `python -m c2s_lightning anchors build`")
-    special = not_regular_reason(anchors)
-    if special:  # reading a FIFO would block for ever
+    if special := not_regular_reason(anchors):  # reading a FIFO would block for ever
         raise ValueError(f"anchor bank {special}")
     return AnchorBank.load(anchors)
 
@@ -48,8 +47,7 @@ def check_before_loading(checkpoint: str | os.PathLike, bank: AnchorBank, batch_
     if missing:
         raise FileNotFoundError(f"{missing[0]} is missing or not a regular file ({len(missing)} of "
                                 f"{len(paths)} anchor images); the bank must carry its images")
-    bad = unreadable_images(paths, "full")
-    if bad:
+    if bad := unreadable_images(paths, "full"):
         path, reason = next(iter(bad.items()))
         raise DatasetError(f"anchor image {path} cannot be read ({reason}); {len(bad)} of {len(paths)} anchor "
                            "images are unreadable: rebuild the bank (anchors build)")
