@@ -35,8 +35,7 @@ class SoftComparisonEvaluator(L.Callback):
     """Anchor-based soft-comparison evaluation at validation end and at test.
 
     Args:
-        anchor_dataset: Label of the datamodule dataset that supplies anchors (default: the
-            first dataset that is trained on).
+        anchor_dataset: Label of the datamodule dataset that supplies anchors (default: the first one trained on).
         anchor_part: Part of its split the anchors come from (``train``, the paper's choice).
         alpha: Number of equal-width MOS intervals.
         beta: Anchors per interval.
@@ -164,9 +163,8 @@ class SoftComparisonEvaluator(L.Callback):
              cache: dict[str, int]) -> None:
         part = self.eval_part  # the keys name the part scored, not the loop (``stage``) running us
         flat = {f"{part}/{label}/{name}": value for label, row in results.items() for name, value in row.items()}
-        if results:
-            names = next(iter(results.values())).keys()
-            flat |= {f"{part}/mean/{n}": sum(r[n] for r in results.values()) / len(results) for n in names}
+        names = next(iter(results.values()), {}).keys()  # none without results
+        flat |= {f"{part}/mean/{n}": sum(r[n] for r in results.values()) / len(results) for n in names}
         flat |= {f"{part}/cache/{name}": float(count) for name, count in cache.items()}  # this rank's counts
         # pl_module.log is allowed in these hooks (also feeds callback_metrics, so a checkpoint
         # can monitor val/mean/srcc when eval_part is val); torchmetrics has already synced the
