@@ -1,14 +1,15 @@
 """The correlations of ``correlations.py`` as torchmetrics ``Metric``s, so they sync across processes.
 
-Rank correlations and the logistic fit are not decomposable into per-process partial sums: every
-process keeps its predictions and targets (list states, ``dist_reduce_fx="cat"``), torchmetrics
-gathers them all at ``compute``, and the pure functions of ``c2s_lightning.evaluation.correlations`` compute the
-value on the whole set. Use them from any LightningModule (``self.log("val/srcc", metric)``) or
-by hand (``update`` per shard, ``compute`` once). No Lightning import.
+Rank correlations and the logistic fit do not decompose into per-process sums: every process keeps
+its predictions and targets (list states, ``dist_reduce_fx="cat"``), and ``compute`` applies the
+pure function to the gathered whole. Use them from any LightningModule (``self.log("val/srcc",
+metric)``) or by hand (``update`` per shard, ``compute`` once). Every metric also takes torchmetrics
+``Metric`` options (e.g. ``process_group``). No Lightning import.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -16,13 +17,13 @@ import torch
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.utilities import dim_zero_cat
 
-from c2s_lightning.evaluation import correlations as metrics
+from c2s_lightning.evaluation import correlations
 
 __all__ = ["SRCC", "PLCC", "KRCC", "PairwiseAccuracy", "iqa_metric_collection"]
 
 
 class _GatheredIQAMetric(Metric):
-    """Keeps every (prediction, target) pair; ``compute`` applies ``_value`` to the whole set.
+    """Keeps every (prediction, target) pair; ``compute`` applies ``_function`` to the whole set.
 
     States are float64 (scores of nearby images can tie in float32 and change the ranks); call
     ``set_dtype(torch.float32)`` on a device without float64.
@@ -31,6 +32,7 @@ class _GatheredIQAMetric(Metric):
     is_differentiable = False
     higher_is_better = True
     full_state_update = False
+    _function: Callable[[np.ndarray, np.ndarray], float]  # (pred, mos) -> value
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -58,10 +60,7 @@ class _GatheredIQAMetric(Metric):
         # The gathered order depends on how the data were sharded; a canonical order makes the
         # value (the logistic fit's float sums, sampled pairs) the same for any number of processes.
         order = np.lexsort((x, y))
-        return torch.tensor(self._value(x[order], y[order]), dtype=torch.float64)
-
-    def _value(self, pred: np.ndarray, mos: np.ndarray) -> float:
-        raise NotImplementedError
+        return torch.tensor(self._function(x[order], y[order]), dtype=torch.float64)
 
 
 def _numpy(state: list[torch.Tensor] | torch.Tensor) -> np.ndarray:
@@ -72,68 +71,51 @@ def _numpy(state: list[torch.Tensor] | torch.Tensor) -> np.ndarray:
 
 
 class SRCC(_GatheredIQAMetric):
-    """Spearman rank correlation between predictions and MOS (``metrics.srcc``)."""
+    """Spearman rank correlation between predictions and MOS (``correlations.srcc``)."""
 
-    def _value(self, pred: np.ndarray, mos: np.ndarray) -> float:
-        return metrics.srcc(pred, mos)
+    _function = staticmethod(correlations.srcc)
 
 
 class KRCC(_GatheredIQAMetric):
-    """Kendall rank correlation, tau-b (``metrics.krcc``)."""
+    """Kendall rank correlation, tau-b (``correlations.krcc``)."""
 
-    def _value(self, pred: np.ndarray, mos: np.ndarray) -> float:
-        return metrics.krcc(pred, mos)
+    _function = staticmethod(correlations.krcc)
 
 
 class PLCC(_GatheredIQAMetric):
-    """Pearson correlation after the 4-parameter logistic fit of MOS on the prediction (``metrics.plcc``).
+    """Pearson correlation after the 4-parameter logistic fit of MOS on the prediction (``correlations.plcc``).
 
     Args:
         fit: Fit the logistic first (the IQA custom); False gives the raw Pearson correlation.
-        **kwargs: torchmetrics ``Metric`` options (e.g. ``process_group``).
     """
 
     def __init__(self, fit: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.fit = fit
-
-    def _value(self, pred: np.ndarray, mos: np.ndarray) -> float:
-        return metrics.plcc(pred, mos, fit=self.fit)
+        self._function = functools.partial(correlations.plcc, fit=fit)
 
 
 class PairwiseAccuracy(_GatheredIQAMetric):
-    """Fraction of pairs with distinct MOS that the prediction orders like MOS (``metrics.pairwise_accuracy``).
+    """Fraction of pairs with distinct MOS that the prediction orders like MOS (``correlations.pairwise_accuracy``).
 
     Args:
         pairs: None for every unordered pair; an int to sample that many (seeded) pairs.
         seed: Seed of the sampling.
-        **kwargs: torchmetrics ``Metric`` options.
     """
 
     def __init__(self, pairs: int | None = None, seed: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.pairs, self.seed = pairs, seed
-
-    def _value(self, pred: np.ndarray, mos: np.ndarray) -> float:
-        return metrics.pairwise_accuracy(pred, mos, pairs=self.pairs, seed=self.seed)
+        self._function = functools.partial(correlations.pairwise_accuracy, pairs=pairs, seed=seed)
 
 
-METRICS: dict[str, Callable[..., _GatheredIQAMetric]] = {
-    "srcc": SRCC, "plcc": PLCC, "krcc": KRCC, "pairwise_accuracy": PairwiseAccuracy,
-}
+METRICS: dict[str, Callable[..., _GatheredIQAMetric]] = {"srcc": SRCC, "plcc": PLCC, "krcc": KRCC,
+                                                         "pairwise_accuracy": PairwiseAccuracy}
 
 
 def iqa_metric_collection(names: Sequence[str] = tuple(METRICS), prefix: str | None = None,
                           **kwargs) -> MetricCollection:
-    """A ``MetricCollection`` of the named metrics (default: all four), keys ``<prefix><name>``.
-
-    Args:
-        names: Any of ``srcc``, ``plcc``, ``krcc``, ``pairwise_accuracy``.
-        prefix: Prepended to every key, e.g. ``"test/koniq10k/"``.
-        **kwargs: torchmetrics ``Metric`` options given to every metric (e.g. ``process_group``).
-    """
-    unknown = [n for n in names if n not in METRICS]
-    if unknown:
+    """A ``MetricCollection`` of the ``METRICS`` named (default: all four), keys ``<prefix><name>``
+    (e.g. ``test/koniq10k/srcc``); ``kwargs``: torchmetrics options for every metric (``process_group``)."""
+    if unknown := [n for n in names if n not in METRICS]:
         raise ValueError(f"unknown metric(s) {unknown}; choose from {sorted(METRICS)}")
     # torchmetrics' compute groups notice the identical states and keep one copy for all four.
     return MetricCollection({n: METRICS[n](**kwargs) for n in names}, prefix=prefix)

@@ -1,14 +1,13 @@
 """The correlations (SRCC, PLCC, KRCC, pairwise accuracy) as pure functions on 1-D arrays, no torch.
 
-SRCC and KRCC measure monotonic agreement with MOS; PLCC is Pearson's correlation after the
-customary 4-parameter logistic map from prediction to MOS; pairwise accuracy is the fraction of
-image pairs with distinct MOS that the prediction orders like MOS (paper Table 4).
+PLCC maps the prediction to MOS through the customary 4-parameter logistic first; pairwise
+accuracy is the measure of the paper's Table 4.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from scipy import optimize, special, stats
@@ -18,8 +17,7 @@ _PAIR_CHUNK = 1024
 
 
 def _pair(pred: ArrayLike, mos: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(pred, dtype=np.float64).reshape(-1)
-    y = np.asarray(mos, dtype=np.float64).reshape(-1)
+    x, y = (np.asarray(values, dtype=np.float64).reshape(-1) for values in (pred, mos))
     if x.shape != y.shape:
         raise ValueError(f"pred and mos differ in length: {x.size} vs {y.size}")
     if x.size < 2:
@@ -45,24 +43,21 @@ def _logistic4_jacobian(x: np.ndarray, b1: float, b2: float, b3: float, b4: floa
 
 def srcc(pred: ArrayLike, mos: ArrayLike) -> float:
     """Spearman rank correlation."""
-    x, y = _pair(pred, mos)
-    return float(stats.spearmanr(x, y)[0])
+    return float(stats.spearmanr(*_pair(pred, mos))[0])
 
 
 def krcc(pred: ArrayLike, mos: ArrayLike) -> float:
     """Kendall rank correlation (tau-b)."""
-    x, y = _pair(pred, mos)
-    return float(stats.kendalltau(x, y)[0])
+    return float(stats.kendalltau(*_pair(pred, mos))[0])
 
 
 def fit_logistic4(pred: ArrayLike, mos: ArrayLike) -> np.ndarray | None:
-    """Least-squares fit of ``logistic4`` from prediction to MOS.
-
-    Started at ``[max mos, min mos, mean pred, std pred / 4]``, as is customary in IQA.
+    """Least-squares fit of ``logistic4`` from prediction to MOS, started at ``[max mos, min mos,
+    mean pred, std pred / 4]`` as is customary in IQA.
 
     Returns:
-        The parameters ``[b1, b2, b3, b4]``, or None if the fit fails (e.g. fewer than 4 points,
-        no convergence) or gives a flat or non-finite curve.
+        ``[b1, b2, b3, b4]``, or None if the fit fails (e.g. fewer than 4 points, no convergence)
+        or gives a flat or non-finite curve.
     """
     x, y = _pair(pred, mos)
     start = [y.max(), y.min(), x.mean(), x.std() / 4 or 1.0]
@@ -70,23 +65,17 @@ def fit_logistic4(pred: ArrayLike, mos: ArrayLike) -> np.ndarray | None:
         with warnings.catch_warnings():
             # Only the parameters are used, not their covariance, whose estimate may fail.
             warnings.simplefilter("ignore", optimize.OptimizeWarning)
-            params, _ = optimize.curve_fit(
-                logistic4, x, y, p0=start, jac=_logistic4_jacobian, maxfev=100_000
-            )
+            params, _ = optimize.curve_fit(logistic4, x, y, p0=start, jac=_logistic4_jacobian, maxfev=100_000)
     except (RuntimeError, ValueError, TypeError):
         return None
     fitted = logistic4(x, *params)
-    if not np.isfinite(fitted).all() or np.ptp(fitted) == 0:
-        return None
-    return params
+    return params if np.isfinite(fitted).all() and np.ptp(fitted) > 0 else None
 
 
 def plcc(pred: ArrayLike, mos: ArrayLike, fit: bool = True) -> float:
     """Pearson correlation, after a 4-parameter logistic fit of MOS on the prediction.
 
     Args:
-        pred: Predicted scores.
-        mos: Ground-truth MOS.
         fit: Map ``pred`` through ``fit_logistic4`` first; if False, or if the fit fails (a
             warning says so), the raw Pearson correlation is returned.
     """
@@ -99,65 +88,46 @@ def plcc(pred: ArrayLike, mos: ArrayLike, fit: bool = True) -> float:
     return float(stats.pearsonr(x, y)[0])
 
 
-def _all_pairs_correct(x: np.ndarray, y: np.ndarray) -> tuple[int, int]:
-    correct = total = 0
+def _all_pairs(n: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     # Row chunks keep memory at chunk x n for large test sets.
-    for start in range(0, x.size, _PAIR_CHUNK):
-        rows = slice(start, min(start + _PAIR_CHUNK, x.size))
-        upper = np.arange(rows.start, rows.stop)[:, None] < np.arange(x.size)[None, :]
-        dy = np.sign(y[rows, None] - y[None, :])
-        dx = np.sign(x[rows, None] - x[None, :])
-        counted = upper & (dy != 0)
-        total += int(counted.sum())
-        correct += int((counted & (dx == dy)).sum())
-    return correct, total
+    for start in range(0, n, _PAIR_CHUNK):
+        i, j = np.nonzero(np.arange(start, min(start + _PAIR_CHUNK, n))[:, None] < np.arange(n))
+        yield i + start, j
 
 
 def _sample_pairs(y: np.ndarray, n_pairs: int, seed: int) -> np.ndarray:
     if np.unique(y).size < 2:
         raise ValueError("pairwise accuracy needs at least two distinct MOS values")
     rng = np.random.default_rng(seed)
-    chosen: list[np.ndarray] = []
-    found = 0
-    while found < n_pairs:
-        i, j = rng.integers(0, y.size, size=(2, 2 * (n_pairs - found)))
+    chosen = np.empty((0, 2), dtype=np.int64)
+    while len(chosen) < n_pairs:
+        i, j = rng.integers(0, y.size, size=(2, 2 * (n_pairs - len(chosen))))
         keep = y[i] != y[j]
-        chosen.append(np.stack([i[keep], j[keep]], axis=1))
-        found += int(keep.sum())
-    return np.concatenate(chosen)[:n_pairs]
+        chosen = np.concatenate([chosen, np.stack([i[keep], j[keep]], axis=1)])
+    return chosen[:n_pairs]
 
 
-def pairwise_accuracy(
-    pred: ArrayLike,
-    mos: ArrayLike,
-    pairs: int | np.ndarray | None = None,
-    seed: int = 0,
-) -> float:
-    """Fraction of pairs with distinct MOS that the prediction orders like MOS.
-
-    A tie in the prediction counts as a wrong order.
+def pairwise_accuracy(pred: ArrayLike, mos: ArrayLike, pairs: int | np.ndarray | None = None, seed: int = 0) -> float:
+    """Fraction of pairs with distinct MOS that the prediction orders like MOS (a tie counts as wrong).
 
     Args:
-        pred: Predicted scores.
-        mos: Ground-truth MOS.
         pairs: None for every unordered pair; an int to sample that many pairs uniformly (with
             replacement, seeded, pairs with equal MOS redrawn); or an index array ``[k, 2]``
             (pairs with equal MOS in it are skipped).
         seed: Seed of the sampling.
     """
     x, y = _pair(pred, mos)
-    if pairs is None:
-        correct, total = _all_pairs_correct(x, y)
-    else:
-        if isinstance(pairs, (int, np.integer)):
-            if pairs < 1:
-                raise ValueError(f"number of pairs must be positive, got {pairs}")
-            pairs = _sample_pairs(y, int(pairs), seed)
-        i, j = np.asarray(pairs, dtype=np.int64).reshape(-1, 2).T
+    if isinstance(pairs, (int, np.integer)):
+        if pairs < 1:
+            raise ValueError(f"number of pairs must be positive, got {pairs}")
+        pairs = _sample_pairs(y, int(pairs), seed)
+    correct = total = 0
+    chunks = _all_pairs(x.size) if pairs is None else [np.asarray(pairs, dtype=np.int64).reshape(-1, 2).T]
+    for i, j in chunks:
         dy = np.sign(y[i] - y[j])
         counted = dy != 0
-        total = int(counted.sum())
-        correct = int((counted & (np.sign(x[i] - x[j]) == dy)).sum())
+        total += int(counted.sum())
+        correct += int((counted & (np.sign(x[i] - x[j]) == dy)).sum())
     if total == 0:
         raise ValueError("pairwise accuracy needs at least one pair with distinct MOS")
     return correct / total
@@ -165,9 +135,5 @@ def pairwise_accuracy(
 
 def evaluate_predictions(pred: ArrayLike, mos: ArrayLike) -> dict[str, float]:
     """All metrics at once: keys ``srcc``, ``plcc``, ``krcc``, ``pairwise_accuracy`` (all pairs)."""
-    return {
-        "srcc": srcc(pred, mos),
-        "plcc": plcc(pred, mos),
-        "krcc": krcc(pred, mos),
-        "pairwise_accuracy": pairwise_accuracy(pred, mos),
-    }
+    return {"srcc": srcc(pred, mos), "plcc": plcc(pred, mos), "krcc": krcc(pred, mos),
+            "pairwise_accuracy": pairwise_accuracy(pred, mos)}

@@ -1,9 +1,7 @@
 """``SoftComparisonEvaluator``: scores held-out images against anchors and logs SRCC/PLCC.
 
-Evaluation is a callback, not part of the model: the module only exposes ``comparator``.
-Metric keys name the split part that was scored, ``<eval_part>/<dataset>/<metric>``, whichever
-loop runs the callback: a test part is logged as ``test/...`` even from the validation loop, so a
-checkpoint monitor on ``val/...`` never selects on test images.
+Evaluation is a callback, not part of the model: the module only exposes ``comparator``. Keys name
+the part scored, ``<eval_part>/<dataset>/<metric>``, whichever loop runs it (docs/paper.md).
 """
 
 from __future__ import annotations
@@ -18,26 +16,26 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_info
 
-from c2s_lightning.evaluation.scatter import scatter_png
-from c2s_lightning.evaluation.correlation_metrics import iqa_metric_collection
-from c2s_lightning.scoring.bank import AnchorBank
 from c2s_lightning.cache.wiring import cache_counts, cache_protocol, cached_comparator
+from c2s_lightning.data.mix import PARTS
+from c2s_lightning.evaluation.correlation_metrics import iqa_metric_collection
+from c2s_lightning.evaluation.run_protocol import run_protocol
+from c2s_lightning.evaluation.scatter import scatter_png
 from c2s_lightning.models.fingerprint import live_fingerprint
+from c2s_lightning.scoring.bank import AnchorBank
 from c2s_lightning.scoring.image_feed import ImageMemo
 from c2s_lightning.scoring.live import live_scorer, training_pipeline
 from c2s_lightning.scoring.scorer import Compare2Scorer
 from c2s_lightning.scoring.shards import merge_strided, padded_shard
 
 log = logging.getLogger(__name__)
-PARTS = ("train", "val", "test")
 
 
 class SoftComparisonEvaluator(L.Callback):
     """Anchor-based soft-comparison evaluation at validation end and at test.
 
     Args:
-        anchor_dataset: Label of the datamodule dataset that supplies anchors (default: the
-            first dataset that is trained on).
+        anchor_dataset: Label of the datamodule dataset that supplies anchors (default: the first one trained on).
         anchor_part: Part of its split the anchors come from (``train``, the paper's choice).
         alpha: Number of equal-width MOS intervals.
         beta: Anchors per interval.
@@ -53,11 +51,10 @@ class SoftComparisonEvaluator(L.Callback):
         batch_size: Image pairs per forward pass.
         before_training: Also evaluate once before the first training step (step 0).
         plots: Write a prediction-vs-MOS scatter PNG per dataset (and log it to W&B).
-        cache_dir: Comparison cache folder (``cache/store.py``); None (the default
-            in ``fit``): off. ``evaluate`` sets it (default the user cache folder). Entries are
-            keyed by a fingerprint of the live weights, computed once per evaluation, so a
-            training step never reuses an entry of the weights before it. Logs
-            ``<eval_part>/cache/computed`` and ``<eval_part>/cache/reused``.
+        cache_dir: Comparison cache folder (``cache/store.py``); None (the default in ``fit``): off.
+            ``evaluate`` sets it (default the user cache folder). Entries are keyed by a fingerprint
+            of the live weights, computed once per evaluation, so a training step never reuses an
+            entry of the weights before it. Logs ``<eval_part>/cache/computed`` and ``<eval_part>/cache/reused``.
         workers: Threads loading the next images while the model compares (0: none).
         image_memo_mb: Decoded evaluation images kept in memory between validations of a run, in
             MiB of pixels (0: none); images beyond it are decoded again at every validation.
@@ -88,7 +85,6 @@ class SoftComparisonEvaluator(L.Callback):
         self.last_predictions: dict[str, list[dict]] = {}
         """Per dataset label, one ``{"image", "path", "prediction", "mos"}`` row per scored image."""
 
-    # -- hooks ------------------------------------------------------------------------------
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.before_training and trainer.global_step == 0:
             self.evaluate(trainer, pl_module, "val")
@@ -100,7 +96,6 @@ class SoftComparisonEvaluator(L.Callback):
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.evaluate(trainer, pl_module, "test")
 
-    # -- work -------------------------------------------------------------------------------
     def bank(self, datamodule) -> AnchorBank:
         label = self.anchor_dataset or datamodule.default_anchor_dataset()
         records = datamodule.anchor_records(label, self.anchor_part)
@@ -121,16 +116,16 @@ class SoftComparisonEvaluator(L.Callback):
 
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> dict:
         """Score every evaluated dataset, log metrics to every logger, return them."""
-        datamodule = trainer.datamodule
         scorer = self.scorer(trainer, pl_module)
         was_training = pl_module.training
         results: dict[str, dict[str, float]] = {}
         # trainer.log_dir is a collective (a broadcast) under DDP: every rank asks, rank 0 plots
-        plot_dir = self._plot_dir(trainer) if self.plots else None
+        plot_dir = Path(trainer.log_dir or trainer.default_root_dir) / "plots" if self.plots else None
         self.last_predictions = {}
         scorer.anchor_block()  # once, outside the per-image timing
-        for label, records in datamodule.eval_records(self.eval_part).items():
-            records = self._subset(records)
+        for label, records in trainer.datamodule.eval_records(self.eval_part).items():
+            if self.max_images is not None and len(records) > self.max_images:
+                records = random.Random(0).sample(records, self.max_images)
             if len(records) < 3:
                 log.warning("%s: only %d %s images; not evaluated", label, len(records), self.eval_part)
                 continue
@@ -143,24 +138,15 @@ class SoftComparisonEvaluator(L.Callback):
             if plot_dir is not None and trainer.is_global_zero:
                 self._plot(plot_dir, trainer, self.eval_part, label, self.last_predictions[label], results[label])
         pl_module.train(was_training)
-        counts = cache_counts(scorer.comparator)
-        self._log(trainer, pl_module, stage, results, {} if counts is None else counts)
+        self._log(trainer, pl_module, stage, results, cache_counts(scorer.comparator) or {})
         self.last_results = results
         return results
 
-    def _subset(self, records: list) -> list:
-        if self.max_images is None or len(records) <= self.max_images:
-            return records
-        return random.Random(0).sample(records, self.max_images)
-
     def _score_sharded(self, scorer: Compare2Scorer, records: list, trainer: L.Trainer,
                        device: torch.device) -> tuple[list[float], dict[str, float]]:
-        """Every image's score and the metrics, identical on all ranks.
-
-        Each rank scores an equal-length strided shard (``padded_shard``: the same number of
-        forward passes everywhere, which ZeRO-3/FSDP need) and feeds only its own images to the
-        torchmetrics metrics, which gather them at ``compute``; the scores are gathered for plots.
-        """
+        """Every image's score and the metrics, identical on all ranks: each rank scores its
+        ``padded_shard`` (equal lengths, which ZeRO-3/FSDP need) and feeds only its own images to the
+        torchmetrics metrics, which gather them at ``compute``; the scores are gathered for plots."""
         world, rank, n = trainer.world_size, trainer.global_rank, len(records)
         own, shard = padded_shard(n, world, rank)
         scores = scorer.score([records[i].path for i in shard]).to(device)
@@ -177,26 +163,19 @@ class SoftComparisonEvaluator(L.Callback):
              cache: dict[str, int]) -> None:
         part = self.eval_part  # the keys name the part scored, not the loop (``stage``) running us
         flat = {f"{part}/{label}/{name}": value for label, row in results.items() for name, value in row.items()}
-        if results:
-            names = next(iter(results.values())).keys()
-            flat |= {f"{part}/mean/{n}": sum(r[n] for r in results.values()) / len(results) for n in names}
+        names = next(iter(results.values()), {}).keys()  # none without results
+        flat |= {f"{part}/mean/{n}": sum(r[n] for r in results.values()) / len(results) for n in names}
         flat |= {f"{part}/cache/{name}": float(count) for name, count in cache.items()}  # this rank's counts
         # pl_module.log is allowed in these hooks (also feeds callback_metrics, so a checkpoint
         # can monitor val/mean/srcc when eval_part is val); torchmetrics has already synced the
         # values, so every rank logs the same numbers without another sync.
         if trainer.validating or trainer.testing:
-            for key, value in flat.items():
-                pl_module.log(key, value, sync_dist=False)
+            pl_module.log_dict(flat, sync_dist=False)
         else:  # before training: straight to the loggers at step 0
             for logger in trainer.loggers:
                 logger.log_metrics(flat, step=trainer.global_step)
         rank_zero_info(f"[{stage} step {trainer.global_step}, {part} part] " + "  ".join(
             f"{label}: srcc {row['srcc']:.3f} plcc {row['plcc']:.3f}" for label, row in results.items()))
-
-    @staticmethod
-    def _plot_dir(trainer: L.Trainer) -> Path:
-        log_dir = trainer.log_dir  # call on every rank
-        return Path(trainer.default_root_dir if log_dir is None else log_dir) / "plots"
 
     def _plot(self, out: Path, trainer: L.Trainer, stage: str, label: str, rows: list[dict], row) -> None:
         preds, mos = [r["prediction"] for r in rows], [r["mos"] for r in rows]
@@ -215,15 +194,13 @@ class SoftComparisonEvaluator(L.Callback):
 
 
 def live_cached_comparator(comparator, cache_dir: str, trainer: L.Trainer, pl_module: L.LightningModule):
-    """``comparator`` reading and writing the cache under the model fingerprint of the weights as
-    they are now (with the backbone's config and processor), or ``comparator`` itself (with a warning) under a strategy that shards the weights
-    (DeepSpeed, FSDP), where a rank's state dict does not hold them all."""
+    """``comparator`` reading and writing the cache under the model fingerprint of the weights as they
+    are now (with the backbone's config and processor), or ``comparator`` itself (with a warning) under
+    a strategy that shards the weights (DeepSpeed, FSDP), where a rank's state dict does not hold them all."""
     strategy = type(trainer.strategy).__name__.lower()
     if "deepspeed" in strategy or "fsdp" in strategy:
         rank_zero_info(f"evaluator: comparison cache off under {type(trainer.strategy).__name__} (sharded weights)")
         return comparator
-    from c2s_lightning.evaluation.run_protocol import run_protocol
-
     # the run's own protocol (as the export records it): the key names the pipeline the scorer loads with
     protocol = run_protocol(trainer, pl_module).to_dict()
     key = cache_protocol(protocol, precision=trainer.precision)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from c2s_lightning.evaluation.correlations import fit_logistic4, logistic4
 from c2s_lightning.infra.atomic_files import atomic_path
 
 
@@ -17,8 +18,6 @@ def scatter_png(path: str | Path, preds: Sequence[float], mos: Sequence[float], 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from c2s_lightning.evaluation.correlations import fit_logistic4, logistic4
-
     path = Path(path)
     x, y = np.asarray(preds, dtype=float), np.asarray(mos, dtype=float)
     fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
@@ -28,8 +27,7 @@ def scatter_png(path: str | Path, preds: Sequence[float], mos: Sequence[float], 
         grid = np.linspace(x.min(), x.max(), 200)
         ax.plot(grid, logistic4(grid, *params), color="C1", label="4-parameter logistic fit")
         ax.legend(loc="lower right")
-    ax.set_xlabel("predicted score (MAP)")
-    ax.set_ylabel("MOS")
+    ax.set(xlabel="predicted score (MAP)", ylabel="MOS")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     try:

@@ -15,20 +15,8 @@ from c2s_lightning.scoring.soft import count_probability, level_probabilities, s
 
 _LAZY = {"Compare2Scorer": "c2s_lightning.scoring.scorer"}
 
-__all__ = [
-    "LINKS",
-    "RULES",
-    "AnchorBank",
-    "StaleAnchorBankError",
-    "comparison_matrix",
-    "count_probability",
-    "level_probabilities",
-    "map_estimate",
-    "readoff",
-    "select_anchors",
-    "soft_probability",
-    *_LAZY,
-]
+__all__ = ["LINKS", "RULES", "AnchorBank", "StaleAnchorBankError", "comparison_matrix", "count_probability",
+           "level_probabilities", "map_estimate", "readoff", "select_anchors", "soft_probability", *_LAZY]
 
 
 def __getattr__(name: str):

@@ -5,10 +5,9 @@ The MOS range ``[min, max]`` of the records is cut into ``alpha`` equal-width in
 are taken from each. The paper's rule keeps the images the raters agreed on most (smallest std);
 the ablations take the largest std or a seeded random choice.
 
-Ties are broken deterministically and independently of the input order: within an interval,
-candidates are ordered by the rule's key (std ascending or descending), then by ``name``, then by
-``path``. The random rule shuffles the candidates sorted by ``(name, path)`` with
-``random.Random(seed)``, so the same records and seed always give the same anchors.
+Ties are broken by ``(name, path)`` after the rule's std, and the random rule samples with
+``random.Random(seed)`` from the candidates sorted so: the same records and seed give the same
+anchors in any input order.
 """
 
 from __future__ import annotations
@@ -40,26 +39,17 @@ def _check_arguments(records: Sequence[IQARecord], alpha: int, beta: int, rule: 
         raise ValueError(f"unknown anchor rule {rule!r}; choose one of {', '.join(RULES)}")
     if not records:
         raise ValueError("cannot select anchors from an empty list of records")
-    if int(alpha) != alpha or alpha < 1:
-        raise ValueError(f"alpha (number of intervals) must be a positive integer, got {alpha!r}")
-    if int(beta) != beta or beta < 1:
-        raise ValueError(f"beta (anchors per interval) must be a positive integer, got {beta!r}")
-    if rule != "random":
-        missing = next((r for r in records if r.std is None), None)
-        if missing is not None:
-            raise ValueError(
-                f"rule {rule!r} needs a std for every record, but {missing.path} has none; "
-                "use rule='random' or give the dataset a std fallback"
-            )
+    for name, value in (("alpha (number of intervals)", alpha), ("beta (anchors per interval)", beta)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    missing = next((r for r in records if r.std is None), None)
+    if rule != "random" and missing is not None:
+        raise ValueError(f"rule {rule!r} needs a std for every record, but {missing.path} has none; "
+                         "use rule='random' or give the dataset a std fallback")
 
 
-def select_anchors(
-    records: Sequence[IQARecord],
-    alpha: int = 5,
-    beta: int = 1,
-    rule: str = "min_variance",
-    seed: int = 0,
-) -> list[IQARecord]:
+def select_anchors(records: Sequence[IQARecord], alpha: int = 5, beta: int = 1, rule: str = "min_variance",
+                   seed: int = 0) -> list[IQARecord]:
     """Pick ``beta`` anchors from each of ``alpha`` equal-width MOS intervals.
 
     Args:
@@ -80,18 +70,14 @@ def select_anchors(
     """
     _check_arguments(records, alpha, beta, rule)
     edges, which = interval_indices([r.mos for r in records], alpha)
-    members: list[list[IQARecord]] = [[] for _ in range(alpha)]
-    for record, k in zip(records, which):
-        members[k].append(record)
+    members = [[r for r, k in zip(records, which) if k == interval] for interval in range(alpha)]
     rng = random.Random(seed)
     anchors: list[IQARecord] = []
     for k, interval in enumerate(members):
         if len(interval) < beta:
             closing = "]" if k == alpha - 1 else ")"
-            raise ValueError(
-                f"MOS interval {k + 1} of {alpha}, [{edges[k]:.6g}, {edges[k + 1]:.6g}{closing}, "
-                f"holds {len(interval)} image(s) but beta={beta} are needed; "
-                "lower alpha or beta, or use more records"
-            )
+            raise ValueError(f"MOS interval {k + 1} of {alpha}, [{edges[k]:.6g}, {edges[k + 1]:.6g}{closing}, "
+                             f"holds {len(interval)} image(s) but beta={beta} are needed; "
+                             "lower alpha or beta, or use more records")
         anchors.extend(_pick(interval, beta, rule, rng))
     return anchors

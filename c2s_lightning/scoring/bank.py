@@ -1,15 +1,8 @@
 """The anchor bank: the chosen anchors, how they were chosen, and their mutual probabilities.
 
-Saved as human-readable JSON so that one anchor set can be inspected, versioned and reused, with
-its anchor images copied beside it (``bank.json`` + ``bank/00_<image name>`` ...; paths in the
-JSON are relative), so a bank scores on a machine without the dataset. The anchor-vs-anchor
-matrix depends on the model that compared the anchors, on how the images were preprocessed and
-on the images themselves, so the bank records the model fingerprint (``models/fingerprint.py``),
-the image preprocessing, the comparison protocol and each anchor image file's digest it was
-computed with, and refuses to serve the matrix to another model, preprocessing or image.
-
-Banks of formats 1 and 2 (no image digests; format 1: absolute image paths, the model named by a
-path) still load; their matrix is refused until recomputed, e.g. ``score --recompute-anchors``.
+JSON with its anchor images copied beside it, so it scores without the dataset; the matrix is served
+only to the model, image preprocessing and image files it was computed with, and banks of formats 1
+and 2 load but their matrix is refused until recomputed (docs/exports.md, "Anchor banks you can move").
 """
 
 from __future__ import annotations
@@ -36,15 +29,6 @@ class StaleAnchorBankError(ValueError):
     """The bank's matrix does not belong to this model, preprocessing or these images (a one-line message)."""
 
 
-def _short(fingerprint: str | None) -> str:
-    return "none recorded" if fingerprint is None else fingerprint[:19]
-
-
-def _record_from_dict(row: dict, path: Path) -> IQARecord:
-    return IQARecord(path=path, mos=float(row["mos"]), std=None if row.get("std") is None else float(row["std"]),
-                     ref=row.get("ref"), dataset=row["dataset"], name=row.get("name", ""))
-
-
 @dataclasses.dataclass
 class AnchorBank:
     """Anchors and, once computed, their anchor-vs-anchor win probabilities.
@@ -53,10 +37,8 @@ class AnchorBank:
         anchors: The anchor images, worst to best interval.
         dataset: Dataset the anchors come from (e.g. ``"koniq10k"``).
         split: Which part of it was eligible (e.g. ``"paper split 1, train+val"``).
-        rule: Selection rule (``min_variance``, ``max_variance``, ``random``).
-        alpha: Number of MOS intervals.
-        beta: Anchors per interval.
-        seed: Seed of the random rule.
+        rule, alpha, beta, seed: How ``select_anchors`` chose them (rule, intervals, anchors per
+            interval, seed of the random rule).
         matrix: ``matrix[i][j]`` = P(anchor i beats anchor j), or None until computed.
         model_fingerprint: The model that computed ``matrix`` (an export's model fingerprint).
         image_preprocessing: How the anchor images were preprocessed for ``matrix``.
@@ -116,17 +98,16 @@ class AnchorBank:
             raise StaleAnchorBankError(f"{where} has no anchor matrix yet; compute it with "
                                        "`python -m c2s_lightning anchors build --checkpoint ...` or --recompute-anchors")
         if self.model_fingerprint != str(model_fingerprint):
-            raise StaleAnchorBankError(
-                f"{where} holds a matrix computed by another model ({_short(self.model_fingerprint)}, this "
-                f"model is {_short(str(model_fingerprint))}); {RECOMPUTE_HINT}")
+            recorded = (self.model_fingerprint or "none recorded")[:19]
+            raise StaleAnchorBankError(f"{where} holds a matrix computed by another model ({recorded}, this "
+                                       f"model is {str(model_fingerprint)[:19]}); {RECOMPUTE_HINT}")
         if self.image_digests is None:
             raise StaleAnchorBankError(f"{where} records no digests of its anchor images (an older bank); "
                                        f"{RECOMPUTE_HINT}")
         if len(self.image_digests) != len(self.anchors):
             raise StaleAnchorBankError(f"{where} records {len(self.image_digests)} image digests for "
                                        f"{len(self.anchors)} anchors; {RECOMPUTE_HINT}")
-        changed = [k for k, (old, new) in enumerate(zip(self.image_digests, self._digests())) if old != new]
-        if changed:
+        if changed := [k for k, (old, new) in enumerate(zip(self.image_digests, self._digests())) if old != new]:
             raise StaleAnchorBankError(f"{where}: anchor {changed[0]} image {self.anchors[changed[0]].path} "
                                        f"changed since its matrix was computed; {RECOMPUTE_HINT}")
         if None not in (self.image_preprocessing, image_preprocessing) and self.image_preprocessing != image_preprocessing:
@@ -155,7 +136,9 @@ class AnchorBank:
             fields["model_fingerprint"] = data.get("weights_fingerprint")
         base = Path(folder) if folder is not None else Path()
         key = "path" if version == 1 else "file"
-        fields["anchors"] = [_record_from_dict(row, base / row[key]) for row in data["anchors"]]
+        fields["anchors"] = [IQARecord(path=base / row[key], mos=float(row["mos"]), ref=row.get("ref"),
+                                       std=None if row.get("std") is None else float(row["std"]),
+                                       dataset=row["dataset"], name=row.get("name", "")) for row in data["anchors"]]
         return cls(**fields)
 
     @staticmethod
@@ -167,13 +150,10 @@ class AnchorBank:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the bank as indented JSON and copy its anchor images beside it; returns the path.
 
-        The images go to a new folder (``images_folder``), built under a temporary name and
-        renamed into place whole, so a bank never writes over files already there. A bank whose
-        images are already that folder's (loaded from ``path``) is saved in place.
-
-        Raises:
-            FileNotFoundError: an anchor image is missing (a bank must carry its images).
-            FileExistsError: the images folder exists and holds other files.
+        The images go to a new folder (``images_folder``), built under a temporary name and renamed
+        into place whole, so a bank never writes over files already there (``FileExistsError``); a
+        bank whose images are already that folder's (loaded from ``path``) is saved in place. A
+        missing anchor image is a ``FileNotFoundError``: a bank must carry its images.
         """
         path = Path(path)
         folder = self.images_folder(path)
@@ -210,7 +190,6 @@ class AnchorBank:
         """Read a bank written by ``save`` (format 3) or by earlier versions (formats 1 and 2)."""
         path = Path(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            return cls.from_dict(data, folder=path.parent)
+            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")), folder=path.parent)
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{path}: not a valid anchor bank file ({error})") from error

@@ -26,21 +26,17 @@ def export_bank(checkpoint: str | os.PathLike, anchors: str | os.PathLike | Anch
         if not anchors.is_file():
             raise FileNotFoundError(f"{checkpoint} holds no {ANCHORS_FILE} (exports written by `fit` do): give an "
                                     "anchor bank (--anchors), or build one with `python -m c2s_lightning anchors build`")
-    special = not_regular_reason(anchors)
-    if special:  # reading a FIFO would block for ever
+    if special := not_regular_reason(anchors):  # reading a FIFO would block for ever
         raise ValueError(f"anchor bank {special}")
     return AnchorBank.load(anchors)
 
 
 def check_before_loading(checkpoint: str | os.PathLike, bank: AnchorBank, batch_size: int, workers: int,
                          cache: CacheSetting) -> ComparisonCache | None:
-    """What can be found wrong before the weights load (seconds to minutes for a 7B model) is
-    found here: the batch size, the export's protocol file, anchor images that are missing or do
-    not decode, a comparison cache that is not one. Returns the opened cache (None: off).
-
-    Raises:
-        ValueError: one of those (``ProtocolError``, ``DatasetError``, ``CacheError`` included).
-    """
+    """What can be found wrong before the weights load (seconds to minutes for a 7B model) is found
+    here: the batch size, the export's protocol file, anchor images that are missing or do not decode,
+    a comparison cache that is not one (``ProtocolError``, ``DatasetError``, ``CacheError``, ...).
+    Returns the opened cache (None: off)."""
     for name, value, least in (("batch_size", batch_size, 1), ("workers", workers, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
@@ -51,8 +47,7 @@ def check_before_loading(checkpoint: str | os.PathLike, bank: AnchorBank, batch_
     if missing:
         raise FileNotFoundError(f"{missing[0]} is missing or not a regular file ({len(missing)} of "
                                 f"{len(paths)} anchor images); the bank must carry its images")
-    bad = unreadable_images(paths, "full")
-    if bad:
+    if bad := unreadable_images(paths, "full"):
         path, reason = next(iter(bad.items()))
         raise DatasetError(f"anchor image {path} cannot be read ({reason}); {len(bad)} of {len(paths)} anchor "
                            "images are unreadable: rebuild the bank (anchors build)")
@@ -95,9 +90,7 @@ def load_scorer(checkpoint: str | os.PathLike, anchors: str | os.PathLike | Anch
             template, protocol) and ``dtype``, so no other model or dtype ever hits.
         lockstep: Every process scores in the same calls (``score --devices``): each runs as many
             forwards per call as the busiest (``FastComparator``); off while the cache is on.
-        **options: Further ``Compare2Scorer`` options (``matrix``, ``temperature``, ``link``,
-            ``workers``, ...). Images load as the protocol's ``image_preprocessing`` says
-            (``ImagePreprocessing``: JPEGs decoded at the model's input size in newer exports).
+        **options: Further ``Compare2Scorer`` options (``matrix``, ``temperature``, ``link``, ``workers``, ...).
     """
     from c2s_lightning.models.export import load_export
     from c2s_lightning.models.fast_comparator import FastComparator

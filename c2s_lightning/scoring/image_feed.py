@@ -1,8 +1,7 @@
 """Loading images ahead of the model: an ordered prefetching map and a bounded memo of decoded images.
 
-Threads, not processes: PIL releases the GIL while it decodes, resizes and computes statistics,
-so worker threads decode the next images while the model runs on the current ones, and the
-decoded images need no pickling to reach the main thread.
+Threads, not processes (docs/fast_scoring.md): PIL releases the GIL while it decodes, and decoded
+images need no pickling to reach the main thread.
 """
 
 from __future__ import annotations
@@ -15,22 +14,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from PIL import Image
+from PIL import Image, ImageFile
 
 from c2s_lightning.data.images import ImagePreprocessing
-
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
 def image_suffixes() -> set[str]:
-    """What a folder given to ``score`` or a metric contributes: the file name endings of every image
-    format the installed Pillow can open and decode (``Image.registered_extensions()``: AVIF, JPEG
-    2000, QOI ... where built in); stub formats, which need a handler of their own, and MPEG, a
-    video, are left out."""
-    from PIL import ImageFile
-
+    """The file name endings of every image format the installed Pillow can open and decode (what a
+    folder given to ``score`` or a metric contributes); stub formats, which need a handler of their
+    own, and MPEG, a video, are left out."""
     def decodable(name: str) -> bool:
         opener = Image.OPEN.get(name, (None,))[0]  # a class, or a factory function (JPEG's)
         stub = isinstance(opener, type) and issubclass(opener, ImageFile.StubImageFile)
@@ -40,11 +35,8 @@ def image_suffixes() -> set[str]:
 
 
 def expand_image_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files as given; each folder replaced by the images under it (recursively, sorted).
-
-    Raises:
-        ValueError: a folder holds no image.
-    """
+    """Files as given; each folder replaced by the images under it (recursively, sorted; a
+    ``ValueError`` if there are none)."""
     out: list[Path] = []
     suffixes = image_suffixes()
     for path in map(Path, paths):
@@ -65,7 +57,6 @@ def prefetch(load: Callable[[T], R], items: Iterable[T], workers: int = 0, ahead
     Args:
         load: The work per item (decoding an image); its exception is raised when the consumer
             reaches that item, as without workers.
-        items: The inputs.
         workers: Threads; 0 loads each item in the caller's thread when it is asked for.
         ahead: Items submitted ahead of the consumer (default ``2 * workers``): the bound on
             the memory held by loaded but unconsumed results.
@@ -89,18 +80,13 @@ def prefetch(load: Callable[[T], R], items: Iterable[T], workers: int = 0, ahead
 
 
 class ImageMemo:
-    """Images loaded through ``pipeline``, kept by path up to ``max_bytes`` of decoded pixels.
+    """Images loaded through ``pipeline``, kept by path up to ``max_bytes`` of decoded pixels (width x
+    height x bands), for the evaluator's images read in the same order at every validation.
 
-    Meant for data read again and again in the same order (the evaluator's images at every
-    validation). Once full it keeps what it holds and admits nothing new: least-recently-used
-    eviction would, on a repeated scan larger than the memo, always evict the image needed
-    next and never hit, while keeping the first images serves that many hits on every pass.
-    Thread-safe; images are decoded outside the lock so worker threads decode in parallel.
-    Callers must not modify the returned images in place (they are shared).
-
-    Args:
-        pipeline: How images are loaded.
-        max_bytes: Bound on the pixels held (width x height x bands).
+    Once full it admits nothing new: on a repeated scan larger than the memo, least-recently-used
+    eviction would always evict the image needed next, while keeping the first images serves that
+    many hits on every pass. Thread-safe, decoding outside the lock; the images returned are shared,
+    not to be modified in place.
     """
 
     def __init__(self, pipeline: ImagePreprocessing, max_bytes: int):

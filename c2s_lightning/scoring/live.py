@@ -1,8 +1,7 @@
 """A scorer over a model as it is now (during or right after training), not over an export.
 
-The evaluation callback and the export callback both build it here, so the images they score load
-exactly as the data module trained on them (``ImagePreprocessing.for_encoder`` at the model's
-input size, which is also what the run's protocol records). No Lightning import.
+The evaluation and export callbacks both build it here, so they load images exactly as the data
+module trained on them (``ImagePreprocessing.for_encoder``, as the run's protocol records). No Lightning import.
 """
 
 from __future__ import annotations
@@ -24,16 +23,12 @@ def training_pipeline(comparator: LevelComparator, image_options: dict[str, Any]
 
 def live_scorer(comparator: LevelComparator, bank: AnchorBank, image_options: dict[str, Any], *,
                 memo: ImageMemo | None = None, **options) -> Compare2Scorer:
-    """A ``Compare2Scorer`` over ``comparator`` that loads images as training does.
+    """A ``Compare2Scorer`` (``options``: its further options) over the model's comparator, possibly
+    wrapped by the comparison cache, that loads images as training does.
 
     Args:
-        comparator: The model's comparator (``Compare2ScoreModule.comparator``), possibly wrapped
-            by the comparison cache.
-        bank: The anchors (their matrix is computed by this model on first use).
-        image_options: The data module's ``image_options()``.
         memo: Decoded images kept between calls, built with ``training_pipeline`` (its pipeline is
             then the scorer's; the caller rebuilds it when the model's pipeline changes).
-        **options: Further ``Compare2Scorer`` options (``matrix``, ``batch_size``, ``workers``...).
     """
     pipeline = memo.pipeline if memo is not None else training_pipeline(comparator, image_options)
     return Compare2Scorer(comparator, bank, pipeline=pipeline, memo=memo, **options)

@@ -122,18 +122,12 @@ def _line_search(pairs: _Pairs, p, q, direction, value, slope, log_f):
     return step, trial
 
 
-def _check_matrix(P: torch.Tensor) -> None:
-    if P.ndim not in (2, 3) or P.shape[-1] != P.shape[-2]:
-        raise ValueError(f"P must be [n, n] or [b, n, n], got shape {tuple(P.shape)}")
-    off = ~torch.eye(P.shape[-1], dtype=torch.bool, device=P.device)
-    values = P[..., off]
+def _check_probabilities(name: str, values: torch.Tensor) -> None:
     if not torch.isfinite(values).all() or (values < 0).any() or (values > 1).any():
-        raise ValueError("P must hold probabilities in [0, 1] off the diagonal (no NaN or inf)")
+        raise ValueError(f"{name} must hold probabilities in [0, 1] (no NaN or inf)")
 
 
-def map_estimate(
-    P: torch.Tensor, link: str = "normal", tol: float = 1e-10, max_iter: int = 100
-) -> torch.Tensor:
+def map_estimate(P: torch.Tensor, link: str = "normal", tol: float = 1e-10, max_iter: int = 100) -> torch.Tensor:
     """MAP scores of the items of one or a batch of pairwise probability matrices.
 
     Args:
@@ -150,7 +144,9 @@ def map_estimate(
     """
     if link not in LINKS:
         raise ValueError(f"unknown link {link!r}; choose one of {', '.join(LINKS)}")
-    _check_matrix(P)
+    if P.ndim not in (2, 3) or P.shape[-1] != P.shape[-2]:
+        raise ValueError(f"P must be [n, n] or [b, n, n], got shape {tuple(P.shape)}")
+    _check_probabilities("P off the diagonal", P[..., ~torch.eye(P.shape[-1], dtype=torch.bool, device=P.device)])
     out_dtype = P.dtype if P.is_floating_point() else torch.get_default_dtype()
     n = P.shape[-1]
     pairs = _Pairs(n, torch.float64, P.device)
@@ -180,13 +176,9 @@ def _newton(pairs: _Pairs, p: torch.Tensor, link, tol: float, max_iter: int) -> 
         step, trial = _line_search(pairs, p_a, q_a, direction, value[active], slope, log_f)
         q[active], value[active] = q_a + step.unsqueeze(-1) * direction, trial
     if active.numel():
-        warnings.warn(
-            f"map_estimate: {active.numel()} matrix(es) not converged after {max_iter} Newton "
-            f"iterations (largest gradient component {gradient.abs().amax().item():.3g} > "
-            f"tol {tol:g})",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+        warnings.warn(f"map_estimate: {active.numel()} matrix(es) not converged after {max_iter} Newton "
+                      f"iterations (largest gradient component {gradient.abs().amax().item():.3g} > tol {tol:g})",
+                      RuntimeWarning, stacklevel=3)
     return q
 
 
@@ -209,9 +201,8 @@ def comparison_matrix(anchor_block: torch.Tensor, test_rows: torch.Tensor) -> to
         raise ValueError(f"anchor_block must be [n, n], got {tuple(anchor_block.shape)}")
     if test_rows.ndim not in (1, 2) or test_rows.shape[-1] != n:
         raise ValueError(f"test_rows must be [b, {n}] or [{n}], got {tuple(test_rows.shape)}")
-    for name, values in (("anchor_block", anchor_block), ("test_rows", test_rows)):
-        if not torch.isfinite(values).all() or (values < 0).any() or (values > 1).any():
-            raise ValueError(f"{name} must hold probabilities in [0, 1]")
+    _check_probabilities("anchor_block", anchor_block)
+    _check_probabilities("test_rows", test_rows)
     dtype = torch.promote_types(anchor_block.dtype, test_rows.dtype)
     dtype = dtype if dtype.is_floating_point else torch.get_default_dtype()
     rows = test_rows.to(dtype).reshape(-1, n)

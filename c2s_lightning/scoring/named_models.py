@@ -1,24 +1,17 @@
 """Pretrained models by name (``create_metric("compare2score")``, ``score --checkpoint compare2score``).
 
 A name stands for a model release on the Hugging Face hub plus the anchor images it scores
-against. The first use fetches both through ``huggingface_hub``'s own cache (``HF_HOME`` /
-``HF_HUB_CACHE``; with ``HF_HUB_OFFLINE=1`` only that cache is read) and assembles a complete
-export from them once, under ``<cache root>/models/<name>-<revision>/`` (``cache_folders``):
-links to the release's files, ``compare2score.json`` (its comparison protocol) and ``anchors.json``
-(its anchor bank, with the anchor images). Later uses find that folder and go straight to it.
-
-``compare2score`` is the authors' release of the paper's model: the mPLUG-Owl2 checkpoint
-``q-future/Compare2Score`` (their scorer's default; read by ``models/mplug_owl2``), and the five
-anchor images their scorer loads from the dataset ``VQA-CityU/Anchor_images`` (KonIQ-10k images,
-one per MOS interval, worst first). Images are padded to a square as the release does: by the
-mPLUG-Owl2 processor, with the CLIP mean colour, so the protocol's own padding (each image's
-mean colour) stays off. What differs from the release's own scorer (the question's wording, the
-anchor matrix computed by this model instead of copied) is listed in ``docs/newcomer.md``.
+against. The first use fetches both through ``huggingface_hub``'s own cache and assembles a
+complete export from them once, under ``<cache root>/models/<name>-<revision>/``; later uses go
+straight to it. What ``compare2score`` is, and how it scores unlike the release's own scorer:
+docs/newcomer.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 import logging
 import os
 import shutil
@@ -26,14 +19,14 @@ import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
+from PIL import Image
+
 from c2s_lightning.infra.atomic_files import is_nonempty_folder, publish_folder, staging_folder
 from c2s_lightning.infra.cache_folders import cache_folder
 from c2s_lightning.infra.user_errors import suggestion
 from c2s_lightning.scoring.image_feed import expand_image_paths
 
 log = logging.getLogger(__name__)
-
-MODELS_CACHE = "models"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +39,6 @@ class NamedModel:
         anchors_hub_id: The dataset repository holding the anchor images (worst to best).
         anchors: ``(mos, std)`` of each anchor image, worst first.
         anchors_dataset: Where the anchor images were taken from.
-        pad_to_square: The protocol's ``pad_to_square`` (each image's mean colour, before the processor).
     """
 
     description: str
@@ -54,7 +46,6 @@ class NamedModel:
     anchors_hub_id: str
     anchors: tuple[tuple[float, float], ...]
     anchors_dataset: str = "koniq10k"
-    pad_to_square: bool = False
 
 
 NAMED_MODELS = {
@@ -65,7 +56,6 @@ NAMED_MODELS = {
         anchors_hub_id="VQA-CityU/Anchor_images",
         # the paper's min-variance anchors of KonIQ-10k's split-1 training part (MOS/std, 1-5 scale)
         anchors=((1.09, 0.29), (2.02, 0.39), (2.96, 0.38), (3.21, 0.41), (4.01, 0.34)),
-        pad_to_square=False,  # the mPLUG-Owl2 processor pads, with the release's colour
     ),
 }
 
@@ -103,9 +93,8 @@ def named_export(name: str) -> Path:
     """The complete export of the named model, assembled from the hub cache on first use."""
     model = NAMED_MODELS[name]
     release = _snapshot(model.hub_id, "model")
-    root = cache_folder(MODELS_CACHE)
-    if root is None:  # caches off: assembled afresh each time, in a folder of its own
-        root = Path(tempfile.mkdtemp(prefix="c2s-models-"))
+    # with the caches off (None), assembled afresh each time, in a folder of its own
+    root = cache_folder("models") or Path(tempfile.mkdtemp(prefix="c2s-models-"))
     folder = root / f"{name}-{release.name[:12]}"
     if is_nonempty_folder(folder):
         return folder
@@ -149,10 +138,6 @@ def anchor_images(snapshot: Path, count: int) -> list:
 
 
 def _parquet_images(files: list[Path]) -> list:
-    import io
-
-    from PIL import Image
-
     try:
         import pyarrow.parquet as pq
     except ImportError as error:
@@ -164,8 +149,6 @@ def _parquet_images(files: list[Path]) -> list:
 
 def _assemble(model: NamedModel, name: str, release: Path, anchors: list, staged: Path) -> None:
     """Links to the release's files, its protocol and its anchor bank in ``staged``."""
-    import json
-
     from c2s_lightning.data.images import ImagePreprocessing
     from c2s_lightning.data.records import IQARecord
     from c2s_lightning.models.mplug_owl2.checkpoint import config_from_released
@@ -177,10 +160,10 @@ def _assemble(model: NamedModel, name: str, release: Path, anchors: list, staged
         (staged / file.name).symlink_to(file.resolve())
     # the protocol from the release's config alone: loading 7B weights here would double the first call
     config = config_from_released(json.loads((release / "config.json").read_text()))
-    preprocessing = ImagePreprocessing(pad_to_square=model.pad_to_square, decode_size=config.vision.image_size)
+    # no padding of our own: the mPLUG-Owl2 processor pads, with the release's colour
+    preprocessing = ImagePreprocessing(pad_to_square=False, decode_size=config.vision.image_size)
     family = SimpleNamespace(family=config.model_type, build_args={"model": model.hub_id})
-    protocol = stamp(ComparisonProtocol.for_backbone(family, preprocessing.to_dict()), staged)
-    protocol.save(staged)
+    stamp(ComparisonProtocol.for_backbone(family, preprocessing.to_dict()), staged).save(staged)
     with tempfile.TemporaryDirectory() as decoded:
         records = []
         for k, (image, (mos, std)) in enumerate(zip(anchors, model.anchors)):

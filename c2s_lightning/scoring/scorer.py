@@ -1,15 +1,14 @@
 """``Compare2Scorer``: soft comparisons against an anchor bank, then one MAP estimate per image.
 
-Per test image the scorer needs only its row of probabilities against the ``n`` anchors: the
-anchor-vs-anchor block is computed once per model and kept in the bank. A comparator that offers
-``anchor_rows`` (``FastComparator``) gets whole rows in one call, so it can reuse its work on the
-anchors; the MAP step then runs once for all images. No Lightning import: use it from a notebook
-or any trainer.
+The anchor-vs-anchor block is computed once per model and kept in the bank, so a test image needs
+only its row against the ``n`` anchors (whole rows in one call from a ``FastComparator``, which
+reuses its work on the anchors), and the MAP step runs once for all images. No Lightning import.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 from collections.abc import Iterable, Sequence
@@ -37,13 +36,6 @@ class LevelComparator(Protocol):
                      batch_size: int | None = None) -> torch.Tensor: ...
 
 
-class AnchorRowComparator(LevelComparator, Protocol):
-    """A comparator that scores test images against the anchors as a whole (reusing anchor work)."""
-
-    def anchor_rows(self, anchor_images: Sequence[Image.Image], test_images: Sequence[Image.Image],
-                    batch_size: int | None = None) -> torch.Tensor: ...
-
-
 class Compare2Scorer:
     """Scores images by adaptive soft comparison against anchors (Compare2Score, section 4).
 
@@ -57,18 +49,14 @@ class Compare2Scorer:
         link: MAP link function, ``normal`` (Thurstone Case V) or ``logistic``.
         readoff: ``raw`` MAP score of the test image, or ``minmax`` (the release's 0-100 rescaling).
         batch_size: Image pairs per forward pass.
-        protocol: The model's comparison protocol (``compare2score.json``); its image
-            preprocessing applies to every image, paths and PIL images alike, and it is recorded
-            in the bank when the scorer computes the anchor matrix.
+        protocol: The model's comparison protocol (``compare2score.json``): its image preprocessing
+            applies to every image, paths and PIL images alike; recorded in the bank with the matrix.
         pad_to_square: Pad images to a square with their mean colour; None: as the protocol (or
-            ``pipeline``) says, no padding without one. An override of the protocol is logged as
-            a warning.
-        recompute_anchors: Recompute the anchor matrix (once, on first use) even if the bank
-            holds one; otherwise a matrix of another model, preprocessing or anchor image files
-            is a ``StaleAnchorBankError``.
-        pipeline: How paths and PIL images become the model's images when there is no
-            ``protocol`` (``ImagePreprocessing.for_encoder``: the one training used); default:
-            full resolution.
+            ``pipeline``) says, no padding without one. Overriding the protocol logs a warning.
+        recompute_anchors: Recompute the anchor matrix (once, on first use) even if the bank holds
+            one; otherwise a matrix of another model, preprocessing or images is a ``StaleAnchorBankError``.
+        pipeline: How paths and PIL images become the model's images without a ``protocol``
+            (``ImagePreprocessing.for_encoder``: the one training used); default: full resolution.
         workers: Threads that load the next images while the model compares the current ones
             (0: load in this thread); the scores do not depend on it.
         memo: An ``ImageMemo`` that keeps loaded images between calls; it must load with the
@@ -92,7 +80,6 @@ class Compare2Scorer:
         self.batch_size, self.pad_to_square = batch_size, self.pipeline.pad_to_square
         self.recompute_anchors, self.workers = recompute_anchors, workers
         self._load = memo if memo is not None else self.pipeline.load
-        self._anchor_images: list[Image.Image] | None = None
         self._recomputed = False
 
     def _probability(self, level_logits: torch.Tensor) -> torch.Tensor:
@@ -105,11 +92,9 @@ class Compare2Scorer:
         logits = self.comparator.level_logits(firsts, seconds, batch_size=self.batch_size)
         return self._probability(logits.cpu().double())
 
-    @property
+    @functools.cached_property
     def anchor_images(self) -> list[Image.Image]:
-        if self._anchor_images is None:
-            self._anchor_images = list(prefetch(self._load, [a.path for a in self.bank.anchors], self.workers))
-        return self._anchor_images
+        return list(prefetch(self._load, [a.path for a in self.bank.anchors], self.workers))
 
     def anchor_block(self) -> torch.Tensor:
         """``[n, n]`` P(anchor i beats anchor j): the bank's, or computed once (both orders).
@@ -146,21 +131,14 @@ class Compare2Scorer:
     def _plain_block(self) -> torch.Tensor:
         """``[n, n]`` P(anchor i beats anchor j) pair by pair, diagonal left 0.5."""
         n = len(self.bank.anchors)
-        ordered = [(i, j) for i in range(n) for j in range(n) if i != j]
-        p = self._compare([self.anchor_images[j] for i, j in ordered],
-                          [self.anchor_images[i] for i, j in ordered])
+        i, j = (~torch.eye(n, dtype=torch.bool)).nonzero().unbind(-1)
         block = torch.full((n, n), 0.5, dtype=torch.float64)
-        for (i, j), value in zip(ordered, p.tolist()):
-            block[i, j] = value
+        block[i, j] = self._compare([self.anchor_images[k] for k in j], [self.anchor_images[k] for k in i])
         return block
 
     def score(self, images: Iterable[ImageLike], progress: Any = None) -> torch.Tensor:
-        """Scores ``[B]`` (float64) of images given as paths or PIL images.
-
-        Args:
-            images: Paths or PIL images.
-            progress: Optional callable ``progress(k)`` told how many images were just scored.
-        """
+        """Scores ``[B]`` (float64) of images given as paths or PIL images; ``progress``, if given, is
+        called with the number of images just scored."""
         block = self.anchor_block()
         images = list(images)
         if not images:

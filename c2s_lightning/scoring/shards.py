@@ -1,11 +1,8 @@
 """Equal-length strided shards of a list of images, for scoring with several processes.
 
-Rank ``r`` of ``world`` takes items ``r, r + world, r + 2 world, ...``. Shards are padded to one
-length, ``ceil(n / world)``, by repeating an item, because every forward pass under ZeRO-3 or
-FSDP gathers the parameters collectively: a rank with one batch more than the others would wait
-for ever. Padded scores are dropped, so nothing is counted twice. Equal lengths give equal
-comparator calls; within a call the forward count still depends on the images' sizes, which
-``FastComparator`` evens out across ranks (``models/lockstep.py``). No Lightning import.
+Rank ``r`` of ``world`` takes items ``r, r + world, r + 2 world, ...``, padded to ``ceil(n / world)``
+by repeating an item, because under ZeRO-3 or FSDP a rank with one forward more than the others
+waits for ever (docs/gpu.md); padded scores are dropped. No Lightning import.
 """
 
 from __future__ import annotations
@@ -17,21 +14,15 @@ import torch
 
 
 def padded_shard(n: int, world: int, rank: int) -> tuple[list[int], list[int]]:
-    """Item indices of rank ``rank``: its own ones, and the same padded to ``ceil(n / world)``.
-
-    The padding repeats the shard's first item (item 0 when the shard is empty: more ranks than
-    items) and comes last, so ``scores[:len(own)]`` are the rank's real scores.
-
-    Returns:
-        ``(own, padded)``: ``own`` the strided indices, ``padded`` the list to score.
-    """
+    """``(own, padded)``: rank ``rank``'s strided item indices, and the list to score: the same padded
+    to ``ceil(n / world)`` by repeating its first item (item 0 when the shard is empty: more ranks
+    than items) at the end, so ``scores[:len(own)]`` are the rank's real scores."""
     if world < 1 or not 0 <= rank < world:
         raise ValueError(f"need 0 <= rank < world, got rank {rank} of world {world}")
     if n < 1:
         raise ValueError(f"need at least one item to shard, got {n}")
     own = list(range(rank, n, world))
-    length = math.ceil(n / world)
-    return own, own + [own[0] if own else 0] * (length - len(own))
+    return own, own + [own[0] if own else 0] * (math.ceil(n / world) - len(own))
 
 
 def merge_strided(parts: Sequence[torch.Tensor], n: int) -> torch.Tensor:

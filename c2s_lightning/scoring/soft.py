@@ -18,10 +18,8 @@ _COUNT_VALUES = (0.0, 0.0, 0.5, 1.0, 1.0)
 
 def _as_level_logits(level_logits: torch.Tensor) -> torch.Tensor:
     if level_logits.ndim == 0 or level_logits.shape[-1] != len(LEVELS):
-        raise ValueError(
-            f"level logits need a last dimension of {len(LEVELS)} ({', '.join(LEVELS)}), "
-            f"got shape {tuple(level_logits.shape)}"
-        )
+        raise ValueError(f"level logits need a last dimension of {len(LEVELS)} ({', '.join(LEVELS)}), "
+                         f"got shape {tuple(level_logits.shape)}")
     # bf16/fp16 logits are widened: the softmax of close logits needs the precision.
     dtype = level_logits.dtype if level_logits.dtype == torch.float64 else torch.float32
     return level_logits.to(dtype)
