@@ -7,9 +7,9 @@ trained projector) and ``c2s_base.json``, the ``build_backbone`` arguments of it
 Merging never touches the live model: merged weights are computed into a fresh state dict.
 
 Either way the folder also holds ``compare2score.json``, the comparison protocol with the model
-fingerprint (``models/protocol.py``, ``models/fingerprint.py``), and, when one is given, ``anchors.json`` with its anchor
-images: the folder alone is then a complete scorer. The folder is built under a temporary name
-and renamed when complete; an existing non-empty folder is never replaced.
+fingerprint (``models/protocol.py``, ``models/fingerprint.py``), and, when one is given,
+``anchors.json`` with its anchor images: the folder alone is then a complete scorer. The folder is
+built under a temporary name and renamed when complete; an existing non-empty folder is never replaced.
 """
 
 from __future__ import annotations
@@ -32,12 +32,7 @@ from c2s_lightning.models.backbones import Backbone, assemble_backbone, build_ba
 from c2s_lightning.models.quiet_loading import no_transformers_bars
 from c2s_lightning.models.fingerprint import stamp, weights_fingerprint
 from c2s_lightning.models.protocol import (
-    ANCHORS_FILE,
-    BASE_FILE,
-    PROTOCOL_FILE,
-    ComparisonProtocol,
-    ProtocolError,
-    has_protocol,
+    ANCHORS_FILE, BASE_FILE, PROTOCOL_FILE, ComparisonProtocol, ProtocolError, has_protocol,
 )
 
 log = logging.getLogger(__name__)
@@ -77,8 +72,7 @@ def export_pretrained(
     staged = staging_folder(out)
     try:
         model, processor = _save_weights(backbone_or_model, processor, staged, merge_lora)
-        protocol = protocol or _default_protocol(backbone_or_model, model)
-        protocol = stamp(protocol, staged)
+        protocol = stamp(protocol or _default_protocol(backbone_or_model, model), staged)
         protocol.save(staged)
         if anchor_bank is not None:
             anchor_bank.set_matrix(anchor_bank.matrix, protocol.model_fingerprint,
@@ -102,12 +96,9 @@ def _default_protocol(backbone_or_model, model) -> ComparisonProtocol:
 @no_transformers_bars()
 def _save_weights(backbone_or_model, processor, out: Path, merge_lora: bool):
     """The Hugging Face files of the model and processor; returns the plain model and processor."""
-    build_args = None
-    if isinstance(backbone_or_model, Backbone):
-        model, processor = backbone_or_model.model, backbone_or_model.processor
-        build_args = backbone_or_model.build_args
-    else:
-        model = backbone_or_model
+    model, build_args = backbone_or_model, None
+    if isinstance(model, Backbone):
+        model, processor, build_args = model.model, model.processor, model.build_args
     if processor is None:
         raise ValueError("export_pretrained needs the processor (or a Backbone that holds it)")
     if isinstance(model, PeftModel) and not merge_lora:

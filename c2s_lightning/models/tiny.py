@@ -10,33 +10,16 @@ from __future__ import annotations
 
 import torch
 from transformers import (
-    Idefics3Config,
-    Idefics3ForConditionalGeneration,
-    Idefics3Processor,
-    Idefics3VisionConfig,
-    LlamaConfig,
-    LlavaConfig,
-    LlavaForConditionalGeneration,
-    LlavaNextConfig,
-    LlavaNextForConditionalGeneration,
-    LlavaNextImageProcessorPil,
-    LlavaNextProcessor,
-    LlavaProcessor,
-    Qwen2VLConfig,
-    Qwen2VLForConditionalGeneration,
-    Qwen2VLImageProcessorPil,
-    SiglipImageProcessorPil,
-    SiglipVisionConfig,
+    Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor, Idefics3VisionConfig, LlamaConfig,
+    LlavaConfig, LlavaForConditionalGeneration, LlavaNextConfig, LlavaNextForConditionalGeneration,
+    LlavaNextImageProcessorPil, LlavaNextProcessor, LlavaProcessor, Qwen2VLConfig, Qwen2VLForConditionalGeneration,
+    Qwen2VLImageProcessorPil, SiglipImageProcessorPil, SiglipVisionConfig,
 )
 
 # From its module: transformers 5.17's top-level name is a placeholder that demands torchvision.
 from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
 
-from c2s_lightning.models.mplug_owl2 import (
-    MPLUGOwl2ForCausalLM,
-    MPLUGOwl2Processor,
-    tiny_mplug_owl2_config,
-)
+from c2s_lightning.models.mplug_owl2 import MPLUGOwl2ForCausalLM, MPLUGOwl2Processor, tiny_mplug_owl2_config
 from c2s_lightning.models.processors import ImageOnlyQwen2VLProcessor
 from c2s_lightning.models.tiny_tokenizer import tiny_tokenizer
 
