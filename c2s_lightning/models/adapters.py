@@ -169,13 +169,12 @@ def parameter_counts(model: nn.Module) -> dict[str, int]:
 def _wrap_lora(model, parts, rank, alpha, dropout, targets, train_vision, train_projector):
     if targets is None:
         targets = default_lora_targets(model, parts)
-    modules = [n for n in parts.projector if train_projector and _is_module(model, n)]
+    named = dict(model.named_modules())  # parts.projector may name a bare parameter (image_newline)
+    modules = [n for n in parts.projector if train_projector and n in named]
     if train_vision:
         modules = [n for n in modules if not _under(n, parts.vision)] + list(parts.vision)
-    config = LoraConfig(
-        r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
-        modules_to_save=modules or None, bias="none",
-    )
+    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
+                        modules_to_save=modules or None, bias="none")
     with peft_quietly():
         return get_peft_model(model, config)
 
@@ -199,11 +198,3 @@ def default_lora_targets(model: nn.Module, parts: ModelParts) -> str:
 
 def _under(name: str, prefixes: tuple[str, ...]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
-
-
-def _is_module(model: nn.Module, name: str) -> bool:
-    try:
-        model.get_submodule(name)
-    except AttributeError:
-        return False
-    return True

@@ -109,9 +109,7 @@ def build_backbone(
         model_id = str(model)
     if attn_implementation and model in TINY_FAMILIES:
         net.set_attn_implementation(attn_implementation)
-    backbone = assemble_backbone(
-        net, processor, model_id=model_id, add_level_tokens=add_level_tokens, rating=rating
-    )
+    backbone = assemble_backbone(net, processor, model_id=model_id, add_level_tokens=add_level_tokens, rating=rating)
     backbone.build_args = dict(
         model=str(model), dtype=dtype, add_level_tokens=add_level_tokens, rating=rating,
         image_size=image_size, seed=seed, **tiny_kwargs,
@@ -172,18 +170,8 @@ def assemble_backbone(
     add_level_tokens: bool = False,
     rating: bool | None = None,
 ) -> Backbone:
-    """Wrap an already built model and processor: check the answer words, make the encoder.
-
-    Args:
-        model: A Hugging Face image-text-to-text model.
-        processor: Its processor.
-        model_id: Name of the weights (see ``Backbone.model_id``).
-        add_level_tokens: See ``build_backbone``.
-        rating: See ``build_backbone``.
-
-    Raises:
-        AnswerWordError: A level word (or required rating word) is not a single token.
-    """
+    """Wrap an already built model and processor: check the answer words (the arguments and the
+    ``AnswerWordError`` are ``build_backbone``'s), make the encoder."""
     encoder = ComparisonEncoder(processor)
     checks = {"level": (prompts.COMPARISON_PROMPT, prompts.COMPARISON_ANSWER, LEVELS)}
     if rating is not False:
@@ -225,9 +213,7 @@ def _load_pretrained(name: str, dtype, attn_implementation, image_size):
             raise ValueError("image_size applies to tiny and Qwen2-VL models, not an mPLUG-Owl2 folder")
         return mplug_owl2.load_folder(name, dtype, attn_implementation)
     config = AutoConfig.from_pretrained(name)
-    net = AutoModelForImageTextToText.from_pretrained(
-        name, dtype=dtype, attn_implementation=attn_implementation
-    )
+    net = AutoModelForImageTextToText.from_pretrained(name, dtype=dtype, attn_implementation=attn_implementation)
     if config.model_type in _IMAGE_ONLY_QWEN:
         tokenizer = AutoTokenizer.from_pretrained(name)
         processor = ImageOnlyQwen2VLProcessor(

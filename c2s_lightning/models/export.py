@@ -157,9 +157,8 @@ def load_backbone(folder: str | os.PathLike, **kwargs) -> Backbone:
         base = build_backbone(**build_args)
         with no_transformers_bars(), peft_quietly():
             model = PeftModel.from_pretrained(base.model, str(folder))
-        backbone = assemble_backbone(
-            model.eval(), base.processor, model_id=str(folder), rating=build_args.get("rating")
-        )
+        backbone = assemble_backbone(model.eval(), base.processor, model_id=str(folder),
+                                     rating=build_args.get("rating"))
         backbone.build_args = build_args
     if folder.is_dir():
         backbone.model_id = weights_fingerprint(folder)

@@ -169,16 +169,8 @@ TINY_FAMILIES = {
 
 
 def build_tiny(name: str, *, seed: int = 0, **sizes):
-    """Build a tiny family's model (random weights, seeded) and processor.
-
-    Args:
-        name: One of ``TINY_FAMILIES``.
-        seed: Seed of the weight initialisation; the global RNG is restored afterwards.
-        **sizes: Overrides of ``TINY_DEFAULTS``.
-
-    Returns:
-        ``(model, processor)``, the model in eval mode.
-    """
+    """``(model, processor)`` of one of ``TINY_FAMILIES``: random weights from ``seed`` (the global RNG
+    is restored afterwards), the model in eval mode; ``sizes`` override ``TINY_DEFAULTS``."""
     if name not in TINY_FAMILIES:
         from c2s_lightning.infra.user_errors import suggestion
 
