@@ -63,16 +63,9 @@ def model_parts(model: nn.Module) -> ModelParts:
     return ModelParts(language=language, vision=find(VISION_NAMES), projector=find(PROJECTOR_NAMES))
 
 
-def configure_trainable(
-    model: nn.Module,
-    mode: str = "full",
-    lora_rank: int = 8,
-    lora_alpha: int = 16,
-    lora_dropout: float = 0.0,
-    lora_target_modules: list[str] | str | None = None,
-    train_vision: bool = False,
-    train_projector: bool = True,
-) -> nn.Module:
+def configure_trainable(model: nn.Module, mode: str = "full", lora_rank: int = 8, lora_alpha: int = 16,
+                        lora_dropout: float = 0.0, lora_target_modules: list[str] | str | None = None,
+                        train_vision: bool = False, train_projector: bool = True) -> nn.Module:
     """Set ``requires_grad`` for a training mode; in LoRA mode wrap the model with peft.
 
     Args:

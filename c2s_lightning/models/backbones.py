@@ -60,17 +60,9 @@ class Backbone:
     build_args: dict = field(default_factory=dict)
 
 
-def build_backbone(
-    model: str = "tiny-llava",
-    *,
-    dtype: str = "float32",
-    attn_implementation: str | None = None,
-    add_level_tokens: bool = False,
-    rating: bool | None = None,
-    image_size: int | None = None,
-    seed: int = 0,
-    **tiny_kwargs,
-) -> Backbone:
+def build_backbone(model: str = "tiny-llava", *, dtype: str = "float32", attn_implementation: str | None = None,
+                   add_level_tokens: bool = False, rating: bool | None = None, image_size: int | None = None,
+                   seed: int = 0, **tiny_kwargs) -> Backbone:
     """Load or build a backbone and check its answer words.
 
     Args:
@@ -110,10 +102,8 @@ def build_backbone(
     if attn_implementation and model in TINY_FAMILIES:
         net.set_attn_implementation(attn_implementation)
     backbone = assemble_backbone(net, processor, model_id=model_id, add_level_tokens=add_level_tokens, rating=rating)
-    backbone.build_args = dict(
-        model=str(model), dtype=dtype, add_level_tokens=add_level_tokens, rating=rating,
-        image_size=image_size, seed=seed, **tiny_kwargs,
-    )
+    backbone.build_args = dict(model=str(model), dtype=dtype, add_level_tokens=add_level_tokens, rating=rating,
+                               image_size=image_size, seed=seed, **tiny_kwargs)
     return backbone
 
 
@@ -162,14 +152,8 @@ def tiny_model_id(name: str, seed: int, sizes: dict) -> str:
     return f"{name}@seed{seed}" + (f"[{suffix}]" if suffix else "")
 
 
-def assemble_backbone(
-    model,
-    processor,
-    *,
-    model_id: str,
-    add_level_tokens: bool = False,
-    rating: bool | None = None,
-) -> Backbone:
+def assemble_backbone(model, processor, *, model_id: str, add_level_tokens: bool = False,
+                      rating: bool | None = None) -> Backbone:
     """Wrap an already built model and processor: check the answer words (the arguments and the
     ``AnswerWordError`` are ``build_backbone``'s), make the encoder."""
     encoder = ComparisonEncoder(processor)

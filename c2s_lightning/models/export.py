@@ -38,14 +38,8 @@ from c2s_lightning.models.protocol import (
 log = logging.getLogger(__name__)
 
 
-def export_pretrained(
-    backbone_or_model,
-    processor=None,
-    out_dir: str | os.PathLike = "export",
-    merge_lora: bool = True,
-    protocol: ComparisonProtocol | None = None,
-    anchor_bank=None,
-) -> Path:
+def export_pretrained(backbone_or_model, processor=None, out_dir: str | os.PathLike = "export", merge_lora: bool = True,
+                      protocol: ComparisonProtocol | None = None, anchor_bank=None) -> Path:
     """Save a backbone (or a bare model + processor) as a Hugging Face folder with its protocol.
 
     Args:
