@@ -93,14 +93,14 @@ def build_backbone(model: str = "tiny-llava", *, dtype: str = "float32", attn_im
         net, processor = build_tiny(model, seed=seed, **sizes)
         net = net.to(DTYPES[dtype])
         model_id = tiny_model_id(model, seed, sizes)
+        if attn_implementation:
+            net.set_attn_implementation(attn_implementation)
     else:
         if tiny_kwargs:
             raise TypeError(f"{sorted(tiny_kwargs)} only apply to tiny models, not {model!r}")
         check_model_name(model)  # before any hub call
         net, processor = _load_pretrained(model, DTYPES[dtype], attn_implementation, image_size)
         model_id = str(model)
-    if attn_implementation and model in TINY_FAMILIES:
-        net.set_attn_implementation(attn_implementation)
     backbone = assemble_backbone(net, processor, model_id=model_id, add_level_tokens=add_level_tokens, rating=rating)
     backbone.build_args = dict(model=str(model), dtype=dtype, add_level_tokens=add_level_tokens, rating=rating,
                                image_size=image_size, seed=seed, **tiny_kwargs)
@@ -200,9 +200,8 @@ def _load_pretrained(name: str, dtype, attn_implementation, image_size):
     net = AutoModelForImageTextToText.from_pretrained(name, dtype=dtype, attn_implementation=attn_implementation)
     if config.model_type in _IMAGE_ONLY_QWEN:
         tokenizer = AutoTokenizer.from_pretrained(name)
-        processor = ImageOnlyQwen2VLProcessor(
-            AutoImageProcessor.from_pretrained(name), tokenizer, chat_template=tokenizer.chat_template
-        )
+        processor = ImageOnlyQwen2VLProcessor(AutoImageProcessor.from_pretrained(name), tokenizer,
+                                              chat_template=tokenizer.chat_template)
         if image_size:
             area = image_size**2
             processor.image_processor.size = {"shortest_edge": area, "longest_edge": area}

@@ -227,12 +227,11 @@ def answer_prefix(example: dict) -> str:
         return example["answer_prefix"]
     known = ANSWER_PREFIXES.get(example["prompt"])
     answer = example.get("answer")
-    if answer is not None:
-        for prefix in ([known] if known else []) + list(ANSWER_PREFIXES.values()):
-            if answer.startswith(prefix):
-                return prefix
-    if known is not None and answer is None:
+    if answer is None and known is not None:
         return known
+    for prefix in [known, *ANSWER_PREFIXES.values()]:  # the prompt's own first
+        if prefix and answer is not None and answer.startswith(prefix):
+            return prefix
     raise ValueError(
         f"cannot tell the answer prefix of prompt {example['prompt']!r} / answer {answer!r}; "
         "give the example an 'answer_prefix'"

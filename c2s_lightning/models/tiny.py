@@ -24,16 +24,8 @@ from c2s_lightning.models.processors import ImageOnlyQwen2VLProcessor
 from c2s_lightning.models.tiny_tokenizer import tiny_tokenizer
 
 TINY_DEFAULTS = dict(
-    image_size=32,
-    patch_size=8,
-    vision_hidden_size=32,
-    vision_layers=2,
-    vision_heads=4,
-    hidden_size=64,
-    intermediate_size=128,
-    num_layers=2,
-    num_heads=4,
-    num_kv_heads=2,
+    image_size=32, patch_size=8, vision_hidden_size=32, vision_layers=2, vision_heads=4,  # vision tower
+    hidden_size=64, intermediate_size=128, num_layers=2, num_heads=4, num_kv_heads=2,  # language model
 )
 """Default sizes of every tiny family; ``build_backbone(..., **tiny_kwargs)`` overrides them."""
 
