@@ -90,8 +90,7 @@ class FastComparator(Comparator):
             return False
         return not getattr(self.backbone.processor.image_processor, "do_image_splitting", False)
 
-    def level_logits(self, first_images: Sequence, second_images: Sequence,
-                     batch_size: int | None = None) -> Tensor:
+    def level_logits(self, first_images: Sequence, second_images: Sequence, batch_size: int | None = None) -> Tensor:
         """As ``Comparator.level_logits``, encoding each distinct image once: [B, 5] float32."""
         if not self.fast or len(first_images) != len(second_images):  # the plain path raises on the latter
             return super().level_logits(first_images, second_images, batch_size)
@@ -102,8 +101,7 @@ class FastComparator(Comparator):
             pairs = list(zip(codes[: len(first_images)], codes[len(first_images):]))
             return self._run_groups(pairs, size, prefix=False)
 
-    def anchor_rows(self, anchor_images: Sequence, test_images: Sequence,
-                    batch_size: int | None = None) -> Tensor:
+    def anchor_rows(self, anchor_images: Sequence, test_images: Sequence, batch_size: int | None = None) -> Tensor:
         """Level logits of every test image against every anchor, the anchor shown first.
 
         Args:

@@ -97,9 +97,8 @@ def tiny_tokenizer(family: str = "llava", *, drop_words: Iterable[str] = ()) -> 
     backend.decoder = decoders.WordPiece()
     add_bos = family != "qwen2_vl"  # Llama-style tokenizers prepend BOS; Qwen's do not
     if add_bos:
-        backend.post_processor = processors.TemplateProcessing(
-            single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", vocab["<s>"])]
-        )
+        backend.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                               special_tokens=[("<s>", vocab["<s>"])])
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>", bos_token="<s>" if add_bos else None,
         eos_token="<|im_end|>" if family == "qwen2_vl" else "</s>", extra_special_tokens=_SPECIAL_TOKENS[family],
