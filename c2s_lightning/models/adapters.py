@@ -115,10 +115,8 @@ def unused_parameters(model: nn.Module) -> set[str]:
     and pooling head (``post_layernorm``, ``head``), then never receive a gradient: DDP refuses to
     train such parameters (it waits for their gradients), and they would only cost optimiser
     state. Other families (Qwen2-VL, Idefics3, mPLUG-Owl2) use every parameter. A test checks,
-    for each tiny family, that every trainable parameter receives a gradient in a step.
-
-    Args:
-        model: A Hugging Face image-text-to-text model (not wrapped by peft).
+    for each tiny family, that every trainable parameter receives a gradient in a step. ``model``
+    is not wrapped by peft yet.
     """
     selected = getattr(model.config, "vision_feature_layer", None)
     if selected is None:

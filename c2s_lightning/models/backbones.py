@@ -147,8 +147,7 @@ def _check_offline_cache(hub_id: str) -> None:
 
 def tiny_model_id(name: str, seed: int, sizes: dict) -> str:
     """``"tiny-llava@seed0"``, plus the sizes that differ from ``TINY_DEFAULTS``."""
-    changed = {k: v for k, v in sorted(sizes.items()) if TINY_DEFAULTS.get(k) != v}
-    suffix = ",".join(f"{k}={v}" for k, v in changed.items())
+    suffix = ",".join(f"{k}={v}" for k, v in sorted(sizes.items()) if TINY_DEFAULTS.get(k) != v)
     return f"{name}@seed{seed}" + (f"[{suffix}]" if suffix else "")
 
 

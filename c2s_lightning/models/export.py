@@ -101,8 +101,7 @@ def _save_weights(backbone_or_model, processor, out: Path, merge_lora: bool):
         model.save_pretrained(out)
         (out / BASE_FILE).write_text(json.dumps({"build_args": build_args}, indent=2))
     elif isinstance(model, PeftModel):
-        base = model.get_base_model()
-        base.save_pretrained(out, state_dict=merged_state_dict(model))
+        model.get_base_model().save_pretrained(out, state_dict=merged_state_dict(model))
     else:
         model.save_pretrained(out)
     processor.save_pretrained(out)
@@ -164,11 +163,9 @@ def load_export(folder: str | os.PathLike, **kwargs) -> tuple[Backbone, Comparis
     version asks, and its weights are the ones ``compare2score.json`` was written for.
 
     The protocol comes back with the folder's fingerprints as it is now, and the backbone's
-    ``model_id`` is its model fingerprint: a file edited after the export (tokenizer, config,
-    processor, chat template) is reported and gives a new fingerprint, so neither cached
-    comparisons nor an anchor matrix of the exported model are used for it. A folder without
-    ``compare2score.json`` (a released checkpoint, an older export) gets this version's protocol
-    without padding, with a warning.
+    ``model_id`` is its model fingerprint: a file edited after the export is reported and gets
+    neither the exported model's cached comparisons nor its anchor matrix (docs/fingerprint.md).
+    A folder without ``compare2score.json`` gets this version's protocol without padding, with a warning.
 
     Raises:
         ProtocolError: the template or level words differ, or the weights were changed after export.

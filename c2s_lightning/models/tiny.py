@@ -90,8 +90,7 @@ def _qwen2_vl(s: dict):
     text.update(rope_parameters={"rope_type": "default", "mrope_section": _mrope_section(head_dim)})
     vision = dict(
         depth=s["vision_layers"], embed_dim=s["vision_hidden_size"], hidden_size=s["hidden_size"],
-        num_heads=s["vision_heads"], patch_size=s["patch_size"], spatial_merge_size=2,
-        temporal_patch_size=2,
+        num_heads=s["vision_heads"], patch_size=s["patch_size"], spatial_merge_size=2, temporal_patch_size=2,
     )
     config = Qwen2VLConfig(
         text_config=text, vision_config=vision,
@@ -99,10 +98,8 @@ def _qwen2_vl(s: dict):
         vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
     )
     pixels = s["image_size"] ** 2
-    image_processor = Qwen2VLImageProcessorPil(
-        size={"shortest_edge": pixels, "longest_edge": pixels},
-        patch_size=s["patch_size"], merge_size=2, temporal_patch_size=2,
-    )
+    image_processor = Qwen2VLImageProcessorPil(size={"shortest_edge": pixels, "longest_edge": pixels},
+                                               patch_size=s["patch_size"], merge_size=2, temporal_patch_size=2)
     processor = ImageOnlyQwen2VLProcessor(image_processor, tokenizer, chat_template=tokenizer.chat_template)
     return Qwen2VLForConditionalGeneration(config), processor
 

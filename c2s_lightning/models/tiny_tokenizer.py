@@ -56,10 +56,8 @@ _SPECIAL_TOKENS = {
     "llava": ["<image>"],
     "llava_next": ["<image>"],
     "qwen2_vl": ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"],
-    "idefics3": [
-        "<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>", "<image>",
-        "<global-img>", *(f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)),
-    ],
+    "idefics3": ["<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>", "<image>", "<global-img>",
+                 *(f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7))],
     "mplug_owl2": [],  # like the release's LLaMA tokenizer: <|image|> is never a token
 }
 
