@@ -11,11 +11,10 @@ from PIL import Image
 
 import c2s_lightning
 from c2s_lightning.cli import main
-from c2s_lightning.data.images import ImagePreprocessing
 from c2s_lightning.data.records import IQARecord
 from c2s_lightning.models.backbones import build_backbone
 from c2s_lightning.models.export import export_pretrained
-from c2s_lightning.models.protocol import ComparisonProtocol
+from c2s_lightning.models.protocol import ComparisonProtocol, image_preprocessing
 from c2s_lightning.scoring.bank import AnchorBank
 
 NINE = {"live", "csiq", "kadid10k", "bid", "clive", "koniq10k", "tid2013", "spaq", "agiqa3k"}
@@ -26,8 +25,8 @@ def export(tmp_path_factory):
     """A complete scorer folder: a tiny export plus its own anchor bank with a computed matrix."""
     tmp = tmp_path_factory.mktemp("metric")
     backbone = build_backbone("tiny-llava", seed=5)
-    protocol = ComparisonProtocol.for_backbone(backbone, ImagePreprocessing(pad_to_square=True).to_dict())
-    out = export_pretrained(backbone, out_dir=tmp / "export", protocol=protocol)
+    out = export_pretrained(backbone, out_dir=tmp / "export",
+                            protocol=ComparisonProtocol.for_backbone(backbone, image_preprocessing(True)))
     rng = np.random.default_rng(1)
     records = []
     for i in range(10):

@@ -13,11 +13,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from c2s_lightning.data import prompts
-from c2s_lightning.data.images import ImagePreprocessing
 from c2s_lightning.models.backbones import build_backbone
 from c2s_lightning.models.export import export_pretrained, load_export
 from c2s_lightning.models.fingerprint import weights_fingerprint
-from c2s_lightning.models.protocol import ComparisonProtocol, ProtocolError
+from c2s_lightning.models.protocol import ComparisonProtocol, ProtocolError, image_preprocessing
 
 
 def by_hand(tensors: dict[str, torch.Tensor]) -> str:
@@ -38,7 +37,7 @@ def backbone():
 
 @pytest.fixture(scope="module")
 def export(backbone, tmp_path_factory):
-    protocol = ComparisonProtocol.for_backbone(backbone, ImagePreprocessing(pad_to_square=True).to_dict(),
+    protocol = ComparisonProtocol.for_backbone(backbone, image_preprocessing(True),
                                                [{"name": "kadid10k", "root": "data/k", "split": "random"}])
     return export_pretrained(backbone, out_dir=tmp_path_factory.mktemp("e") / "export", protocol=protocol)
 

@@ -42,6 +42,13 @@ class ProtocolError(ValueError):
     """A protocol file that is missing fields, or that this version cannot honour."""
 
 
+def image_preprocessing(pad_to_square: bool = False) -> dict[str, Any]:
+    """The image preprocessing as a plain dict: pad to a square (centred, with the CLIP mean
+    colour) or not; ``image_size`` None: the processor resizes. Decoded at full resolution;
+    ``ImagePreprocessing.for_encoder`` gives a model's own colour and reduced decoding."""
+    return ImagePreprocessing(pad_to_square=bool(pad_to_square)).to_dict()
+
+
 def current_template(family: str) -> dict[str, str]:
     """The comparison template this version asks with (``data/prompts.py``) for a chat family."""
     return {"prompt": prompts.COMPARISON_PROMPT, "answer_prefix": prompts.COMPARISON_ANSWER_PREFIX,
@@ -56,7 +63,7 @@ class ComparisonProtocol:
         template: ``prompt``, ``answer_prefix``, ``answer`` and ``chat_template_family``.
         levels: The answer words, worst to best.
         level_weights: Win probability of each level.
-        image_preprocessing: ``ImagePreprocessing.to_dict()``.
+        image_preprocessing: See ``image_preprocessing()``.
         backbone: ``family`` and ``build_args`` (``build_backbone`` arguments of the base).
         training_datasets: What the model was trained on: name, label, root, split and options.
         weights_fingerprint: ``sha256:...`` of the exported tensors; None before the export.
