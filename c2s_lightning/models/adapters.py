@@ -151,10 +151,7 @@ def _freeze(model: nn.Module, base_names: set[str]) -> None:
 def parameter_counts(model: nn.Module) -> dict[str, int]:
     """Numbers of trainable and of all parameters: ``{"trainable": ..., "total": ...}``."""
     params = list(model.parameters())
-    return {
-        "trainable": sum(p.numel() for p in params if p.requires_grad),
-        "total": sum(p.numel() for p in params),
-    }
+    return {"trainable": sum(p.numel() for p in params if p.requires_grad), "total": sum(p.numel() for p in params)}
 
 
 def _wrap_lora(model, parts, rank, alpha, dropout, targets, train_vision, train_projector):

@@ -61,13 +61,10 @@ class Comparator:
 
     def _word_logits(self, examples: list[dict], token_ids: list[int], batch_size: int | None) -> Tensor:
         size = batch_size or self.batch_size or max(len(examples), 1)
-        ids = torch.tensor(token_ids)
         with evaluating(self.backbone.model):
-            chunks = [self._answer_logits(self.backbone.encoder.encode_query(examples[i : i + size]))
+            chunks = [self._answer_logits(self.backbone.encoder.encode_query(examples[i : i + size]))[:, token_ids]
                       for i in range(0, len(examples), size)]
-        if not chunks:
-            return torch.empty(0, len(token_ids))
-        return torch.cat(chunks)[:, ids].float()
+        return torch.cat(chunks) if chunks else torch.empty(0, len(token_ids))
 
     def _answer_logits(self, encoded: dict) -> Tensor:
         """Full-vocabulary next-token logits at each row's query position: [B, vocab] on the CPU.
