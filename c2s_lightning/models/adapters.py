@@ -63,16 +63,9 @@ def model_parts(model: nn.Module) -> ModelParts:
     return ModelParts(language=language, vision=find(VISION_NAMES), projector=find(PROJECTOR_NAMES))
 
 
-def configure_trainable(
-    model: nn.Module,
-    mode: str = "full",
-    lora_rank: int = 8,
-    lora_alpha: int = 16,
-    lora_dropout: float = 0.0,
-    lora_target_modules: list[str] | str | None = None,
-    train_vision: bool = False,
-    train_projector: bool = True,
-) -> nn.Module:
+def configure_trainable(model: nn.Module, mode: str = "full", lora_rank: int = 8, lora_alpha: int = 16,
+                        lora_dropout: float = 0.0, lora_target_modules: list[str] | str | None = None,
+                        train_vision: bool = False, train_projector: bool = True) -> nn.Module:
     """Set ``requires_grad`` for a training mode; in LoRA mode wrap the model with peft.
 
     Args:
@@ -122,10 +115,8 @@ def unused_parameters(model: nn.Module) -> set[str]:
     and pooling head (``post_layernorm``, ``head``), then never receive a gradient: DDP refuses to
     train such parameters (it waits for their gradients), and they would only cost optimiser
     state. Other families (Qwen2-VL, Idefics3, mPLUG-Owl2) use every parameter. A test checks,
-    for each tiny family, that every trainable parameter receives a gradient in a step.
-
-    Args:
-        model: A Hugging Face image-text-to-text model (not wrapped by peft).
+    for each tiny family, that every trainable parameter receives a gradient in a step. ``model``
+    is not wrapped by peft yet.
     """
     selected = getattr(model.config, "vision_feature_layer", None)
     if selected is None:
@@ -160,22 +151,18 @@ def _freeze(model: nn.Module, base_names: set[str]) -> None:
 def parameter_counts(model: nn.Module) -> dict[str, int]:
     """Numbers of trainable and of all parameters: ``{"trainable": ..., "total": ...}``."""
     params = list(model.parameters())
-    return {
-        "trainable": sum(p.numel() for p in params if p.requires_grad),
-        "total": sum(p.numel() for p in params),
-    }
+    return {"trainable": sum(p.numel() for p in params if p.requires_grad), "total": sum(p.numel() for p in params)}
 
 
 def _wrap_lora(model, parts, rank, alpha, dropout, targets, train_vision, train_projector):
     if targets is None:
         targets = default_lora_targets(model, parts)
-    modules = [n for n in parts.projector if train_projector and _is_module(model, n)]
+    named = dict(model.named_modules())  # parts.projector may name a bare parameter (image_newline)
+    modules = [n for n in parts.projector if train_projector and n in named]
     if train_vision:
         modules = [n for n in modules if not _under(n, parts.vision)] + list(parts.vision)
-    config = LoraConfig(
-        r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
-        modules_to_save=modules or None, bias="none",
-    )
+    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets,
+                        modules_to_save=modules or None, bias="none")
     with peft_quietly():
         return get_peft_model(model, config)
 
@@ -199,11 +186,3 @@ def default_lora_targets(model: nn.Module, parts: ModelParts) -> str:
 
 def _under(name: str, prefixes: tuple[str, ...]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
-
-
-def _is_module(model: nn.Module, name: str) -> bool:
-    try:
-        model.get_submodule(name)
-    except AttributeError:
-        return False
-    return True

@@ -49,5 +49,6 @@ def list_backbones() -> dict[str, BackboneInfo]:
     Hugging Face families; real ones are loaded by hub id or folder (``BackboneInfo.example``)."""
     missing = set(TINY_FAMILIES) - set(BACKBONES)
     if missing:  # a new tiny family must be described here, not silently absent from listings
-        raise RuntimeError(f"tiny families {sorted(missing)} are not described in c2s_lightning/models/backbone_list.py")
+        raise RuntimeError(f"tiny families {sorted(missing)} are not described in "
+                           "c2s_lightning/models/backbone_list.py")
     return dict(BACKBONES)

@@ -60,17 +60,9 @@ class Backbone:
     build_args: dict = field(default_factory=dict)
 
 
-def build_backbone(
-    model: str = "tiny-llava",
-    *,
-    dtype: str = "float32",
-    attn_implementation: str | None = None,
-    add_level_tokens: bool = False,
-    rating: bool | None = None,
-    image_size: int | None = None,
-    seed: int = 0,
-    **tiny_kwargs,
-) -> Backbone:
+def build_backbone(model: str = "tiny-llava", *, dtype: str = "float32", attn_implementation: str | None = None,
+                   add_level_tokens: bool = False, rating: bool | None = None, image_size: int | None = None,
+                   seed: int = 0, **tiny_kwargs) -> Backbone:
     """Load or build a backbone and check its answer words.
 
     Args:
@@ -101,21 +93,17 @@ def build_backbone(
         net, processor = build_tiny(model, seed=seed, **sizes)
         net = net.to(DTYPES[dtype])
         model_id = tiny_model_id(model, seed, sizes)
+        if attn_implementation:
+            net.set_attn_implementation(attn_implementation)
     else:
         if tiny_kwargs:
             raise TypeError(f"{sorted(tiny_kwargs)} only apply to tiny models, not {model!r}")
         check_model_name(model)  # before any hub call
         net, processor = _load_pretrained(model, DTYPES[dtype], attn_implementation, image_size)
         model_id = str(model)
-    if attn_implementation and model in TINY_FAMILIES:
-        net.set_attn_implementation(attn_implementation)
-    backbone = assemble_backbone(
-        net, processor, model_id=model_id, add_level_tokens=add_level_tokens, rating=rating
-    )
-    backbone.build_args = dict(
-        model=str(model), dtype=dtype, add_level_tokens=add_level_tokens, rating=rating,
-        image_size=image_size, seed=seed, **tiny_kwargs,
-    )
+    backbone = assemble_backbone(net, processor, model_id=model_id, add_level_tokens=add_level_tokens, rating=rating)
+    backbone.build_args = dict(model=str(model), dtype=dtype, add_level_tokens=add_level_tokens, rating=rating,
+                               image_size=image_size, seed=seed, **tiny_kwargs)
     return backbone
 
 
@@ -159,31 +147,14 @@ def _check_offline_cache(hub_id: str) -> None:
 
 def tiny_model_id(name: str, seed: int, sizes: dict) -> str:
     """``"tiny-llava@seed0"``, plus the sizes that differ from ``TINY_DEFAULTS``."""
-    changed = {k: v for k, v in sorted(sizes.items()) if TINY_DEFAULTS.get(k) != v}
-    suffix = ",".join(f"{k}={v}" for k, v in changed.items())
+    suffix = ",".join(f"{k}={v}" for k, v in sorted(sizes.items()) if TINY_DEFAULTS.get(k) != v)
     return f"{name}@seed{seed}" + (f"[{suffix}]" if suffix else "")
 
 
-def assemble_backbone(
-    model,
-    processor,
-    *,
-    model_id: str,
-    add_level_tokens: bool = False,
-    rating: bool | None = None,
-) -> Backbone:
-    """Wrap an already built model and processor: check the answer words, make the encoder.
-
-    Args:
-        model: A Hugging Face image-text-to-text model.
-        processor: Its processor.
-        model_id: Name of the weights (see ``Backbone.model_id``).
-        add_level_tokens: See ``build_backbone``.
-        rating: See ``build_backbone``.
-
-    Raises:
-        AnswerWordError: A level word (or required rating word) is not a single token.
-    """
+def assemble_backbone(model, processor, *, model_id: str, add_level_tokens: bool = False,
+                      rating: bool | None = None) -> Backbone:
+    """Wrap an already built model and processor: check the answer words (the arguments and the
+    ``AnswerWordError`` are ``build_backbone``'s), make the encoder."""
     encoder = ComparisonEncoder(processor)
     checks = {"level": (prompts.COMPARISON_PROMPT, prompts.COMPARISON_ANSWER, LEVELS)}
     if rating is not False:
@@ -225,14 +196,11 @@ def _load_pretrained(name: str, dtype, attn_implementation, image_size):
             raise ValueError("image_size applies to tiny and Qwen2-VL models, not an mPLUG-Owl2 folder")
         return mplug_owl2.load_folder(name, dtype, attn_implementation)
     config = AutoConfig.from_pretrained(name)
-    net = AutoModelForImageTextToText.from_pretrained(
-        name, dtype=dtype, attn_implementation=attn_implementation
-    )
+    net = AutoModelForImageTextToText.from_pretrained(name, dtype=dtype, attn_implementation=attn_implementation)
     if config.model_type in _IMAGE_ONLY_QWEN:
         tokenizer = AutoTokenizer.from_pretrained(name)
-        processor = ImageOnlyQwen2VLProcessor(
-            AutoImageProcessor.from_pretrained(name), tokenizer, chat_template=tokenizer.chat_template
-        )
+        processor = ImageOnlyQwen2VLProcessor(AutoImageProcessor.from_pretrained(name), tokenizer,
+                                              chat_template=tokenizer.chat_template)
         if image_size:
             area = image_size**2
             processor.image_processor.size = {"shortest_edge": area, "longest_edge": area}

@@ -35,9 +35,7 @@ class Comparator:
         """Identifies the weights behind these logits (anchor banks are tagged with it)."""
         return self.backbone.model_id
 
-    def level_logits(
-        self, first_images: Sequence, second_images: Sequence, batch_size: int | None = None
-    ) -> Tensor:
+    def level_logits(self, first_images: Sequence, second_images: Sequence, batch_size: int | None = None) -> Tensor:
         """Next-token logits of ``LEVELS`` (in order) for "second compared with first".
 
         Args:
@@ -57,24 +55,16 @@ class Comparator:
         """Next-token logits of ``RATING_LEVELS`` (bad..excellent) for single images: [B, 5]."""
         if self.backbone.rating_token_ids is None:
             raise ValueError(f"{self.model_id}: rating words are not single tokens; no rating logits")
-        examples = [
-            {"images": [image], "prompt": prompts.RATING_PROMPT,
-             "answer_prefix": prompts.RATING_ANSWER_PREFIX}
-            for image in images
-        ]
+        examples = [{"images": [image], "prompt": prompts.RATING_PROMPT, "answer_prefix": prompts.RATING_ANSWER_PREFIX}
+                    for image in images]
         return self._word_logits(examples, self.backbone.rating_token_ids, batch_size)
 
     def _word_logits(self, examples: list[dict], token_ids: list[int], batch_size: int | None) -> Tensor:
         size = batch_size or self.batch_size or max(len(examples), 1)
-        ids = torch.tensor(token_ids)
         with evaluating(self.backbone.model):
-            chunks = [
-                self._answer_logits(self.backbone.encoder.encode_query(examples[i : i + size]))
-                for i in range(0, len(examples), size)
-            ]
-        if not chunks:
-            return torch.empty(0, len(token_ids))
-        return torch.cat(chunks)[:, ids].float()
+            chunks = [self._answer_logits(self.backbone.encoder.encode_query(examples[i : i + size]))[:, token_ids]
+                      for i in range(0, len(examples), size)]
+        return torch.cat(chunks) if chunks else torch.empty(0, len(token_ids))
 
     def _answer_logits(self, encoded: dict) -> Tensor:
         """Full-vocabulary next-token logits at each row's query position: [B, vocab] on the CPU.

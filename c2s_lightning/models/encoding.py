@@ -9,6 +9,7 @@ image-expanded sequence (image placeholders only ever occur in the prompt, befor
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import torch
@@ -45,8 +46,7 @@ def batch_to(batch: dict, device: torch.device | str, dtype: torch.dtype | None 
     moved = {}
     for key, value in batch.items():
         if isinstance(value, Tensor):
-            cast = dtype if dtype is not None and value.is_floating_point() else None
-            value = value.to(device=device, dtype=cast)
+            value = value.to(device=device, dtype=dtype if value.is_floating_point() else None)
         moved[key] = value
     return moved
 
@@ -93,17 +93,14 @@ class ComparisonEncoder:
         A processor that tokenises text its own way (mPLUG-Owl2 splits at image placeholders)
         says so with a ``text_token_ids(text, add_special_tokens)`` method, used instead.
         """
-        tokenizer = self.processor.tokenizer
-        bos = tokenizer.bos_token
-        add_special = not (bos and text.startswith(bos))
         own = getattr(self.processor, "text_token_ids", None)
         if own is not None:
-            return own(text, add_special_tokens=add_special)
-        return tokenizer(text, add_special_tokens=add_special)["input_ids"]
+            return own(text, add_special_tokens=self._add_special_tokens(text))
+        return self.processor.tokenizer(text, add_special_tokens=self._add_special_tokens(text))["input_ids"]
 
-    def _add_special_tokens(self, texts: Sequence[str]) -> bool:
+    def _add_special_tokens(self, text: str) -> bool:
         bos = self.processor.tokenizer.bos_token
-        return not (bos and texts[0].startswith(bos))
+        return not (bos and text.startswith(bos))
 
     # -- checks ------------------------------------------------------------------------------
     def answer_word_ids(self, prompt: str, answer_template: str, words: Sequence[str]) -> list[int]:
@@ -129,7 +126,8 @@ class ComparisonEncoder:
             if ok and full[: len(with_word)] == with_word:
                 ids.append(extra[0])
             else:
-                bad[word] = self.processor.tokenizer.convert_ids_to_tokens(_tail(base, with_word))
+                tail = with_word[len(os.path.commonprefix([base, with_word])):]  # commonprefix takes any lists
+                bad[word] = self.processor.tokenizer.convert_ids_to_tokens(tail)
         if bad:
             splits = "; ".join(f"{w!r} -> {pieces}" for w, pieces in bad.items())
             raise AnswerWordError(
@@ -208,11 +206,10 @@ class ComparisonEncoder:
 
     def _process(self, texts: list[str], examples: Sequence[dict], side: str) -> dict[str, Tensor]:
         images = [list(ex["images"]) for ex in examples]
-        out = self.processor(
+        return dict(self.processor(
             text=texts, images=images, padding=True, padding_side=side, return_tensors="pt",
-            add_special_tokens=self._add_special_tokens(texts),
-        )
-        return dict(out)
+            add_special_tokens=self._add_special_tokens(texts[0]),
+        ))
 
     def _checked_prefix(self, text: str, full_ids: list[int], full_text: str) -> list[int]:
         ids = self.token_ids(text)
@@ -230,21 +227,12 @@ def answer_prefix(example: dict) -> str:
         return example["answer_prefix"]
     known = ANSWER_PREFIXES.get(example["prompt"])
     answer = example.get("answer")
-    if answer is not None:
-        for prefix in ([known] if known else []) + list(ANSWER_PREFIXES.values()):
-            if answer.startswith(prefix):
-                return prefix
-    if known is not None and answer is None:
+    if answer is None and known is not None:
         return known
+    for prefix in [known, *ANSWER_PREFIXES.values()]:  # the prompt's own first
+        if prefix and answer is not None and answer.startswith(prefix):
+            return prefix
     raise ValueError(
         f"cannot tell the answer prefix of prompt {example['prompt']!r} / answer {answer!r}; "
         "give the example an 'answer_prefix'"
     )
-
-
-def _tail(base: list[int], ids: list[int]) -> list[int]:
-    """``ids`` after their longest common prefix with ``base``."""
-    k = 0
-    while k < min(len(base), len(ids)) and base[k] == ids[k]:
-        k += 1
-    return ids[k:]

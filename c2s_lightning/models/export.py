@@ -7,9 +7,9 @@ trained projector) and ``c2s_base.json``, the ``build_backbone`` arguments of it
 Merging never touches the live model: merged weights are computed into a fresh state dict.
 
 Either way the folder also holds ``compare2score.json``, the comparison protocol with the model
-fingerprint (``models/protocol.py``, ``models/fingerprint.py``), and, when one is given, ``anchors.json`` with its anchor
-images: the folder alone is then a complete scorer. The folder is built under a temporary name
-and renamed when complete; an existing non-empty folder is never replaced.
+fingerprint (``models/protocol.py``, ``models/fingerprint.py``), and, when one is given,
+``anchors.json`` with its anchor images: the folder alone is then a complete scorer. The folder is
+built under a temporary name and renamed when complete; an existing non-empty folder is never replaced.
 """
 
 from __future__ import annotations
@@ -32,25 +32,14 @@ from c2s_lightning.models.backbones import Backbone, assemble_backbone, build_ba
 from c2s_lightning.models.quiet_loading import no_transformers_bars
 from c2s_lightning.models.fingerprint import stamp, weights_fingerprint
 from c2s_lightning.models.protocol import (
-    ANCHORS_FILE,
-    BASE_FILE,
-    PROTOCOL_FILE,
-    ComparisonProtocol,
-    ProtocolError,
-    has_protocol,
+    ANCHORS_FILE, BASE_FILE, PROTOCOL_FILE, ComparisonProtocol, ProtocolError, has_protocol,
 )
 
 log = logging.getLogger(__name__)
 
 
-def export_pretrained(
-    backbone_or_model,
-    processor=None,
-    out_dir: str | os.PathLike = "export",
-    merge_lora: bool = True,
-    protocol: ComparisonProtocol | None = None,
-    anchor_bank=None,
-) -> Path:
+def export_pretrained(backbone_or_model, processor=None, out_dir: str | os.PathLike = "export", merge_lora: bool = True,
+                      protocol: ComparisonProtocol | None = None, anchor_bank=None) -> Path:
     """Save a backbone (or a bare model + processor) as a Hugging Face folder with its protocol.
 
     Args:
@@ -77,8 +66,7 @@ def export_pretrained(
     staged = staging_folder(out)
     try:
         model, processor = _save_weights(backbone_or_model, processor, staged, merge_lora)
-        protocol = protocol or _default_protocol(backbone_or_model, model)
-        protocol = stamp(protocol, staged)
+        protocol = stamp(protocol or _default_protocol(backbone_or_model, model), staged)
         protocol.save(staged)
         if anchor_bank is not None:
             anchor_bank.set_matrix(anchor_bank.matrix, protocol.model_fingerprint,
@@ -102,12 +90,9 @@ def _default_protocol(backbone_or_model, model) -> ComparisonProtocol:
 @no_transformers_bars()
 def _save_weights(backbone_or_model, processor, out: Path, merge_lora: bool):
     """The Hugging Face files of the model and processor; returns the plain model and processor."""
-    build_args = None
-    if isinstance(backbone_or_model, Backbone):
-        model, processor = backbone_or_model.model, backbone_or_model.processor
-        build_args = backbone_or_model.build_args
-    else:
-        model = backbone_or_model
+    model, build_args = backbone_or_model, None
+    if isinstance(model, Backbone):
+        model, processor, build_args = model.model, model.processor, model.build_args
     if processor is None:
         raise ValueError("export_pretrained needs the processor (or a Backbone that holds it)")
     if isinstance(model, PeftModel) and not merge_lora:
@@ -116,8 +101,7 @@ def _save_weights(backbone_or_model, processor, out: Path, merge_lora: bool):
         model.save_pretrained(out)
         (out / BASE_FILE).write_text(json.dumps({"build_args": build_args}, indent=2))
     elif isinstance(model, PeftModel):
-        base = model.get_base_model()
-        base.save_pretrained(out, state_dict=merged_state_dict(model))
+        model.get_base_model().save_pretrained(out, state_dict=merged_state_dict(model))
     else:
         model.save_pretrained(out)
     processor.save_pretrained(out)
@@ -166,9 +150,8 @@ def load_backbone(folder: str | os.PathLike, **kwargs) -> Backbone:
         base = build_backbone(**build_args)
         with no_transformers_bars(), peft_quietly():
             model = PeftModel.from_pretrained(base.model, str(folder))
-        backbone = assemble_backbone(
-            model.eval(), base.processor, model_id=str(folder), rating=build_args.get("rating")
-        )
+        backbone = assemble_backbone(model.eval(), base.processor, model_id=str(folder),
+                                     rating=build_args.get("rating"))
         backbone.build_args = build_args
     if folder.is_dir():
         backbone.model_id = weights_fingerprint(folder)
@@ -180,11 +163,9 @@ def load_export(folder: str | os.PathLike, **kwargs) -> tuple[Backbone, Comparis
     version asks, and its weights are the ones ``compare2score.json`` was written for.
 
     The protocol comes back with the folder's fingerprints as it is now, and the backbone's
-    ``model_id`` is its model fingerprint: a file edited after the export (tokenizer, config,
-    processor, chat template) is reported and gives a new fingerprint, so neither cached
-    comparisons nor an anchor matrix of the exported model are used for it. A folder without
-    ``compare2score.json`` (a released checkpoint, an older export) gets this version's protocol
-    without padding, with a warning.
+    ``model_id`` is its model fingerprint: a file edited after the export is reported and gets
+    neither the exported model's cached comparisons nor its anchor matrix (docs/fingerprint.md).
+    A folder without ``compare2score.json`` gets this version's protocol without padding, with a warning.
 
     Raises:
         ProtocolError: the template or level words differ, or the weights were changed after export.

@@ -1,26 +1,16 @@
 """``FastComparator``: each image encoded once, each anchor's prefix run once, pairs batched.
 
-Scoring asks one question of every test image against the same few anchors. The plain
-``Comparator`` (like the authors' release) answers each (anchor, test) pair with a full forward
-pass over both images. Here:
-
-* every distinct image goes through the vision tower once; the language model receives the cached
-  features through Hugging Face's ``mm_encoder_outputs`` instead of pixels;
-* a pair's tokens depend on its images only through their feature counts (and Qwen2-VL's patch
-  grids), so the processor runs once per such signature pair, not once per pair;
-* where the text model keeps a plain key/value cache, everything before the second image (chat
-  prefix, anchor image, the words between the images) runs once per anchor and its keys/values are
-  reused, so per pair only the test image and the answer prefix run;
-* pairs are grouped by signature, so no batch is padded and a pair's logits do not depend on what
-  it is batched with (up to float rounding);
-* how many forwards that takes depends on the size mix, so with several processes each phase
-  (vision tower, language model) runs as many forwards as the busiest rank plans, the others
-  repeating a forward (``models/lockstep.py``): ZeRO-3 and FSDP hang on unequal counts.
+How and what it saves: docs/fast_scoring.md. Why it can: a pair's tokens depend on its images
+only through their feature counts (and Qwen2-VL's patch grids), so the processor runs once per
+such signature pair, and pairs grouped by signature need no padding (a pair's logits do not
+depend on what it is batched with, up to float rounding). Features enter the language model
+through ``mm_encoder_outputs`` (``inputs_embeds`` where transformers predates it, as 5.17 does:
+``hf_versions.image_inputs``). How many forwards that takes depends on the size mix, so with
+several processes each phase runs as many forwards as the busiest rank plans
+(``models/lockstep.py``): ZeRO-3 and FSDP hang on unequal counts.
 
 Families whose text around an image depends on more than its size (Idefics3 with image
-splitting) and families without cached-feature input (mPLUG-Owl2) take the plain path. Where the
-installed ``transformers`` predates ``mm_encoder_outputs`` (5.17), the features enter as
-``inputs_embeds`` instead (``hf_versions.image_inputs``).
+splitting) and families without feature input (mPLUG-Owl2) take the plain path.
 """
 
 from __future__ import annotations
@@ -31,24 +21,23 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from transformers.cache_utils import DynamicCache
+from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from c2s_lightning.models.backbones import Backbone
 from c2s_lightning.models.comparator import Comparator, comparison_query, evaluating
 from c2s_lightning.models.encoding import batch_to
 from c2s_lightning.models.hf_versions import cache_argument, image_inputs
 from c2s_lightning.models.lockstep import agreed_count, repeat_text_forward, stand_in
-from c2s_lightning.models.prefix_cache import PrefixCache
 
 FAST_FAMILIES = ("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3")
-"""Model types whose image tokens can be fed from cached features."""
+"""Model types whose image tokens can be fed from precomputed features."""
 
 
 @dataclass(frozen=True)
 class _Encoded:
     """One image after the vision tower: LM-ready features and what its tokens depend on."""
 
-    image: object  # held so that id(image) stays unique while the encoding is cached
+    image: object  # held so that id(image) stays unique while the encoding is kept
     features: Tensor  # [k, hidden], model device and dtype
     signature: tuple  # (k,), plus the patch grid where positions depend on it (Qwen2-VL)
 
@@ -69,14 +58,15 @@ _Pair = tuple[_Encoded, _Encoded]  # (first, second)
 class FastComparator(Comparator):
     """A ``Comparator`` that reuses image features and the anchors' key/value prefixes.
 
-    Caches hold the anchors' features and prefixes; they are dropped whenever a parameter of the
-    model changes (an optimizer step, a device move), so a training loop may keep one instance.
+    The anchors' features and prefix states live in memory (not the comparison cache) and are
+    dropped whenever a parameter of the model changes (an optimizer step, a device move), so a
+    training loop may keep one instance.
 
     Args:
         backbone: The model, processor, encoder and answer token ids.
         batch_size: Default number of pairs (and images for the vision tower) per forward pass.
         reuse_prefix: Run everything before the second image once per anchor (off: one forward
-            over the whole pair, still from cached image features).
+            over the whole pair, still from kept image features).
         lockstep: Every rank makes the same calls: with several ``torch.distributed`` processes,
             run as many forwards per call as the rank that needs most (ZeRO-3 and FSDP need it).
             Off: each rank its own forwards (for ranks that ask different things).
@@ -89,28 +79,21 @@ class FastComparator(Comparator):
         self._lm_forwards = 0
         self._templates: dict[tuple, _Template] = {}
         self._anchors: dict[int, _Encoded] = {}
-        self._prefixes = PrefixCache()
+        # (id(anchor image), prefix key) -> (that image, kept so its id stays unique; [(K, V)] per layer)
+        self._prefixes: dict[tuple, tuple[object, list]] = {}
         self._weights: tuple | None = None
 
     @property
     def fast(self) -> bool:
-        """Whether this backbone takes the cached path (otherwise the plain ``Comparator`` one)."""
+        """Whether this backbone takes the fast path (otherwise the plain ``Comparator`` one)."""
         if self.backbone.family not in FAST_FAMILIES:
             return False
         return not getattr(self.backbone.processor.image_processor, "do_image_splitting", False)
 
-    def clear_cache(self) -> None:
-        """Forget cached anchor features and prefixes (done automatically when weights change)."""
-        self._anchors.clear()
-        self._prefixes.clear()
-
-    def level_logits(self, first_images: Sequence, second_images: Sequence,
-                     batch_size: int | None = None) -> Tensor:
+    def level_logits(self, first_images: Sequence, second_images: Sequence, batch_size: int | None = None) -> Tensor:
         """As ``Comparator.level_logits``, encoding each distinct image once: [B, 5] float32."""
-        if not self.fast:
+        if not self.fast or len(first_images) != len(second_images):  # the plain path raises on the latter
             return super().level_logits(first_images, second_images, batch_size)
-        if len(first_images) != len(second_images):
-            raise ValueError(f"{len(first_images)} first images but {len(second_images)} second images")
         size = self._size(batch_size, len(first_images))
         with evaluating(self.backbone.model):
             self._check_weights()
@@ -118,12 +101,11 @@ class FastComparator(Comparator):
             pairs = list(zip(codes[: len(first_images)], codes[len(first_images):]))
             return self._run_groups(pairs, size, prefix=False)
 
-    def anchor_rows(self, anchor_images: Sequence, test_images: Sequence,
-                    batch_size: int | None = None) -> Tensor:
+    def anchor_rows(self, anchor_images: Sequence, test_images: Sequence, batch_size: int | None = None) -> Tensor:
         """Level logits of every test image against every anchor, the anchor shown first.
 
         Args:
-            anchor_images: The anchors (PIL images); their features and prefixes are cached by
+            anchor_images: The anchors (PIL images); their features and prefixes are kept by
                 object identity, so pass the same objects on every call.
             test_images: PIL images shown second.
             batch_size: Pairs per forward pass; defaults to the comparator's.
@@ -151,7 +133,8 @@ class FastComparator(Comparator):
         # Optimizer steps bump each parameter's version counter; moves change its storage.
         weights = tuple((p.data_ptr(), p._version) for p in self.backbone.model.parameters())
         if weights != self._weights:
-            self.clear_cache()
+            self._anchors.clear()
+            self._prefixes.clear()
             self._weights = weights
 
     def _encode(self, lists: Sequence[Sequence], size: int, keep_first: bool = False) -> list[list[_Encoded]]:
@@ -178,12 +161,9 @@ class FastComparator(Comparator):
         processed = dict(self.backbone.processor.image_processor(images=images, return_tensors="pt"))
         inputs = batch_to(processed, param.device, param.dtype)
         pooled = model.get_image_features(**inputs, return_dict=True).pooler_output
-        grids = processed.get("image_grid_thw")
-        codes = []
-        for i, features in enumerate(_per_image(pooled, len(images))):
-            grid = tuple(grids[i].tolist()) if grids is not None else ()
-            codes.append(_Encoded(images[i], features, (features.shape[0], *grid)))
-        return codes
+        grids = processed["image_grid_thw"].tolist() if "image_grid_thw" in processed else [()] * len(images)
+        return [_Encoded(image, features, (features.shape[0], *grid))
+                for image, features, grid in zip(images, _per_image(pooled, len(images)), grids)]
 
     # -- language model ----------------------------------------------------------------------
     def _run_groups(self, pairs: list[_Pair], size: int, prefix: bool) -> Tensor:
@@ -195,7 +175,7 @@ class FastComparator(Comparator):
             groups[(first.signature, second.signature)].append(i)
         batches = [(self._template(pairs[rows[0]]), rows[start : start + size])
                    for rows in groups.values() for start in range(0, len(rows), size)]
-        prefixes = self._prefixes.missing(batches, pairs, size) if prefix else []
+        prefixes = self._missing_prefixes(batches, pairs, size) if prefix else []
         planned = agreed_count(len(prefixes) + len(batches), self.backbone.model, self.lockstep)
         start = self._lm_forwards
         for template, anchors in prefixes:
@@ -208,12 +188,10 @@ class FastComparator(Comparator):
         return out
 
     def _template(self, pair: _Pair) -> _Template:
+        """The tokens of every pair with this pair's signatures, built once from this pair."""
         key = (pair[0].signature, pair[1].signature)
-        if key not in self._templates:
-            self._templates[key] = self._build_template(pair)
-        return self._templates[key]
-
-    def _build_template(self, pair: _Pair) -> _Template:
+        if key in self._templates:
+            return self._templates[key]
         encoded = self.backbone.encoder.encode_query([comparison_query(pair[0].image, pair[1].image)])
         ids = encoded["input_ids"]
         config = self.backbone.model.config
@@ -222,7 +200,7 @@ class FastComparator(Comparator):
         k_first, k_second = pair[0].signature[0], pair[1].signature[0]
         if len(where) != k_first + k_second or int(encoded["query_positions"][0]) != ids.shape[1] - 1:
             raise RuntimeError(f"{self.model_id}: the pair's image tokens ({len(where)}) do not match its "
-                               f"cached features ({k_first} + {k_second}); use the plain Comparator")
+                               f"image features ({k_first} + {k_second}); use the plain Comparator")
         inner = _inner_model(self.backbone.model)
         if hasattr(inner, "get_rope_index"):  # Qwen2-VL: positions follow the patch grids
             positions, _ = inner.get_rope_index(
@@ -232,43 +210,64 @@ class FastComparator(Comparator):
             positions = torch.arange(ids.shape[1])[None]
         split = int(where[k_first])
         prefix_key = (tuple(ids[0, :split].tolist()), tuple(positions[..., :split].flatten().tolist()))
-        return _Template(ids, positions, split, prefix_key)
+        self._templates[key] = _Template(ids, positions, split, prefix_key)
+        return self._templates[key]
+
+    def _missing_prefixes(self, batches: list[tuple], pairs: list[_Pair], size: int) -> list[tuple]:
+        """``(template, anchors)`` batches of at most ``size`` anchors whose prefix states are not
+        kept yet, for the ``(template, pair rows)`` batches about to run."""
+        todo: dict[tuple, tuple[_Template, dict]] = {}
+        for template, rows in batches:
+            _, anchors = todo.setdefault(template.prefix_key, (template, {}))
+            for first, _ in (pairs[i] for i in rows):
+                if (id(first.image), template.prefix_key) not in self._prefixes:
+                    anchors[id(first.image)] = first
+        return [(template, list(anchors.values())[start : start + size])
+                for template, anchors in todo.values() for start in range(0, len(anchors), size)]
+
+    def _fill_prefixes(self, template: _Template, anchors: list[_Encoded]) -> None:
+        """Run the prefix of ``anchors`` (one forward) and keep row ``i``'s key/value states as
+        ``anchors[i]``'s; a model that keeps them in another form (e.g. sliding windows) turns
+        ``reuse_prefix`` off instead."""
+        if not self.reuse_prefix:
+            return
+        states = DynamicCache()  # filled in place by the forward pass
+        self._forward(template.input_ids[:, : template.split], template.positions[..., : template.split],
+                      [a.features for a in anchors], len(anchors), states)
+        self.reuse_prefix = all(type(layer) is DynamicLayer for layer in states.layers)
+        if self.reuse_prefix:
+            for row, anchor in enumerate(anchors):
+                layers = [(layer.keys[row : row + 1], layer.values[row : row + 1]) for layer in states.layers]
+                self._prefixes[(id(anchor.image), template.prefix_key)] = (anchor.image, layers)
 
     def _full_logits(self, template: _Template, pairs: list[_Pair]) -> Tensor:
         features = [code.features for pair in pairs for code in pair]
         return self._forward(template.input_ids, template.positions, features, len(pairs))
 
     def _prefix_logits(self, template: _Template, pairs: list[_Pair]) -> Tensor:
-        cache = self._prefixes.stacked(template, [first for first, _ in pairs])
-        suffix_ids = template.input_ids[:, template.split :]
-        suffix_positions = template.positions[..., template.split :]
-        features = [second.features for _, second in pairs]
-        return self._forward(suffix_ids, suffix_positions, features, len(pairs), cache)
-
-    def _fill_prefixes(self, template: _Template, anchors: list[_Encoded]) -> None:
-        """Run the prefix of ``anchors`` (one forward) and cache its keys/values."""
-        if self.reuse_prefix:
-            cache = DynamicCache()  # filled in place by the forward pass
-            self._forward(template.input_ids[:, : template.split], template.positions[..., : template.split],
-                          [a.features for a in anchors], len(anchors), cache)
-            self.reuse_prefix = self._prefixes.store(template, anchors, cache)
+        kept = [self._prefixes[(id(first.image), template.prefix_key)][1] for first, _ in pairs]
+        # A generator: DynamicCache copies each layer's batch as it is built, so no second full copy.
+        states = DynamicCache(tuple(torch.cat([p[layer][i] for p in kept]) for i in (0, 1))
+                              for layer in range(len(kept[0])))
+        return self._forward(template.input_ids[:, template.split :], template.positions[..., template.split :],
+                             [second.features for _, second in pairs], len(pairs), states)
 
     def _forward(self, ids: Tensor, positions: Tensor, features: list[Tensor], rows: int,
-                 cache: DynamicCache | None = None) -> Tensor:
+                 states: DynamicCache | None = None) -> Tensor:
         """Level logits ``[rows, 5]`` of one unpadded batch of ``rows`` identical token rows.
 
-        Image tokens come from ``features``; a ``cache`` holds the keys/values of the tokens
-        before ``ids`` and is extended in place.
+        Image tokens come from ``features``; ``states`` hold the keys/values of the tokens before
+        ``ids`` and are extended in place.
         """
         model = self.backbone.model
         device = next(model.parameters()).device
         kwargs = dict(
             image_inputs(model, ids.to(device).expand(rows, -1), features),
             position_ids=positions.to(device).expand(*positions.shape[:-2], rows, positions.shape[-1]),
-            logits_to_keep=1, use_cache=cache is not None,
+            logits_to_keep=1, use_cache=states is not None,
         )
-        if cache is not None:
-            kwargs[cache_argument(model)] = cache
+        if states is not None:
+            kwargs[cache_argument(model)] = states
         self._lm_forwards += 1
         return model(**kwargs).logits[:, -1, self.backbone.level_token_ids].float().cpu()
 
@@ -289,4 +288,3 @@ def _inner_model(model):
     """The multimodal model under the LM head (and under a peft wrapper, if any)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return base.model
-

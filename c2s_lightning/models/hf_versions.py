@@ -31,9 +31,8 @@ def cache_argument(model) -> str:
 
 def image_inputs(model, ids: torch.Tensor, features: list[torch.Tensor]) -> dict:
     """Forward arguments for ``ids`` [rows, L] whose image tokens take ``features`` (one [k, hidden]
-    per image, in token order): ``mm_encoder_outputs`` where declared (5.2x); else, since 5.17 would
-    ignore it (every image the same logits), ``inputs_embeds`` with the features written over the
-    image tokens' embeddings, as that version's forward does with features it computes itself."""
+    per image, in token order): ``mm_encoder_outputs`` where declared (5.2x), else ``inputs_embeds``
+    (5.17 would ignore it, giving every image the same logits: docs/versions.md)."""
     if "mm_encoder_outputs" in forward_parameters(model):
         return {"input_ids": ids, "mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=features)}}
     _note_embedding_path()

@@ -22,7 +22,6 @@ from c2s_lightning.models.hf_versions import enable_checkpointing
 from c2s_lightning.models.sharding import shard_blocks
 
 
-
 class Compare2ScoreModule(L.LightningModule):
     """Next-token fine-tuning on comparison answers, with full fine-tuning or LoRA.
 
@@ -57,25 +56,12 @@ class Compare2ScoreModule(L.LightningModule):
             for real backbones.
     """
 
-    def __init__(
-        self,
-        model: str = "tiny-llava",
-        backbone_options: dict[str, Any] | None = None,
-        finetune: str = "full",
-        lora_rank: int = 8,
-        lora_alpha: int = 16,
-        lora_dropout: float = 0.0,
-        lora_target_modules: list[str] | str | None = None,
-        train_vision: bool = False,
-        train_projector: bool = True,
-        lr: float = 2e-5,
-        weight_decay: float = 0.0,
-        betas: tuple[float, float] = (0.9, 0.999),
-        warmup_ratio: float = 0.03,
-        schedule: str = "cosine",
-        gradient_checkpointing: bool = False,
-        rating_loss_weight: float = 0.0,
-    ):
+    def __init__(self, model: str = "tiny-llava", backbone_options: dict[str, Any] | None = None,
+                 finetune: str = "full", lora_rank: int = 8, lora_alpha: int = 16, lora_dropout: float = 0.0,
+                 lora_target_modules: list[str] | str | None = None, train_vision: bool = False,
+                 train_projector: bool = True, lr: float = 2e-5, weight_decay: float = 0.0,
+                 betas: tuple[float, float] = (0.9, 0.999), warmup_ratio: float = 0.03, schedule: str = "cosine",
+                 gradient_checkpointing: bool = False, rating_loss_weight: float = 0.0):
         super().__init__()
         if rating_loss_weight < 0:
             raise ValueError(f"rating_loss_weight must be >= 0, got {rating_loss_weight}")

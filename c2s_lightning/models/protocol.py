@@ -4,26 +4,13 @@ A Compare2Score model answers one question, in one wording, about two images pre
 one way; five answer words map to win probabilities. Asked any other way it still answers, with
 wrong numbers and no error. So an export carries its protocol in ``compare2score.json`` and every
 scorer (``score``, ``anchors build``, ``evaluate``, ``load_scorer``, the evaluator) takes the image
-preprocessing from it; an explicit override is allowed and logged as a warning. The file::
+preprocessing from it; an explicit override is allowed and logged as a warning.
 
-    {"format_version": 1,
-     "template": {"prompt": "<image> <image> Compared with ...", "answer_prefix": "The quality of
-                  the second image is", "answer": "... is {level}.", "chat_template_family": "llava"},
-     "levels": ["inferior", "worse", "similar", "better", "superior"],
-     "level_weights": [0.0, 0.25, 0.5, 0.75, 1.0],
-     "image_preprocessing": {"pad_to_square": true, "pad_colour": [122, 116, 104], "image_size": null},
-     "backbone": {"family": "llava", "build_args": {"model": "tiny-llava", ...}},
-     "training_datasets": [{"name": "kadid10k", "label": "kadid10k", "root": "...", "split": "random",
-                            "split_index": 1, "split_options": {...}, "reader_options": {}}],
-     "weights_fingerprint": "sha256:<64 hex digits>",
-     "file_digests": {"config.json": "sha256:...", "tokenizer.json": "sha256:...", ...},
-     "model_fingerprint": "sha256:<64 hex digits>"}
-
-The fingerprints (``models/fingerprint.py``): ``weights_fingerprint`` of the tensors alone,
-``file_digests`` of the other files that change a comparison, and ``model_fingerprint`` over
-both and the comparison fields above, which keys the comparison cache and the anchor banks.
-``pad_colour`` ``"image_mean"`` (protocols written before the colour was recorded) pads each
-image with its own mean colour, as those models were trained.
+The file, with an example: docs/exports.md; its fingerprints (``weights_fingerprint``,
+``file_digests``, ``model_fingerprint``, which keys the comparison cache and the anchor banks):
+docs/fingerprint.md and ``models/fingerprint.py``. ``pad_colour`` ``"image_mean"`` (protocols
+written before the colour was recorded) pads each image with its own mean colour, as those models
+were trained.
 """
 
 from __future__ import annotations
@@ -140,13 +127,12 @@ class ComparisonProtocol:
         if data.get("format_version") != FORMAT_VERSION:
             raise ProtocolError(f"{source}: unsupported format_version {data.get('format_version')!r} "
                                 f"(this version reads {FORMAT_VERSION})")
-        names = [f.name for f in dataclasses.fields(cls)]
-        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
-                    and f.default_factory is dataclasses.MISSING]
-        missing = [name for name in required if name not in data]
+        fields = dataclasses.fields(cls)
+        missing = [f.name for f in fields if f.name not in data and f.default is dataclasses.MISSING
+                   and f.default_factory is dataclasses.MISSING]
         if missing:
             raise ProtocolError(f"{source}: missing field(s) {', '.join(missing)}")
-        return cls(**{name: data[name] for name in names if name in data})
+        return cls(**{f.name: data[f.name] for f in fields if f.name in data})
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write ``compare2score.json`` into ``folder`` (atomically); returns its path."""

@@ -2,10 +2,9 @@
 package loads or saves a model, and back as they were afterwards.
 
 A tiny model loads in milliseconds and a 7B one in seconds from a local folder: either way the bar
-tells the user nothing to act on (issue 15), while our own bars (scoring, training) stay. Only
-transformers' bars are touched, through its tqdm hook (``set_tqdm_hook``, which hands back the
-hook it replaces): the user's process keeps its settings, and huggingface_hub's download bars,
-which do say how long a first download will take, stay on.
+tells the user nothing to act on (issue 15). Only transformers' tqdm hook is swapped (``set_tqdm_hook``
+hands back the one it replaces): our own bars, the user's settings and huggingface_hub's download
+bars, which do say how long a first download will take, stay as they are.
 """
 
 from __future__ import annotations

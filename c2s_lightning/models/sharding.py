@@ -10,16 +10,14 @@ from __future__ import annotations
 import torch
 
 
-def shard_blocks(model: torch.nn.Module, mesh) -> int:
-    """Shard ``model`` in place with FSDP2 over ``mesh`` (1-D, data parallel); returns the units."""
+def shard_blocks(model: torch.nn.Module, mesh) -> None:
+    """Shard ``model`` in place with FSDP2 over ``mesh`` (1-D, data parallel)."""
     from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     blocks = set(getattr(base, "_no_split_modules", None) or ())
-    units = [m for m in model.modules() if type(m).__name__ in blocks]
-    for unit in units:
+    for unit in [m for m in model.modules() if type(m).__name__ in blocks]:
         fully_shard(unit, mesh=mesh)
     fully_shard(model, mesh=mesh)
     if hasattr(model, "get_image_features"):  # FastComparator's vision phase calls it, not forward
         register_fsdp_forward_method(model, "get_image_features")
-    return len(units) + 1

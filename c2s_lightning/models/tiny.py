@@ -10,135 +10,87 @@ from __future__ import annotations
 
 import torch
 from transformers import (
-    Idefics3Config,
-    Idefics3ForConditionalGeneration,
-    Idefics3Processor,
-    Idefics3VisionConfig,
-    LlamaConfig,
-    LlavaConfig,
-    LlavaForConditionalGeneration,
-    LlavaNextConfig,
-    LlavaNextForConditionalGeneration,
-    LlavaNextImageProcessorPil,
-    LlavaNextProcessor,
-    LlavaProcessor,
-    Qwen2VLConfig,
-    Qwen2VLForConditionalGeneration,
-    Qwen2VLImageProcessorPil,
-    SiglipImageProcessorPil,
-    SiglipVisionConfig,
+    Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor, Idefics3VisionConfig, LlamaConfig,
+    LlavaConfig, LlavaForConditionalGeneration, LlavaNextConfig, LlavaNextForConditionalGeneration,
+    LlavaNextImageProcessorPil, LlavaNextProcessor, LlavaProcessor, Qwen2VLConfig, Qwen2VLForConditionalGeneration,
+    Qwen2VLImageProcessorPil, SiglipImageProcessorPil, SiglipVisionConfig,
 )
 
 # From its module: transformers 5.17's top-level name is a placeholder that demands torchvision.
 from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
 
-from c2s_lightning.models.mplug_owl2 import (
-    MPLUGOwl2ForCausalLM,
-    MPLUGOwl2Processor,
-    tiny_mplug_owl2_config,
-)
+from c2s_lightning.models.mplug_owl2 import MPLUGOwl2ForCausalLM, MPLUGOwl2Processor, tiny_mplug_owl2_config
 from c2s_lightning.models.processors import ImageOnlyQwen2VLProcessor
 from c2s_lightning.models.tiny_tokenizer import tiny_tokenizer
 
 TINY_DEFAULTS = dict(
-    image_size=32,
-    patch_size=8,
-    vision_hidden_size=32,
-    vision_layers=2,
-    vision_heads=4,
-    hidden_size=64,
-    intermediate_size=128,
-    num_layers=2,
-    num_heads=4,
-    num_kv_heads=2,
+    image_size=32, patch_size=8, vision_hidden_size=32, vision_layers=2, vision_heads=4,  # vision tower
+    hidden_size=64, intermediate_size=128, num_layers=2, num_heads=4, num_kv_heads=2,  # language model
 )
 """Default sizes of every tiny family; ``build_backbone(..., **tiny_kwargs)`` overrides them."""
 
 
-def _llama_text(tokenizer, s: dict) -> LlamaConfig:
-    return LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=s["hidden_size"],
-        intermediate_size=s["intermediate_size"],
-        num_hidden_layers=s["num_layers"],
-        num_attention_heads=s["num_heads"],
-        num_key_value_heads=s["num_kv_heads"],
-        max_position_embeddings=1024,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+def _text_sizes(tokenizer, s: dict) -> dict:
+    """The language model's sizes and special tokens, named as ``LlamaConfig`` (and the port) name them."""
+    return dict(
+        vocab_size=len(tokenizer), hidden_size=s["hidden_size"], intermediate_size=s["intermediate_size"],
+        num_hidden_layers=s["num_layers"], num_attention_heads=s["num_heads"],
+        num_key_value_heads=s["num_kv_heads"], max_position_embeddings=1024, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
     )
 
 
-def _siglip_vision(s: dict) -> SiglipVisionConfig:
-    return SiglipVisionConfig(
-        hidden_size=s["vision_hidden_size"],
-        intermediate_size=2 * s["vision_hidden_size"],
-        num_hidden_layers=s["vision_layers"],
-        num_attention_heads=s["vision_heads"],
-        image_size=s["image_size"],
-        patch_size=s["patch_size"],
-        vision_use_head=False,  # LLaVA reads patch features; an unused pooling head breaks DDP
+def _vision_sizes(s: dict) -> dict:
+    """The vision tower's sizes, named as SigLIP, Idefics3 and the mPLUG-Owl2 port name them."""
+    return dict(
+        hidden_size=s["vision_hidden_size"], intermediate_size=2 * s["vision_hidden_size"],
+        num_hidden_layers=s["vision_layers"], num_attention_heads=s["vision_heads"],
+        image_size=s["image_size"], patch_size=s["patch_size"],
     )
 
 
-def _llava(s: dict):
-    tokenizer = tiny_tokenizer("llava")
-    config = LlavaConfig(
-        vision_config=_siglip_vision(s),
-        text_config=_llama_text(tokenizer, s),
+def _llava_arguments(tokenizer, s: dict) -> tuple[dict, dict]:
+    """The config and processor arguments LLaVA and LLaVA-NeXT share."""
+    config = dict(
+        # LLaVA reads patch features; an unused pooling head breaks DDP
+        vision_config=SiglipVisionConfig(**_vision_sizes(s), vision_use_head=False),
+        text_config=LlamaConfig(**_text_sizes(tokenizer, s)),
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-        image_seq_length=(s["image_size"] // s["patch_size"]) ** 2,
         vision_feature_select_strategy="full",  # SigLIP has no CLS token to drop
         vision_feature_layer=-1,
     )
-    size = {"height": s["image_size"], "width": s["image_size"]}
-    processor = LlavaProcessor(
-        image_processor=SiglipImageProcessorPil(size=size),
-        tokenizer=tokenizer,
-        patch_size=s["patch_size"],
-        vision_feature_select_strategy="full",
-        chat_template=tokenizer.chat_template,
-    )
-    return LlavaForConditionalGeneration(config), processor
+    processing = dict(tokenizer=tokenizer, patch_size=s["patch_size"], vision_feature_select_strategy="full",
+                      chat_template=tokenizer.chat_template)
+    return config, processing
+
+
+def _llava(s: dict):
+    config, processing = _llava_arguments(tiny_tokenizer("llava"), s)
+    config = LlavaConfig(**config, image_seq_length=(s["image_size"] // s["patch_size"]) ** 2)
+    image_processor = SiglipImageProcessorPil(size={"height": s["image_size"], "width": s["image_size"]})
+    return LlavaForConditionalGeneration(config), LlavaProcessor(image_processor=image_processor, **processing)
 
 
 def _llava_next(s: dict):
-    tokenizer = tiny_tokenizer("llava_next")
+    config, processing = _llava_arguments(tiny_tokenizer("llava_next"), s)
     side = s["image_size"]
     pinpoints = [[side, side], [side, 2 * side], [2 * side, side]]
-    config = LlavaNextConfig(
-        vision_config=_siglip_vision(s),
-        text_config=_llama_text(tokenizer, s),
-        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-        image_grid_pinpoints=pinpoints,
-        vision_feature_select_strategy="full",
-        vision_feature_layer=-1,
-    )
     image_processor = LlavaNextImageProcessorPil(
-        size={"shortest_edge": side}, crop_size={"height": side, "width": side},
-        image_grid_pinpoints=pinpoints,
+        size={"shortest_edge": side}, crop_size={"height": side, "width": side}, image_grid_pinpoints=pinpoints,
     )
-    processor = LlavaNextProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        patch_size=s["patch_size"],
-        vision_feature_select_strategy="full",
-        chat_template=tokenizer.chat_template,
-    )
-    return LlavaNextForConditionalGeneration(config), processor
+    return (LlavaNextForConditionalGeneration(LlavaNextConfig(**config, image_grid_pinpoints=pinpoints)),
+            LlavaNextProcessor(image_processor=image_processor, **processing))
 
 
 def _qwen2_vl(s: dict):
     tokenizer = tiny_tokenizer("qwen2_vl")
     ids = tokenizer.convert_tokens_to_ids
     head_dim = s["hidden_size"] // s["num_heads"]
-    text = _llama_text(tokenizer, s).to_dict()
+    text = LlamaConfig(**_text_sizes(tokenizer, s)).to_dict()
     text.update(rope_parameters={"rope_type": "default", "mrope_section": _mrope_section(head_dim)})
     vision = dict(
         depth=s["vision_layers"], embed_dim=s["vision_hidden_size"], hidden_size=s["hidden_size"],
-        num_heads=s["vision_heads"], patch_size=s["patch_size"], spatial_merge_size=2,
-        temporal_patch_size=2,
+        num_heads=s["vision_heads"], patch_size=s["patch_size"], spatial_merge_size=2, temporal_patch_size=2,
     )
     config = Qwen2VLConfig(
         text_config=text, vision_config=vision,
@@ -146,10 +98,8 @@ def _qwen2_vl(s: dict):
         vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
     )
     pixels = s["image_size"] ** 2
-    image_processor = Qwen2VLImageProcessorPil(
-        size={"shortest_edge": pixels, "longest_edge": pixels},
-        patch_size=s["patch_size"], merge_size=2, temporal_patch_size=2,
-    )
+    image_processor = Qwen2VLImageProcessorPil(size={"shortest_edge": pixels, "longest_edge": pixels},
+                                               patch_size=s["patch_size"], merge_size=2, temporal_patch_size=2)
     processor = ImageOnlyQwen2VLProcessor(image_processor, tokenizer, chat_template=tokenizer.chat_template)
     return Qwen2VLForConditionalGeneration(config), processor
 
@@ -162,14 +112,9 @@ def _mrope_section(head_dim: int) -> list[int]:
 
 def _idefics3(s: dict):
     tokenizer = tiny_tokenizer("idefics3")
-    vision = Idefics3VisionConfig(
-        hidden_size=s["vision_hidden_size"], intermediate_size=2 * s["vision_hidden_size"],
-        num_hidden_layers=s["vision_layers"], num_attention_heads=s["vision_heads"],
-        image_size=s["image_size"], patch_size=s["patch_size"],
-    )
     scale = 2
     config = Idefics3Config(
-        vision_config=vision, text_config=_llama_text(tokenizer, s),
+        vision_config=Idefics3VisionConfig(**_vision_sizes(s)), text_config=LlamaConfig(**_text_sizes(tokenizer, s)),
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"), scale_factor=scale,
         pad_token_id=tokenizer.pad_token_id,
     )
@@ -187,11 +132,6 @@ def _idefics3(s: dict):
 def _mplug_owl2(s: dict):
     """The native mPLUG-Owl2 port: the abstractor is as wide and deep as the vision tower."""
     tokenizer = tiny_tokenizer("mplug_owl2")
-    vision = dict(
-        hidden_size=s["vision_hidden_size"], intermediate_size=2 * s["vision_hidden_size"],
-        num_hidden_layers=s["vision_layers"], num_attention_heads=s["vision_heads"],
-        image_size=s["image_size"], patch_size=s["patch_size"],
-    )
     abstractor = dict(
         num_learnable_queries=8, hidden_size=s["vision_hidden_size"],
         num_hidden_layers=s["vision_layers"], num_attention_heads=s["vision_heads"],
@@ -199,12 +139,7 @@ def _mplug_owl2(s: dict):
         grid_size=s["image_size"] // s["patch_size"],
     )
     config = tiny_mplug_owl2_config(
-        vocab_size=len(tokenizer), hidden_size=s["hidden_size"],
-        intermediate_size=s["intermediate_size"], num_hidden_layers=s["num_layers"],
-        num_attention_heads=s["num_heads"], num_key_value_heads=s["num_kv_heads"],
-        max_position_embeddings=1024, pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        vision_config=vision, abstractor_config=abstractor,
+        **_text_sizes(tokenizer, s), vision_config=_vision_sizes(s), abstractor_config=abstractor,
         # At toy width the default 0.02 leaves ~1% of the abstractor's output image-dependent
         # (queries dominate) and the model does not learn to compare; 0.1 does (measured).
         initializer_range=0.1,
@@ -223,16 +158,8 @@ TINY_FAMILIES = {
 
 
 def build_tiny(name: str, *, seed: int = 0, **sizes):
-    """Build a tiny family's model (random weights, seeded) and processor.
-
-    Args:
-        name: One of ``TINY_FAMILIES``.
-        seed: Seed of the weight initialisation; the global RNG is restored afterwards.
-        **sizes: Overrides of ``TINY_DEFAULTS``.
-
-    Returns:
-        ``(model, processor)``, the model in eval mode.
-    """
+    """``(model, processor)`` of one of ``TINY_FAMILIES``: random weights from ``seed`` (the global RNG
+    is restored afterwards), the model in eval mode; ``sizes`` override ``TINY_DEFAULTS``."""
     if name not in TINY_FAMILIES:
         from c2s_lightning.infra.user_errors import suggestion
 

@@ -55,24 +55,17 @@ CHAT_TEMPLATES = {
 _SPECIAL_TOKENS = {
     "llava": ["<image>"],
     "llava_next": ["<image>"],
-    "qwen2_vl": [
-        "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-        "<|image_pad|>", "<|video_pad|>",
-    ],
-    "idefics3": [
-        "<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>", "<image>",
-        "<global-img>", *(f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)),
-    ],
+    "qwen2_vl": ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"],
+    "idefics3": ["<|im_start|>", "<end_of_utterance>", "<fake_token_around_image>", "<image>", "<global-img>",
+                 *(f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7))],
     "mplug_owl2": [],  # like the release's LLaMA tokenizer: <|image|> is never a token
 }
 
 
 def prompt_words() -> list[str]:
     """Every word and punctuation mark of the project's prompts, answers and level words."""
-    texts = [
-        prompts.COMPARISON_PROMPT, prompts.COMPARISON_ANSWER, prompts.RATING_PROMPT,
-        prompts.RATING_ANSWER, *LEVELS, *prompts.RATING_LEVELS, *_ROLE_WORDS,
-    ]
+    texts = [prompts.COMPARISON_PROMPT, prompts.COMPARISON_ANSWER, prompts.RATING_PROMPT, prompts.RATING_ANSWER,
+             *LEVELS, *prompts.RATING_LEVELS, *_ROLE_WORDS]
     splitter = pre_tokenizers.Whitespace()
     words = set(string.punctuation)
     for text in texts:
@@ -98,22 +91,15 @@ def tiny_tokenizer(family: str = "llava", *, drop_words: Iterable[str] = ()) -> 
     pieces = words + letters + [f"##{c}" for c in letters]
     vocab = {tok: i for i, tok in enumerate(["<pad>", "<unk>", "<s>", "</s>", *dict.fromkeys(pieces)])}
     backend = Tokenizer(WordPiece(vocab, unk_token="<unk>", max_input_chars_per_word=64))
-    backend.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()]
-    )
+    backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
     backend.decoder = decoders.WordPiece()
     add_bos = family != "qwen2_vl"  # Llama-style tokenizers prepend BOS; Qwen's do not
     if add_bos:
-        backend.post_processor = processors.TemplateProcessing(
-            single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", vocab["<s>"])]
-        )
+        backend.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                               special_tokens=[("<s>", vocab["<s>"])])
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        unk_token="<unk>",
-        pad_token="<pad>",
-        bos_token="<s>" if add_bos else None,
-        eos_token="<|im_end|>" if family == "qwen2_vl" else "</s>",
-        extra_special_tokens=_SPECIAL_TOKENS[family],
+        tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>", bos_token="<s>" if add_bos else None,
+        eos_token="<|im_end|>" if family == "qwen2_vl" else "</s>", extra_special_tokens=_SPECIAL_TOKENS[family],
     )
     tokenizer.chat_template = CHAT_TEMPLATES[family]
     return tokenizer
