@@ -34,7 +34,7 @@ Training and evaluation (LightningCLI; `COMMAND --help` lists every option):
 Tools (`COMMAND --help` for options):
   data       data synth --out DIR | data inspect NAME ROOT
   export     write a Lightning checkpoint as a Hugging Face folder (merged LoRA or adapter)
-  anchors    anchors build: select anchors and compute their probability matrix with a checkpoint
+  anchors    anchors build: select anchors and compute their probability matrix with an export
   score      score images/folders with a model (compare2score: the authors' release) or an export -> CSV
   evaluate   soft-comparison evaluation of a checkpoint without training (validate + evaluator)
   sweep      run a W&B sweep file offline on this machine (grid/random, --dry-run, resumable);
