@@ -115,7 +115,3 @@ def _lightning(args: list[str]):
     from c2s_lightning.training.lightning_cli import run_lightning_cli
 
     return run_lightning_cli(args)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,18 +1,9 @@
-"""``score --devices N``: images scored by N processes (Lightning Fabric, ``ddp``), resumable.
+"""``score --devices N``: images scored by N processes (Lightning Fabric, ``ddp``), resumable
+from the part files in ``<out>.parts/``; docs/gpu.md#scoring-on-several-processes says how.
 
-Each rank scores an equal-length strided share of the images that are still missing
-(``scoring.shards.padded_shard``) and writes its rows, a chunk at a time, as part files in
-``<out>.parts/`` beside ``--out`` (each part written atomically). Rank 0 merges the parts into
-the final CSV in input order, written atomically, and removes the folder. A killed run leaves its
-finished parts behind; a rerun with the same inputs, model, anchors and scoring options scores
-only the images no part holds, whatever its device count, so no image is lost or scored twice.
-The parts folder records those inputs (``key.json``); a rerun with different ones is refused
-instead of mixing two runs' scores.
-
-The model is not wrapped in DDP: scoring needs no gradient, so ranks meet only at barriers
-(model loaded, parts read, parts written) and, cache off, in each comparator call, where
-``FastComparator`` agrees on equal forward counts (``models/lockstep.py``); an unreadable image
-is scored as a stand-in so that every rank makes the same calls.
+Ranks meet only at barriers (no DDP wrapper: scoring needs no gradient) and, cache off, in each
+comparator call (``models/lockstep.py``); an unreadable image is scored as a stand-in so that
+every rank makes the same calls.
 """
 
 from __future__ import annotations
@@ -51,14 +42,9 @@ class Ranks:
 
 
 def start_ranks(devices: int, num_nodes: int, device: str | None) -> Ranks:
-    """Start the scoring processes (``ddp``: the others re-run this command) and place this one.
-
-    Args:
-        devices: Processes per node (GPUs, or CPU processes with ``device="cpu"``).
-        num_nodes: Nodes; the launcher's environment (``torchrun``, SLURM) gives each its rank.
-        device: ``--device``: None (a GPU when there is one), ``cpu`` or ``cuda``; a single device
-            such as ``cuda:1`` only with one process.
-    """
+    """Start ``devices`` processes per node on ``num_nodes`` (``ddp``: the others re-run this command;
+    torchrun or SLURM place the nodes) and place this one; ``device`` (``--device``) names a single
+    device such as ``cuda:1`` only with one process."""
     if devices < 1 or num_nodes < 1:
         raise SystemExit(f"error: --devices and --num-nodes must be at least 1, got {devices} and {num_nodes}")
     if devices * num_nodes == 1:
@@ -109,12 +95,6 @@ def check_parts(folder: Path, key: dict) -> None:
                          "remove it or give another --out")
 
 
-def open_parts(folder: Path, key: dict) -> None:
-    """Create ``folder`` with ``key`` unless it is there (``check_parts`` first)."""
-    if not (folder / KEY_FILE).is_file():
-        write_json(folder / KEY_FILE, key, indent=1)
-
-
 def read_parts(folder: Path, paths: Sequence[Path]) -> dict[int, Row]:
     """The rows every finished part holds, by input index (a part names its file and rows)."""
     rows: dict[int, Row] = {}
@@ -158,18 +138,9 @@ def score_missing(ranks: Ranks, folder: Path, paths: Sequence[Path],
 def score_sharded(ranks: Ranks, paths: Sequence[Path], out: Path | None, key: dict,
                   score_chunk: Callable[[list[Path]], list[Row]],
                   write: Callable[[list[Row]], Any]) -> list[Row] | None:
-    """Score ``paths`` over ``ranks``; rank 0 writes every row in input order and returns them,
-    the other ranks return None.
-
-    Args:
-        ranks: From ``start_ranks``.
-        paths: The images, in output order.
-        out: The final CSV; its parts are kept in ``<out>.parts/`` (see the module docstring)
-            until ``write`` has run. None (one process only): rows stay in memory.
-        key: ``run_key`` of this run.
-        score_chunk: Rows of a list of images (one rank's chunk).
-        write: Writes the final rows (to ``out`` atomically, or to stdout).
-    """
+    """Score ``paths`` over ``ranks``; rank 0 ``write``s every row in input order and returns them,
+    the other ranks return None. Parts are kept beside ``out`` until ``write`` has run; without
+    ``out`` (one process only) the rows stay in memory."""
     if out is None:
         if ranks.world > 1:
             raise SystemExit("error: --devices/--num-nodes above 1 need --out: the ranks write their parts beside it")
@@ -178,8 +149,8 @@ def score_sharded(ranks: Ranks, paths: Sequence[Path], out: Path | None, key: di
         return rows
     folder = parts_folder(out)
     check_parts(folder, key)  # on every rank, so that all stop together on a mismatch
-    if ranks.rank == 0:
-        open_parts(folder, key)
+    if ranks.rank == 0 and not (folder / KEY_FILE).is_file():
+        write_json(folder / KEY_FILE, key, indent=1)
     score_missing(ranks, folder, paths, score_chunk)
     ranks.barrier()  # every part is written
     if ranks.rank != 0:
