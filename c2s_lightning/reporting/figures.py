@@ -72,11 +72,8 @@ def _time_figure(groups: dict[str, list[ReportRun]], key: str, prefix: str, data
 
 def beta_plots(runs: list[ReportRun], varied: list[str], prefix: str, out: Path) -> tuple[list[Path], list[str]]:
     """``beta_srcc.png`` and ``beta_time.png`` when the runs vary a ``*.beta`` key, a line per value of
-    the other varied keys; the time plot takes only runs that computed their comparisons.
-
-    Returns:
-        The figures, and the labels of runs left out of the time plot (answered from the cache).
-    """
+    the other varied keys; return them and the labels of the runs left out of the time plot (answered
+    from the cache)."""
     key = next((k for k in varied if k.split(".")[-1] == "beta"), None)
     if key is None:
         return [], []
@@ -92,24 +89,15 @@ def beta_plots(runs: list[ReportRun], varied: list[str], prefix: str, out: Path)
     return paths, cached
 
 
-def scatter_sources(run: ReportRun, prefix: str) -> list[Path]:
-    """The newest scatter PNG per dataset in the run's ``plots/`` folder (the evaluation callback's)."""
-    latest: dict[str, Path] = {}
-    if run.folder is not None:
-        for path in sorted((run.folder / "plots").glob(f"{prefix}_*.png")):  # zero-padded steps sort
-            latest[path.name.rsplit("_step", 1)[0]] = path
-    return list(latest.values())
-
-
-def _slug(label: str) -> str:
-    return re.sub(r"[^\w.=-]+", "_", label)
-
-
 def copy_scatters(runs: list[ReportRun], prefix: str, out: Path) -> dict[str, list[Path]]:
-    """Copy each run's scatter plots to ``out/scatter/``; return the copies by run label."""
+    """Copy each run's newest scatter plot per dataset (the evaluation callback's ``plots/``) to
+    ``out/scatter/``; return the copies by run label."""
     copies: dict[str, list[Path]] = {}
     for run in runs:
-        for source in scatter_sources(run, prefix):
-            target = copy_file(source, out / "scatter" / f"{_slug(run.label)}__{source.name}")
-            copies.setdefault(run.label, []).append(target)
+        latest: dict[str, Path] = {}
+        for path in sorted((run.folder / "plots").glob(f"{prefix}_*.png")) if run.folder else []:
+            latest[path.name.rsplit("_step", 1)[0]] = path  # zero-padded steps sort
+        for source in latest.values():
+            slug = re.sub(r"[^\w.=-]+", "_", run.label)
+            copies.setdefault(run.label, []).append(copy_file(source, out / "scatter" / f"{slug}__{source.name}"))
     return copies

@@ -58,24 +58,17 @@ COMPARISON_MATRIX = {
 }
 
 
-def compare2score_row() -> PaperRow:
-    """Compare2Score's main-table row with its cross-dataset SRCC added."""
-    main = MAIN_TABLE["Compare2Score"]
-    return PaperRow("main table + cross-dataset: Compare2Score", main.srcc | CROSS_DATASET_SRCC, main.plcc)
+COMPARE2SCORE = PaperRow("main table + cross-dataset: Compare2Score",
+                         MAIN_TABLE["Compare2Score"].srcc | CROSS_DATASET_SRCC, MAIN_TABLE["Compare2Score"].plcc)
 
 
 def paper_reference(settings: dict[str, Any], varied: set[str] = frozenset()) -> PaperRow | None:
-    """The paper row measured under the same evaluation settings, if the paper has one.
-
-    Args:
-        settings: Known evaluation settings of the run by short name (``alpha``, ``beta``,
-            ``rule``, ``matrix``); missing ones are taken as the paper's defaults.
-        varied: Short names of the settings the compared runs vary: a sweep over ``matrix`` is
-            set beside the paper's matrix ablation even for its default row.
-    """
+    """The paper row measured under the same evaluation ``settings`` (by short name; missing ones are
+    the paper's defaults), if the paper has one. A sweep over ``matrix`` (in ``varied``, the settings
+    the compared runs vary) is set beside the matrix ablation even for its default row (likewise ``rule``)."""
     changed = {k for k, default in PAPER_SETTINGS.items() if k in settings and settings[k] != default}
     if changed <= {"matrix"} and ("matrix" in varied or changed):
         return COMPARISON_MATRIX.get(str(settings.get("matrix", "probability")))
     if changed <= {"rule"} and ("rule" in varied or changed):
         return ANCHOR_SELECTION.get(str(settings.get("rule", "min_variance")))
-    return compare2score_row() if not changed else None
+    return COMPARE2SCORE if not changed else None
