@@ -1,9 +1,6 @@
 """Command-line entry: LightningCLI for fit/validate/test/predict, jsonargparse tools for the rest.
 
-``main(args)`` runs in-process, so tests call it without paying for a subprocess. A user error
-(bad data, a missing file, an invalid option value: ``user_errors``) ends any command
-with one line on stderr and exit status 2; ``--debug`` (anywhere) or ``C2S_DEBUG=1`` shows the
-traceback instead.
+``main(args)`` runs in-process, so tests call it without paying for a subprocess.
 """
 
 from __future__ import annotations

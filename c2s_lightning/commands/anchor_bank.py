@@ -1,14 +1,11 @@
 """``python -m c2s_lightning anchors build``: select anchors from a dataset and compute their matrix.
 
-The dataset is an entry of the training mix's kind (``MixEntry``): ``--dataset.name koniq10k
---dataset.root DIR --dataset.split paper`` on the command line, or a ``dataset:`` mapping in a
-``--config`` YAML written like an item of ``data.datasets`` in ``experiments/*.yaml``; so a config's
-entry gives the anchors the evaluator chose from it during training. The bank is written as JSON
-with its anchor images copied beside it (``bank.json`` + ``bank/``), so it moves to another machine
-as one folder. With ``--export`` the matrix is computed by that export under its protocol (image
-preprocessing from ``compare2score.json``) and the bank records the model fingerprint; without
-``--dataset`` the anchors come from the first dataset the export was trained on, with its split, as
-the evaluator chose them during training.
+The dataset is a training-mix entry (``MixEntry``: ``--dataset.name koniq10k --dataset.root DIR``,
+or a ``dataset:`` mapping in a ``--config`` written like an item of ``data.datasets``), so a config's
+entry gives the anchors the evaluator chose from it; without ``--dataset``, the export's first
+training dataset with its split. The bank is JSON with its images beside it (``bank.json`` +
+``bank/``), one folder to move. With ``--export`` that model computes the matrix under its protocol
+and the bank records its fingerprint.
 """
 
 from __future__ import annotations
@@ -60,29 +57,23 @@ def _parser():
     return p
 
 
-def trained_dataset(export: Path | None) -> tuple[MixEntry, int | None]:
-    """The export's first training dataset as a mix entry, with the seed of its split (if recorded)."""
+def dataset_entry(ns: Namespace) -> tuple[MixEntry, int]:
+    """The anchors' dataset (given, or the export's first training one) and the seed of its split."""
     from c2s_lightning.models.protocol import ComparisonProtocol
 
-    if export is None:
+    if ns.dataset is not None:
+        return MixEntry(**ns.dataset.as_dict()), ns.seed
+    if ns.export is None:
         raise SystemExit("error: give --dataset.name and --dataset.root (or --export, a model that "
                          "records its datasets)")
-    datasets = ComparisonProtocol.load(export).training_datasets
+    datasets = ComparisonProtocol.load(ns.export).training_datasets
     if not datasets:
-        raise SystemExit(f"error: {export} records no training dataset; give --dataset.name and --dataset.root")
+        raise SystemExit(f"error: {ns.export} records no training dataset; give --dataset.name and --dataset.root")
     first = datasets[0]
     entry = MixEntry(name=first["name"], root=str(first["root"]), split=first["split"],
                      split_index=first["split_index"], split_options=dict(first["split_options"]),
                      reader_options=dict(first["reader_options"]), label=first.get("label"))
-    return entry, first.get("seed")
-
-
-def dataset_entry(ns: Namespace) -> tuple[MixEntry, int]:
-    """The anchors' dataset (given, or the export's first training one) and the seed of its split."""
-    if ns.dataset is None:
-        entry, seed = trained_dataset(ns.export)
-        return entry, ns.seed if seed is None else seed
-    return MixEntry(**ns.dataset.as_dict()), ns.seed
+    return entry, ns.seed if first.get("seed") is None else first["seed"]
 
 
 def build_bank(entry: MixEntry, part: str = "train", alpha: int = 5, beta: int = 1, rule: str = "min_variance",
@@ -111,8 +102,8 @@ def stage(text: str):
 
 
 def check_new_bank(out: Path, export: Path | None) -> None:
-    """Refuse, before any work, a ``--out`` that would write over something: an existing file, a
-    non-empty images folder (``bank.json`` -> ``bank/``), or a place inside the export."""
+    """Refuse, before any work, a ``--out`` that would write over something (a file, a non-empty
+    images folder ``bank/`` of ``bank.json``) or lie inside the export."""
     from c2s_lightning.scoring.bank import AnchorBank
 
     if out.exists():

@@ -1,16 +1,13 @@
 """``python -m c2s_lightning evaluate``: soft-comparison evaluation of an export or a checkpoint, no training.
 
 Beta, the anchor rule and the matrix type are inference-time choices, so their sweeps reuse one
-checkpoint. This runs LightningCLI's ``validate`` with the model loaded from the checkpoint and
-the evaluate defaults (``commands/evaluate_defaults.yaml``: nothing trains) stacked last; every
-option but evaluate's own is a LightningCLI option (``--evaluator.beta 3``, ``--config ...``). Images are
-preprocessed as the export's ``compare2score.json`` says, whatever the configs say; an explicit
-``--data.pad_to_square`` on the command line overrides it (reported). Each evaluation writes into
-a run folder of its own under ``trainer.default_root_dir``. Comparisons go through the comparison
-cache (``--cache-dir``, default the user cache folder; ``--no-cache`` or an explicit
-``--evaluator.cache_dir`` overrides), so runs of a sweep that differ in how comparisons are chosen
-or combined compute each one once. ``--dtype`` sets ``--trainer.precision`` (``auto``: bf16-true on a
-CUDA GPU with bf16, else 32-true), unless that is given.
+checkpoint. This runs LightningCLI's ``validate`` (each in a run folder of its own) with the
+evaluate defaults (``commands/evaluate_defaults.yaml``: nothing trains) stacked last; every option
+but evaluate's own is LightningCLI's (``--evaluator.beta 3``, ``--config ...``). Images are
+preprocessed as the export's ``compare2score.json`` says, unless ``--data.pad_to_square`` is given
+(reported). Comparisons go through the comparison cache (``--no-cache`` or ``--evaluator.cache_dir``
+overrides), so a sweep's runs compute each one once. ``--dtype`` sets ``--trainer.precision``
+unless that is given.
 """
 
 from __future__ import annotations

@@ -25,10 +25,8 @@ from c2s_lightning.infra.arguments import parse_tool, tool_parser
 from c2s_lightning.data.records import DatasetError
 
 CHUNK_IMAGES = 64
+# decoded bytes a chunk may hold: memory follows the pixels (about three padded 4000x3000 photos), not the count
 CHUNK_BYTES = 128 << 20
-"""Decoded pixels one chunk of images may hold (width x height x 3 bytes each): a chunk ends at
-``CHUNK_IMAGES`` images or at this many bytes, whichever comes first, so memory follows the
-pixels (about three padded 4000x3000 photos), not the image count."""
 
 
 def _parser():
@@ -78,14 +76,10 @@ def resolve_dtype(choice: str, device: str | None, command: str | None) -> str:
 
 def score_paths(scorer, paths: list[Path], workers: int = 0, chunk: int = CHUNK_IMAGES,
                 chunk_bytes: int | None = CHUNK_BYTES) -> list[tuple[str, float | None, str]]:
-    """One (path, score, error) row per path; an unreadable image (a FIFO, a device, a damaged
-    file) gets an error, the rest a score.
-
-    Images are loaded through ``scorer.pipeline`` by ``workers`` threads ahead of the scorer and
-    scored in chunks of at most ``chunk`` images and ``chunk_bytes`` decoded bytes (None: no
-    bound). An unreadable image is scored as a stand-in and its score dropped, so that with several
-    processes every rank makes the same calls (which FastComparator's lockstep needs).
-    """
+    """One (path, score, error) row per path: an error for an unreadable image (a FIFO, a device, a
+    damaged file), else a score. ``workers`` threads decode ahead of the scorer; chunks end at
+    ``chunk`` images or ``chunk_bytes`` decoded bytes (None: no bound). An unreadable image is scored
+    as a stand-in, its score dropped, so that every rank makes the same calls (FastComparator's lockstep)."""
     from tqdm import tqdm
 
     from c2s_lightning.models.lockstep import stand_in

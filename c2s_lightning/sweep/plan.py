@@ -114,9 +114,8 @@ def grid_values(name: str, spec: dict[str, Any]) -> list[Any]:
 
 def expand_grid(parameters: dict[str, dict]) -> list[dict[str, Any]]:
     """Every combination, in file order with the last parameter varying fastest."""
-    names = list(parameters)
-    axes = [grid_values(n, parameters[n]) for n in names]
-    return [dict(zip(names, combo)) for combo in itertools.product(*axes)]
+    axes = [grid_values(name, spec) for name, spec in parameters.items()]
+    return [dict(zip(parameters, combo)) for combo in itertools.product(*axes)]
 
 
 def sample_random(parameters: dict[str, dict], count: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -173,11 +172,8 @@ def command_key(command: list[str]) -> str:
 
 
 def macro_values(params: dict[str, Any], program: str | None) -> dict[str, list[str]]:
-    """What each ``${macro}`` expands to, formatted as ``wandb agent`` does (``str`` of each value).
-
-    ``${interpreter}`` is the running Python (``wandb agent`` uses ``python`` from PATH), so runs
-    use the same environment as this command.
-    """
+    """What each ``${macro}`` expands to, formatted as ``wandb agent`` does; ``${interpreter}`` is the
+    running Python (``wandb agent``'s is ``python`` from PATH), so runs share this command's environment."""
     flags = [f"{k}={v}" for k, v in params.items()]
     return {
         "env": ["/usr/bin/env"] if platform.system() != "Windows" else [],
