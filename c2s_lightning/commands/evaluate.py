@@ -12,6 +12,7 @@ unless that is given.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from importlib import resources
 from pathlib import Path
@@ -105,16 +106,12 @@ def split_own(parser: ToolParser, args: list[str]) -> tuple[list[str], list[str]
     takes_value = {o: a.nargs != 0 for a in parser._actions for o in a.option_strings}  # noqa: SLF001
     own: list[str] = []
     rest: list[str] = []
-    k = 0
-    while k < len(args):
-        name = args[k].split("=", 1)[0]
-        if name not in takes_value:
-            rest.append(args[k])
-            k += 1
-            continue
-        width = 2 if takes_value[name] and "=" not in args[k] else 1  # the option and its value
-        own.extend(args[k:k + width])
-        k += width
+    tokens = iter(args)
+    for token in tokens:
+        name = token.split("=", 1)[0]
+        (own if name in takes_value else rest).append(token)
+        if takes_value.get(name) and "=" not in token:
+            own.extend(itertools.islice(tokens, 1))  # its value
     return own, rest
 
 

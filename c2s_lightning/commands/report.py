@@ -57,22 +57,6 @@ def render(runs: list[ReportRun], varied: list[str], prefix: str, out: Path, tit
     return "\n".join(parts).rstrip() + "\n"
 
 
-def write_report(items: list[str], out: Path, prefix: str = "test", title: str = "Compare2Score report",
-                 aggregate: str | None = None) -> tuple[Path, str | None]:
-    """Write ``out/report.md`` (and its figures) of the runs ``items`` name; return its path and the
-    median table over ``aggregate`` (``aggregate_key``: None takes the split index if varied), or None."""
-    runs, varied = collect(items)
-    finished = [r for r in runs if r.status == FINISHED]
-    if not datasets_of(finished, prefix):
-        print(f"report: warning: no {prefix}/<dataset>/srcc metric in the {len(finished)} finished run(s)",
-              file=sys.stderr)
-    key = aggregate_key(runs, varied, aggregate)
-    medians = (key, median_table(finished, varied, key, prefix)) if key else None
-    out.mkdir(parents=True, exist_ok=True)
-    path = write_text(out / "report.md", render(runs, varied, prefix, out, title, medians))
-    return path, medians[1] if medians else None
-
-
 def _parser():
     parser = tool_parser("report", __doc__)
     parser.add_argument("runs", nargs="+", help="run folders, folders to search (a sweep's), or entity/project/run_id")
@@ -89,7 +73,16 @@ def _parser():
 
 def main(args: list[str]) -> None:
     ns = parse_tool(_parser(), args)
-    path, medians = write_report(ns.runs, ns.out, ns.metric_prefix, ns.title, ns.aggregate)  # errors: cli.main
+    prefix = ns.metric_prefix
+    runs, varied = collect(ns.runs)  # errors (no such folder, no runs, ...): one line from cli.main
+    finished = [r for r in runs if r.status == FINISHED]
+    if not datasets_of(finished, prefix):
+        print(f"report: warning: no {prefix}/<dataset>/srcc metric in the {len(finished)} finished run(s)",
+              file=sys.stderr)
+    key = aggregate_key(runs, varied, ns.aggregate)
+    medians = (key, median_table(finished, varied, key, prefix)) if key else None
+    ns.out.mkdir(parents=True, exist_ok=True)
+    path = write_text(ns.out / "report.md", render(runs, varied, prefix, ns.out, ns.title, medians))
     if medians:
-        print(medians)
+        print(medians[1])
     print(f"wrote {path}")

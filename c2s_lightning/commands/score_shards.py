@@ -109,14 +109,6 @@ def read_parts(folder: Path, paths: Sequence[Path]) -> dict[int, Row]:
     return rows
 
 
-def write_part(folder: Path, name: str, indices: Sequence[int], rows: Sequence[Row]) -> None:
-    """One part file: the rows of ``indices``, scores at full precision."""
-    with atomic_open(folder / name, newline="") as table:
-        writer = csv.writer(table)
-        writer.writerow(PART_FIELDS)
-        writer.writerows((i, p, "" if s is None else repr(s), e) for i, (p, s, e) in zip(indices, rows))
-
-
 def score_missing(ranks: Ranks, folder: Path, paths: Sequence[Path],
                   score_chunk: Callable[[list[Path]], list[Row]]) -> None:
     """Score this rank's share of the images no part holds, a part file per chunk."""
@@ -131,8 +123,12 @@ def score_missing(ranks: Ranks, folder: Path, paths: Sequence[Path],
         positions = padded[start:start + CHUNK]
         rows = score_chunk([paths[missing[p]] for p in positions])
         kept = [(missing[p], row) for j, (p, row) in enumerate(zip(positions, rows)) if start + j < len(own)]
-        if kept:  # the padding repeats an image of this share: scored for equal counts, not written
-            write_part(folder, f"part-{tag}-{number:05d}.csv", *zip(*kept))
+        if not kept:  # the padding repeats an image of this share: scored for equal counts, not written
+            continue
+        with atomic_open(folder / f"part-{tag}-{number:05d}.csv", newline="") as table:
+            writer = csv.writer(table)
+            writer.writerow(PART_FIELDS)
+            writer.writerows((i, p, "" if s is None else repr(s), e) for i, (p, s, e) in kept)  # full precision
 
 
 def score_sharded(ranks: Ranks, paths: Sequence[Path], out: Path | None, key: dict,

@@ -1,9 +1,6 @@
-"""Report figures: SRCC and time per image against beta (the paper's Figure 4), and the runs'
-prediction-vs-MOS scatter plots (written by the evaluation callback, copied next to the report).
-The time plot shows computation: runs answered from the comparison cache are left out of it.
-
-Figures are drawn on ``matplotlib.figure.Figure`` objects (Agg canvas), never through pyplot, so
-no global backend or figure state is touched.
+"""Report figures: SRCC and time per image against beta (the paper's Figure 4), and copies of the
+evaluation callback's prediction-vs-MOS scatter plots. Drawn on ``matplotlib.figure.Figure``
+objects (Agg canvas), never through pyplot, so no global backend or figure state is touched.
 """
 
 from __future__ import annotations

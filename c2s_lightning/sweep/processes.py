@@ -1,9 +1,8 @@
 """The sweep runner's child processes: each in a process group of its own, none outliving the runner.
 
-A child starts a new session (so its process group is its pid, and a terminal's Ctrl-C reaches the
-runner alone), and on Linux asks the kernel for SIGTERM when the runner dies, even by SIGKILL.
-When the runner stops on a signal or an error, ``stop`` ends the child's whole group (training's
-data-loader workers included): SIGTERM, then SIGKILL after a grace period.
+A child starts a new session (its group is its pid; a terminal's Ctrl-C reaches the runner alone)
+and on Linux gets SIGTERM when the runner dies, even by SIGKILL; ``stop`` ends its whole group
+(data-loader workers included).
 """
 
 from __future__ import annotations
