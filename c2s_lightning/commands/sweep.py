@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from c2s_lightning.infra.arguments import parse_tool, tool_parser
+from c2s_lightning.sweep.cache_first import cache_first_order, check_evaluation_only
 from c2s_lightning.sweep.plan import load_sweep
-from c2s_lightning.sweep.runner import PlannedRun, best_summary, plan_sweep, run_sweep, shell_line
+from c2s_lightning.sweep.runner import best_summary, plan_sweep, run_sweep, shell_line
 from c2s_lightning.sweep.state import STATE_FILE
 
 
@@ -37,23 +37,17 @@ def _parser():
     return parser
 
 
-def with_cache_options(runs: list[PlannedRun], ns: Any) -> list[PlannedRun]:
-    """The runs in ``--cache-first`` order; ``--cache-dir`` exported for every child run."""
-    if ns.cache_dir is not None:
-        os.environ["C2S_CACHE_DIR"] = str(ns.cache_dir.resolve())  # the root of evaluate's default caches
-    if not ns.cache_first:
-        return runs
-    from c2s_lightning.sweep.cache_first import cache_first_order, check_evaluation_only
-
-    check_evaluation_only(runs)  # a ValueError: one line from cli.main
-    return cache_first_order(runs)
-
-
 def main(args: list[str]) -> None:
     ns = parse_tool(_parser(), args)
     out = ns.out or Path("outputs") / "sweeps" / ns.file.stem
-    # a missing or bad sweep file, a corrupt state, a busy folder: user errors, one line from cli.main
-    runs = with_cache_options(plan_sweep(ns.file, out, ns.count, ns.seed), ns)
+    # a missing or bad sweep file, a corrupt state, a busy folder, a --cache-first sweep that trains:
+    # user errors, one line from cli.main
+    runs = plan_sweep(ns.file, out, ns.count, ns.seed)
+    if ns.cache_dir is not None:
+        os.environ["C2S_CACHE_DIR"] = str(ns.cache_dir.resolve())  # the root of every child run's caches
+    if ns.cache_first:
+        check_evaluation_only(runs)
+        runs = cache_first_order(runs)
     metric = load_sweep(ns.file).get("metric")
     if ns.dry_run:
         for run in runs:

@@ -124,16 +124,14 @@ def sample_random(parameters: dict[str, dict], count: int, seed: int = 0) -> lis
         if distribution(spec) not in DISTRIBUTIONS:
             raise SweepError(f"parameter {name!r}: distribution {spec['distribution']!r} is not supported; "
                              f"supported: {sorted(DISTRIBUTIONS)}")
-    rng, runs, seen = random.Random(seed), [], set()
+    rng, runs = random.Random(seed), {}
     # A repeated draw would be skipped as already finished anyway; bounded so tiny spaces end.
     for _ in range(max(100, 50 * count)):
         if len(runs) == count:
             break
         params = {n: DISTRIBUTIONS[distribution(s)](s, rng) for n, s in parameters.items()}
-        if param_key(params) not in seen:
-            seen.add(param_key(params))
-            runs.append(params)
-    return runs
+        runs.setdefault(param_key(params), params)
+    return list(runs.values())
 
 
 def expand(sweep: dict[str, Any], count: int | None = None, seed: int = 0) -> list[dict[str, Any]]:

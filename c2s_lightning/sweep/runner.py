@@ -16,12 +16,8 @@ from typing import Any
 from c2s_lightning.infra.atomic_files import streaming_file, write_json
 from c2s_lightning.reporting.runs import read_metrics
 from c2s_lightning.sweep import processes as sweep_processes
-from c2s_lightning.sweep.plan import (
-    DEFAULT_COMMAND, SweepError, command_key, expand, load_sweep, param_key, substitute,
-)
-from c2s_lightning.sweep.state import (
-    STATE_FILE, load_state, refuse_live_runs, runner_lock, save_state, set_aside,
-)
+from c2s_lightning.sweep.plan import DEFAULT_COMMAND, command_key, expand, load_sweep, param_key, substitute
+from c2s_lightning.sweep.state import load_state, refuse_live_runs, runner_lock, save_state, set_aside
 
 PROJECT_COMMANDS = ("fit", "validate", "test", "predict", "evaluate")
 
