@@ -24,6 +24,7 @@ def _series(runs: list[ReportRun], key: str, metric_key) -> tuple[list[float], l
 
 
 def _save(fig: Figure, path: Path) -> Path:
+    fig.axes[0].legend(fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as temp:
         fig.savefig(temp, dpi=100)
@@ -45,7 +46,6 @@ def _srcc_figure(groups: dict[str, list[ReportRun]], key: str, prefix: str, data
     low, high = ax.get_ylim()
     middle, half = (low + high) / 2, max((high - low) / 2, 0.05)
     ax.set_ylim(max(-1.0, middle - half), min(1.0, middle + half))
-    ax.legend(fontsize=8)
     return fig
 
 
@@ -63,7 +63,6 @@ def _time_figure(groups: dict[str, list[ReportRun]], key: str, prefix: str, data
     top = max(max(line.get_ydata()) for line in ax.lines)
     ax.set(xlabel="beta (anchors per MOS interval)", ylabel="seconds per image (comparisons computed)",
            title="Scoring time against beta", ylim=(0, top * 1.1 or 1), xticks=ticks)
-    ax.legend(fontsize=8)
     return fig
 
 

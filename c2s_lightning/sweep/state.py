@@ -70,9 +70,8 @@ def set_aside(folder: Path, out: Path) -> Path | None:
     aside = out / SUPERSEDED
     aside.mkdir(exist_ok=True)
     n = 1
-    while (aside / f"{folder.name}.{n}").exists():
+    while (target := aside / f"{folder.name}.{n}").exists():
         n += 1
-    target = aside / f"{folder.name}.{n}"
     os.replace(folder, target)
     return target
 
