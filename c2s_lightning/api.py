@@ -1,10 +1,7 @@
-"""The public Python API (``create_metric``, ``score_images``, ``list_models``, ``list_backbones``,
-``list_datasets``).
-
-A tensor becomes 8-bit images as saving it losslessly would (``round(x * 255)``), so it scores like
-the same picture read from a PNG; a JPEG path may be decoded at a reduced DCT scale, a decoded PIL
-image is not, so the two can differ in the third decimal (``docs/newcomer.md``). The quickstart's
-export is a toy: its scores on real photos mean nothing.
+"""The public Python API (``__all__``). A tensor becomes 8-bit images as saving it losslessly would
+(``round(x * 255)``), so it scores like the same picture read from a PNG; a JPEG path may be decoded
+at a reduced DCT scale, a decoded PIL image is not, so the two can differ in the third decimal
+(``docs/newcomer.md``). The quickstart's export is a toy: its scores on real photos mean nothing.
 """
 
 from __future__ import annotations

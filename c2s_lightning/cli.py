@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -93,8 +94,6 @@ def _dispatch(args: list[str]):
         print(USAGE)
         return None
     if args[0] in TOOLS:
-        import importlib
-
         return importlib.import_module(TOOLS[args[0]]).main(args[1:])
     if args[0] not in LIGHTNING:
         print(USAGE, file=sys.stderr)

@@ -112,8 +112,7 @@ def check_new_bank(out: Path, export: Path | None) -> None:
     if is_nonempty_folder(images):
         raise FileExistsError(f"--out {out}: its images folder {images} exists and is not empty; a bank's "
                               "images go to a new folder: choose another --out")
-    folders = [export] if export is not None and export.is_dir() else []
-    check_output_file(out, option="--out", input_folders=folders)
+    check_output_file(out, option="--out", input_folders=[export] if export is not None and export.is_dir() else [])
 
 
 def main(args: list[str]) -> int:

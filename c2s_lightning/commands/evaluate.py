@@ -98,11 +98,8 @@ def _parser() -> ToolParser:
 
 
 def split_own(parser: ToolParser, args: list[str]) -> tuple[list[str], list[str]]:
-    """``args`` as evaluate's own options (with their values) and the rest, for LightningCLI.
-
-    Own options are matched by their exact name (``--devices 2`` or ``--devices=2``), so
-    ``--checkpoint.save_last`` (LightningCLI's ModelCheckpoint) or ``--trainer.devices`` stay in the rest.
-    """
+    """``args`` as evaluate's own options (with their values) and the rest, for LightningCLI; own
+    options match by exact name, so ``--checkpoint.save_last`` or ``--trainer.devices`` stay in the rest."""
     takes_value = {o: a.nargs != 0 for a in parser._actions for o in a.option_strings}  # noqa: SLF001
     own: list[str] = []
     rest: list[str] = []

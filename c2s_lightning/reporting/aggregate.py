@@ -1,8 +1,6 @@
-"""Medians over repeated runs, the way the paper reports its protocol: per dataset, the median
-SRCC / PLCC over the 10 splits (``sweeps/paper_splits.yaml``), with the range the splits span.
-
-Runs are grouped by every varied key except the one aggregated over, so a sweep over splits and
-another setting gives one median per value of that setting.
+"""Medians over repeated runs, as the paper reports its protocol: per dataset, the median SRCC /
+PLCC [min, max] over the 10 splits (``sweeps/paper_splits.yaml``), one per value of every other
+varied key (runs are grouped by them).
 """
 
 from __future__ import annotations

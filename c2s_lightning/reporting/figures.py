@@ -68,8 +68,7 @@ def _time_figure(groups: dict[str, list[ReportRun]], key: str, prefix: str, data
 
 def beta_plots(runs: list[ReportRun], varied: list[str], prefix: str, out: Path) -> tuple[list[Path], list[str]]:
     """``beta_srcc.png`` and ``beta_time.png`` when the runs vary a ``*.beta`` key, a line per value of
-    the other varied keys; return them and the labels of the runs left out of the time plot (answered
-    from the cache)."""
+    the other varied keys; return them and the runs left out of the time plot (answered from the cache)."""
     key = next((k for k in varied if k.split(".")[-1] == "beta"), None)
     if key is None:
         return [], []
@@ -77,8 +76,7 @@ def beta_plots(runs: list[ReportRun], varied: list[str], prefix: str, out: Path)
     datasets, groups = datasets_of(runs, prefix), group_runs(runs, varied, key)
     ticks = sorted(set(_series(runs, key, lambda r: 0.0)[0]))
     paths = [_save(_srcc_figure(groups, key, prefix, datasets, ticks), out / "beta_srcc.png")]
-    time_figure = _time_figure(groups, key, prefix, datasets, ticks)
-    if time_figure is not None:
+    if (time_figure := _time_figure(groups, key, prefix, datasets, ticks)) is not None:
         paths.append(_save(time_figure, out / "beta_time.png"))
     cached = [r.label for r in runs if mean_metric(r, prefix, "seconds_per_image", datasets) is not None
               and computed_seconds(r, prefix, datasets) is None]

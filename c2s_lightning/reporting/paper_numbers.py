@@ -1,8 +1,7 @@
 """The Compare2Score paper's published numbers, as data, and which of them a run should be set beside.
 
-Zhu et al., NeurIPS 2024 (arXiv 2405.19298): median SRCC / PLCC over the 10 splits of the
-LIQE protocol, one model trained on the six datasets jointly. Dataset keys are the project's
-reader names.
+Zhu et al., NeurIPS 2024 (arXiv 2405.19298): median SRCC / PLCC over the LIQE protocol's 10 splits,
+one model trained on the six datasets jointly; keys are the project's reader names.
 """
 
 from __future__ import annotations

@@ -141,8 +141,7 @@ def short_names(keys: list[str]) -> dict[str, str]:
 
 
 def label_runs(runs: list[ReportRun]) -> list[str]:
-    """Label each run by its varying values (``beta=3``) and sort the runs by them, in place; return
-    the varying keys (full dotted names)."""
+    """Label and sort the runs by their varying values (``beta=3``), in place; return the varying keys."""
     keys = varying_keys(runs)
     names = short_names(keys)
     for run in runs:

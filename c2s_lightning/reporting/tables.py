@@ -90,8 +90,7 @@ def results_table(runs: list[ReportRun], prefix: str, varied: list[str]) -> str:
 
 
 def summary_table(runs: list[ReportRun], prefix: str) -> str:
-    """Every mean metric the runs logged (``<prefix>/mean/*``), the comparisons computed and reused
-    from the cache, and the last training loss."""
+    """Every mean metric logged (``<prefix>/mean/*``), comparisons computed / reused, the last train loss."""
     datasets = datasets_of(runs, prefix)
     names = [m for m in SUMMARY_METRICS if any(mean_metric(r, prefix, m, datasets) is not None for r in runs)]
     with_counts = any(cache_counts(r, prefix) for r in runs)

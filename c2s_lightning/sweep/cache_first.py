@@ -18,24 +18,19 @@ CHECKPOINT = "--checkpoint"
 
 def evaluated_checkpoint(command: Sequence[str]) -> str | None:
     """The ``--checkpoint`` of an ``evaluate`` command of this project, or None for any other."""
-    tokens = list(command)
-    if "evaluate" not in tokens:
+    if "evaluate" not in command:
         return None
-    for i, token in enumerate(tokens):
-        if token == CHECKPOINT and i + 1 < len(tokens):
-            return tokens[i + 1]
+    for i, token in enumerate(command):
+        if token == CHECKPOINT and i + 1 < len(command):
+            return command[i + 1]
         if token.startswith(CHECKPOINT + "="):
             return token.split("=", 1)[1]
     return None
 
 
 def check_evaluation_only(runs: Sequence[Any]) -> None:
-    """Refuse ``--cache-first`` for a sweep whose runs are not all ``evaluate`` of one checkpoint
-    (training changes the weights, so no run's comparisons serve another).
-
-    Raises:
-        ValueError: naming the first run that is not.
-    """
+    """A ValueError unless every run is ``evaluate`` of one checkpoint (training changes the weights,
+    so no run's comparisons serve another)."""
     checkpoints = set()
     for run in runs:
         checkpoint = evaluated_checkpoint(run.command)

@@ -1,9 +1,8 @@
 """W&B sweep files without a W&B server: read one, expand its search, build each run's command.
 
-Follows W&B's sweep configuration: ``method`` (grid, random; bayes needs the server),
-``parameters`` keyed by name, each ``value``, ``values`` (with optional ``probabilities``) or a
-``distribution`` with ``min``/``max`` (``q``, ``mu``, ``sigma`` where it takes them), ``run_cap``,
-and a ``command`` list with ``${...}`` macros that each stand for a whole argument.
+W&B's sweep configuration: ``method`` grid or random (bayes needs the server), ``parameters`` each
+a ``value``, ``values`` (``probabilities``) or a ``distribution`` (``min``/``max``, ``q``, ``mu``,
+``sigma``), ``run_cap``, and a ``command`` list whose ``${...}`` macros each stand for a whole argument.
 """
 
 from __future__ import annotations
@@ -156,9 +155,8 @@ CONTENT_SUFFIXES = (".yaml", ".yml", ".json", ".toml", ".cfg", ".ini", ".py")
 
 
 def command_key(command: list[str]) -> str:
-    """A hash of a run's whole command (the resume key beside the parameters): every argument
-    (the running interpreter as ``python``, so another path to it counts the same) and the
-    contents of the config files and scripts it names (``--config x.yaml`` or ``--config=x.yaml``)."""
+    """A hash of a run's whole command (its resume key): every argument (the running interpreter as
+    ``python``, whatever its path) and the contents of the configs and scripts it names (``--config=x.yaml`` too)."""
     digest = hashlib.sha1()
     for arg in command:
         digest.update(("python" if arg == sys.executable else arg).encode() + b"\0")

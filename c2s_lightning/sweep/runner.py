@@ -75,9 +75,8 @@ def plan_sweep(path: str | Path, out: Path, count: int | None = None, seed: int 
 
 
 def run_one(run: PlannedRun, group: str, started: Callable[[int], None] = lambda pid: None) -> int:
-    """Run one command, its output in ``FOLDER/output.log`` (``streaming_file``); return its exit
-    status. ``started(pid)`` is called once the child runs; however this ends (a signal turned into
-    an exception included), the child's process group has ended too."""
+    """Run one command (output in ``FOLDER/output.log``); return its exit status. ``started(pid)`` is
+    called once the child runs; however this ends (a signal included), the child's group has ended."""
     run.folder.mkdir(parents=True, exist_ok=True)
     write_json(run.folder / "params.json", run.params)
     # the environment's W&B settings win, but each run has its own name
