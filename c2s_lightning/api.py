@@ -137,8 +137,7 @@ def score_images(images, checkpoint: str | os.PathLike,
     Returns:
         Tensor ``[number of images]`` of MAP scores.
     """
-    scorer = load_scorer(resolve_export(checkpoint), anchors, batch_size=batch_size, **options)
-    return scorer.score(as_image_list(images))
+    return create_metric(checkpoint, anchors=anchors, batch_size=batch_size, **options)(images)
 
 
 def list_backbones() -> dict:

@@ -46,12 +46,8 @@ Errors are one line; --debug (or C2S_DEBUG=1) shows the traceback.
 
 
 def main(args: list[str] | None = None):
-    """Run a command; ``args`` defaults to ``sys.argv[1:]``.
-
-    Raises:
-        SystemExit: status 2 and one line for a user error (unless debugging) or a command that
-            stops with a message (``SystemExit("...")``), 130 on Ctrl-C; 1 for internal failures.
-    """
+    """Run a command (``args``: default ``sys.argv[1:]``). A user error, or a command that stops with a
+    message (``SystemExit("...")``), ends in one line and SystemExit(2) unless debugging; Ctrl-C in 130."""
     args = list(sys.argv[1:] if args is None else args)
     debug = "--debug" in args or os.environ.get("C2S_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]

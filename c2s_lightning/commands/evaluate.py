@@ -27,8 +27,7 @@ PAD_OPTION = "--data.pad_to_square"
 CACHE_OPTION = "--evaluator.cache_dir"
 PRECISION_OPTION = "--trainer.precision"
 PRECISIONS = {"float32": "32-true", "bfloat16": "bf16-true", "float16": "16-true"}  # --dtype's
-# The settings that make a validate run an evaluation (nothing trains), as a config stacked last;
-# package data, so it is found in an installed package as in a checkout.
+# the config stacked last that makes a validate run an evaluation (nothing trains); package data: found when installed
 PRESET = resources.files("c2s_lightning.commands") / "evaluate_defaults.yaml"
 
 

@@ -23,7 +23,6 @@ from c2s_lightning.scoring.shards import padded_shard
 
 Row = tuple[str, "float | None", str]  # (path, score, error), as score.score_paths gives
 KEY_FILE = "key.json"
-PART_FIELDS = ["index", "path", "score", "error"]
 CHUNK = 64  # images per part file: what a kill can lose at most, per rank
 
 
@@ -127,7 +126,7 @@ def score_missing(ranks: Ranks, folder: Path, paths: Sequence[Path],
             continue
         with atomic_open(folder / f"part-{tag}-{number:05d}.csv", newline="") as table:
             writer = csv.writer(table)
-            writer.writerow(PART_FIELDS)
+            writer.writerow(["index", "path", "score", "error"])
             writer.writerows((i, p, "" if s is None else repr(s), e) for i, (p, s, e) in kept)  # full precision
 
 
