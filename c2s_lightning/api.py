@@ -1,20 +1,7 @@
-"""The public Python API: ``create_metric``, ``score_images``, ``list_models``, ``list_backbones``,
-``list_datasets``.
-
-``create_metric`` turns a model name (``list_models()``: ``"compare2score"``, the authors' release)
-or an export folder into a pyiqa-style metric module, loaded once, called many times:
-
-``metric = create_metric("compare2score"); metric("photo.png")`` scores a path, a folder (the
-images under it, sorted, as ``score`` takes them), a list of those, PIL images or a float tensor
-``[B, 3, H, W]`` in [0, 1]. A tensor is turned into 8-bit images exactly as saving it losslessly
-would (``round(x * 255)``), so it scores like the same picture read from a PNG. A JPEG given as a
-path is decoded at a reduced DCT scale when it is much larger than the model's input (the
-protocol's ``decode_size``), an already decoded PIL image is not, so the two can differ in the
-third decimal (``docs/newcomer.md``). The model, its protocol and the anchor bank are loaded once,
-when the metric is created; the anchor block is computed on the first call and kept.
-
-``outputs/quickstart/latest/export`` (``make quickstart``) is a toy: a tiny random-weight model
-trained for minutes on synthetic images, whose scores on real photos mean nothing.
+"""The public Python API (``__all__``). A tensor becomes 8-bit images as saving it losslessly would
+(``round(x * 255)``), so it scores like the same picture read from a PNG; a JPEG path may be decoded
+at a reduced DCT scale, a decoded PIL image is not, so the two can differ in the third decimal
+(``docs/newcomer.md``). The quickstart's export is a toy: its scores on real photos mean nothing.
 """
 
 from __future__ import annotations
@@ -56,7 +43,7 @@ def tensor_to_images(batch: torch.Tensor) -> list[Image.Image]:
 
 
 def as_image_list(images) -> list:
-    """Whatever ``forward`` accepts, as a list of paths and PIL images."""
+    """Whatever ``forward`` accepts (a folder: the images under it, sorted), as paths and PIL images."""
     if isinstance(images, torch.Tensor):
         return tensor_to_images(images)
     if isinstance(images, Image.Image):
@@ -69,7 +56,8 @@ def as_image_list(images) -> list:
 
 
 class Compare2ScoreMetric(torch.nn.Module):
-    """A loaded Compare2Score scorer as a module (see ``create_metric``).
+    """A loaded Compare2Score scorer as a module (see ``create_metric``): model, protocol and anchor
+    bank are loaded once; the anchor block is computed on the first call and kept.
 
     Attributes:
         lower_better: Always False: higher scores mean better quality.
@@ -87,8 +75,7 @@ class Compare2ScoreMetric(torch.nn.Module):
         comparator = scorer.comparator
         while not hasattr(comparator, "backbone"):  # under a comparison cache's wrapper
             comparator = comparator.inner
-        # registered so that .to(device) / .parameters() reach the network
-        self.model = comparator.backbone.model
+        self.model = comparator.backbone.model  # registered: .to(device) / .parameters() reach the network
         self.protocol = scorer.protocol
         self.score_scale = {"readoff": scorer.readoff, "meaning": SCORE_SCALES[scorer.readoff]}
 
@@ -150,8 +137,7 @@ def score_images(images, checkpoint: str | os.PathLike,
     Returns:
         Tensor ``[number of images]`` of MAP scores.
     """
-    scorer = load_scorer(resolve_export(checkpoint), anchors, batch_size=batch_size, **options)
-    return scorer.score(as_image_list(images))
+    return create_metric(checkpoint, anchors=anchors, batch_size=batch_size, **options)(images)
 
 
 def list_backbones() -> dict:

@@ -1,13 +1,11 @@
 """Command-line entry: LightningCLI for fit/validate/test/predict, jsonargparse tools for the rest.
 
-``main(args)`` runs in-process, so tests call it without paying for a subprocess. A user error
-(bad data, a missing file, an invalid option value: ``user_errors``) ends any command
-with one line on stderr and exit status 2; ``--debug`` (anywhere) or ``C2S_DEBUG=1`` shows the
-traceback instead.
+``main(args)`` runs in-process, so tests call it without paying for a subprocess.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -34,7 +32,7 @@ Training and evaluation (LightningCLI; `COMMAND --help` lists every option):
 Tools (`COMMAND --help` for options):
   data       data synth --out DIR | data inspect NAME ROOT
   export     write a Lightning checkpoint as a Hugging Face folder (merged LoRA or adapter)
-  anchors    anchors build: select anchors and compute their probability matrix with a checkpoint
+  anchors    anchors build: select anchors and compute their probability matrix with an export
   score      score images/folders with a model (compare2score: the authors' release) or an export -> CSV
   evaluate   soft-comparison evaluation of a checkpoint without training (validate + evaluator)
   sweep      run a W&B sweep file offline on this machine (grid/random, --dry-run, resumable);
@@ -48,12 +46,8 @@ Errors are one line; --debug (or C2S_DEBUG=1) shows the traceback.
 
 
 def main(args: list[str] | None = None):
-    """Run a command; ``args`` defaults to ``sys.argv[1:]``.
-
-    Raises:
-        SystemExit: status 2 and one line for a user error (unless debugging) or a command that
-            stops with a message (``SystemExit("...")``), 130 on Ctrl-C; 1 for internal failures.
-    """
+    """Run a command (``args``: default ``sys.argv[1:]``). A user error, or a command that stops with a
+    message (``SystemExit("...")``), ends in one line and SystemExit(2) unless debugging; Ctrl-C in 130."""
     args = list(sys.argv[1:] if args is None else args)
     debug = "--debug" in args or os.environ.get("C2S_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
@@ -96,8 +90,6 @@ def _dispatch(args: list[str]):
         print(USAGE)
         return None
     if args[0] in TOOLS:
-        import importlib
-
         return importlib.import_module(TOOLS[args[0]]).main(args[1:])
     if args[0] not in LIGHTNING:
         print(USAGE, file=sys.stderr)
@@ -115,7 +107,3 @@ def _lightning(args: list[str]):
     from c2s_lightning.training.lightning_cli import run_lightning_cli
 
     return run_lightning_cli(args)
-
-
-if __name__ == "__main__":
-    main()

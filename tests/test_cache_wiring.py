@@ -95,17 +95,26 @@ def test_load_scorer_reuses_the_cache_and_matches_uncached_scores(trained, tmp_p
     assert "entries" in capsys.readouterr().out
 
 
-def test_prefetch_runs_the_largest_beta_first_and_refuses_training_sweeps(tmp_path):
+def test_cache_first_runs_the_largest_beta_first_and_refuses_training_sweeps(tmp_path):
     from c2s_lightning.commands.sweep import plan_sweep
-    from c2s_lightning.sweep.prefetch import check_evaluation_only, prefetch_order
+    from c2s_lightning.sweep.cache_first import cache_first_order, check_evaluation_only
 
     runs = plan_sweep("sweeps/beta.yaml", tmp_path)
     check_evaluation_only(runs)
-    assert [r.params["evaluator.beta"] for r in prefetch_order(runs)] == [5, 4, 3, 2, 1]
+    assert [r.params["evaluator.beta"] for r in cache_first_order(runs)] == [5, 4, 3, 2, 1]
     rules = plan_sweep("sweeps/anchor_selection.yaml", tmp_path)
-    assert prefetch_order(rules) == rules  # nothing nested: the sweep's order
+    assert cache_first_order(rules) == rules  # nothing nested: the sweep's order
     with pytest.raises(ValueError, match="train_lr_lora-000.*not `evaluate"):
         check_evaluation_only(plan_sweep("sweeps/train_lr_lora.yaml", tmp_path))
+
+
+@pytest.mark.parametrize("option", ["--cache-first", "--prefetch"])  # --prefetch: the old spelling, kept
+def test_sweep_cache_first_option_orders_the_dry_run(option, tmp_path, capsys):
+    from c2s_lightning.cli import main
+
+    main(["sweep", "sweeps/beta.yaml", "--dry-run", "--out", str(tmp_path), option])
+    betas = [int(line.split("evaluator.beta=")[1].split()[0]) for line in capsys.readouterr().out.splitlines()]
+    assert betas == [5, 4, 3, 2, 1]
 
 
 def test_c2s_cache_dir_off_turns_the_default_cache_off(monkeypatch, tmp_path):

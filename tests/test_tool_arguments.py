@@ -17,7 +17,7 @@ TOOLS = {
     "data synth": ["data", "synth", "--out", "x"],
     "data inspect": ["data", "inspect", "kadid10k", "x"],
     "anchors build": ["anchors", "build", "--out", "b.json"],
-    "score": ["score", "a.png", "--checkpoint", "e"],
+    "score": ["score", "a.png", "--export", "e"],
     "export": ["export", "--ckpt", "c.ckpt", "--out", "e"],
     "sweep": ["sweep", "sweeps/beta.yaml"],
     "report": ["report", "runs"],
@@ -40,6 +40,23 @@ def test_every_tool_prints_its_config_and_reads_it_back(tool, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*head, "--config", str(path), "--print_config"])
     assert yaml.safe_load(capsys.readouterr().out) == printed
+
+
+@pytest.mark.parametrize("tool", [["score", "a.png"], ["anchors", "build", "--out", "b.json"]])
+def test_export_option_keeps_its_old_spelling_checkpoint(tool, tmp_path, capsys):
+    for given in (["--export", "e"], ["--checkpoint", "e"], ["--checkpoint=e"]):
+        with pytest.raises(SystemExit):
+            main([*tool, *given, "--print_config"])
+        printed = yaml.safe_load(capsys.readouterr().out)
+        assert printed["export"] == "e" and "checkpoint" not in printed
+    old_config = tmp_path / "old.yaml"  # a config file written with the old key reads the same
+    old_config.write_text(yaml.safe_dump({"checkpoint": "e"}))
+    with pytest.raises(SystemExit):
+        main([*tool, "--config", str(old_config), "--print_config"])
+    assert yaml.safe_load(capsys.readouterr().out)["export"] == "e"
+    with pytest.raises(SystemExit):
+        main([*tool[:2 if tool[0] == "anchors" else 1], "--help"])
+    assert "--checkpoint: its old name" in " ".join(capsys.readouterr().out.split())
 
 
 def test_help_shows_defaults(capsys):

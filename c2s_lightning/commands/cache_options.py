@@ -7,15 +7,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+DEFAULT_FOLDER = ("CACHE_ROOT/comparisons, CACHE_ROOT being $C2S_CACHE_DIR, else $XDG_CACHE_HOME/c2s_lightning, "
+                  "else ~/.cache/c2s_lightning")
 
 def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--cache-dir DIR`` and ``--no-cache`` to a command's parser."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--cache-dir", type=Path, default=None,
-                       help="comparison cache folder (default: CACHE_ROOT/comparisons, CACHE_ROOT being "
-                            "$C2S_CACHE_DIR, else $XDG_CACHE_HOME/c2s_lightning, else ~/.cache/c2s_lightning; "
-                            "C2S_CACHE_DIR=off: no cache); comparisons made before by the same weights and "
-                            "protocol are read, not recomputed")
+                       help=f"comparison cache folder (default: {DEFAULT_FOLDER}; C2S_CACHE_DIR=off: no cache); "
+                            "comparisons made before by the same weights and protocol are read, not recomputed")
     group.add_argument("--no-cache", action="store_true", help="neither read nor write the comparison cache")
 
 

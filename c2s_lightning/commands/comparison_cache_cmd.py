@@ -1,16 +1,13 @@
-"""``python -m c2s_lightning cache stats|clear``: look at or empty the persistent comparison cache.
-
-The cache holds the level logits of image pairs already compared under a model and protocol
-(``c2s_lightning.cache.store``); it lives in ``--dir``, default
-``CACHE_ROOT/comparisons``, CACHE_ROOT being ``$C2S_CACHE_DIR``, else
-``$XDG_CACHE_HOME/c2s_lightning``, else ``~/.cache/c2s_lightning``. Clearing only ever costs
-recomputation.
+"""``python -m c2s_lightning cache stats|clear``: look at or empty the persistent comparison cache
+(the level logits of image pairs already compared under a model and protocol: ``cache/store.py``).
+Clearing only ever costs recomputation.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from c2s_lightning.commands.cache_options import DEFAULT_FOLDER
 from c2s_lightning.infra.arguments import add_actions, parse_tool, tool_parser
 
 
@@ -20,9 +17,7 @@ def _parser():
     for name, text in (("stats", "entries, size, bounds and entries per model of the cache"),
                        ("clear", "remove the cache's entries (all, or one model's)")):
         action = actions[name] = tool_parser(f"cache {name}", text)
-        action.add_argument("--dir", type=Path, default=None,
-                            help="cache folder (default: CACHE_ROOT/comparisons, CACHE_ROOT being $C2S_CACHE_DIR, "
-                                 "else $XDG_CACHE_HOME/c2s_lightning, else ~/.cache/c2s_lightning)")
+        action.add_argument("--dir", type=Path, default=None, help=f"cache folder (default: {DEFAULT_FOLDER})")
         if name == "clear":
             action.add_argument("--fingerprint", default=None, help="remove only this weights fingerprint's entries")
     add_actions(parser, {name: (action.description, action) for name, action in actions.items()})

@@ -1,20 +1,18 @@
 """``python -m c2s_lightning evaluate``: soft-comparison evaluation of an export or a checkpoint, no training.
 
 Beta, the anchor rule and the matrix type are inference-time choices, so their sweeps reuse one
-checkpoint. This runs LightningCLI's ``validate`` with the model loaded from the checkpoint and
-the evaluate defaults (``commands/evaluate_defaults.yaml``: nothing trains) stacked last; every
-option but evaluate's own is a LightningCLI option (``--evaluator.beta 3``, ``--config ...``). Images are
-preprocessed as the export's ``compare2score.json`` says, whatever the configs say; an explicit
-``--data.pad_to_square`` on the command line overrides it (reported). Each evaluation writes into
-a run folder of its own under ``trainer.default_root_dir``. Comparisons go through the comparison
-cache (``--cache-dir``, default the user cache folder; ``--no-cache`` or an explicit
-``--evaluator.cache_dir`` overrides), so runs of a sweep that differ in how comparisons are chosen
-or combined compute each one once. ``--dtype`` sets ``--trainer.precision`` (``auto``: bf16-true on a
-CUDA GPU with bf16, else 32-true), unless that is given.
+checkpoint. This runs LightningCLI's ``validate`` (each in a run folder of its own) with the
+evaluate defaults (``commands/evaluate_defaults.yaml``: nothing trains) stacked last; every option
+but evaluate's own is LightningCLI's (``--evaluator.beta 3``, ``--config ...``). Images are
+preprocessed as the export's ``compare2score.json`` says, unless ``--data.pad_to_square`` is given
+(reported). Comparisons go through the comparison cache (``--no-cache`` or ``--evaluator.cache_dir``
+overrides), so a sweep's runs compute each one once. ``--dtype`` sets ``--trainer.precision``
+unless that is given.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
 from importlib import resources
 from pathlib import Path
@@ -29,8 +27,7 @@ PAD_OPTION = "--data.pad_to_square"
 CACHE_OPTION = "--evaluator.cache_dir"
 PRECISION_OPTION = "--trainer.precision"
 PRECISIONS = {"float32": "32-true", "bfloat16": "bf16-true", "float16": "16-true"}  # --dtype's
-# The settings that make a validate run an evaluation (nothing trains), as a config stacked last;
-# package data, so it is found in an installed package as in a checkout.
+# the config stacked last that makes a validate run an evaluation (nothing trains); package data: found when installed
 PRESET = resources.files("c2s_lightning.commands") / "evaluate_defaults.yaml"
 
 
@@ -100,24 +97,17 @@ def _parser() -> ToolParser:
 
 
 def split_own(parser: ToolParser, args: list[str]) -> tuple[list[str], list[str]]:
-    """``args`` as evaluate's own options (with their values) and the rest, for LightningCLI.
-
-    Own options are matched by their exact name (``--devices 2`` or ``--devices=2``), so
-    ``--checkpoint.save_last`` (LightningCLI's ModelCheckpoint) or ``--trainer.devices`` stay in the rest.
-    """
+    """``args`` as evaluate's own options (with their values) and the rest, for LightningCLI; own
+    options match by exact name, so ``--checkpoint.save_last`` or ``--trainer.devices`` stay in the rest."""
     takes_value = {o: a.nargs != 0 for a in parser._actions for o in a.option_strings}  # noqa: SLF001
     own: list[str] = []
     rest: list[str] = []
-    k = 0
-    while k < len(args):
-        name = args[k].split("=", 1)[0]
-        if name not in takes_value:
-            rest.append(args[k])
-            k += 1
-            continue
-        width = 2 if takes_value[name] and "=" not in args[k] else 1  # the option and its value
-        own.extend(args[k:k + width])
-        k += width
+    tokens = iter(args)
+    for token in tokens:
+        name = token.split("=", 1)[0]
+        (own if name in takes_value else rest).append(token)
+        if takes_value.get(name) and "=" not in token:
+            own.extend(itertools.islice(tokens, 1))  # its value
     return own, rest
 
 

@@ -2,7 +2,7 @@
 
 The checkpoints ``fit`` writes carry the run's comparison protocol (image preprocessing, training
 datasets), which goes into the export's ``compare2score.json``. An anchor bank is not made here:
-``anchors build --checkpoint OUT --out OUT/anchors.json`` adds one (``fit``'s own export has it).
+``anchors build --export OUT --out OUT/anchors.json`` adds one (``fit``'s own export has it).
 """
 
 from __future__ import annotations

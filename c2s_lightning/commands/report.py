@@ -1,17 +1,11 @@
 """``python -m c2s_lightning report RUNS...``: a markdown report of runs beside the paper's numbers.
 
-RUNS are run folders (the ``csv/`` every fit/validate/test/evaluate run writes, and its
-``config.yaml``), folders searched for them (a sweep's ``--out``, whose ``sweep_state.json`` says
-which runs failed), or ``entity/project/run_id`` online runs. ``OUT/report.md`` lists the runs that
-did not finish, left out of everything else; tables the finished runs in the paper's layout, labelled
-by the values they vary (``beta=3, rule=random``), with the paper's matching row, the comparisons
-computed and reused from the cache (a time marked ``*`` is a cache read) and the best run on
-``val/mean/srcc`` (never on test); draws SRCC and time against beta (Figure 4; the time from runs
-that computed their comparisons) and copies the scatter plots. Runs varying a split index are also
-summarised as the paper does: the median per dataset over the splits, printed first; ``--aggregate
-KEY`` takes medians over another key. More: docs/reporting.md.
+RUNS are run folders, folders searched for them (a sweep's ``--out``), or ``entity/project/run_id``
+online runs. ``OUT/report.md`` lists the runs that did not finish and tables the others in the
+paper's layout with the paper's matching rows, medians over splits (``--aggregate``), the best run
+on ``val/mean/srcc`` and Figure 4 (SRCC and time against beta). What each part holds:
+docs/reporting.md.
 """
-
 
 from __future__ import annotations
 
@@ -29,12 +23,8 @@ from c2s_lightning.reporting.tables import CACHED_NOTE, cache_counts, datasets_o
 
 def render(runs: list[ReportRun], varied: list[str], prefix: str, out: Path, title: str,
            medians: tuple[str, str] | None = None) -> str:
-    """The report's markdown; figures are written under ``out`` on the way.
-
-    Args:
-        runs: Every run; those not finished are listed, and left out of tables and plots.
-        medians: The key aggregated over and its median table, shown first; None for no section.
-    """
+    """The report's markdown (figures are written under ``out`` on the way); runs not finished are
+    listed and left out of the rest; ``medians``: the key aggregated over and its table, or None."""
     finished = [r for r in runs if r.status == FINISHED]
     parts = [f"# {title}", "",
              f"{len(runs)} run(s), {len(finished)} finished; `{prefix}/` metrics, last logged values. Rows are "
@@ -67,28 +57,6 @@ def render(runs: list[ReportRun], varied: list[str], prefix: str, out: Path, tit
     return "\n".join(parts).rstrip() + "\n"
 
 
-def write_report(items: list[str], out: Path, prefix: str = "test", title: str = "Compare2Score report",
-                 aggregate: str | None = None) -> tuple[Path, str | None]:
-    """Read the runs named by ``items`` and write ``out/report.md`` (and its figures).
-
-    Args:
-        aggregate: Key to take medians over (``aggregate_key``); None: the split index if varied.
-
-    Returns:
-        The report's path and the median table over the finished runs (None when nothing is aggregated).
-    """
-    runs, varied = collect(items)
-    finished = [r for r in runs if r.status == FINISHED]
-    if not datasets_of(finished, prefix):
-        print(f"report: warning: no {prefix}/<dataset>/srcc metric in the {len(finished)} finished run(s)",
-              file=sys.stderr)
-    key = aggregate_key(runs, varied, aggregate)
-    medians = (key, median_table(finished, varied, key, prefix)) if key else None
-    out.mkdir(parents=True, exist_ok=True)
-    path = write_text(out / "report.md", render(runs, varied, prefix, out, title, medians))
-    return path, medians[1] if medians else None
-
-
 def _parser():
     parser = tool_parser("report", __doc__)
     parser.add_argument("runs", nargs="+", help="run folders, folders to search (a sweep's), or entity/project/run_id")
@@ -105,7 +73,16 @@ def _parser():
 
 def main(args: list[str]) -> None:
     ns = parse_tool(_parser(), args)
-    path, medians = write_report(ns.runs, ns.out, ns.metric_prefix, ns.title, ns.aggregate)  # errors: cli.main
+    prefix = ns.metric_prefix
+    runs, varied = collect(ns.runs)  # errors (no such folder, no runs, ...): one line from cli.main
+    finished = [r for r in runs if r.status == FINISHED]
+    if not datasets_of(finished, prefix):
+        print(f"report: warning: no {prefix}/<dataset>/srcc metric in the {len(finished)} finished run(s)",
+              file=sys.stderr)
+    key = aggregate_key(runs, varied, ns.aggregate)
+    medians = (key, median_table(finished, varied, key, prefix)) if key else None
+    ns.out.mkdir(parents=True, exist_ok=True)
+    path = write_text(ns.out / "report.md", render(runs, varied, prefix, ns.out, ns.title, medians))
     if medians:
-        print(medians)
+        print(medians[1])
     print(f"wrote {path}")

@@ -25,19 +25,17 @@ from c2s_lightning.infra.arguments import parse_tool, tool_parser
 from c2s_lightning.data.records import DatasetError
 
 CHUNK_IMAGES = 64
+# decoded bytes a chunk may hold: memory follows the pixels (about three padded 4000x3000 photos), not the count
 CHUNK_BYTES = 128 << 20
-"""Decoded pixels one chunk of images may hold (width x height x 3 bytes each): a chunk ends at
-``CHUNK_IMAGES`` images or at this many bytes, whichever comes first, so memory follows the
-pixels (about three padded 4000x3000 photos), not the image count."""
 
 
 def _parser():
     p = tool_parser("score", __doc__)
     p.add_argument("images", nargs="+", type=Path, help="image files and/or folders (searched recursively)")
-    p.add_argument("--checkpoint", required=True,
+    p.add_argument("--export", "--checkpoint", required=True,
                    help="a model name (compare2score: the authors' release, fetched through the Hugging Face "
                         "cache once) or an exported model folder (fit writes <run>/export; the quickstart's "
-                        "outputs/quickstart/latest/export is a toy)")
+                        "outputs/quickstart/latest/export is a toy); --checkpoint: its old name")
     p.add_argument("--anchors", type=Path, help="anchor bank JSON (anchors build); default: the export's anchors.json")
     p.add_argument("--readoff", default="raw", choices=["raw", "minmax"],
                    help="raw: the MAP score (default); minmax: 0-100 between the worst and best anchor")
@@ -78,14 +76,10 @@ def resolve_dtype(choice: str, device: str | None, command: str | None) -> str:
 
 def score_paths(scorer, paths: list[Path], workers: int = 0, chunk: int = CHUNK_IMAGES,
                 chunk_bytes: int | None = CHUNK_BYTES) -> list[tuple[str, float | None, str]]:
-    """One (path, score, error) row per path; an unreadable image (a FIFO, a device, a damaged
-    file) gets an error, the rest a score.
-
-    Images are loaded through ``scorer.pipeline`` by ``workers`` threads ahead of the scorer and
-    scored in chunks of at most ``chunk`` images and ``chunk_bytes`` decoded bytes (None: no
-    bound). An unreadable image is scored as a stand-in and its score dropped, so that with several
-    processes every rank makes the same calls (which FastComparator's lockstep needs).
-    """
+    """One (path, score, error) row per path: an error for an unreadable image (a FIFO, a device, a
+    damaged file), else a score. ``workers`` threads decode ahead of the scorer; chunks end at
+    ``chunk`` images or ``chunk_bytes`` decoded bytes (None: no bound). An unreadable image is scored
+    as a stand-in, its score dropped, so that every rank makes the same calls (FastComparator's lockstep)."""
     from tqdm import tqdm
 
     from c2s_lightning.models.lockstep import stand_in
@@ -137,20 +131,19 @@ def main(args: list[str]) -> int:
     from c2s_lightning.scoring.image_feed import expand_image_paths
     from c2s_lightning.scoring.named_models import resolve_export
 
-    ns.checkpoint = resolve_export(ns.checkpoint)  # a wrong name fails before any folder is searched
+    ns.export = resolve_export(ns.export)  # a wrong name fails before any folder is searched
     paths = expand_image_paths(ns.images)
     # an unusable --out, or one over an input, is refused now, not after every image was scored
-    export = [ns.checkpoint] if ns.checkpoint.is_dir() else []
     if ns.out:
-        check_output_file(ns.out, paths, option="--out", input_folders=export)
-    bank = export_bank(ns.checkpoint, ns.anchors)  # a bad bank fails now, before the model loads
+        check_output_file(ns.out, paths, option="--out", input_folders=[ns.export] if ns.export.is_dir() else [])
+    bank = export_bank(ns.export, ns.anchors)  # a bad bank fails now, before the model loads
     if ns.out and ns.anchors:
         check_output_file(ns.out, [ns.anchors, *(a.path for a in bank.anchors)], option="--out",
                           input_folders=[bank.images_folder(ns.anchors)])
     ranks = shards.start_ranks(ns.devices, ns.num_nodes, ns.device)  # ddp: the other ranks re-run this command
     dtype = resolve_dtype(ns.dtype, ranks.device, "score" if ranks.rank == 0 else None)
     start = time.perf_counter()
-    scorer = load_scorer(ns.checkpoint, bank, batch_size=ns.batch_size, device=ranks.device, dtype=dtype,
+    scorer = load_scorer(ns.export, bank, batch_size=ns.batch_size, device=ranks.device, dtype=dtype,
                          recompute_anchors=ns.recompute_anchors, pad_to_square=ns.pad_to_square,
                          readoff=ns.readoff, cache=cache_setting(ns), workers=ns.workers, lockstep=ranks.world > 1)
     scorer.anchor_block()  # a stale bank fails here, before any image is read

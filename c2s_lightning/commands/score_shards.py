@@ -1,18 +1,9 @@
-"""``score --devices N``: images scored by N processes (Lightning Fabric, ``ddp``), resumable.
+"""``score --devices N``: images scored by N processes (Lightning Fabric, ``ddp``), resumable
+from the part files in ``<out>.parts/``; docs/gpu.md#scoring-on-several-processes says how.
 
-Each rank scores an equal-length strided share of the images that are still missing
-(``scoring.shards.padded_shard``) and writes its rows, a chunk at a time, as part files in
-``<out>.parts/`` beside ``--out`` (each part written atomically). Rank 0 merges the parts into
-the final CSV in input order, written atomically, and removes the folder. A killed run leaves its
-finished parts behind; a rerun with the same inputs, model, anchors and scoring options scores
-only the images no part holds, whatever its device count, so no image is lost or scored twice.
-The parts folder records those inputs (``key.json``); a rerun with different ones is refused
-instead of mixing two runs' scores.
-
-The model is not wrapped in DDP: scoring needs no gradient, so ranks meet only at barriers
-(model loaded, parts read, parts written) and, cache off, in each comparator call, where
-``FastComparator`` agrees on equal forward counts (``models/lockstep.py``); an unreadable image
-is scored as a stand-in so that every rank makes the same calls.
+Ranks meet only at barriers (no DDP wrapper: scoring needs no gradient) and, cache off, in each
+comparator call (``models/lockstep.py``); an unreadable image is scored as a stand-in so that
+every rank makes the same calls.
 """
 
 from __future__ import annotations
@@ -32,7 +23,6 @@ from c2s_lightning.scoring.shards import padded_shard
 
 Row = tuple[str, "float | None", str]  # (path, score, error), as score.score_paths gives
 KEY_FILE = "key.json"
-PART_FIELDS = ["index", "path", "score", "error"]
 CHUNK = 64  # images per part file: what a kill can lose at most, per rank
 
 
@@ -51,14 +41,9 @@ class Ranks:
 
 
 def start_ranks(devices: int, num_nodes: int, device: str | None) -> Ranks:
-    """Start the scoring processes (``ddp``: the others re-run this command) and place this one.
-
-    Args:
-        devices: Processes per node (GPUs, or CPU processes with ``device="cpu"``).
-        num_nodes: Nodes; the launcher's environment (``torchrun``, SLURM) gives each its rank.
-        device: ``--device``: None (a GPU when there is one), ``cpu`` or ``cuda``; a single device
-            such as ``cuda:1`` only with one process.
-    """
+    """Start ``devices`` processes per node on ``num_nodes`` (``ddp``: the others re-run this command;
+    torchrun or SLURM place the nodes) and place this one; ``device`` (``--device``) names a single
+    device such as ``cuda:1`` only with one process."""
     if devices < 1 or num_nodes < 1:
         raise SystemExit(f"error: --devices and --num-nodes must be at least 1, got {devices} and {num_nodes}")
     if devices * num_nodes == 1:
@@ -109,12 +94,6 @@ def check_parts(folder: Path, key: dict) -> None:
                          "remove it or give another --out")
 
 
-def open_parts(folder: Path, key: dict) -> None:
-    """Create ``folder`` with ``key`` unless it is there (``check_parts`` first)."""
-    if not (folder / KEY_FILE).is_file():
-        write_json(folder / KEY_FILE, key, indent=1)
-
-
 def read_parts(folder: Path, paths: Sequence[Path]) -> dict[int, Row]:
     """The rows every finished part holds, by input index (a part names its file and rows)."""
     rows: dict[int, Row] = {}
@@ -127,14 +106,6 @@ def read_parts(folder: Path, paths: Sequence[Path]) -> dict[int, Row]:
                                      f"remove {folder} to start afresh")
                 rows[index] = (row["path"], float(row["score"]) if row["score"] else None, row["error"])
     return rows
-
-
-def write_part(folder: Path, name: str, indices: Sequence[int], rows: Sequence[Row]) -> None:
-    """One part file: the rows of ``indices``, scores at full precision."""
-    with atomic_open(folder / name, newline="") as table:
-        writer = csv.writer(table)
-        writer.writerow(PART_FIELDS)
-        writer.writerows((i, p, "" if s is None else repr(s), e) for i, (p, s, e) in zip(indices, rows))
 
 
 def score_missing(ranks: Ranks, folder: Path, paths: Sequence[Path],
@@ -151,25 +122,20 @@ def score_missing(ranks: Ranks, folder: Path, paths: Sequence[Path],
         positions = padded[start:start + CHUNK]
         rows = score_chunk([paths[missing[p]] for p in positions])
         kept = [(missing[p], row) for j, (p, row) in enumerate(zip(positions, rows)) if start + j < len(own)]
-        if kept:  # the padding repeats an image of this share: scored for equal counts, not written
-            write_part(folder, f"part-{tag}-{number:05d}.csv", *zip(*kept))
+        if not kept:  # the padding repeats an image of this share: scored for equal counts, not written
+            continue
+        with atomic_open(folder / f"part-{tag}-{number:05d}.csv", newline="") as table:
+            writer = csv.writer(table)
+            writer.writerow(["index", "path", "score", "error"])
+            writer.writerows((i, p, "" if s is None else repr(s), e) for i, (p, s, e) in kept)  # full precision
 
 
 def score_sharded(ranks: Ranks, paths: Sequence[Path], out: Path | None, key: dict,
                   score_chunk: Callable[[list[Path]], list[Row]],
                   write: Callable[[list[Row]], Any]) -> list[Row] | None:
-    """Score ``paths`` over ``ranks``; rank 0 writes every row in input order and returns them,
-    the other ranks return None.
-
-    Args:
-        ranks: From ``start_ranks``.
-        paths: The images, in output order.
-        out: The final CSV; its parts are kept in ``<out>.parts/`` (see the module docstring)
-            until ``write`` has run. None (one process only): rows stay in memory.
-        key: ``run_key`` of this run.
-        score_chunk: Rows of a list of images (one rank's chunk).
-        write: Writes the final rows (to ``out`` atomically, or to stdout).
-    """
+    """Score ``paths`` over ``ranks``; rank 0 ``write``s every row in input order and returns them,
+    the other ranks return None. Parts are kept beside ``out`` until ``write`` has run; without
+    ``out`` (one process only) the rows stay in memory."""
     if out is None:
         if ranks.world > 1:
             raise SystemExit("error: --devices/--num-nodes above 1 need --out: the ranks write their parts beside it")
@@ -178,8 +144,8 @@ def score_sharded(ranks: Ranks, paths: Sequence[Path], out: Path | None, key: di
         return rows
     folder = parts_folder(out)
     check_parts(folder, key)  # on every rank, so that all stop together on a mismatch
-    if ranks.rank == 0:
-        open_parts(folder, key)
+    if ranks.rank == 0 and not (folder / KEY_FILE).is_file():
+        write_json(folder / KEY_FILE, key, indent=1)
     score_missing(ranks, folder, paths, score_chunk)
     ranks.barrier()  # every part is written
     if ranks.rank != 0:

@@ -1,28 +1,21 @@
 """``python -m c2s_lightning sweep FILE``: run a W&B sweep file offline, one run after another.
 
-Also runs under ``wandb sweep FILE`` + ``wandb agent ID``; this runner needs no server. It expands
-grid and random searches, substitutes W&B's command macros and runs each command from the current
-folder (the repository root for the shipped files), ``WANDB_MODE=offline`` unless set. Each run gets
-``OUT/<sweep>-<index>-<hash>/`` (``output.log``, ``params.json``, and for this project's CLI its own
-logger, root, checkpoint and export folders). ``OUT/sweep_state.json`` records each run: a rerun
-skips a finished run whose whole command (config contents included) is unchanged, retries the
-others (the earlier attempt moved to ``OUT/.superseded/``), never starts a live run twice.
-
-Progress goes to stderr (``sweep: run k of n, elapsed, ETA``). The best run is named only on a
-validation ``metric`` (``val/...``), else a line says why not. Exit status 1 when a run failed, 2
-with one line for a missing or bad sweep file (e.g. ``values: []``). ``report OUT`` then tables the
-finished runs and marks the failed ones. More: docs/reporting.md.
+No W&B server needed (``wandb sweep FILE`` + ``wandb agent ID`` run the same files): grid and
+random searches, W&B's command macros, each run from the current folder with ``WANDB_MODE=offline``
+unless set, in ``OUT/<sweep>-<index>-<hash>/``. ``OUT/sweep_state.json`` makes a rerun skip the
+finished runs whose whole command (config contents included) is unchanged and retry the others.
+Progress, the best run, exit statuses and ``report OUT``: docs/reporting.md.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from c2s_lightning.infra.arguments import parse_tool, tool_parser
+from c2s_lightning.sweep.cache_first import cache_first_order, check_evaluation_only
 from c2s_lightning.sweep.plan import load_sweep
-from c2s_lightning.sweep.runner import PlannedRun, best_summary, plan_sweep, run_sweep, shell_line
+from c2s_lightning.sweep.runner import best_summary, plan_sweep, run_sweep, shell_line
 from c2s_lightning.sweep.state import STATE_FILE
 
 
@@ -35,31 +28,26 @@ def _parser():
     parser.add_argument("--out", type=Path, help="sweep folder for run folders and the state file "
                                                  "(default outputs/sweeps/<file stem>)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random search's draws")
-    parser.add_argument("--prefetch", action="store_true",
+    parser.add_argument("--cache-first", "--prefetch", action="store_true",
                         help="evaluation-only sweeps: the largest evaluator.beta first, its one batched pass computing "
-                             "the nested anchor sets' comparisons; later runs read them from the comparison cache")
+                             "the nested anchor sets' comparisons; later runs read them from the comparison cache "
+                             "(--prefetch: its old name)")
     parser.add_argument("--cache-dir", type=Path, help="cache root the runs share (sets C2S_CACHE_DIR; comparisons "
                         "in DIR/comparisons; default $XDG_CACHE_HOME/c2s_lightning or ~/.cache/c2s_lightning)")
     return parser
 
 
-def with_cache_options(runs: list[PlannedRun], ns: Any) -> list[PlannedRun]:
-    """The runs in ``--prefetch`` order; ``--cache-dir`` exported for every child run."""
-    if ns.cache_dir is not None:
-        os.environ["C2S_CACHE_DIR"] = str(ns.cache_dir.resolve())  # the root of evaluate's default caches
-    if not ns.prefetch:
-        return runs
-    from c2s_lightning.sweep.prefetch import check_evaluation_only, prefetch_order
-
-    check_evaluation_only(runs)  # a ValueError: one line from cli.main
-    return prefetch_order(runs)
-
-
 def main(args: list[str]) -> None:
     ns = parse_tool(_parser(), args)
     out = ns.out or Path("outputs") / "sweeps" / ns.file.stem
-    # a missing or bad sweep file, a corrupt state, a busy folder: user errors, one line from cli.main
-    runs = with_cache_options(plan_sweep(ns.file, out, ns.count, ns.seed), ns)
+    # a missing or bad sweep file, a corrupt state, a busy folder, a --cache-first sweep that trains:
+    # user errors, one line from cli.main
+    runs = plan_sweep(ns.file, out, ns.count, ns.seed)
+    if ns.cache_dir is not None:
+        os.environ["C2S_CACHE_DIR"] = str(ns.cache_dir.resolve())  # the root of every child run's caches
+    if ns.cache_first:
+        check_evaluation_only(runs)
+        runs = cache_first_order(runs)
     metric = load_sweep(ns.file).get("metric")
     if ns.dry_run:
         for run in runs:

@@ -1,8 +1,6 @@
-"""Medians over repeated runs, the way the paper reports its protocol: per dataset, the median
-SRCC / PLCC over the 10 splits (``sweeps/paper_splits.yaml``), with the range the splits span.
-
-Runs are grouped by every varied key except the one aggregated over, so a sweep over splits and
-another setting gives one median per value of that setting.
+"""Medians over repeated runs, as the paper reports its protocol: per dataset, the median SRCC /
+PLCC [min, max] over the 10 splits (``sweeps/paper_splits.yaml``), one per value of every other
+varied key (runs are grouped by them).
 """
 
 from __future__ import annotations
@@ -19,17 +17,8 @@ SELECT_ON = "val/mean/srcc"  # a run is picked on the validation part only: pick
 
 
 def aggregate_key(runs: list[ReportRun], varied: list[str], requested: str | None = None) -> str | None:
-    """The dotted key to take medians over.
-
-    Args:
-        runs: The report's runs.
-        varied: The keys the runs vary.
-        requested: A dotted key or its last part (``split_index``); None picks a varied key whose
-            last part is ``split_index``, if any.
-
-    Raises:
-        ValueError: ``requested`` names no key of any run.
-    """
+    """The dotted key to take medians over: ``requested`` (a dotted key or its last part; a ValueError
+    if no run has it), or when None a varied key whose last part is ``split_index``, if any."""
     if requested is None:
         return next((k for k in varied if k.split(".")[-1] == SPLIT_KEY), None)
     keys = list(dict.fromkeys(varied + [k for r in runs for k in r.params | r.config]))
@@ -79,7 +68,6 @@ def median_table(runs: list[ReportRun], varied: list[str], key: str, prefix: str
             lines.append(f"| {label} | {DATASET_NAMES.get(d, d)} | {len(srcc)} | {median_range(srcc)} | "
                          f"{median_range(plcc)} | {paper} |")
     return "\n".join(lines)
-
 
 
 def best_line(runs: list[ReportRun]) -> str:

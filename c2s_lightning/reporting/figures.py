@@ -1,9 +1,6 @@
-"""Report figures: SRCC and time per image against beta (the paper's Figure 4), and the runs'
-prediction-vs-MOS scatter plots (written by the evaluation callback, copied next to the report).
-The time plot shows computation: runs answered from the comparison cache are left out of it.
-
-Figures are drawn on ``matplotlib.figure.Figure`` objects (Agg canvas), never through pyplot, so
-no global backend or figure state is touched.
+"""Report figures: SRCC and time per image against beta (the paper's Figure 4), and copies of the
+evaluation callback's prediction-vs-MOS scatter plots. Drawn on ``matplotlib.figure.Figure``
+objects (Agg canvas), never through pyplot, so no global backend or figure state is touched.
 """
 
 from __future__ import annotations
@@ -27,6 +24,7 @@ def _series(runs: list[ReportRun], key: str, metric_key) -> tuple[list[float], l
 
 
 def _save(fig: Figure, path: Path) -> Path:
+    fig.axes[0].legend(fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as temp:
         fig.savefig(temp, dpi=100)
@@ -48,7 +46,6 @@ def _srcc_figure(groups: dict[str, list[ReportRun]], key: str, prefix: str, data
     low, high = ax.get_ylim()
     middle, half = (low + high) / 2, max((high - low) / 2, 0.05)
     ax.set_ylim(max(-1.0, middle - half), min(1.0, middle + half))
-    ax.legend(fontsize=8)
     return fig
 
 
@@ -66,17 +63,12 @@ def _time_figure(groups: dict[str, list[ReportRun]], key: str, prefix: str, data
     top = max(max(line.get_ydata()) for line in ax.lines)
     ax.set(xlabel="beta (anchors per MOS interval)", ylabel="seconds per image (comparisons computed)",
            title="Scoring time against beta", ylim=(0, top * 1.1 or 1), xticks=ticks)
-    ax.legend(fontsize=8)
     return fig
 
 
 def beta_plots(runs: list[ReportRun], varied: list[str], prefix: str, out: Path) -> tuple[list[Path], list[str]]:
     """``beta_srcc.png`` and ``beta_time.png`` when the runs vary a ``*.beta`` key, a line per value of
-    the other varied keys; the time plot takes only runs that computed their comparisons.
-
-    Returns:
-        The figures, and the labels of runs left out of the time plot (answered from the cache).
-    """
+    the other varied keys; return them and the runs left out of the time plot (answered from the cache)."""
     key = next((k for k in varied if k.split(".")[-1] == "beta"), None)
     if key is None:
         return [], []
@@ -84,32 +76,22 @@ def beta_plots(runs: list[ReportRun], varied: list[str], prefix: str, out: Path)
     datasets, groups = datasets_of(runs, prefix), group_runs(runs, varied, key)
     ticks = sorted(set(_series(runs, key, lambda r: 0.0)[0]))
     paths = [_save(_srcc_figure(groups, key, prefix, datasets, ticks), out / "beta_srcc.png")]
-    time_figure = _time_figure(groups, key, prefix, datasets, ticks)
-    if time_figure is not None:
+    if (time_figure := _time_figure(groups, key, prefix, datasets, ticks)) is not None:
         paths.append(_save(time_figure, out / "beta_time.png"))
     cached = [r.label for r in runs if mean_metric(r, prefix, "seconds_per_image", datasets) is not None
               and computed_seconds(r, prefix, datasets) is None]
     return paths, cached
 
 
-def scatter_sources(run: ReportRun, prefix: str) -> list[Path]:
-    """The newest scatter PNG per dataset in the run's ``plots/`` folder (the evaluation callback's)."""
-    latest: dict[str, Path] = {}
-    if run.folder is not None:
-        for path in sorted((run.folder / "plots").glob(f"{prefix}_*.png")):  # zero-padded steps sort
-            latest[path.name.rsplit("_step", 1)[0]] = path
-    return list(latest.values())
-
-
-def _slug(label: str) -> str:
-    return re.sub(r"[^\w.=-]+", "_", label)
-
-
 def copy_scatters(runs: list[ReportRun], prefix: str, out: Path) -> dict[str, list[Path]]:
-    """Copy each run's scatter plots to ``out/scatter/``; return the copies by run label."""
+    """Copy each run's newest scatter plot per dataset (the evaluation callback's ``plots/``) to
+    ``out/scatter/``; return the copies by run label."""
     copies: dict[str, list[Path]] = {}
     for run in runs:
-        for source in scatter_sources(run, prefix):
-            target = copy_file(source, out / "scatter" / f"{_slug(run.label)}__{source.name}")
-            copies.setdefault(run.label, []).append(target)
+        latest: dict[str, Path] = {}
+        for path in sorted((run.folder / "plots").glob(f"{prefix}_*.png")) if run.folder else []:
+            latest[path.name.rsplit("_step", 1)[0]] = path  # zero-padded steps sort
+        for source in latest.values():
+            slug = re.sub(r"[^\w.=-]+", "_", run.label)
+            copies.setdefault(run.label, []).append(copy_file(source, out / "scatter" / f"{slug}__{source.name}"))
     return copies

@@ -1,7 +1,5 @@
-"""Online W&B runs (``entity/project/run_id``), read through ``wandb.Api`` when a server is reachable.
-
-Kept apart from the offline path: nothing else in the report needs a network or an account.
-"""
+"""Online W&B runs (``entity/project/run_id``) through ``wandb.Api``; kept apart from the offline
+path, since nothing else in the report needs a network or an account."""
 
 from __future__ import annotations
 

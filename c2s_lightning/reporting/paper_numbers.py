@@ -1,8 +1,7 @@
 """The Compare2Score paper's published numbers, as data, and which of them a run should be set beside.
 
-Zhu et al., NeurIPS 2024 (arXiv 2405.19298): median SRCC / PLCC over the 10 splits of the
-LIQE protocol, one model trained on the six datasets jointly. Dataset keys are the project's
-reader names.
+Zhu et al., NeurIPS 2024 (arXiv 2405.19298): median SRCC / PLCC over the LIQE protocol's 10 splits,
+one model trained on the six datasets jointly; keys are the project's reader names.
 """
 
 from __future__ import annotations
@@ -37,15 +36,10 @@ def _row(source: str, datasets: tuple[str, ...], srcc: tuple, plcc: tuple = ()) 
     return PaperRow(source, dict(zip(datasets, srcc)), dict(zip(datasets, plcc)))
 
 
-MAIN_TABLE = {
-    "Compare2Score": _row("main table: Compare2Score", SIX, (.972, .950, .952, .919, .914, .931),
-                          (.969, .943, .939, .939, .928, .939)),
-    "Q-Align": _row("main table: Q-Align (same protocol)", SIX, (.913, .915, .869, .904, .931, .935),
-                    (.919, .936, .927, .920, .921, .934)),
-    "LIQE": _row("main table: LIQE", SIX, (.970, .936, .930, .875, .904, .919),
-                 (.951, .939, .931, .900, .910, .908)),
-}
-CROSS_DATASET_SRCC = {"tid2013": .823, "spaq": .906, "agiqa3k": .730}
+# the main table's row (six datasets, trained jointly) with the cross-dataset SRCC added
+COMPARE2SCORE = PaperRow("main table + cross-dataset: Compare2Score",
+                         dict(zip(SIX, (.972, .950, .952, .919, .914, .931)), tid2013=.823, spaq=.906, agiqa3k=.730),
+                         dict(zip(SIX, (.969, .943, .939, .939, .928, .939))))
 ANCHOR_SELECTION = {
     "random": _row("anchor selection: random", SIX, (.954, .939, .944, .881, .890, .915)),
     "max_variance": _row("anchor selection: max variance", SIX, (.958, .940, .926, .885, .879, .919)),
@@ -58,24 +52,13 @@ COMPARISON_MATRIX = {
 }
 
 
-def compare2score_row() -> PaperRow:
-    """Compare2Score's main-table row with its cross-dataset SRCC added."""
-    main = MAIN_TABLE["Compare2Score"]
-    return PaperRow("main table + cross-dataset: Compare2Score", main.srcc | CROSS_DATASET_SRCC, main.plcc)
-
-
 def paper_reference(settings: dict[str, Any], varied: set[str] = frozenset()) -> PaperRow | None:
-    """The paper row measured under the same evaluation settings, if the paper has one.
-
-    Args:
-        settings: Known evaluation settings of the run by short name (``alpha``, ``beta``,
-            ``rule``, ``matrix``); missing ones are taken as the paper's defaults.
-        varied: Short names of the settings the compared runs vary: a sweep over ``matrix`` is
-            set beside the paper's matrix ablation even for its default row.
-    """
+    """The paper row measured under the same evaluation ``settings`` (by short name; missing ones are
+    the paper's defaults), if the paper has one. A sweep over ``matrix`` (in ``varied``, the settings
+    the compared runs vary) is set beside the matrix ablation even for its default row (likewise ``rule``)."""
     changed = {k for k, default in PAPER_SETTINGS.items() if k in settings and settings[k] != default}
     if changed <= {"matrix"} and ("matrix" in varied or changed):
         return COMPARISON_MATRIX.get(str(settings.get("matrix", "probability")))
     if changed <= {"rule"} and ("rule" in varied or changed):
         return ANCHOR_SELECTION.get(str(settings.get("rule", "min_variance")))
-    return compare2score_row() if not changed else None
+    return COMPARE2SCORE if not changed else None

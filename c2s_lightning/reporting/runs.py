@@ -26,17 +26,10 @@ FINISHED = "finished"
 
 @dataclasses.dataclass
 class ReportRun:
-    """One run: where it came from, how it ended, its flat config, sweep parameters and last metric values.
-
-    Attributes:
-        name: Run name (logger name, run folder or run id).
-        source: The run folder or online path it was read from.
-        folder: The run's own folder, where ``plots/`` lives; None online.
-        config: The saved config flattened to dotted keys.
-        params: The sweep parameters (the run folder's ``params.json``), else empty.
-        metrics: Every numeric key's last logged value.
-        status: ``finished``, ``failed``, ``interrupted``, ``running`` or ``unfinished`` (no end recorded).
-    """
+    """One run: its name (logger name, run folder or run id), the folder or online path it was read
+    from, its folder (None online), dotted config, sweep parameters (``params.json``), each metric's
+    last value, and how it ended (``finished``, ``failed``, ``interrupted``, ``running`` or
+    ``unfinished``: no end recorded)."""
 
     name: str
     source: str
@@ -81,14 +74,11 @@ def run_status(folder: Path) -> str:
     return FINISHED if status == "success" else str(status)
 
 
-def _visible(path: Path, root: Path) -> bool:
-    # hidden folders below root: a sweep's .superseded/ attempts, folders being written
-    return not any(part.startswith(".") for part in path.relative_to(root).parts)
-
-
 def find_runs(root: Path) -> dict[Path, str | None]:
     """Run folders under ``root`` (oldest first) with the sweep state's status where it has one."""
-    logged = [p.parents[1] for p in root.rglob(f"{CSV_FOLDER}/{METRICS_FILE}") if _visible(p.parents[1], root)]
+    # not below hidden folders: a sweep's .superseded/ attempts, folders being written
+    logged = [p.parents[1] for p in root.rglob(f"{CSV_FOLDER}/{METRICS_FILE}")
+              if not any(part.startswith(".") for part in p.parents[1].relative_to(root).parts)]
     found: dict[Path, str | None] = dict.fromkeys(sorted(logged, key=lambda p: p.stat().st_mtime))
     state = root / SWEEP_STATE
     if state.is_file():  # run folders sit right under the sweep folder, wherever it was run from
@@ -132,16 +122,12 @@ def load_run(source: Path | str, status: str | None = None) -> ReportRun:
                      status or run_status(source))
 
 
-def _comparable(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
-
-
 def varying_keys(runs: list[ReportRun]) -> list[str]:
     """Keys whose values differ between runs: sweep parameters first, else config keys."""
     def differing(dicts: list[dict[str, Any]]) -> list[str]:
         keys = list(dict.fromkeys(k for d in dicts for k in d))
         return [k for k in keys if not any(n in k for n in _NOISE) and k != "config"
-                and len({_comparable(d.get(k)) for d in dicts}) > 1]
+                and len({json.dumps(d.get(k), sort_keys=True, default=str) for d in dicts}) > 1]
 
     if all(r.params for r in runs):
         return differing([r.params for r in runs]) or (list(runs[0].params) if len(runs) == 1 else [])
@@ -154,21 +140,13 @@ def short_names(keys: list[str]) -> dict[str, str]:
     return {k: s if last.count(s) == 1 else k for k, s in zip(keys, last)}
 
 
-def _format(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
 def label_runs(runs: list[ReportRun]) -> list[str]:
-    """Label each run by its varying values (``beta=3``) and sort the runs by them, in place.
-
-    Returns:
-        The varying keys, by their full dotted names.
-    """
+    """Label and sort the runs by their varying values (``beta=3``), in place; return the varying keys."""
     keys = varying_keys(runs)
     names = short_names(keys)
     for run in runs:
-        values = run.config | run.params
-        run.label = ", ".join(f"{names[k]}={_format(values.get(k))}" for k in keys) or run.name
+        values = [(names[k], (run.config | run.params).get(k)) for k in keys]
+        run.label = ", ".join(f"{n}={v:.3g}" if isinstance(v, float) else f"{n}={v}" for n, v in values) or run.name
 
     def order(run: ReportRun) -> tuple:
         values = run.config | run.params

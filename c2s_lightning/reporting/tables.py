@@ -24,20 +24,14 @@ def datasets_of(runs: list[ReportRun], prefix: str) -> list[str]:
     return [d for d in DATASET_NAMES if d in found] + sorted(found - set(DATASET_NAMES))
 
 
-def _num(value: float | None) -> str:
-    return MISSING if value is None else f"{value:.3f}"
-
-
-def _cell(metric: str, value: float | None) -> str:
+def _cell(value: float | None, metric: str = "") -> str:
     """Times keep 3 significant digits (they span orders of magnitude); scores 3 decimals."""
-    if value is None or metric != "seconds_per_image":
-        return _num(value)
-    return f"{value:.3g}"
+    return MISSING if value is None else f"{value:.3g}" if metric == "seconds_per_image" else f"{value:.3f}"
 
 
 def pair_cell(srcc: float | None, plcc: float | None) -> str:
     """``SRCC / PLCC`` to 3 decimals, a dash for a missing value."""
-    return f"{_num(srcc)} / {_num(plcc)}"
+    return f"{_cell(srcc)} / {_cell(plcc)}"
 
 
 def mean_metric(run: ReportRun, prefix: str, metric: str, datasets: list[str]) -> float | None:
@@ -63,7 +57,7 @@ def computed_seconds(run: ReportRun, prefix: str, datasets: list[str]) -> float 
 def _seconds_cell(run: ReportRun, prefix: str, datasets: list[str]) -> str:
     seconds = mean_metric(run, prefix, "seconds_per_image", datasets)
     cached = seconds is not None and computed_seconds(run, prefix, datasets) is None
-    return _cell("seconds_per_image", seconds) + (CACHED_MARK if cached else "")
+    return _cell(seconds, "seconds_per_image") + (CACHED_MARK if cached else "")
 
 
 def _row(cells: list[str]) -> str:
@@ -71,20 +65,14 @@ def _row(cells: list[str]) -> str:
 
 
 def _paper_cells(ref: PaperRow, datasets: list[str]) -> list[str]:
-    cells = [pair_cell(ref.srcc.get(d), ref.plcc.get(d)) for d in datasets]
-    srcc = statistics.fmean(ref.srcc[d] for d in datasets) if all(d in ref.srcc for d in datasets) else None
-    plcc = statistics.fmean(ref.plcc[d] for d in datasets) if all(d in ref.plcc for d in datasets) else None
-    return cells + [pair_cell(srcc, plcc), MISSING]
+    means = [statistics.fmean(v[d] for d in datasets) if all(d in v for d in datasets) else None
+             for v in (ref.srcc, ref.plcc)]
+    return [pair_cell(ref.srcc.get(d), ref.plcc.get(d)) for d in datasets] + [pair_cell(*means), MISSING]
 
 
 def results_table(runs: list[ReportRun], prefix: str, varied: list[str]) -> str:
-    """Our SRCC / PLCC per dataset, mean and time per image; under each run the paper's matching row.
-
-    Args:
-        runs: Labelled runs, in row order.
-        prefix: ``val`` or ``test``.
-        varied: The dotted keys the runs vary (picks the paper ablation to compare with).
-    """
+    """Our SRCC / PLCC per dataset, mean and time per image; under each run the paper's matching row
+    (the ablation of the settings in ``varied``, the dotted keys the runs vary)."""
     datasets = datasets_of(runs, prefix)
     varied_settings = {k.split(".")[-1] for k in varied} & set(SETTING_NAMES)
     lines = [_row(["run"] + [f"{DATASET_NAMES.get(d, d)} SRCC / PLCC" for d in datasets]
@@ -102,8 +90,7 @@ def results_table(runs: list[ReportRun], prefix: str, varied: list[str]) -> str:
 
 
 def summary_table(runs: list[ReportRun], prefix: str) -> str:
-    """Every mean metric the runs logged (``<prefix>/mean/*``), the comparisons computed and reused
-    from the cache, and the last training loss."""
+    """Every mean metric logged (``<prefix>/mean/*``), comparisons computed / reused, the last train loss."""
     datasets = datasets_of(runs, prefix)
     names = [m for m in SUMMARY_METRICS if any(mean_metric(r, prefix, m, datasets) is not None for r in runs)]
     with_counts = any(cache_counts(r, prefix) for r in runs)
@@ -112,8 +99,8 @@ def summary_table(runs: list[ReportRun], prefix: str) -> str:
                   + ["train/loss"] * with_loss), _row(["---"] * (1 + len(names) + with_counts + with_loss))]
     for run in runs:
         cells = [_seconds_cell(run, prefix, datasets) if m == "seconds_per_image"
-                 else _cell(m, mean_metric(run, prefix, m, datasets)) for m in names]
+                 else _cell(mean_metric(run, prefix, m, datasets), m) for m in names]
         counts = cache_counts(run, prefix)
         cells += [f"{counts[0]} / {counts[1]}" if counts else MISSING] * with_counts
-        lines.append(_row([run.label] + cells + [_num(run.metrics.get("train/loss"))] * with_loss))
+        lines.append(_row([run.label] + cells + [_cell(run.metrics.get("train/loss"))] * with_loss))
     return "\n".join(lines)

@@ -1,9 +1,8 @@
 """W&B sweep files without a W&B server: read one, expand its search, build each run's command.
 
-Follows W&B's sweep configuration: ``method`` (grid, random; bayes needs the server),
-``parameters`` keyed by name, each ``value``, ``values`` (with optional ``probabilities``) or a
-``distribution`` with ``min``/``max`` (``q``, ``mu``, ``sigma`` where it takes them), ``run_cap``,
-and a ``command`` list with ``${...}`` macros that each stand for a whole argument.
+W&B's sweep configuration: ``method`` grid or random (bayes needs the server), ``parameters`` each
+a ``value``, ``values`` (``probabilities``) or a ``distribution`` (``min``/``max``, ``q``, ``mu``,
+``sigma``), ``run_cap``, and a ``command`` list whose ``${...}`` macros each stand for a whole argument.
 """
 
 from __future__ import annotations
@@ -114,9 +113,8 @@ def grid_values(name: str, spec: dict[str, Any]) -> list[Any]:
 
 def expand_grid(parameters: dict[str, dict]) -> list[dict[str, Any]]:
     """Every combination, in file order with the last parameter varying fastest."""
-    names = list(parameters)
-    axes = [grid_values(n, parameters[n]) for n in names]
-    return [dict(zip(names, combo)) for combo in itertools.product(*axes)]
+    axes = [grid_values(name, spec) for name, spec in parameters.items()]
+    return [dict(zip(parameters, combo)) for combo in itertools.product(*axes)]
 
 
 def sample_random(parameters: dict[str, dict], count: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -125,16 +123,14 @@ def sample_random(parameters: dict[str, dict], count: int, seed: int = 0) -> lis
         if distribution(spec) not in DISTRIBUTIONS:
             raise SweepError(f"parameter {name!r}: distribution {spec['distribution']!r} is not supported; "
                              f"supported: {sorted(DISTRIBUTIONS)}")
-    rng, runs, seen = random.Random(seed), [], set()
+    rng, runs = random.Random(seed), {}
     # A repeated draw would be skipped as already finished anyway; bounded so tiny spaces end.
     for _ in range(max(100, 50 * count)):
         if len(runs) == count:
             break
         params = {n: DISTRIBUTIONS[distribution(s)](s, rng) for n, s in parameters.items()}
-        if param_key(params) not in seen:
-            seen.add(param_key(params))
-            runs.append(params)
-    return runs
+        runs.setdefault(param_key(params), params)
+    return list(runs.values())
 
 
 def expand(sweep: dict[str, Any], count: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
@@ -159,9 +155,8 @@ CONTENT_SUFFIXES = (".yaml", ".yml", ".json", ".toml", ".cfg", ".ini", ".py")
 
 
 def command_key(command: list[str]) -> str:
-    """A hash of a run's whole command (the resume key beside the parameters): every argument
-    (the running interpreter as ``python``, so another path to it counts the same) and the
-    contents of the config files and scripts it names (``--config x.yaml`` or ``--config=x.yaml``)."""
+    """A hash of a run's whole command (its resume key): every argument (the running interpreter as
+    ``python``, whatever its path) and the contents of the configs and scripts it names (``--config=x.yaml`` too)."""
     digest = hashlib.sha1()
     for arg in command:
         digest.update(("python" if arg == sys.executable else arg).encode() + b"\0")
@@ -173,11 +168,8 @@ def command_key(command: list[str]) -> str:
 
 
 def macro_values(params: dict[str, Any], program: str | None) -> dict[str, list[str]]:
-    """What each ``${macro}`` expands to, formatted as ``wandb agent`` does (``str`` of each value).
-
-    ``${interpreter}`` is the running Python (``wandb agent`` uses ``python`` from PATH), so runs
-    use the same environment as this command.
-    """
+    """What each ``${macro}`` expands to, formatted as ``wandb agent`` does; ``${interpreter}`` is the
+    running Python (``wandb agent``'s is ``python`` from PATH), so runs share this command's environment."""
     flags = [f"{k}={v}" for k, v in params.items()]
     return {
         "env": ["/usr/bin/env"] if platform.system() != "Windows" else [],

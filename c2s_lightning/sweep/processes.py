@@ -1,9 +1,8 @@
 """The sweep runner's child processes: each in a process group of its own, none outliving the runner.
 
-A child starts a new session (so its process group is its pid, and a terminal's Ctrl-C reaches the
-runner alone), and on Linux asks the kernel for SIGTERM when the runner dies, even by SIGKILL.
-When the runner stops on a signal or an error, ``stop`` ends the child's whole group (training's
-data-loader workers included): SIGTERM, then SIGKILL after a grace period.
+A child starts a new session (its group is its pid; a terminal's Ctrl-C reaches the runner alone)
+and on Linux gets SIGTERM when the runner dies, even by SIGKILL; ``stop`` ends its whole group
+(data-loader workers included).
 """
 
 from __future__ import annotations
@@ -48,29 +47,24 @@ def start(command: list[str], log: IO, env: dict[str, str]) -> subprocess.Popen:
 def stop(child: subprocess.Popen, grace: float = 10.0) -> None:
     """End ``child`` and every process of its group: SIGTERM, SIGKILL after ``grace`` seconds.
     A second Ctrl-C or SIGTERM to the runner meanwhile waits until this is done."""
-    stopping = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
     try:
-        _stop_group(child, grace)
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(child.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                child.wait(wait)
+            except subprocess.TimeoutExpired:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)  # what the child left behind in its group
+            break
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(5.0)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-
-
-def _stop_group(child: subprocess.Popen, grace: float) -> None:
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(child.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            child.wait(wait)
-        except subprocess.TimeoutExpired:
-            continue
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGKILL)  # what the child left behind in its group
-        break
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        child.wait(5.0)
 
 
 def process_start(pid: int) -> str | None:

@@ -16,12 +16,8 @@ from typing import Any
 from c2s_lightning.infra.atomic_files import streaming_file, write_json
 from c2s_lightning.reporting.runs import read_metrics
 from c2s_lightning.sweep import processes as sweep_processes
-from c2s_lightning.sweep.plan import (
-    DEFAULT_COMMAND, SweepError, command_key, expand, load_sweep, param_key, substitute,
-)
-from c2s_lightning.sweep.state import (
-    STATE_FILE, load_state, refuse_live_runs, runner_lock, save_state, set_aside,
-)
+from c2s_lightning.sweep.plan import DEFAULT_COMMAND, command_key, expand, load_sweep, param_key, substitute
+from c2s_lightning.sweep.state import load_state, refuse_live_runs, runner_lock, save_state, set_aside
 
 PROJECT_COMMANDS = ("fit", "validate", "test", "predict", "evaluate")
 
@@ -78,29 +74,19 @@ def plan_sweep(path: str | Path, out: Path, count: int | None = None, seed: int 
     return runs
 
 
-def _run_env(run: PlannedRun, group: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("WANDB_MODE", "offline")
-    env.setdefault("WANDB_DIR", str(run.folder))
-    env.setdefault("WANDB_RUN_GROUP", group)
-    env["WANDB_NAME"] = run.name
-    return env
-
-
 def run_one(run: PlannedRun, group: str, started: Callable[[int], None] = lambda pid: None) -> int:
-    """Run one command with its output in ``FOLDER/output.log`` (``.partial`` while it runs,
-    ``.interrupted`` if the runner is stopped: ``streaming_file``); return its exit status.
-
-    ``started(pid)`` is called once the child runs. However this function ends (a signal turned
-    into an exception included), the child's process group has ended too.
-    """
+    """Run one command (output in ``FOLDER/output.log``); return its exit status. ``started(pid)`` is
+    called once the child runs; however this ends (a signal included), the child's group has ended."""
     run.folder.mkdir(parents=True, exist_ok=True)
     write_json(run.folder / "params.json", run.params)
+    # the environment's W&B settings win, but each run has its own name
+    env = {"WANDB_MODE": "offline", "WANDB_DIR": str(run.folder), "WANDB_RUN_GROUP": group, **os.environ,
+           "WANDB_NAME": run.name}
     with streaming_file(run.folder / "output.log") as log:  # output.log.partial while it runs
         log.write(f"$ {shell_line(run.command)}\n")
         log.flush()
         try:
-            child = sweep_processes.start(run.command, log, _run_env(run, group))
+            child = sweep_processes.start(run.command, log, env)
         except OSError as err:  # e.g. the program does not exist: a failed run, not a crash
             log.write(f"cannot start the command: {err}\n")
             return 127
@@ -129,12 +115,8 @@ def describe(params: dict[str, Any]) -> str:
 
 def run_sweep(runs: list[PlannedRun], out: Path, group: str) -> dict[str, int]:
     """Run every planned run not finished before with the same command; return the counts of each
-    outcome. Holds the sweep folder's lock; SIGTERM/SIGHUP/SIGINT end the running child's group.
-
-    Raises:
-        SweepError: another runner works in ``out``, a run of an earlier runner still runs, or the
-            state file is corrupt.
-    """
+    outcome. Holds the sweep folder's lock (a SweepError when another runner works in ``out``, a run
+    of an earlier one still runs, or the state is corrupt); SIGTERM/SIGHUP/SIGINT end the child's group."""
     with runner_lock(out), sweep_processes.signals_raise():
         state, counts = load_state(out), {"finished": 0, "failed": 0, "skipped": 0}
         refuse_live_runs(state, out)
@@ -203,9 +185,8 @@ def _run_recorded(run: PlannedRun, group: str, out: Path, state: dict[str, Any],
 
 
 def best_summary(runs: list[PlannedRun], out: Path, metric: dict[str, Any]) -> str:
-    """The line naming the finished run (with the current command) with the best value of the sweep's
-    metric, or saying why none is named: runs are picked on a validation metric (``val/...``) only,
-    since picking on test would leak it."""
+    """The line naming the finished run (current command) best on the sweep's metric, or why none is:
+    runs are picked on a validation metric (``val/...``) only, since picking on test would leak it."""
     name = metric["name"]
     if not name.startswith("val/"):
         return (f"no best run: the sweep's metric {name} is not a validation metric (val/...); test metrics "

@@ -1,11 +1,7 @@
-"""The sweep folder's bookkeeping: the state file, the runner's lock, earlier attempts set aside.
-
-``OUT/sweep_state.json`` maps each run's parameter key to its record: status (``running``,
-``finished``, ``failed``, ``interrupted``), the hash of its whole command (``command_key``), its
-folder, and while it runs the child's pid. It is written atomically after every change.
-``OUT/.sweep.lock`` is held by the one runner working in ``OUT``. An earlier attempt's folder is
-moved to ``OUT/.superseded/`` before a run starts again, so each run folder holds one attempt and
-nothing earlier is overwritten (report readers skip hidden folders).
+"""The sweep folder's bookkeeping: ``OUT/sweep_state.json`` (each run's record by parameter key:
+status, ``command_key``, folder, the child's pid while it runs), the one runner's ``OUT/.sweep.lock``,
+and ``OUT/.superseded/``, where an earlier attempt's folder goes before a run starts again, so each
+run folder holds one attempt and nothing is overwritten (report readers skip hidden folders).
 """
 
 from __future__ import annotations
@@ -29,11 +25,7 @@ SUPERSEDED = ".superseded"
 
 
 def load_state(out: Path) -> dict[str, Any]:
-    """The state of the sweep in ``out`` (empty when there is none yet).
-
-    Raises:
-        SweepError: the file is not a state file (one line naming it).
-    """
+    """The state of the sweep in ``out`` (empty when there is none yet); a SweepError if corrupt."""
     path = out / STATE_FILE
     if not path.is_file():
         return {"runs": {}}
@@ -78,19 +70,15 @@ def set_aside(folder: Path, out: Path) -> Path | None:
     aside = out / SUPERSEDED
     aside.mkdir(exist_ok=True)
     n = 1
-    while (aside / f"{folder.name}.{n}").exists():
+    while (target := aside / f"{folder.name}.{n}").exists():
         n += 1
-    target = aside / f"{folder.name}.{n}"
     os.replace(folder, target)
     return target
 
 
 def refuse_live_runs(state: dict[str, Any], out: Path) -> None:
-    """A run recorded as running whose process still lives is never started a second time.
-
-    Raises:
-        SweepError: naming the run and its pid.
-    """
+    """A run recorded as running whose process still lives is never started a second time (a
+    SweepError naming the run and its pid)."""
     for record in state["runs"].values():
         pid, identity = record.get("pid"), record.get("pid_start")
         if (record.get("status") == "running" and isinstance(pid, int) and identity is not None
