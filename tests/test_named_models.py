@@ -1,4 +1,4 @@
-"""Pretrained models by name: ``list_models``, ``create_metric("compare2score")``, ``score --checkpoint
+"""Pretrained models by name: ``list_models``, ``create_metric("compare2score")``, ``score --export
 compare2score``, offline, from a hub cache laid out as huggingface_hub writes it, holding the tiny
 mPLUG-Owl2 in the release's folder layout and five anchor images."""
 

@@ -98,7 +98,7 @@ make quickstart   # the main job
 # a comment line
 python -m c2s_lightning fit --config a.yaml \\
     --config b.yaml  # needs a GPU
-python -m c2s_lightning anchors build --checkpoint EXPORT --print_config > bank.yaml
+python -m c2s_lightning anchors build --export EXPORT --print_config > bank.yaml
 python -m c2s_lightning anchors build --config bank.yaml
 python -m c2s_lightning sweep s.yaml  # needs GPUs
 hf download org/model  # needs the internet
@@ -114,7 +114,7 @@ c2s_lightning data inspect koniq10k data/koniq10k` checks it.
         ("syntax", "c2s-lightning X", 1),
         ("run", "make quickstart", 4),
         ("check", "python -m c2s_lightning fit --config a.yaml --config b.yaml", 6),
-        ("syntax", "python -m c2s_lightning anchors build --checkpoint EXPORT --print_config > bank.yaml", 8),
+        ("syntax", "python -m c2s_lightning anchors build --export EXPORT --print_config > bank.yaml", 8),
         ("syntax", "python -m c2s_lightning anchors build --config bank.yaml", 9),
         ("check", "python -m c2s_lightning sweep s.yaml", 10),
         ("check", "hf download org/model", 11),

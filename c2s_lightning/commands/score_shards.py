@@ -144,6 +144,7 @@ def score_sharded(ranks: Ranks, paths: Sequence[Path], out: Path | None, key: di
         return rows
     folder = parts_folder(out)
     check_parts(folder, key)  # on every rank, so that all stop together on a mismatch
+    ranks.barrier()  # every rank has looked before rank 0 writes the key (else one sees it half-made)
     if ranks.rank == 0 and not (folder / KEY_FILE).is_file():
         write_json(folder / KEY_FILE, key, indent=1)
     score_missing(ranks, folder, paths, score_chunk)

@@ -96,7 +96,7 @@ class AnchorBank:
         where = f"the anchor bank ({self.dataset}, {self.split})"
         if self.matrix is None:
             raise StaleAnchorBankError(f"{where} has no anchor matrix yet; compute it with "
-                                       "`python -m c2s_lightning anchors build --checkpoint ...` or --recompute-anchors")
+                                       "`python -m c2s_lightning anchors build --export ...` or --recompute-anchors")
         if self.model_fingerprint != str(model_fingerprint):
             recorded = (self.model_fingerprint or "none recorded")[:19]
             raise StaleAnchorBankError(f"{where} holds a matrix computed by another model ({recorded}, this "

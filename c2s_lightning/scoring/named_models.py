@@ -1,4 +1,4 @@
-"""Pretrained models by name (``create_metric("compare2score")``, ``score --checkpoint compare2score``).
+"""Pretrained models by name (``create_metric("compare2score")``, ``score --export compare2score``).
 
 A name stands for a model release on the Hugging Face hub plus the anchor images it scores
 against. The first use fetches both through ``huggingface_hub``'s own cache and assembles a
@@ -61,7 +61,7 @@ NAMED_MODELS = {
 
 
 def list_models() -> dict[str, NamedModel]:
-    """The pretrained models ``create_metric`` and ``score --checkpoint`` take by name."""
+    """The pretrained models ``create_metric`` and ``score --export`` take by name."""
     return dict(NAMED_MODELS)
 
 
