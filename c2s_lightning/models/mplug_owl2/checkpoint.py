@@ -167,14 +167,9 @@ def load_released_checkpoint(
         model = MPLUGOwl2ForCausalLM(config)
     check_state_dict(model, state_dict)
     model.load_state_dict(state_dict, strict=True, assign=True)
-    _rebuild_buffers(model, config)
-    model.config.dtype = dtype
-    return model.eval()
-
-
-def _rebuild_buffers(model: MPLUGOwl2ForCausalLM, config: MPLUGOwl2Config) -> None:
-    """Recompute the non-persistent buffers left on the meta device by the meta-device build."""
+    # The non-persistent buffers are not in the checkpoint: rebuild them off the meta device.
     abstractor = model.model.visual_abstractor
     abstractor.query_pos, abstractor.key_pos = abstractor.position_tables(config)
-    rotary = type(model.model.rotary_emb)(config=config)
-    model.model.rotary_emb = rotary
+    model.model.rotary_emb = type(model.model.rotary_emb)(config=config)
+    model.config.dtype = dtype
+    return model.eval()

@@ -90,17 +90,11 @@ class MPLUGOwl2Model(MPLUGOwl2PreTrainedModel):
         self.gradient_checkpointing = False
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.embed_tokens
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.embed_tokens = value
-
     def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Images ``(N, 3, H, W)`` -> visual tokens ``(N, queries + 1, hidden)`` for the decoder."""
         return self.visual_abstractor(self.vision_model(pixel_values))
 
-    def expand_inputs(self, input_ids, pixel_values, attention_mask=None, labels=None):
+    def expand_inputs(self, input_ids, pixel_values, attention_mask=None, labels=None, padding_side="right"):
         """Bring compact placeholders into the expanded layout (no-op when already expanded)."""
         num_images = 0 if pixel_values is None else pixel_values.shape[0]
         layout = placeholder_layout(
@@ -110,7 +104,7 @@ class MPLUGOwl2Model(MPLUGOwl2PreTrainedModel):
             return input_ids, attention_mask, labels
         return expand_image_placeholders(
             input_ids, self.config.num_visual_tokens, self.config.image_token_index,
-            attention_mask, labels, pad_token_id=self.config.pad_token_id or 0,
+            attention_mask, labels, pad_token_id=self.config.pad_token_id or 0, padding_side=padding_side,
         )
 
     def embed_inputs(self, input_ids, pixel_values=None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,6 +10,7 @@ consumed in order over the whole batch: row 0's placeholders left to right, then
 from __future__ import annotations
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from .configuration import IGNORE_INDEX
 
@@ -34,29 +35,6 @@ def placeholder_layout(
         f"were given: expected {num_images} (one per image) or {num_images * num_visual_tokens} "
         f"({num_visual_tokens} per image)"
     )
-
-
-def _expand_row(ids, mask, labels, num_visual_tokens, image_token_index):
-    is_image = ids == image_token_index
-    repeats = torch.where(is_image, num_visual_tokens, 1)
-    new_ids = ids.repeat_interleave(repeats)
-    new_mask = mask.repeat_interleave(repeats)
-    new_labels = None
-    if labels is not None:
-        new_labels = labels.masked_fill(is_image, IGNORE_INDEX).repeat_interleave(repeats)
-    return new_ids, new_mask, new_labels
-
-
-def pad_rows(rows: list[torch.Tensor], value: int, side: str = "right") -> torch.Tensor:
-    """Stack 1-D tensors into ``(len(rows), longest)``, filling with ``value`` on ``side``."""
-    length = max(len(row) for row in rows)
-    padded = rows[0].new_full((len(rows), length), value)
-    for index, row in enumerate(rows):
-        if side == "right":
-            padded[index, : len(row)] = row
-        else:
-            padded[index, length - len(row) :] = row
-    return padded
 
 
 def expand_image_placeholders(
@@ -91,17 +69,15 @@ def expand_image_placeholders(
         raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
-    rows = [
-        _expand_row(
-            input_ids[b], attention_mask[b], None if labels is None else labels[b],
-            num_visual_tokens, image_token_index,
-        )
-        for b in range(input_ids.shape[0])
-    ]
-    new_ids = pad_rows([r[0] for r in rows], pad_token_id, padding_side)
-    new_mask = pad_rows([r[1] for r in rows], 0, padding_side)
-    new_labels = None if labels is None else pad_rows([r[2] for r in rows], IGNORE_INDEX, padding_side)
-    return new_ids, new_mask, new_labels
+    is_image = input_ids == image_token_index
+    repeats = torch.where(is_image, num_visual_tokens, 1)
+
+    def expand(rows: torch.Tensor, value: int) -> torch.Tensor:
+        expanded = [row.repeat_interleave(count) for row, count in zip(rows, repeats)]
+        return pad_sequence(expanded, batch_first=True, padding_value=value, padding_side=padding_side)
+
+    new_labels = None if labels is None else expand(labels.masked_fill(is_image, IGNORE_INDEX), IGNORE_INDEX)
+    return expand(input_ids, pad_token_id), expand(attention_mask, 0), new_labels
 
 
 def merge_image_features(

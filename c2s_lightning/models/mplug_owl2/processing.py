@@ -7,11 +7,12 @@ from collections.abc import Sequence
 
 import torch
 from PIL import Image
+from torch.nn.utils.rnn import pad_sequence
 from transformers import BatchFeature, PreTrainedTokenizerBase
 
 from .configuration import IMAGE_TOKEN_INDEX, MPLUGOwl2Config
 from .image_processing import MPLUGOwl2ImageProcessor
-from .multimodal import expand_image_placeholders, pad_rows
+from .multimodal import expand_image_placeholders
 
 IMAGE_PLACEHOLDER = "<|image|>"
 
@@ -177,13 +178,15 @@ class MPLUGOwl2Processor:
         if count != len(images):
             raise ValueError(f"The prompts hold {count} {IMAGE_PLACEHOLDER} placeholders but {len(images)} images were given")
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        expanded = [
-            expand_image_placeholders(row[None], self.num_visual_tokens, self.image_token_index)
+        rows = [
+            expand_image_placeholders(row[None], self.num_visual_tokens, self.image_token_index)[0][0]
             for row in rows
         ]
-        input_ids = pad_rows([ids[0] for ids, _, _ in expanded], pad_id, padding_side)
-        attention_mask = pad_rows([mask[0] for _, mask, _ in expanded], 0, padding_side)
-        data = {"input_ids": input_ids, "attention_mask": attention_mask}
+        ones = [torch.ones_like(row) for row in rows]
+        data = {
+            "input_ids": pad_sequence(rows, batch_first=True, padding_value=pad_id, padding_side=padding_side),
+            "attention_mask": pad_sequence(ones, batch_first=True, padding_side=padding_side),
+        }
         if images:
             data["pixel_values"] = self.image_processor(images)
         return BatchFeature(data)
