@@ -21,7 +21,7 @@ from .configuration import (
     tiny_mplug_owl2_config,
 )
 from .folders import folder_format, load_folder
-from .image_processing import MPLUGOwl2ImageProcessor, expand_to_square
+from .image_processing import MPLUGOwl2ImageProcessor
 from .modeling import MPLUGOwl2Model, MPLUGOwl2PreTrainedModel
 from .multimodal import expand_image_placeholders
 from .processing import CHAT_TEMPLATE, IMAGE_PLACEHOLDER, MPLUGOwl2Processor, tokenizer_image_token

@@ -12,19 +12,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from c2s_lightning.data.images import mean_colour, pad_square
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-def expand_to_square(image: Image.Image, fill: tuple[int, ...]) -> Image.Image:
-    """Pad the shorter side symmetrically (extra pixel after) to a square filled with ``fill``."""
-    width, height = image.size
-    if width == height:
-        return image
-    side = max(width, height)
-    canvas = Image.new(image.mode, (side, side), fill)
-    canvas.paste(image, ((side - width) // 2, (side - height) // 2))
-    return canvas
 
 
 class MPLUGOwl2ImageProcessor:
@@ -49,11 +40,11 @@ class MPLUGOwl2ImageProcessor:
     @property
     def fill_colour(self) -> tuple[int, int, int]:
         """Padding colour: ``int(mean * 255)`` per channel (truncated, as released)."""
-        return tuple(int(value * 255) for value in self.image_mean)
+        return mean_colour(self.image_mean)
 
     def preprocess_one(self, image: Image.Image) -> torch.Tensor:
         """One image -> ``(3, size, size)``."""
-        image = expand_to_square(image.convert("RGB"), self.fill_colour)
+        image = pad_square(image.convert("RGB"), self.fill_colour)
         image = image.resize((self.image_size, self.image_size), Image.Resampling.BICUBIC)
         # Scale in float64 then cast, the order CLIPImageProcessor uses.
         array = (np.asarray(image, dtype=np.float64) * (1 / 255)).astype(np.float32)
