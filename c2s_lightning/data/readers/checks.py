@@ -1,10 +1,7 @@
 """Checks shared by the native readers: label files, label values, and the images they list.
 
-Every failure raises :class:`DatasetError` with a message that names the file and the row or field,
-so a user with a damaged download knows which line to look at. :func:`finish` decides every
-listed image's fate before any training: a label file must not list an image twice, name a path
-outside the dataset root (``..`` or an absolute path) or give a negative std; each image must exist
-and, under the default ``check_images="full"``, decode completely.
+Every failure raises :class:`DatasetError` naming the file and the row or field, so a user with a
+damaged download knows which line to look at. The rules: docs/data.md, "What is checked at read time".
 """
 
 from __future__ import annotations
@@ -86,20 +83,9 @@ def finish(
 ) -> list[IQARecord]:
     """Check the parsed rows and the images they list, returning the records.
 
-    Args:
-        rows: Parsed rows from a reader.
-        check_images: ``"full"`` (default; True means the same): each image must exist and decode
-            completely (``PIL.Image.load``, in parallel, remembered across runs; see
-            ``image_checks``). ``"header"``: PIL must read the header only (fast, but a file
-            cut short after its header passes). ``"none"`` (or False): paths are returned as
-            listed, untouched.
-        on_missing: ``"error"`` raises on the first listed image missing on disk; ``"skip"`` drops
-            it, counts it and logs it. Needs a look at the disk, so it works with any
-            ``check_images`` setting.
-        on_bad_image: ``"error"`` raises one error listing the images that cannot be read (the
-            first few by name and reason); ``"skip"`` leaves them out and logs a warning with
-            their number (and each one at INFO level).
-        source: The dataset root or list file, for messages and the decode cache.
+    ``check_images``, ``on_missing`` and ``on_bad_image`` are :func:`~c2s_lightning.data.datasets.read_dataset`'s
+    options; ``on_missing="skip"`` needs a look at the disk, so it works with any ``check_images``.
+    ``source`` is the dataset root or list file, for messages and the decode cache.
 
     Raises:
         DatasetError: A row names a path outside the root, repeats an image or has a negative

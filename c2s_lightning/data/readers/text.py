@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import statistics
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -126,11 +127,11 @@ def read_tid2013(root: Path) -> list[LabelRow]:
     return rows
 
 
-def read_csv(path: Path, required: Sequence[str], delimiter: str = ",") -> Iterator[tuple[str, dict]]:
+def read_csv(path: Path, required: Sequence[str]) -> Iterator[tuple[str, dict]]:
     """Rows of a headed CSV file as ``(where, row dict)``; raises if a required column is absent."""
     require_file(path)
     with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter)
+        reader = csv.DictReader(handle)
         found = [name.strip() for name in reader.fieldnames or ()]
         missing = [name for name in required if name not in found]
         if missing:
@@ -157,9 +158,7 @@ def _file_name(row: dict, key: str, where: str) -> str:
 
 
 def _zscore_slope(path: Path, mos: list[float], zscore: list[float]) -> float:
-    n = len(mos)
-    mean_m, mean_z = sum(mos) / max(n, 1), sum(zscore) / max(n, 1)
-    spread = sum((m - mean_m) ** 2 for m in mos)
-    if n < 2 or spread == 0:
-        raise DatasetError(f"{path}: cannot relate MOS_zscore to MOS (needs two or more distinct MOS)")
-    return sum((m - mean_m) * (z - mean_z) for m, z in zip(mos, zscore)) / spread
+    try:
+        return statistics.linear_regression(mos, zscore).slope
+    except statistics.StatisticsError:
+        raise DatasetError(f"{path}: cannot relate MOS_zscore to MOS (needs two or more distinct MOS)") from None
