@@ -19,8 +19,8 @@ from c2s_lightning.infra.input_files import not_regular_reason
 
 log = logging.getLogger(__name__)
 
-ON_MISSING = ("error", "skip")
-ON_BAD_IMAGE = ("error", "skip")
+ACTIONS = ("error", "skip")
+"""What ``on_missing`` and ``on_bad_image`` accept."""
 _SHOWN = 3
 """Bad files named in one error line; the rest are counted (and logged when skipped)."""
 
@@ -53,13 +53,8 @@ def require_file(path: Path, what: str = "label file") -> Path:
 
 
 def to_float(value: object, where: str, field: str) -> float:
-    """Parse one score-like cell; reject empty, non-numeric, NaN and infinite values.
-
-    Args:
-        value: The cell as read (str, int, float, numpy scalar or None).
-        where: File and row, used in the error message.
-        field: Column or variable name, used in the error message.
-    """
+    """Parse one score-like cell (str, int, float, numpy scalar or None); reject empty, non-numeric,
+    NaN and infinite values with an error naming ``where`` (file and row) and ``field``."""
     if hasattr(value, "item") and not isinstance(value, str):
         value = value.item()  # numpy scalars from .mat files: show 'nan', not 'np.float64(nan)'
     if isinstance(value, bool) or value is None or (isinstance(value, str) and not value.strip()):
@@ -92,8 +87,9 @@ def finish(
             std; an image is missing or unreadable; or nothing is left to read.
     """
     mode = check_mode(check_images)
-    _check_choice("on_missing", on_missing, ON_MISSING)
-    _check_choice("on_bad_image", on_bad_image, ON_BAD_IMAGE)
+    for option, value in (("on_missing", on_missing), ("on_bad_image", on_bad_image)):
+        if value not in ACTIONS:
+            raise ValueError(f"{option} must be one of {ACTIONS}, got {value!r}")
     rows = list(rows)
     if not rows:
         raise DatasetError(f"{source}: the label file(s) list no images")
@@ -188,11 +184,6 @@ def _drop_unreadable(found: list[tuple[LabelRow, Path]], mode: str, on_bad_image
     for line in listed:
         log.info("left out %s", line)
     return [(row, path) for row, path in found if path not in bad]
-
-
-def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{option} must be one of {choices}, got {value!r}")
 
 
 def _resolve(path: Path, listings: dict[Path, dict[str, str]]) -> Path | None:

@@ -12,16 +12,8 @@ from .checkpoint import (
     load_released_checkpoint,
     read_checkpoint_files,
 )
-from .configuration import (
-    IGNORE_INDEX,
-    IMAGE_TOKEN_INDEX,
-    AbstractorConfig,
-    MPLUGOwl2Config,
-    VisionConfig,
-    tiny_mplug_owl2_config,
-)
+from .configuration import IMAGE_TOKEN_INDEX, MPLUGOwl2Config, tiny_mplug_owl2_config
 from .folders import folder_format, load_folder
 from .image_processing import MPLUGOwl2ImageProcessor
-from .modeling import MPLUGOwl2Model, MPLUGOwl2PreTrainedModel
 from .multimodal import expand_image_placeholders
-from .processing import CHAT_TEMPLATE, IMAGE_PLACEHOLDER, MPLUGOwl2Processor, tokenizer_image_token
+from .processing import MPLUGOwl2Processor, tokenizer_image_token

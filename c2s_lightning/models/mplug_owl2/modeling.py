@@ -146,9 +146,6 @@ class MPLUGOwl2Model(MPLUGOwl2PreTrainedModel):
             use_cache: Create and fill a ``DynamicCache`` when ``cache`` is None.
             output_hidden_states: Return the input of every layer plus the final normed states.
             **kwargs: ``past_key_values`` is accepted as an alias of ``cache``.
-
-        Returns:
-            :class:`MPLUGOwl2ModelOutput`.
         """
         cache = kwargs.pop("past_key_values", cache)
         if (input_ids is None) == (inputs_embeds is None):
@@ -163,9 +160,8 @@ class MPLUGOwl2Model(MPLUGOwl2PreTrainedModel):
         hidden_states, all_hidden, cache = self._decode(
             inputs_embeds, modality_indicators, attention_mask, position_ids, cache, use_cache
         )
-        output_hidden_states = (
-            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        )
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         return MPLUGOwl2ModelOutput(
             last_hidden_state=hidden_states,
             **{CACHE_FIELD: cache},

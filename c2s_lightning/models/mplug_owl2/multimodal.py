@@ -46,21 +46,12 @@ def expand_image_placeholders(
     pad_token_id: int = 0,
     padding_side: str = "right",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Turn compact placeholders into runs of ``num_visual_tokens`` placeholders.
+    """Turn compact placeholders (one per image) into runs of ``num_visual_tokens`` placeholders.
 
-    Visual positions keep the mask value of their placeholder and get label ``-100``. Rows that end
-    up shorter than the longest are padded (id ``pad_token_id``, mask 0, label ``-100``) on
-    ``padding_side``. (The release instead prepends ones to the mask, which agrees with this for
-    right-padded batches only.)
-
-    Args:
-        input_ids: ``(batch, length)`` with one placeholder per image.
-        num_visual_tokens: Positions per image.
-        image_token_index: Placeholder id.
-        attention_mask: ``(batch, length)``; all ones when None.
-        labels: ``(batch, length)`` or None.
-        pad_token_id: Id written at new padding positions.
-        padding_side: ``"right"`` or ``"left"``.
+    Visual positions keep the mask value of their placeholder (the mask is all ones when None) and
+    get label ``-100``. Rows that end up shorter than the longest are padded (id ``pad_token_id``,
+    mask 0, label ``-100``) on ``padding_side``, ``"right"`` or ``"left"``. (The release instead
+    prepends ones to the mask, which agrees with this for right-padded batches only.)
 
     Returns:
         ``(input_ids, attention_mask, labels)`` in the expanded layout (labels None if not given).
@@ -83,16 +74,8 @@ def expand_image_placeholders(
 def merge_image_features(
     inputs_embeds: torch.Tensor, is_visual: torch.Tensor, image_features: torch.Tensor
 ) -> torch.Tensor:
-    """Write ``image_features`` ``(N, tokens, width)`` into the visual positions, in batch order.
-
-    Args:
-        inputs_embeds: ``(batch, length, width)`` text embeddings.
-        is_visual: ``(batch, length)`` boolean, ``N * tokens`` True entries.
-        image_features: Features of the N images.
-
-    Returns:
-        A new tensor; text positions are unchanged.
-    """
+    """Write the N images' features ``(N, tokens, width)`` into the ``N * tokens`` visual positions
+    (``is_visual``) of ``inputs_embeds``, in batch order; returns a new tensor."""
     features = image_features.reshape(-1, image_features.shape[-1]).to(inputs_embeds.dtype)
     if features.shape[0] != int(is_visual.sum()):
         raise ValueError(

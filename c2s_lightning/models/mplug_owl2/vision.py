@@ -61,8 +61,6 @@ class VisionAttention(nn.Module):
 
 
 class VisionMLP(nn.Module):
-    """fc1 -> activation -> fc2."""
-
     def __init__(self, config: MPLUGOwl2Config):
         super().__init__()
         vision = config.vision
