@@ -60,15 +60,10 @@ def tokenizer_image_token(
         tokenizer(chunk, add_special_tokens=add_special_tokens).input_ids if chunk else []
         for chunk in prompt.split(placeholder)
     ]
-    offset = 0
-    ids: list[int] = []
-    if chunks[0] and chunks[0][0] == tokenizer.bos_token_id:
-        offset = 1
-        ids.append(chunks[0][0])
-    for index, chunk in enumerate(chunks):
-        if index:
-            ids.append(image_token_index)
-        ids.extend(chunk[offset:])
+    offset = 1 if chunks[0] and chunks[0][0] == tokenizer.bos_token_id else 0
+    ids = list(chunks[0])
+    for chunk in chunks[1:]:
+        ids += [image_token_index, *chunk[offset:]]
     return ids
 
 
