@@ -6,6 +6,7 @@ size, scale to [0, 1], normalise with the CLIP mean and std.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,6 +19,7 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
+@dataclasses.dataclass(eq=False)  # hashable and compared by identity, like any processor
 class MPLUGOwl2ImageProcessor:
     """PIL images -> ``pixel_values`` ``(N, 3, size, size)`` float32.
 
@@ -27,15 +29,9 @@ class MPLUGOwl2ImageProcessor:
         image_std: Per-channel std.
     """
 
-    def __init__(
-        self,
-        image_size: int = 448,
-        image_mean: Sequence[float] = CLIP_MEAN,
-        image_std: Sequence[float] = CLIP_STD,
-    ):
-        self.image_size = image_size
-        self.image_mean = tuple(image_mean)
-        self.image_std = tuple(image_std)
+    image_size: int = 448
+    image_mean: Sequence[float] = CLIP_MEAN
+    image_std: Sequence[float] = CLIP_STD
 
     @property
     def fill_colour(self) -> tuple[int, int, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 
@@ -67,6 +68,7 @@ def tokenizer_image_token(
     return ids
 
 
+@dataclasses.dataclass(eq=False)  # hashable and compared by identity, like any processor
 class MPLUGOwl2Processor:
     """Turn prompts and images into model inputs.
 
@@ -84,19 +86,11 @@ class MPLUGOwl2Processor:
         chat_template: Jinja template rendering chat messages; default ``CHAT_TEMPLATE``.
     """
 
-    def __init__(
-        self,
-        tokenizer: PreTrainedTokenizerBase,
-        image_processor: MPLUGOwl2ImageProcessor | None = None,
-        num_visual_tokens: int = 65,
-        image_token_index: int = IMAGE_TOKEN_INDEX,
-        chat_template: str = CHAT_TEMPLATE,
-    ):
-        self.tokenizer = tokenizer
-        self.image_processor = image_processor or MPLUGOwl2ImageProcessor()
-        self.num_visual_tokens = num_visual_tokens
-        self.image_token_index = image_token_index
-        self.chat_template = chat_template
+    tokenizer: PreTrainedTokenizerBase
+    image_processor: MPLUGOwl2ImageProcessor = dataclasses.field(default_factory=MPLUGOwl2ImageProcessor)
+    num_visual_tokens: int = 65
+    image_token_index: int = IMAGE_TOKEN_INDEX
+    chat_template: str = CHAT_TEMPLATE
 
     @classmethod
     def for_config(cls, tokenizer: PreTrainedTokenizerBase, config: MPLUGOwl2Config):
