@@ -178,8 +178,7 @@ class MPLUGOwl2Model(MPLUGOwl2PreTrainedModel):
             cache = DynamicCache(config=self.config)
         if position_ids is None:
             start = cache.get_seq_length() if cache is not None else 0
-            position_ids = torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device) + start
-            position_ids = position_ids.unsqueeze(0)
+            position_ids = (torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device) + start)[None]
         mask = create_causal_mask(
             config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
             position_ids=position_ids, **{_MASK_CACHE_KEYWORD: cache},

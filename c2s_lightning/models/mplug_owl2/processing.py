@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 from PIL import Image
 from torch.nn.utils.rnn import pad_sequence
-from transformers import BatchFeature, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, BatchFeature, PreTrainedTokenizerBase
 
 from .configuration import IMAGE_TOKEN_INDEX, MPLUGOwl2Config
 from .image_processing import MPLUGOwl2ImageProcessor
@@ -105,8 +105,6 @@ class MPLUGOwl2Processor:
     @classmethod
     def from_folder(cls, folder: str, config: MPLUGOwl2Config):
         """The tokenizer saved in a checkpoint folder (``AutoTokenizer``) plus ``config``'s images."""
-        from transformers import AutoTokenizer
-
         return cls.for_config(AutoTokenizer.from_pretrained(folder), config)
 
     def save_pretrained(self, folder: str | os.PathLike) -> None:
