@@ -41,15 +41,14 @@ class LabelRow:
     allow_absolute: bool = False
 
 
-def require_file(path: Path, what: str = "label file") -> Path:
-    """Return ``path`` if it is a regular file, else raise naming it (a FIFO or device too:
-    reading one would block or never end)."""
+def require_file(path: Path, what: str = "label file") -> None:
+    """Raise naming ``path`` unless it is a regular file (a FIFO or device too: reading one would
+    block or never end)."""
     special = not_regular_reason(path)
     if special:
         raise DatasetError(f"{what} {special}")
     if not path.is_file():
         raise DatasetError(f"{path}: {what} not found")
-    return path
 
 
 def to_float(value: object, where: str, field: str) -> float:

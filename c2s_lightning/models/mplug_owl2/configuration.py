@@ -103,10 +103,8 @@ class MPLUGOwl2Config(LlamaConfig):
     image_token_index: int = IMAGE_TOKEN_INDEX
 
     def __post_init__(self, **kwargs):
-        self.vision_config = _checked_fields(VisionConfig, self.vision_config, "vision_config")
-        self.abstractor_config = _checked_fields(
-            AbstractorConfig, self.abstractor_config, "abstractor_config"
-        )
+        for name, cls in (("vision_config", VisionConfig), ("abstractor_config", AbstractorConfig)):
+            setattr(self, name, _checked_fields(cls, getattr(self, name), name))
         super().__post_init__(**kwargs)
         vision, abstractor = self.vision, self.abstractor
         if vision.image_size % vision.patch_size:
