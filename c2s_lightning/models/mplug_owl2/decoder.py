@@ -38,10 +38,9 @@ class ModalitySpecific(nn.Module):
         """``(batch, length, width)`` -> ``(batch, length, out width)``; ``modality`` 0 = text, 1 = visual."""
         is_visual = modality == VISUAL
         text_out = self.text(hidden_states[~is_visual])
-        visual_out = self.visual(hidden_states[is_visual])
         output = text_out.new_empty(*hidden_states.shape[:-1], text_out.shape[-1])
         output[~is_visual] = text_out
-        output[is_visual] = visual_out
+        output[is_visual] = self.visual(hidden_states[is_visual])
         return output
 
 

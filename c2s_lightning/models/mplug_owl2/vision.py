@@ -28,8 +28,7 @@ class VisionEmbeddings(nn.Module):
         self.pre_layernorm = nn.LayerNorm(width, eps=vision.layer_norm_eps)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        dtype = self.patch_embed.weight.dtype
-        patches = self.patch_embed(pixel_values.to(dtype)).flatten(2).transpose(1, 2)
+        patches = self.patch_embed(pixel_values.to(self.patch_embed.weight.dtype)).flatten(2).transpose(1, 2)
         cls = self.cls_token.expand(patches.shape[0], -1, -1)
         tokens = torch.cat([cls, patches], dim=1) + self.position_embedding
         return self.pre_layernorm(tokens)
