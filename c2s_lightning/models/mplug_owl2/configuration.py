@@ -134,16 +134,10 @@ class MPLUGOwl2Config(LlamaConfig):
 
 
 def tiny_mplug_owl2_config(**overrides) -> MPLUGOwl2Config:
-    """A small random-weight configuration for tests and the quickstart.
+    """A small random-weight configuration for tests and the quickstart; ``overrides`` replace its fields.
 
     Sizes equal those of the stored numerical reference (text 64 wide with 2 layers, vision 32 wide on
     32 px images with 8 px patches, 8 queries, so 9 visual tokens per image).
-
-    Args:
-        **overrides: Fields replacing the tiny defaults.
-
-    Returns:
-        The configuration.
     """
     fields = dict(
         vocab_size=200, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
