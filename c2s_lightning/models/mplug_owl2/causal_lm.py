@@ -37,7 +37,9 @@ class MPLUGOwl2ForCausalLM(MPLUGOwl2PreTrainedModel, GenerationMixin):
     ) -> MPLUGOwl2CausalLMOutput:
         """Logits for every position, and the shifted next-token loss when ``labels`` are given.
 
-        Args (the others as in :meth:`MPLUGOwl2Model.forward`):
+        The arguments not listed below are those of :meth:`MPLUGOwl2Model.forward`.
+
+        Args:
             labels: ``(batch, length)`` aligned with ``input_ids``; ``-100`` is ignored, and visual
                 positions are ignored automatically.
             logits_to_keep: If > 0, compute logits only for that many last positions; a 1-D
