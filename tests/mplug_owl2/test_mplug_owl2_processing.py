@@ -8,11 +8,11 @@ import torch
 from PIL import Image
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
+from c2s_lightning.data.images import pad_square as expand_to_square
 from c2s_lightning.models.mplug_owl2 import (
     IMAGE_TOKEN_INDEX as IMG,
     MPLUGOwl2ImageProcessor,
     MPLUGOwl2Processor,
-    expand_to_square,
     tokenizer_image_token,
 )
 

@@ -1,5 +1,6 @@
 """The native readers, one module per file-format family; :func:`~c2s_lightning.data.datasets.read_dataset`
-is their one entry point.
+is their one entry point. Each reader takes the dataset folder as distributed (its layout:
+``DATASETS[name].layout``, docs/data.md) and returns its rows for ``checks.finish`` to check.
 
 - ``mat``: MATLAB label files (LIVE Release 2, CLIVE).
 - ``sheet``: Excel workbooks (CSIQ, BID, SPAQ).

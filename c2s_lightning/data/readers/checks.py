@@ -1,10 +1,7 @@
 """Checks shared by the native readers: label files, label values, and the images they list.
 
-Every failure raises :class:`DatasetError` with a message that names the file and the row or field,
-so a user with a damaged download knows which line to look at. :func:`finish` decides every
-listed image's fate before any training: a label file must not list an image twice, name a path
-outside the dataset root (``..`` or an absolute path) or give a negative std; each image must exist
-and, under the default ``check_images="full"``, decode completely.
+Every failure raises :class:`DatasetError` naming the file and the row or field, so a user with a
+damaged download knows which line to look at. The rules: docs/data.md, "What is checked at read time".
 """
 
 from __future__ import annotations
@@ -22,8 +19,8 @@ from c2s_lightning.infra.input_files import not_regular_reason
 
 log = logging.getLogger(__name__)
 
-ON_MISSING = ("error", "skip")
-ON_BAD_IMAGE = ("error", "skip")
+ACTIONS = ("error", "skip")
+"""What ``on_missing`` and ``on_bad_image`` accept."""
 _SHOWN = 3
 """Bad files named in one error line; the rest are counted (and logged when skipped)."""
 
@@ -44,25 +41,19 @@ class LabelRow:
     allow_absolute: bool = False
 
 
-def require_file(path: Path, what: str = "label file") -> Path:
-    """Return ``path`` if it is a regular file, else raise naming it (a FIFO or device too:
-    reading one would block or never end)."""
+def require_file(path: Path, what: str = "label file") -> None:
+    """Raise naming ``path`` unless it is a regular file (a FIFO or device too: reading one would
+    block or never end)."""
     special = not_regular_reason(path)
     if special:
         raise DatasetError(f"{what} {special}")
     if not path.is_file():
         raise DatasetError(f"{path}: {what} not found")
-    return path
 
 
 def to_float(value: object, where: str, field: str) -> float:
-    """Parse one score-like cell; reject empty, non-numeric, NaN and infinite values.
-
-    Args:
-        value: The cell as read (str, int, float, numpy scalar or None).
-        where: File and row, used in the error message.
-        field: Column or variable name, used in the error message.
-    """
+    """Parse one score-like cell (str, int, float, numpy scalar or None); reject empty, non-numeric,
+    NaN and infinite values with an error naming ``where`` (file and row) and ``field``."""
     if hasattr(value, "item") and not isinstance(value, str):
         value = value.item()  # numpy scalars from .mat files: show 'nan', not 'np.float64(nan)'
     if isinstance(value, bool) or value is None or (isinstance(value, str) and not value.strip()):
@@ -86,28 +77,18 @@ def finish(
 ) -> list[IQARecord]:
     """Check the parsed rows and the images they list, returning the records.
 
-    Args:
-        rows: Parsed rows from a reader.
-        check_images: ``"full"`` (default; True means the same): each image must exist and decode
-            completely (``PIL.Image.load``, in parallel, remembered across runs; see
-            ``image_checks``). ``"header"``: PIL must read the header only (fast, but a file
-            cut short after its header passes). ``"none"`` (or False): paths are returned as
-            listed, untouched.
-        on_missing: ``"error"`` raises on the first listed image missing on disk; ``"skip"`` drops
-            it, counts it and logs it. Needs a look at the disk, so it works with any
-            ``check_images`` setting.
-        on_bad_image: ``"error"`` raises one error listing the images that cannot be read (the
-            first few by name and reason); ``"skip"`` leaves them out and logs a warning with
-            their number (and each one at INFO level).
-        source: The dataset root or list file, for messages and the decode cache.
+    ``check_images``, ``on_missing`` and ``on_bad_image`` are :func:`~c2s_lightning.data.datasets.read_dataset`'s
+    options; ``on_missing="skip"`` needs a look at the disk, so it works with any ``check_images``.
+    ``source`` is the dataset root or list file, for messages and the decode cache.
 
     Raises:
         DatasetError: A row names a path outside the root, repeats an image or has a negative
             std; an image is missing or unreadable; or nothing is left to read.
     """
     mode = check_mode(check_images)
-    _check_choice("on_missing", on_missing, ON_MISSING)
-    _check_choice("on_bad_image", on_bad_image, ON_BAD_IMAGE)
+    for option, value in (("on_missing", on_missing), ("on_bad_image", on_bad_image)):
+        if value not in ACTIONS:
+            raise ValueError(f"{option} must be one of {ACTIONS}, got {value!r}")
     rows = list(rows)
     if not rows:
         raise DatasetError(f"{source}: the label file(s) list no images")
@@ -202,11 +183,6 @@ def _drop_unreadable(found: list[tuple[LabelRow, Path]], mode: str, on_bad_image
     for line in listed:
         log.info("left out %s", line)
     return [(row, path) for row, path in found if path not in bad]
-
-
-def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{option} must be one of {choices}, got {value!r}")
 
 
 def _resolve(path: Path, listings: dict[Path, dict[str, str]]) -> Path | None:

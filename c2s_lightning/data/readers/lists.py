@@ -45,9 +45,8 @@ def read_list(list_file: Path, *, image_root: str | Path | None = None, dataset:
             raise DatasetError(f"{where}: field 'path' is {listed!r}, not a path")
         name = listed.strip().replace("\\", "/")
         score = to_float(_pick(item, SCORE_KEYS, where, "score"), where, "score")
-        std = item.get("std")
+        std, ref = item.get("std"), item.get("ref")
         std = None if std is None or std == "" else to_float(std, where, "std")
-        ref = item.get("ref")
         ref = None if ref is None or ref == "" else str(ref)
         rows.append(LabelRow(IQARecord(base / name, score, std, ref, dataset, name), where, allow_absolute))
     return rows

@@ -21,7 +21,6 @@ def read_live(root: Path, *, realigned: bool = True) -> list[LabelRow]:
     """LIVE Release 2: ``mos = 100 - dmos``, reference entries (``orgs == 1``) dropped.
 
     Args:
-        root: Folder holding the .mat files and the jp2k/ jpeg/ wn/ gblur/ fastfading/ folders.
         realigned: Use ``dmos_new`` and ``dmos_std`` from dmos_realigned.mat (the convention of the
             paper's split lists). False: raw ``dmos`` from dmos.mat, with no std.
     """
@@ -49,11 +48,7 @@ def read_live(root: Path, *, realigned: bool = True) -> list[LabelRow]:
 
 
 def read_clive(root: Path) -> list[LabelRow]:
-    """LIVE In the Wild (CLIVE): MOS 0-100 and std from Data/*.mat; training images t1..t7 dropped.
-
-    Args:
-        root: Folder holding Data/ (the three .mat files) and Images/.
-    """
+    """LIVE In the Wild (CLIVE): MOS 0-100 and std from Data/*.mat; training images t1..t7 dropped."""
     data = root / "Data"
     images = _strings(data / "AllImages_release.mat", "AllImages_release")
     count = len(images)

@@ -34,7 +34,6 @@ def read_csiq(root: Path, *, header_row: int = 4) -> list[LabelRow]:
     """CSIQ: ``mos = 1 - dmos``, ``std = dmos_std``, from csiq.DMOS.xlsx, sheet all_by_image.
 
     Args:
-        root: Folder holding csiq.DMOS.xlsx and dst_imgs/.
         header_row: 1-based row of the column names (row 4 in the distributed file).
     """
     path = root / "csiq.DMOS.xlsx"
@@ -65,7 +64,6 @@ def read_bid(root: Path, *, std_file: str | Path | bool | None = None) -> list[L
     an error naming it: a made-up constant would silently change its comparison levels.
 
     Args:
-        root: Folder holding DatabaseGrades.xlsx and ImageDatabase/.
         std_file: None (default): the shipped stds. A path: a list of ``path score std`` lines
             (tab or space separated, e.g. LIQE's bid_all.txt) used instead, matched on the file
             name. False: no std (every record's std is None; the pair sampler then uses its
@@ -106,7 +104,6 @@ def read_spaq(root: Path, *, image_dir: str = "TestImage") -> list[LabelRow]:
     """SPAQ: MOS 0-100 from the 'Image name' and 'MOS' columns of the annotation workbook; no std.
 
     Args:
-        root: Folder holding Annotations/ and the image folder.
         image_dir: Image folder under ``root`` (``TestImage`` in the release; set it for a resized copy).
     """
     path = root / SPAQ_LABELS

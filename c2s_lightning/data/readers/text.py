@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import statistics
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -16,11 +17,7 @@ KONIQ_SET_NAMES = ("training", "validation", "test")
 
 
 def read_kadid(root: Path) -> list[LabelRow]:
-    """KADID-10k: MOS 1-5 from dmos.csv (higher is better despite the name), ``std = sqrt(var)``.
-
-    Args:
-        root: Folder holding dmos.csv and images/.
-    """
+    """KADID-10k: MOS 1-5 from dmos.csv (higher is better despite the name), ``std = sqrt(var)``."""
     path = root / "dmos.csv"
     rows = []
     for where, row in read_csv(path, ("dist_img", "ref_img", "dmos", "var")):
@@ -38,7 +35,6 @@ def read_koniq(root: Path, *, scale: str = "mos", image_dir: str = "1024x768") -
     """KonIQ-10k from koniq10k_scores_and_distributions.csv.
 
     Args:
-        root: Folder holding the CSV files and the image folders.
         scale: ``"mos"``: MOS and SD on the 1-5 scale. ``"zscore"``: MOS_zscore (0-100) with SD
             multiplied by the least-squares slope of MOS_zscore on MOS over the whole file (about
             27.8 on the release), so that std and mos stay on one scale.
@@ -65,7 +61,6 @@ def koniq_official_sets(root: str | Path, image_dir: str = "1024x768",
     """KonIQ-10k's official split from koniq10k_distributions_sets.csv.
 
     Args:
-        root: The KonIQ-10k folder.
         image_dir: Image folder used in the returned names, as in :func:`read_koniq`.
         sets_file: The sets file when it is not ``root/koniq10k_distributions_sets.csv``.
 
@@ -85,7 +80,6 @@ def read_agiqa(root: Path, *, image_dir: str = "") -> list[LabelRow]:
     """AGIQA-3K: ``mos_quality`` and ``std_quality`` (about 0-5) from data.csv.
 
     Args:
-        root: Folder holding data.csv.
         image_dir: Folder of the images under ``root``; empty: the images lie beside data.csv.
     """
     path = root / "data.csv"
@@ -104,9 +98,6 @@ def read_tid2013(root: Path) -> list[LabelRow]:
 
     Names keep the case of the label file (some read ``i01_..``); the image check finds the file
     whatever its case on disk. ``ref`` is the upper-cased content prefix, e.g. ``"I01"``.
-
-    Args:
-        root: Folder holding the two text files and distorted_images/.
     """
     names_path, std_path = root / "mos_with_names.txt", root / "mos_std.txt"
     labelled = list(_text_lines(names_path))
@@ -126,11 +117,11 @@ def read_tid2013(root: Path) -> list[LabelRow]:
     return rows
 
 
-def read_csv(path: Path, required: Sequence[str], delimiter: str = ",") -> Iterator[tuple[str, dict]]:
+def read_csv(path: Path, required: Sequence[str]) -> Iterator[tuple[str, dict]]:
     """Rows of a headed CSV file as ``(where, row dict)``; raises if a required column is absent."""
     require_file(path)
     with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle, delimiter=delimiter)
+        reader = csv.DictReader(handle)
         found = [name.strip() for name in reader.fieldnames or ()]
         missing = [name for name in required if name not in found]
         if missing:
@@ -157,9 +148,7 @@ def _file_name(row: dict, key: str, where: str) -> str:
 
 
 def _zscore_slope(path: Path, mos: list[float], zscore: list[float]) -> float:
-    n = len(mos)
-    mean_m, mean_z = sum(mos) / max(n, 1), sum(zscore) / max(n, 1)
-    spread = sum((m - mean_m) ** 2 for m in mos)
-    if n < 2 or spread == 0:
-        raise DatasetError(f"{path}: cannot relate MOS_zscore to MOS (needs two or more distinct MOS)")
-    return sum((m - mean_m) * (z - mean_z) for m, z in zip(mos, zscore)) / spread
+    try:
+        return statistics.linear_regression(mos, zscore).slope
+    except statistics.StatisticsError:
+        raise DatasetError(f"{path}: cannot relate MOS_zscore to MOS (needs two or more distinct MOS)") from None

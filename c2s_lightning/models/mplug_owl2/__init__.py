@@ -12,43 +12,8 @@ from .checkpoint import (
     load_released_checkpoint,
     read_checkpoint_files,
 )
-from .configuration import (
-    IGNORE_INDEX,
-    IMAGE_TOKEN_INDEX,
-    AbstractorConfig,
-    MPLUGOwl2Config,
-    VisionConfig,
-    tiny_mplug_owl2_config,
-)
+from .configuration import IMAGE_TOKEN_INDEX, MPLUGOwl2Config, tiny_mplug_owl2_config
 from .folders import folder_format, load_folder
-from .image_processing import MPLUGOwl2ImageProcessor, expand_to_square
-from .modeling import MPLUGOwl2Model, MPLUGOwl2PreTrainedModel
+from .image_processing import MPLUGOwl2ImageProcessor
 from .multimodal import expand_image_placeholders
-from .processing import CHAT_TEMPLATE, IMAGE_PLACEHOLDER, MPLUGOwl2Processor, tokenizer_image_token
-
-__all__ = [
-    "CHAT_TEMPLATE",
-    "IGNORE_INDEX",
-    "IMAGE_PLACEHOLDER",
-    "IMAGE_TOKEN_INDEX",
-    "AbstractorConfig",
-    "CheckpointError",
-    "MPLUGOwl2Config",
-    "MPLUGOwl2ForCausalLM",
-    "MPLUGOwl2ImageProcessor",
-    "MPLUGOwl2Model",
-    "MPLUGOwl2PreTrainedModel",
-    "MPLUGOwl2Processor",
-    "VisionConfig",
-    "config_from_released",
-    "convert_released_state_dict",
-    "expand_image_placeholders",
-    "expand_to_square",
-    "folder_format",
-    "load_folder",
-    "load_released_checkpoint",
-    "lora_target_modules",
-    "read_checkpoint_files",
-    "tiny_mplug_owl2_config",
-    "tokenizer_image_token",
-]
+from .processing import MPLUGOwl2Processor, tokenizer_image_token

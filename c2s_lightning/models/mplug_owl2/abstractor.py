@@ -28,22 +28,6 @@ def sincos_table_1d(width: int, positions: np.ndarray) -> np.ndarray:
     return np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
 
 
-def query_position_table(width: int, num_queries: int) -> torch.Tensor:
-    """``(num_queries, width)`` 1-D table of the query index."""
-    return torch.from_numpy(sincos_table_1d(width, np.arange(num_queries, dtype=np.float32))).float()
-
-
-def key_position_table(width: int, grid_size: int) -> torch.Tensor:
-    """``(1 + grid**2, width)``: a zero row for CLS, then per patch (row-major) the column table
-    in the first half of the channels and the row table in the second half."""
-    columns, rows = np.meshgrid(np.arange(grid_size, dtype=np.float32), np.arange(grid_size, dtype=np.float32))
-    table = np.concatenate(
-        [sincos_table_1d(width // 2, columns), sincos_table_1d(width // 2, rows)], axis=1
-    )
-    table = np.concatenate([np.zeros((1, width), dtype=np.float32), table], axis=0)
-    return torch.from_numpy(table).float()
-
-
 class AbstractorAttention(nn.Module):
     """Multi-head attention of the queries over ``[queries; vision tokens]``, with position tables
     added to the queries and keys (not the values)."""
@@ -146,16 +130,6 @@ class AbstractorLayer(GradientCheckpointingLayer):
         return self.crossattention(queries, image_tokens, query_pos, key_pos)
 
 
-class AbstractorEncoder(nn.Module):
-    """The stack of abstractor layers."""
-
-    def __init__(self, config: MPLUGOwl2Config):
-        super().__init__()
-        self.layers = nn.ModuleList(
-            AbstractorLayer(config) for _ in range(config.abstractor.num_hidden_layers)
-        )
-
-
 class MPLUGOwl2VisualAbstractor(nn.Module):
     """Vision tokens ``(N, 1 + grid**2, vision width)`` -> ``(N, queries + 1, text width)``."""
 
@@ -164,20 +138,30 @@ class MPLUGOwl2VisualAbstractor(nn.Module):
         settings = config.abstractor
         width = settings.hidden_size
         self.query_embeds = nn.Parameter(torch.zeros(1, settings.num_learnable_queries, width))
-        self.encoder = AbstractorEncoder(config)
+        # A container only for the released names ``encoder.layers.{i}``.
+        layers = nn.ModuleList(AbstractorLayer(config) for _ in range(settings.num_hidden_layers))
+        self.encoder = nn.ModuleDict({"layers": layers})
         self.visual_fc = nn.Linear(width, config.hidden_size)
         self.vit_eos = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
-        self.register_buffer("query_pos", self.position_tables(config)[0], persistent=False)
-        self.register_buffer("key_pos", self.position_tables(config)[1], persistent=False)
+        query_pos, key_pos = self.position_tables(config)
+        self.register_buffer("query_pos", query_pos, persistent=False)
+        self.register_buffer("key_pos", key_pos, persistent=False)
 
     @staticmethod
     def position_tables(config: MPLUGOwl2Config) -> tuple[torch.Tensor, torch.Tensor]:
-        """The fixed (query, key) position tables for ``config``."""
+        """The fixed (query, key) position tables for ``config``.
+
+        Query: ``(queries, width)``, the 1-D table of the query index. Key: ``(1 + grid**2, width)``,
+        a zero row for CLS, then per patch (row-major) the column table in the first half of the
+        channels and the row table in the second half.
+        """
         settings = config.abstractor
-        return (
-            query_position_table(settings.hidden_size, settings.num_learnable_queries),
-            key_position_table(settings.hidden_size, settings.grid_size),
-        )
+        width, grid = settings.hidden_size, np.arange(settings.grid_size, dtype=np.float32)
+        query = sincos_table_1d(width, np.arange(settings.num_learnable_queries, dtype=np.float32))
+        columns, rows = np.meshgrid(grid, grid)
+        key = np.concatenate([sincos_table_1d(width // 2, columns), sincos_table_1d(width // 2, rows)], axis=1)
+        key = np.concatenate([np.zeros((1, width), dtype=np.float32), key], axis=0)
+        return torch.from_numpy(query).float(), torch.from_numpy(key).float()
 
     def forward(self, image_tokens: torch.Tensor) -> torch.Tensor:
         queries = self.query_embeds.expand(image_tokens.shape[0], -1, -1)

@@ -21,30 +21,16 @@ def attend(
     scaling: float,
     dropout: float = 0.0,
 ) -> torch.Tensor:
-    """Run the configured attention kernel.
+    """Run the configured attention kernel; returns the context ``(batch, q_len, heads, head_dim)``.
 
-    Args:
-        module: The calling block; must carry ``config`` (for ``_attn_implementation``),
-            ``is_causal`` and ``num_key_value_groups``.
-        query: ``(batch, heads, q_len, head_dim)``.
-        key: ``(batch, kv_heads, kv_len, head_dim)``.
-        value: ``(batch, kv_heads, kv_len, head_dim)``.
-        attention_mask: Additive float or boolean mask broadcastable to the scores, or None.
-        scaling: Factor applied to ``q @ k^T``.
-        dropout: Attention-probability dropout, applied only in training mode.
-
-    Returns:
-        The context, ``(batch, q_len, heads, head_dim)``.
+    ``module`` is the calling block, carrying ``config`` (for ``_attn_implementation``), ``is_causal``
+    and ``num_key_value_groups``. ``query`` is ``(batch, heads, q_len, head_dim)``, ``key`` and
+    ``value`` are ``(batch, kv_heads, kv_len, head_dim)``; ``attention_mask`` is an additive float or
+    boolean mask broadcastable to the scores, or None; ``dropout`` applies in training mode only.
     """
     implementation = module.config._attn_implementation or "eager"
     interface = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
     output, _ = interface(
-        module,
-        query,
-        key,
-        value,
-        attention_mask,
-        dropout=dropout if module.training else 0.0,
-        scaling=scaling,
+        module, query, key, value, attention_mask, dropout=dropout if module.training else 0.0, scaling=scaling
     )
     return output

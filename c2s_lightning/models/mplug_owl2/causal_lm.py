@@ -8,7 +8,6 @@ from transformers import GenerationMixin
 from transformers.cache_utils import Cache
 
 from .configuration import MPLUGOwl2Config
-from .multimodal import expand_image_placeholders
 from .modeling import CACHE_FIELD, MPLUGOwl2CausalLMOutput, MPLUGOwl2Model, MPLUGOwl2PreTrainedModel
 
 
@@ -20,18 +19,6 @@ class MPLUGOwl2ForCausalLM(MPLUGOwl2PreTrainedModel, GenerationMixin):
         self.model = MPLUGOwl2Model(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.model.embed_tokens
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.model.embed_tokens = value
-
-    def get_output_embeddings(self) -> nn.Linear:
-        return self.lm_head
-
-    def set_output_embeddings(self, value: nn.Linear) -> None:
-        self.lm_head = value
 
     def forward(
         self,
@@ -50,19 +37,11 @@ class MPLUGOwl2ForCausalLM(MPLUGOwl2PreTrainedModel, GenerationMixin):
     ) -> MPLUGOwl2CausalLMOutput:
         """Logits for every position, and the shifted next-token loss when ``labels`` are given.
 
+        The arguments not listed below are those of :meth:`MPLUGOwl2Model.forward`.
+
         Args:
-            input_ids: ``(batch, length)`` ids with image placeholders, compact (one per image) or
-                expanded (``config.num_visual_tokens`` per image).
-            pixel_values: ``(num_images, 3, H, W)`` in placeholder order over the batch.
-            attention_mask: ``(batch, length)``, 1 = attend.
             labels: ``(batch, length)`` aligned with ``input_ids``; ``-100`` is ignored, and visual
                 positions are ignored automatically.
-            position_ids: See :meth:`MPLUGOwl2Model.forward`.
-            cache: A ``transformers`` cache for incremental decoding.
-            inputs_embeds: Instead of ``input_ids`` (with ``modality_indicators``).
-            modality_indicators: ``(batch, length)`` 0 text / 1 visual, only with ``inputs_embeds``.
-            use_cache: Return a filled cache.
-            output_hidden_states: Also return per-layer hidden states.
             logits_to_keep: If > 0, compute logits only for that many last positions; a 1-D
                 tensor keeps those sequence positions (of the expanded layout), in its order.
             **kwargs: ``num_items_in_batch`` for the loss; ``past_key_values`` alias of ``cache``.
@@ -113,13 +92,10 @@ class MPLUGOwl2ForCausalLM(MPLUGOwl2PreTrainedModel, GenerationMixin):
 
         Batched prompts whose expanded lengths differ are left-padded here, as generation needs.
         """
-        if input_ids is not None and pixel_values is not None:
-            num_images = pixel_values.shape[0]
-            if int((input_ids == self.config.image_token_index).sum()) == num_images:
-                input_ids, attention_mask, _ = expand_image_placeholders(
-                    input_ids, self.config.num_visual_tokens, self.config.image_token_index,
-                    attention_mask, pad_token_id=self.config.pad_token_id or 0, padding_side="left",
-                )
+        if input_ids is not None:
+            input_ids, attention_mask, _ = self.model.expand_inputs(
+                input_ids, pixel_values, attention_mask, padding_side="left"
+            )
         return super().generate(
             input_ids=input_ids, pixel_values=pixel_values, attention_mask=attention_mask, **kwargs
         )

@@ -69,13 +69,6 @@ def _read_shard(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _check_position_table(key: str, tensor: torch.Tensor, config: MPLUGOwl2Config) -> None:
-    query_pos, key_pos = MPLUGOwl2VisualAbstractor.position_tables(config)
-    expected = query_pos if _POSITION.match(key).group(1) == "q" else key_pos
-    if tensor.shape != expected.shape or (tensor.float() - expected).abs().max() > _POSITION_TOLERANCE:
-        raise CheckpointError(f"{key} differs from the fixed sin-cos table this port computes")
-
-
 def convert_released_state_dict(
     state_dict: dict[str, torch.Tensor], config: MPLUGOwl2Config
 ) -> dict[str, torch.Tensor]:
@@ -85,12 +78,16 @@ def convert_released_state_dict(
     conversions write is dropped; the abstractor's stored position tables are checked against the
     recomputed ones, then dropped. Every other key keeps its name.
     """
+    query_pos, key_pos = MPLUGOwl2VisualAbstractor.position_tables(config)
     converted = {}
     for key, tensor in state_dict.items():
         if _ROTARY.match(key):
             continue
-        if _POSITION.match(key):
-            _check_position_table(key, tensor, config)
+        position = _POSITION.match(key)
+        if position:
+            expected = query_pos if position.group(1) == "q" else key_pos
+            if tensor.shape != expected.shape or (tensor.float() - expected).abs().max() > _POSITION_TOLERANCE:
+                raise CheckpointError(f"{key} differs from the fixed sin-cos table this port computes")
             continue
         branch = _BRANCH.match(key)
         if branch:
@@ -167,14 +164,9 @@ def load_released_checkpoint(
         model = MPLUGOwl2ForCausalLM(config)
     check_state_dict(model, state_dict)
     model.load_state_dict(state_dict, strict=True, assign=True)
-    _rebuild_buffers(model, config)
-    model.config.dtype = dtype
-    return model.eval()
-
-
-def _rebuild_buffers(model: MPLUGOwl2ForCausalLM, config: MPLUGOwl2Config) -> None:
-    """Recompute the non-persistent buffers left on the meta device by the meta-device build."""
+    # The non-persistent buffers are not in the checkpoint: rebuild them off the meta device.
     abstractor = model.model.visual_abstractor
     abstractor.query_pos, abstractor.key_pos = abstractor.position_tables(config)
-    rotary = type(model.model.rotary_emb)(config=config)
-    model.model.rotary_emb = rotary
+    model.model.rotary_emb = type(model.model.rotary_emb)(config=config)
+    model.config.dtype = dtype
+    return model.eval()

@@ -103,10 +103,8 @@ class MPLUGOwl2Config(LlamaConfig):
     image_token_index: int = IMAGE_TOKEN_INDEX
 
     def __post_init__(self, **kwargs):
-        self.vision_config = _checked_fields(VisionConfig, self.vision_config, "vision_config")
-        self.abstractor_config = _checked_fields(
-            AbstractorConfig, self.abstractor_config, "abstractor_config"
-        )
+        for name, cls in (("vision_config", VisionConfig), ("abstractor_config", AbstractorConfig)):
+            setattr(self, name, _checked_fields(cls, getattr(self, name), name))
         super().__post_init__(**kwargs)
         vision, abstractor = self.vision, self.abstractor
         if vision.image_size % vision.patch_size:
@@ -136,30 +134,15 @@ class MPLUGOwl2Config(LlamaConfig):
 
 
 def tiny_mplug_owl2_config(**overrides) -> MPLUGOwl2Config:
-    """A small random-weight configuration for tests and the quickstart.
+    """A small random-weight configuration for tests and the quickstart; ``overrides`` replace its fields.
 
     Sizes equal those of the stored numerical reference (text 64 wide with 2 layers, vision 32 wide on
     32 px images with 8 px patches, 8 queries, so 9 visual tokens per image).
-
-    Args:
-        **overrides: Fields replacing the tiny defaults.
-
-    Returns:
-        The configuration.
     """
     fields = dict(
-        vocab_size=200,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=256,
-        rms_norm_eps=1e-6,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-        use_cache=False,
+        vocab_size=200, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=4, max_position_embeddings=256, rms_norm_eps=1e-6,
+        pad_token_id=0, bos_token_id=1, eos_token_id=2, use_cache=False,
         vision_config=dict(
             hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
             image_size=32, patch_size=8,

@@ -8,6 +8,7 @@ modules that reuse ``LlamaRMSNorm``, ``LlamaMLP`` and ``apply_rotary_pos_emb``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import nn
@@ -34,26 +35,13 @@ class ModalitySpecific(nn.Module):
         self.visual = factory()
 
     def forward(self, hidden_states: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
-        """Apply per position.
-
-        Args:
-            hidden_states: ``(batch, length, width)``.
-            modality: ``(batch, length)`` integer, 0 = text, 1 = visual.
-
-        Returns:
-            ``(batch, length, out width)``.
-        """
+        """``(batch, length, width)`` -> ``(batch, length, out width)``; ``modality`` 0 = text, 1 = visual."""
         is_visual = modality == VISUAL
         text_out = self.text(hidden_states[~is_visual])
-        visual_out = self.visual(hidden_states[is_visual])
         output = text_out.new_empty(*hidden_states.shape[:-1], text_out.shape[-1])
         output[~is_visual] = text_out
-        output[is_visual] = visual_out
+        output[is_visual] = self.visual(hidden_states[is_visual])
         return output
-
-
-def _linear(in_features: int, out_features: int, bias: bool) -> Callable[[], nn.Linear]:
-    return lambda: nn.Linear(in_features, out_features, bias=bias)
 
 
 class MPLUGOwl2Attention(nn.Module):
@@ -71,8 +59,8 @@ class MPLUGOwl2Attention(nn.Module):
         width, bias = config.hidden_size, config.attention_bias
         kv_width = config.num_key_value_heads * self.head_dim
         self.q_proj = nn.Linear(width, config.num_attention_heads * self.head_dim, bias=bias)
-        self.k_proj = ModalitySpecific(_linear(width, kv_width, bias))
-        self.v_proj = ModalitySpecific(_linear(width, kv_width, bias))
+        self.k_proj = ModalitySpecific(partial(nn.Linear, width, kv_width, bias=bias))
+        self.v_proj = ModalitySpecific(partial(nn.Linear, width, kv_width, bias=bias))
         self.o_proj = nn.Linear(config.num_attention_heads * self.head_dim, width, bias=bias)
 
     def forward(
@@ -105,8 +93,8 @@ class MPLUGOwl2DecoderLayer(GradientCheckpointingLayer):
         width, eps = config.hidden_size, config.rms_norm_eps
         self.self_attn = MPLUGOwl2Attention(config, layer_idx)
         self.mlp = LlamaMLP(config)
-        self.input_layernorm = ModalitySpecific(lambda: LlamaRMSNorm(width, eps=eps))
-        self.post_attention_layernorm = ModalitySpecific(lambda: LlamaRMSNorm(width, eps=eps))
+        self.input_layernorm = ModalitySpecific(partial(LlamaRMSNorm, width, eps=eps))
+        self.post_attention_layernorm = ModalitySpecific(partial(LlamaRMSNorm, width, eps=eps))
 
     def forward(
         self,

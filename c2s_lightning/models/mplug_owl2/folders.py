@@ -58,15 +58,10 @@ def load_folder(
     dtype: torch.dtype = torch.float32,
     attn_implementation: str | None = None,
 ) -> tuple[MPLUGOwl2ForCausalLM, MPLUGOwl2Processor]:
-    """Load a released or native folder with the tokenizer saved in it.
+    """Load a released or native folder (see ``folder_format``) with the tokenizer saved in it.
 
-    Args:
-        path: The folder (see ``folder_format``).
-        dtype: Dtype of the floating-point weights.
-        attn_implementation: ``"sdpa"`` (default) or ``"eager"``.
-
-    Returns:
-        ``(model in eval mode, processor)``.
+    ``dtype`` is that of the floating-point weights; ``attn_implementation`` ``"sdpa"`` (default) or
+    ``"eager"``. Returns ``(model in eval mode, processor)``.
 
     Raises:
         ValueError: ``path`` is not an mPLUG-Owl2 folder.

@@ -6,27 +6,20 @@ size, scale to [0, 1], normalise with the CLIP mean and std.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
+from c2s_lightning.data.images import mean_colour, pad_square
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-def expand_to_square(image: Image.Image, fill: tuple[int, ...]) -> Image.Image:
-    """Pad the shorter side symmetrically (extra pixel after) to a square filled with ``fill``."""
-    width, height = image.size
-    if width == height:
-        return image
-    side = max(width, height)
-    canvas = Image.new(image.mode, (side, side), fill)
-    canvas.paste(image, ((side - width) // 2, (side - height) // 2))
-    return canvas
-
-
+@dataclasses.dataclass(eq=False)  # hashable and compared by identity, like any processor
 class MPLUGOwl2ImageProcessor:
     """PIL images -> ``pixel_values`` ``(N, 3, size, size)`` float32.
 
@@ -36,24 +29,18 @@ class MPLUGOwl2ImageProcessor:
         image_std: Per-channel std.
     """
 
-    def __init__(
-        self,
-        image_size: int = 448,
-        image_mean: Sequence[float] = CLIP_MEAN,
-        image_std: Sequence[float] = CLIP_STD,
-    ):
-        self.image_size = image_size
-        self.image_mean = tuple(image_mean)
-        self.image_std = tuple(image_std)
+    image_size: int = 448
+    image_mean: Sequence[float] = CLIP_MEAN
+    image_std: Sequence[float] = CLIP_STD
 
     @property
     def fill_colour(self) -> tuple[int, int, int]:
         """Padding colour: ``int(mean * 255)`` per channel (truncated, as released)."""
-        return tuple(int(value * 255) for value in self.image_mean)
+        return mean_colour(self.image_mean)
 
     def preprocess_one(self, image: Image.Image) -> torch.Tensor:
         """One image -> ``(3, size, size)``."""
-        image = expand_to_square(image.convert("RGB"), self.fill_colour)
+        image = pad_square(image.convert("RGB"), self.fill_colour)
         image = image.resize((self.image_size, self.image_size), Image.Resampling.BICUBIC)
         # Scale in float64 then cast, the order CLIPImageProcessor uses.
         array = (np.asarray(image, dtype=np.float64) * (1 / 255)).astype(np.float32)

@@ -90,17 +90,11 @@ class MPLUGOwl2Model(MPLUGOwl2PreTrainedModel):
         self.gradient_checkpointing = False
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.embed_tokens
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.embed_tokens = value
-
     def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Images ``(N, 3, H, W)`` -> visual tokens ``(N, queries + 1, hidden)`` for the decoder."""
         return self.visual_abstractor(self.vision_model(pixel_values))
 
-    def expand_inputs(self, input_ids, pixel_values, attention_mask=None, labels=None):
+    def expand_inputs(self, input_ids, pixel_values, attention_mask=None, labels=None, padding_side="right"):
         """Bring compact placeholders into the expanded layout (no-op when already expanded)."""
         num_images = 0 if pixel_values is None else pixel_values.shape[0]
         layout = placeholder_layout(
@@ -110,7 +104,7 @@ class MPLUGOwl2Model(MPLUGOwl2PreTrainedModel):
             return input_ids, attention_mask, labels
         return expand_image_placeholders(
             input_ids, self.config.num_visual_tokens, self.config.image_token_index,
-            attention_mask, labels, pad_token_id=self.config.pad_token_id or 0,
+            attention_mask, labels, pad_token_id=self.config.pad_token_id or 0, padding_side=padding_side,
         )
 
     def embed_inputs(self, input_ids, pixel_values=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -152,9 +146,6 @@ class MPLUGOwl2Model(MPLUGOwl2PreTrainedModel):
             use_cache: Create and fill a ``DynamicCache`` when ``cache`` is None.
             output_hidden_states: Return the input of every layer plus the final normed states.
             **kwargs: ``past_key_values`` is accepted as an alias of ``cache``.
-
-        Returns:
-            :class:`MPLUGOwl2ModelOutput`.
         """
         cache = kwargs.pop("past_key_values", cache)
         if (input_ids is None) == (inputs_embeds is None):
@@ -169,9 +160,8 @@ class MPLUGOwl2Model(MPLUGOwl2PreTrainedModel):
         hidden_states, all_hidden, cache = self._decode(
             inputs_embeds, modality_indicators, attention_mask, position_ids, cache, use_cache
         )
-        output_hidden_states = (
-            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        )
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         return MPLUGOwl2ModelOutput(
             last_hidden_state=hidden_states,
             **{CACHE_FIELD: cache},
@@ -188,8 +178,7 @@ class MPLUGOwl2Model(MPLUGOwl2PreTrainedModel):
             cache = DynamicCache(config=self.config)
         if position_ids is None:
             start = cache.get_seq_length() if cache is not None else 0
-            position_ids = torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device) + start
-            position_ids = position_ids.unsqueeze(0)
+            position_ids = (torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device) + start)[None]
         mask = create_causal_mask(
             config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
             position_ids=position_ids, **{_MASK_CACHE_KEYWORD: cache},

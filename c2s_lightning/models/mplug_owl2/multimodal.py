@@ -10,6 +10,7 @@ consumed in order over the whole batch: row 0's placeholders left to right, then
 from __future__ import annotations
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from .configuration import IGNORE_INDEX
 
@@ -36,29 +37,6 @@ def placeholder_layout(
     )
 
 
-def _expand_row(ids, mask, labels, num_visual_tokens, image_token_index):
-    is_image = ids == image_token_index
-    repeats = torch.where(is_image, num_visual_tokens, 1)
-    new_ids = ids.repeat_interleave(repeats)
-    new_mask = mask.repeat_interleave(repeats)
-    new_labels = None
-    if labels is not None:
-        new_labels = labels.masked_fill(is_image, IGNORE_INDEX).repeat_interleave(repeats)
-    return new_ids, new_mask, new_labels
-
-
-def pad_rows(rows: list[torch.Tensor], value: int, side: str = "right") -> torch.Tensor:
-    """Stack 1-D tensors into ``(len(rows), longest)``, filling with ``value`` on ``side``."""
-    length = max(len(row) for row in rows)
-    padded = rows[0].new_full((len(rows), length), value)
-    for index, row in enumerate(rows):
-        if side == "right":
-            padded[index, : len(row)] = row
-        else:
-            padded[index, length - len(row) :] = row
-    return padded
-
-
 def expand_image_placeholders(
     input_ids: torch.Tensor,
     num_visual_tokens: int,
@@ -68,21 +46,12 @@ def expand_image_placeholders(
     pad_token_id: int = 0,
     padding_side: str = "right",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Turn compact placeholders into runs of ``num_visual_tokens`` placeholders.
+    """Turn compact placeholders (one per image) into runs of ``num_visual_tokens`` placeholders.
 
-    Visual positions keep the mask value of their placeholder and get label ``-100``. Rows that end
-    up shorter than the longest are padded (id ``pad_token_id``, mask 0, label ``-100``) on
-    ``padding_side``. (The release instead prepends ones to the mask, which agrees with this for
-    right-padded batches only.)
-
-    Args:
-        input_ids: ``(batch, length)`` with one placeholder per image.
-        num_visual_tokens: Positions per image.
-        image_token_index: Placeholder id.
-        attention_mask: ``(batch, length)``; all ones when None.
-        labels: ``(batch, length)`` or None.
-        pad_token_id: Id written at new padding positions.
-        padding_side: ``"right"`` or ``"left"``.
+    Visual positions keep the mask value of their placeholder (the mask is all ones when None) and
+    get label ``-100``. Rows that end up shorter than the longest are padded (id ``pad_token_id``,
+    mask 0, label ``-100``) on ``padding_side``, ``"right"`` or ``"left"``. (The release instead
+    prepends ones to the mask, which agrees with this for right-padded batches only.)
 
     Returns:
         ``(input_ids, attention_mask, labels)`` in the expanded layout (labels None if not given).
@@ -91,32 +60,22 @@ def expand_image_placeholders(
         raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
-    rows = [
-        _expand_row(
-            input_ids[b], attention_mask[b], None if labels is None else labels[b],
-            num_visual_tokens, image_token_index,
-        )
-        for b in range(input_ids.shape[0])
-    ]
-    new_ids = pad_rows([r[0] for r in rows], pad_token_id, padding_side)
-    new_mask = pad_rows([r[1] for r in rows], 0, padding_side)
-    new_labels = None if labels is None else pad_rows([r[2] for r in rows], IGNORE_INDEX, padding_side)
-    return new_ids, new_mask, new_labels
+    is_image = input_ids == image_token_index
+    repeats = torch.where(is_image, num_visual_tokens, 1)
+
+    def expand(rows: torch.Tensor, value: int) -> torch.Tensor:
+        expanded = [row.repeat_interleave(count) for row, count in zip(rows, repeats)]
+        return pad_sequence(expanded, batch_first=True, padding_value=value, padding_side=padding_side)
+
+    new_labels = None if labels is None else expand(labels.masked_fill(is_image, IGNORE_INDEX), IGNORE_INDEX)
+    return expand(input_ids, pad_token_id), expand(attention_mask, 0), new_labels
 
 
 def merge_image_features(
     inputs_embeds: torch.Tensor, is_visual: torch.Tensor, image_features: torch.Tensor
 ) -> torch.Tensor:
-    """Write ``image_features`` ``(N, tokens, width)`` into the visual positions, in batch order.
-
-    Args:
-        inputs_embeds: ``(batch, length, width)`` text embeddings.
-        is_visual: ``(batch, length)`` boolean, ``N * tokens`` True entries.
-        image_features: Features of the N images.
-
-    Returns:
-        A new tensor; text positions are unchanged.
-    """
+    """Write the N images' features ``(N, tokens, width)`` into the ``N * tokens`` visual positions
+    (``is_visual``) of ``inputs_embeds``, in batch order; returns a new tensor."""
     features = image_features.reshape(-1, image_features.shape[-1]).to(inputs_embeds.dtype)
     if features.shape[0] != int(is_visual.sum()):
         raise ValueError(

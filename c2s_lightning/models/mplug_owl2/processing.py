@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 
 import torch
 from PIL import Image
-from transformers import BatchFeature, PreTrainedTokenizerBase
+from torch.nn.utils.rnn import pad_sequence
+from transformers import AutoTokenizer, BatchFeature, PreTrainedTokenizerBase
 
 from .configuration import IMAGE_TOKEN_INDEX, MPLUGOwl2Config
 from .image_processing import MPLUGOwl2ImageProcessor
-from .multimodal import expand_image_placeholders, pad_rows
+from .multimodal import expand_image_placeholders
 
 IMAGE_PLACEHOLDER = "<|image|>"
 
@@ -59,18 +61,14 @@ def tokenizer_image_token(
         tokenizer(chunk, add_special_tokens=add_special_tokens).input_ids if chunk else []
         for chunk in prompt.split(placeholder)
     ]
-    offset = 0
-    ids: list[int] = []
-    if chunks[0] and chunks[0][0] == tokenizer.bos_token_id:
-        offset = 1
-        ids.append(chunks[0][0])
-    for index, chunk in enumerate(chunks):
-        if index:
-            ids.append(image_token_index)
-        ids.extend(chunk[offset:])
+    offset = 1 if chunks[0] and chunks[0][0] == tokenizer.bos_token_id else 0
+    ids = list(chunks[0])
+    for chunk in chunks[1:]:
+        ids += [image_token_index, *chunk[offset:]]
     return ids
 
 
+@dataclasses.dataclass(eq=False)  # hashable and compared by identity, like any processor
 class MPLUGOwl2Processor:
     """Turn prompts and images into model inputs.
 
@@ -88,19 +86,11 @@ class MPLUGOwl2Processor:
         chat_template: Jinja template rendering chat messages; default ``CHAT_TEMPLATE``.
     """
 
-    def __init__(
-        self,
-        tokenizer: PreTrainedTokenizerBase,
-        image_processor: MPLUGOwl2ImageProcessor | None = None,
-        num_visual_tokens: int = 65,
-        image_token_index: int = IMAGE_TOKEN_INDEX,
-        chat_template: str = CHAT_TEMPLATE,
-    ):
-        self.tokenizer = tokenizer
-        self.image_processor = image_processor or MPLUGOwl2ImageProcessor()
-        self.num_visual_tokens = num_visual_tokens
-        self.image_token_index = image_token_index
-        self.chat_template = chat_template
+    tokenizer: PreTrainedTokenizerBase
+    image_processor: MPLUGOwl2ImageProcessor = dataclasses.field(default_factory=MPLUGOwl2ImageProcessor)
+    num_visual_tokens: int = 65
+    image_token_index: int = IMAGE_TOKEN_INDEX
+    chat_template: str = CHAT_TEMPLATE
 
     @classmethod
     def for_config(cls, tokenizer: PreTrainedTokenizerBase, config: MPLUGOwl2Config):
@@ -115,8 +105,6 @@ class MPLUGOwl2Processor:
     @classmethod
     def from_folder(cls, folder: str, config: MPLUGOwl2Config):
         """The tokenizer saved in a checkpoint folder (``AutoTokenizer``) plus ``config``'s images."""
-        from transformers import AutoTokenizer
-
         return cls.for_config(AutoTokenizer.from_pretrained(folder), config)
 
     def save_pretrained(self, folder: str | os.PathLike) -> None:
@@ -177,13 +165,15 @@ class MPLUGOwl2Processor:
         if count != len(images):
             raise ValueError(f"The prompts hold {count} {IMAGE_PLACEHOLDER} placeholders but {len(images)} images were given")
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        expanded = [
-            expand_image_placeholders(row[None], self.num_visual_tokens, self.image_token_index)
+        rows = [
+            expand_image_placeholders(row[None], self.num_visual_tokens, self.image_token_index)[0][0]
             for row in rows
         ]
-        input_ids = pad_rows([ids[0] for ids, _, _ in expanded], pad_id, padding_side)
-        attention_mask = pad_rows([mask[0] for _, mask, _ in expanded], 0, padding_side)
-        data = {"input_ids": input_ids, "attention_mask": attention_mask}
+        ones = [torch.ones_like(row) for row in rows]
+        data = {
+            "input_ids": pad_sequence(rows, batch_first=True, padding_value=pad_id, padding_side=padding_side),
+            "attention_mask": pad_sequence(ones, batch_first=True, padding_side=padding_side),
+        }
         if images:
             data["pixel_values"] = self.image_processor(images)
         return BatchFeature(data)

@@ -28,8 +28,7 @@ class VisionEmbeddings(nn.Module):
         self.pre_layernorm = nn.LayerNorm(width, eps=vision.layer_norm_eps)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        dtype = self.patch_embed.weight.dtype
-        patches = self.patch_embed(pixel_values.to(dtype)).flatten(2).transpose(1, 2)
+        patches = self.patch_embed(pixel_values.to(self.patch_embed.weight.dtype)).flatten(2).transpose(1, 2)
         cls = self.cls_token.expand(patches.shape[0], -1, -1)
         tokens = torch.cat([cls, patches], dim=1) + self.position_embedding
         return self.pre_layernorm(tokens)
@@ -61,8 +60,6 @@ class VisionAttention(nn.Module):
 
 
 class VisionMLP(nn.Module):
-    """fc1 -> activation -> fc2."""
-
     def __init__(self, config: MPLUGOwl2Config):
         super().__init__()
         vision = config.vision
@@ -90,32 +87,20 @@ class VisionLayer(GradientCheckpointingLayer):
         return hidden_states + self.mlp(self.post_attention_layernorm(hidden_states))
 
 
-class VisionEncoder(nn.Module):
-    """The stack of vision blocks."""
-
-    def __init__(self, config: MPLUGOwl2Config):
-        super().__init__()
-        self.layers = nn.ModuleList(
-            VisionLayer(config) for _ in range(config.vision.num_hidden_layers)
-        )
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            hidden_states = layer(hidden_states)
-        return hidden_states
-
-
 class MPLUGOwl2VisionModel(nn.Module):
     """Images ``(N, 3, H, W)`` -> tokens ``(N, 1 + grid**2, vision width)`` after ``post_layernorm``."""
 
     def __init__(self, config: MPLUGOwl2Config):
         super().__init__()
         self.embeddings = VisionEmbeddings(config)
-        self.encoder = VisionEncoder(config)
-        self.post_layernorm = nn.LayerNorm(
-            config.vision.hidden_size, eps=config.vision.layer_norm_eps
-        )
+        # A container only for the released names ``encoder.layers.{i}``.
+        layers = nn.ModuleList(VisionLayer(config) for _ in range(config.vision.num_hidden_layers))
+        self.encoder = nn.ModuleDict({"layers": layers})
+        self.post_layernorm = nn.LayerNorm(config.vision.hidden_size, eps=config.vision.layer_norm_eps)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Encode images; all tokens (CLS and patches) are returned, as the abstractor reads them all."""
-        return self.post_layernorm(self.encoder(self.embeddings(pixel_values)))
+        hidden_states = self.embeddings(pixel_values)
+        for layer in self.encoder.layers:
+            hidden_states = layer(hidden_states)
+        return self.post_layernorm(hidden_states)
