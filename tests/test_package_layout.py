@@ -106,16 +106,9 @@ def test_the_top_level_holds_entry_points_only_and_every_folder_is_a_layer():
     assert folders <= set(LAYERS)
 
 
-# 13,075 lines before the package was sorted into layers; each feature since adds what it costs, so that
-# growth is a decision, not drift.
-LINE_BUDGET = (13_075
-               + 53     # reports that say what happened (failed runs, computed vs reused, progress), CSV runs
-               + 175    # one model fingerprint over the whole export, anchor image digests, the pad colour
-               + 32     # score/evaluate --dtype auto: bfloat16 on a CUDA GPU that supports it
-               + 65     # models/hf_versions.py and the mPLUG-Owl2 cache names: right on transformers 5.17
-               + 150    # equal forwards on every rank, FSDP2 sharding (lockstep.py, prefix_cache.py, sharding.py)
-               + 500    # named models, line progress off a terminal, the kept fit help, no abbreviations
-               + 345)   # inputs never overwritten, special files and YAML bombs refused, checks before loading
+# Issue 21: the package stays within the 13.1k lines it had before it was sorted into layers, features of
+# issues 22-24 included (12,900 after they were paid for by trimming). Raising this is a decision, not drift.
+LINE_BUDGET = 13_100
 
 
 def test_the_package_stays_within_its_line_budget():
