@@ -11,11 +11,7 @@ from PIL import Image
 
 import c2s_lightning
 from c2s_lightning.cli import main
-from c2s_lightning.data.records import IQARecord
-from c2s_lightning.models.backbones import build_backbone
-from c2s_lightning.models.export import export_pretrained
-from c2s_lightning.models.protocol import ComparisonProtocol, image_preprocessing
-from c2s_lightning.scoring.bank import AnchorBank
+from tiny_scorer import pool_bank, tiny_export
 
 NINE = {"live", "csiq", "kadid10k", "bid", "clive", "koniq10k", "tid2013", "spaq", "agiqa3k"}
 
@@ -24,17 +20,8 @@ NINE = {"live", "csiq", "kadid10k", "bid", "clive", "koniq10k", "tid2013", "spaq
 def export(tmp_path_factory):
     """A complete scorer folder: a tiny export plus its own anchor bank with a computed matrix."""
     tmp = tmp_path_factory.mktemp("metric")
-    backbone = build_backbone("tiny-llava", seed=5)
-    out = export_pretrained(backbone, out_dir=tmp / "export",
-                            protocol=ComparisonProtocol.for_backbone(backbone, image_preprocessing(True)))
-    rng = np.random.default_rng(1)
-    records = []
-    for i in range(10):
-        path = tmp / "pool" / f"a{i}.png"
-        path.parent.mkdir(exist_ok=True)
-        Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(path)
-        records.append(IQARecord(path=path, mos=float(i), std=0.5, ref=None, dataset="pool"))
-    bank = AnchorBank.from_records(records, dataset="pool", split="all images")
+    out = tiny_export(tmp)
+    bank = pool_bank(tmp)
     from c2s_lightning.scoring.from_export import load_scorer
 
     load_scorer(out, bank, device="cpu", cache=False).anchor_block()

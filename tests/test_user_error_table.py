@@ -9,39 +9,23 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from c2s_lightning.cli import main
-from c2s_lightning.data.records import IQARecord
-from c2s_lightning.models.backbones import build_backbone
-from c2s_lightning.models.export import export_pretrained
-from c2s_lightning.models.protocol import ComparisonProtocol, image_preprocessing
-from c2s_lightning.scoring.bank import AnchorBank
+from c2s_lightning.models.protocol import ComparisonProtocol
+from tiny_scorer import png, pool_bank, tiny_export
 
 BOMB = "\n".join([f"a0: &a0 [{', '.join(['lol'] * 9)}]"]
                  + [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]) + "\n"
 """Billion laughs: nine levels of nine aliases, 9^9 (~387 million) strings once expanded."""
 
 
-def png(path: Path, seed: int, size=(24, 32)) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """An export with its own bank, a separate bank, images to score, and broken variants."""
     tmp = tmp_path_factory.mktemp("mistakes")
-    backbone = build_backbone("tiny-llava", seed=5)
-    export = export_pretrained(backbone, out_dir=tmp / "export",
-                               protocol=ComparisonProtocol.for_backbone(backbone, image_preprocessing(True)))
-    records = [IQARecord(path=png(tmp / "pool" / f"a{i}.png", i), mos=float(i), std=0.5, ref=None, dataset="pool")
-               for i in range(10)]
-    bank = AnchorBank.from_records(records, dataset="pool", split="all images")
+    export = tiny_export(tmp)
+    bank = pool_bank(tmp)
     bank.set_matrix([[0.5] * 5] * 5, ComparisonProtocol.load(export).model_fingerprint,
                     ComparisonProtocol.load(export).image_preprocessing)
     bank.save(export / "anchors.json")
