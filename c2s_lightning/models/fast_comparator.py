@@ -26,7 +26,7 @@ from transformers.cache_utils import DynamicCache, DynamicLayer
 from c2s_lightning.models.backbones import Backbone
 from c2s_lightning.models.comparator import Comparator, comparison_query, evaluating
 from c2s_lightning.models.encoding import batch_to
-from c2s_lightning.models.hf_versions import cache_argument, image_inputs
+from c2s_lightning.models.hf_versions import cache_argument, image_inputs, image_token_id
 from c2s_lightning.models.lockstep import agreed_count, repeat_text_forward, stand_in
 
 FAST_FAMILIES = ("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "idefics3")
@@ -194,9 +194,7 @@ class FastComparator(Comparator):
             return self._templates[key]
         encoded = self.backbone.encoder.encode_query([comparison_query(pair[0].image, pair[1].image)])
         ids = encoded["input_ids"]
-        config = self.backbone.model.config
-        token = getattr(config, "image_token_id", None) or getattr(config, "image_token_index", None)
-        where = (ids[0] == token).nonzero().flatten()
+        where = (ids[0] == image_token_id(self.backbone.model.config)).nonzero().flatten()
         k_first, k_second = pair[0].signature[0], pair[1].signature[0]
         if len(where) != k_first + k_second or int(encoded["query_positions"][0]) != ids.shape[1] - 1:
             raise RuntimeError(f"{self.model_id}: the pair's image tokens ({len(where)}) do not match its "

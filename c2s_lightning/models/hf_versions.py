@@ -29,6 +29,12 @@ def cache_argument(model) -> str:
     return "cache" if "cache" in forward_parameters(model) else "past_key_values"
 
 
+def image_token_id(config) -> int | None:
+    """The id of the image placeholder token: ``image_token_id``, or ``image_token_index`` on a config that
+    has only that name (LLaVA's configs answer to both)."""
+    return getattr(config, "image_token_id", None) or getattr(config, "image_token_index", None)
+
+
 def image_inputs(model, ids: torch.Tensor, features: list[torch.Tensor]) -> dict:
     """Forward arguments for ``ids`` [rows, L] whose image tokens take ``features`` (one [k, hidden]
     per image, in token order): ``mm_encoder_outputs`` where declared (5.2x), else ``inputs_embeds``
@@ -36,7 +42,7 @@ def image_inputs(model, ids: torch.Tensor, features: list[torch.Tensor]) -> dict
     if "mm_encoder_outputs" in forward_parameters(model):
         return {"input_ids": ids, "mm_encoder_outputs": {"image": BaseModelOutputWithPooling(pooler_output=features)}}
     _note_embedding_path()
-    token = getattr(model.config, "image_token_id", None) or getattr(model.config, "image_token_index", None)
+    token = image_token_id(model.config)
     embeds = model.get_input_embeddings()(ids)
     slots, rows = (ids == token).unsqueeze(-1), torch.cat(features).to(embeds.device, embeds.dtype)
     if int(slots.sum()) != rows.shape[0]:
