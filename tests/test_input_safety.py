@@ -28,7 +28,8 @@ from c2s_lightning.infra.user_errors import is_user_error, one_line
 from c2s_lightning.infra.yaml_files import AliasBombError, safe_load
 from c2s_lightning.scoring.bank import AnchorBank
 
-from test_user_error_table import BOMB, png, world  # noqa: F401  (fixture)
+from test_user_error_table import BOMB, world  # noqa: F401  (fixture)
+from tiny_scorer import png
 
 
 @contextlib.contextmanager
@@ -55,6 +56,14 @@ def test_a_yaml_bomb_fails_in_a_second_and_ordinary_aliases_still_load():
         safe_load("a: &x [1, *x]\n")
     text = "base: &base {lr: 0.1, layers: [1, 2]}\nsmall: *base\nlarge: {<<: *base, lr: 0.2}\n"
     assert safe_load(text) == yaml.safe_load(text)  # the reference loader on a harmless document
+
+
+def test_a_run_folder_whose_config_is_a_yaml_bomb_is_refused_by_the_report_reader(tmp_path):
+    from c2s_lightning.reporting.runs import load_run
+
+    (tmp_path / "config.yaml").write_text(BOMB)  # report walks the config into dotted keys
+    with deadline(60), pytest.raises(AliasBombError):
+        load_run(tmp_path)
 
 
 def test_special_files_are_refused_by_readers_and_scored_as_error_rows(world, tmp_path, capsys):  # noqa: F811

@@ -12,10 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from c2s_lightning.infra.config_keys import flatten
 from c2s_lightning.infra.run_files import CSV_FOLDER, METRICS_FILE, STATUS_FILE, SWEEP_STATE
+from c2s_lightning.infra.yaml_files import safe_load
 from c2s_lightning.reporting.online import ONLINE_PATH, read_online_run
 
 # Config keys that differ between runs without saying anything about the experiment.
@@ -115,7 +114,7 @@ def load_run(source: Path | str, status: str | None = None) -> ReportRun:
         name = config.get("trainer.logger.init_args.name") or run_id
         return ReportRun(str(name), source, None, config, {}, metrics, online_status)
     config_file, params_file = source / "config.yaml", source / "params.json"
-    config = flatten(yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
+    config = flatten(safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
     params = json.loads(params_file.read_text()) if params_file.is_file() else {}
     name = config.get("trainer.logger.init_args.name") or source.name
     return ReportRun(str(name), str(source), source, config, params, read_metrics(source),
